@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (the main job on the embedded default) and
+# `make test`. Both do their own set-up through .ci/setup, idempotently.
+VENV ?= .venv
+export VENV
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup run test unit lint bench dist clean
+
+setup:
+	@./.ci/setup
+
+run: setup
+	@./examples/quickstart.sh
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check installer controlplane nodeimage tests bench
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) -m bench.apiserver
+
+dist: setup
+	$(VENV)/bin/pyinstaller --noconfirm build.spec
+
+clean:
+	rm -rf build dist .pytest_cache

@@ -1,0 +1,1 @@
+"""The `dvp` command line: one click group whose subcommands load on first use."""

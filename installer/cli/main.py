@@ -1,0 +1,65 @@
+"""Entry point of the `dvp` executable.
+
+Subcommands live next to the code they drive (the API server's command in
+`controlplane.embedded`, the agent's in `controlplane.nodehandler`, ...). They are imported
+only when invoked, so `dvp --version` and `dvp --help` stay fast in the single binary.
+To add a command, add one line to `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from controlplane.common.version import __version__
+
+# name -> (module, attribute, one-line help shown by `dvp --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand runs."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module, attr, _ = self._lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command), f"{module}.{attr} is not a click command"
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in sorted(self._lazy.items())]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items())]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dvp")
+def cli() -> None:
+    """dvp: install and run the Deckhouse Virtualization Platform on bare-metal hosts.
+
+    `dvp install` puts the platform on hosts; `dvp server` is its embedded control plane,
+    serving the virtualization.deckhouse.io/v1alpha2 API that kubectl talks to.
+    """
+
+
+def main() -> None:
+    cli(prog_name="dvp")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
