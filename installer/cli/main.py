@@ -18,6 +18,7 @@ from controlplane.common.version import __version__
 
 # name -> (module, attribute, one-line help shown by `dvp --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "server": ("controlplane.embedded.cmd", "server", "Run the embedded control plane (API server, DVCR, controllers)."),
 }
 
 

@@ -1,0 +1,1 @@
+"""The platform's control plane: API server, CRDs, controllers, DVCR, node handler, `dvp v`."""

@@ -1,0 +1,1 @@
+"""The virtualization.deckhouse.io API: CRD manifests and typed helpers (phases, conditions)."""

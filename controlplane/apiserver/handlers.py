@@ -1,0 +1,248 @@
+"""HTTP handlers of the resource API: decode the request, call `ApiService`, encode the
+answer (JSON object, JSON list built from stored bytes without re-encoding, or a Table
+for kubectl), and stream watches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from controlplane.apiserver import errors, tables
+from controlplane.apiserver.resources import ResourceInfo
+from controlplane.apiserver.routing import Target
+from controlplane.apiserver.selectors import FieldSelector, LabelSelector
+from controlplane.apiserver.service import ApiService, DeleteOptions
+from controlplane.apiserver.storage import Stored
+from controlplane.apiserver.watch import WatchHub
+
+JSON = "application/json"
+BOOKMARK_INTERVAL = 10.0
+DEFAULT_WATCH_TIMEOUT = 1800
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=data, status=status, content_type=JSON)
+
+
+def error_response(exc: errors.ApiError) -> web.Response:
+    return json_response(exc.to_status(), exc.code)
+
+
+async def read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    ctype = request.content_type
+    try:
+        if "yaml" in ctype and "apply-patch" not in ctype:
+            return yaml.safe_load(raw)
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise errors.bad_request(f"the body of the request could not be decoded as {ctype or 'JSON'}: {exc}") from exc
+
+
+def present(info: ResourceInfo, stored: Stored) -> bytes:
+    """The object's bytes as the requested version shows them."""
+    if info.is_storage_version:
+        return stored.raw
+    obj = stored.copy()
+    obj["apiVersion"] = info.api_version
+    return orjson.dumps(obj)
+
+
+def _obj_view(info: ResourceInfo, stored: Stored) -> dict[str, Any]:
+    if info.is_storage_version:
+        return stored.obj
+    obj = stored.copy()
+    obj["apiVersion"] = info.api_version
+    return obj
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    value = request.query.get(name, "")
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise errors.bad_request(f"invalid value for {name}: {value!r}") from exc
+
+
+class ResourceHandlers:
+    def __init__(self, service: ApiService, hub: WatchHub) -> None:
+        self.service = service
+        self.hub = hub
+
+    def _selectors(self, info: ResourceInfo, request: web.Request) -> tuple[LabelSelector | None, FieldSelector | None]:
+        label = request.query.get("labelSelector", "")
+        field = request.query.get("fieldSelector", "")
+        return (LabelSelector(label) if label else None,
+                FieldSelector(field, info.field_labels) if field else None)
+
+    async def handle(self, request: web.Request, info: ResourceInfo, target: Target) -> web.StreamResponse:
+        method = request.method
+        dry_run = request.query.get("dryRun") == "All"
+        accept = request.headers.get("Accept", "")
+        if target.subresource and target.subresource not in ("status",) and not (
+                target.subresource == "finalize" and info.kind == "Namespace"):
+            raise errors.not_found(f"{info.plural}/{target.subresource}", info.group, target.name)
+        if target.subresource == "status" and not info.has_status:
+            raise errors.not_found(f"{info.plural}/status", info.group, target.name)
+        sub = "" if target.subresource == "finalize" else target.subresource
+        ns = target.namespace
+        if not target.name:
+            if method == "GET":
+                if request.query.get("watch") in ("true", "1"):
+                    return await self.watch(request, info, ns)
+                return self.list(request, info, ns, accept)
+            if method == "POST":
+                stored = await self.service.create(info, ns, await read_body(request), dry_run=dry_run)
+                return json_response(present(info, stored), 201)
+            if method == "DELETE":
+                return await self.delete_collection(request, info, ns)
+            raise errors.method_not_allowed(method, info.plural)
+        if method == "GET":
+            stored = self.service.get(info, ns, target.name)
+            if tables.wants_table(accept):
+                return json_response(tables.table(info, [_obj_view(info, stored)], version=tables.table_version(accept),
+                                                  include=request.query.get("includeObject", "Metadata"),
+                                                  list_meta={"resourceVersion": str(stored.rv)}))
+            return json_response(present(info, stored))
+        if method == "PUT":
+            stored = await self.service.update(info, ns, target.name, await read_body(request), subresource=sub,
+                                               dry_run=dry_run)
+            return json_response(present(info, stored))
+        if method == "PATCH":
+            stored = await self.service.patch(info, ns, target.name, request.content_type, await read_body(request),
+                                              subresource=sub, dry_run=dry_run)
+            return json_response(present(info, stored))
+        if method == "DELETE":
+            options = await self._delete_options(request)
+            stored, removed = await self.service.delete(info, ns, target.name, options)
+            if removed:
+                meta = stored.obj.get("metadata") or {}
+                return json_response(errors.success_status(target.name, info.group, info.plural, meta.get("uid", "")))
+            return json_response(present(info, stored))
+        raise errors.method_not_allowed(method, info.plural)
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        body = await read_body(request) if request.can_read_body else None
+        body = body if isinstance(body, dict) else {}
+        pre = body.get("preconditions") or {}
+        policy = body.get("propagationPolicy") or request.query.get("propagationPolicy") or ""
+        orphan = body.get("orphanDependents")
+        if orphan is None and "orphanDependents" in request.query:
+            orphan = request.query["orphanDependents"] == "true"
+        if not policy:
+            policy = "Orphan" if orphan else "Background"
+        if policy not in ("Orphan", "Background", "Foreground"):
+            raise errors.bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                                     '"Foreground", "Background", "Orphan"')
+        dry = body.get("dryRun") == ["All"] or request.query.get("dryRun") == "All"
+        return DeleteOptions(policy, pre.get("uid"), pre.get("resourceVersion"), dry)
+
+    def list(self, request: web.Request, info: ResourceInfo, ns: str, accept: str) -> web.Response:
+        labels, fields = self._selectors(info, request)
+        result = self.service.list(info, ns, labels=labels, fields=fields, limit=_int_param(request, "limit"),
+                                   continue_token=request.query.get("continue", ""))
+        meta: dict[str, Any] = {"resourceVersion": str(result.rv)}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+            meta["remainingItemCount"] = result.remaining
+        if tables.wants_table(accept):
+            objs = [_obj_view(info, s) for s in result.items]
+            return json_response(tables.table(info, objs, version=tables.table_version(accept),
+                                              include=request.query.get("includeObject", "Metadata"), list_meta=meta))
+        head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta})
+        body = head[:-1] + b',"items":[' + b",".join(present(info, s) for s in result.items) + b"]}"
+        return json_response(body)
+
+    async def delete_collection(self, request: web.Request, info: ResourceInfo, ns: str) -> web.Response:
+        labels, fields = self._selectors(info, request)
+        options = await self._delete_options(request)
+        result = self.service.list(info, ns, labels=labels, fields=fields)
+        deleted = []
+        for stored in result.items:
+            meta = stored.obj["metadata"]
+            try:
+                out, _ = await self.service.delete(info, meta.get("namespace", ""), meta["name"], options)
+                deleted.append(present(info, out))
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
+        head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version,
+                             "metadata": {"resourceVersion": str(self.service.store.rv)}})
+        return json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
+
+    async def watch(self, request: web.Request, info: ResourceInfo, ns: str) -> web.StreamResponse:
+        labels, fields = self._selectors(info, request)
+        rv_param = request.query.get("resourceVersion", "")
+        since = None if rv_param in ("", "0") else _int_param(request, "resourceVersion")
+        timeout = _int_param(request, "timeoutSeconds") or DEFAULT_WATCH_TIMEOUT
+        bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+        accept = request.headers.get("Accept", "")
+        as_table = tables.wants_table(accept)
+        table_version = tables.table_version(accept)
+        include = request.query.get("includeObject", "Metadata")
+        response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+        response.enable_chunked_encoding()
+        try:
+            watcher, initial = self.hub.open(info.storage_resource, namespace=ns if info.namespaced and ns else None,
+                                             labels=labels, fields=fields, since=since)
+        except errors.ApiError as exc:
+            if exc.code != 410:
+                raise
+            await response.prepare(request)
+            await response.write(orjson.dumps({"type": "ERROR", "object": exc.to_status()}) + b"\n")
+            return response
+        first = [True]
+
+        def encode(typ: str, stored: Stored) -> bytes:
+            if as_table:
+                obj = tables.table(info, [_obj_view(info, stored)], version=table_version, include=include,
+                                   list_meta={"resourceVersion": str(stored.rv)}, headers=first[0])
+                first[0] = False
+                return orjson.dumps({"type": typ, "object": obj}) + b"\n"
+            return b'{"type":"' + typ.encode() + b'","object":' + present(info, stored) + b"}\n"
+
+        try:
+            await response.prepare(request)
+            if initial:
+                await response.write(b"".join(encode(t, s) for t, s in initial))
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), min(left, BOOKMARK_INTERVAL))
+                except TimeoutError:
+                    if bookmarks and watcher.queue.empty():
+                        mark = {"kind": info.kind, "apiVersion": info.api_version,
+                                "metadata": {"resourceVersion": str(self.service.store.rv)}}
+                        await response.write(orjson.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+                    continue
+                if item is None:  # the watcher fell behind; the client re-watches
+                    break
+                chunk = [encode(*item)]
+                behind = False
+                while not watcher.queue.empty() and len(chunk) < 512:
+                    nxt = watcher.queue.get_nowait()
+                    if nxt is None:
+                        behind = True
+                        break
+                    chunk.append(encode(*nxt))
+                await response.write(b"".join(chunk))
+                if behind:
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.close(watcher)
+        return response

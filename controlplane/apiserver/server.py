@@ -1,0 +1,217 @@
+"""The API server as one component: `APIServer(config).start()` runs named steps (PKI,
+datastore, built-in kinds, CRDs, bootstrap objects, background loops, HTTPS listener),
+each failing with its name as context, and sets `ready` when it serves.
+
+The embedded target (`controlplane.embedded`) starts this first, then DVCR, the
+controllers and the node handler against the kubeconfig it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from controlplane.apiserver import errors
+from controlplane.apiserver.app import ApiApp
+from controlplane.apiserver.auth import TokenAuthenticator
+from controlplane.apiserver.builtins import builtin_resources
+from controlplane.apiserver.gc import GarbageCollector
+from controlplane.apiserver.handlers import ResourceHandlers
+from controlplane.apiserver.lifecycle import Lifecycle
+from controlplane.apiserver.resources import Registry
+from controlplane.apiserver.service import ApiService
+from controlplane.apiserver.storage import Store, StoreSettings
+from controlplane.apiserver.watch import WatchHub
+from controlplane.common import pki
+from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class StartupError(RuntimeError):
+    """A start-up step failed; the message names the step."""
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 6443
+    advertise_host: str = ""
+    extra_sans: list[str] = field(default_factory=list)
+    crds: list[dict[str, Any]] = field(default_factory=list)
+    store: StoreSettings = field(default_factory=StoreSettings)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+
+class APIServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.ready = asyncio.Event()
+        self.port = config.port
+        self.store: Store | None = None
+        self.service: ApiService | None = None
+        self.app: ApiApp | None = None
+        self.auth: TokenAuthenticator | None = None
+        self.ca: pki.KeyPair | None = None
+        self.registry = Registry()
+        self._runner: web.AppRunner | None = None
+        self._gc: GarbageCollector | None = None
+        self._lifecycle: Lifecycle | None = None
+        self.admin_token = ""
+
+    @property
+    def url(self) -> str:
+        host = self.config.advertise_host or (self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1")
+        return f"https://{host}:{self.port}"
+
+    async def _step(self, name: str, fn: Callable[[], Awaitable[None] | None]) -> None:
+        log.info("api server: %s", name)
+        try:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:
+            raise StartupError(f"{name}: {exc}") from exc
+
+    async def start(self) -> None:
+        await self._step("preparing data directory", self._prepare_dir)
+        await self._step("creating certificates and tokens", self._pki)
+        await self._step("opening datastore", self._open_store)
+        await self._step("registering built-in kinds and stored CRDs", self._register)
+        await self._step("applying bundled CRDs", self._apply_crds)
+        await self._step("creating bootstrap namespaces", self._bootstrap)
+        await self._step("starting garbage collector", self._start_loops)
+        await self._step(f"listening on {self.config.host}:{self.config.port}", self._listen)
+        await self._step("writing kubeconfig", self._write_kubeconfig)
+        self.ready.set()
+        log.info("api server ready at %s", self.url)
+
+    def _prepare_dir(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.data_dir.chmod(0o700)
+
+    def _sans(self) -> list[str]:
+        sans = ["localhost", "127.0.0.1", socket.gethostname(), *self.config.extra_sans]
+        for h in (self.config.host, self.config.advertise_host):
+            if h and h not in ("0.0.0.0", "::"):
+                sans.append(h)
+        return sans
+
+    def _pki(self) -> None:
+        self.ca = pki.ensure_ca(self.config.pki_dir)
+        self.serving = pki.ensure_serving_cert(self.ca, self.config.pki_dir, "apiserver", sans=self._sans())
+        self.auth = TokenAuthenticator(self.config.data_dir / "tokens.json")
+        kc = self.config.kubeconfig_path
+        if kc.exists():
+            token = read_kubeconfig(kc)["token"]
+            if self.auth.authenticate(f"Bearer {token}") is not None:
+                self.admin_token = token
+        if not self.admin_token:
+            self.auth.revoke_user("admin")
+            self.admin_token = self.auth.issue("admin", ["system:masters"])
+
+    def _open_store(self) -> None:
+        self.store = Store(self.config.data_dir / "state.db", settings=self.config.store)
+        self.store.start()
+        self.service = ApiService(self.store, self.registry)
+
+    def _register(self) -> None:
+        for info in builtin_resources():
+            self.registry.add(info)
+        assert self.service is not None
+        self._lifecycle = Lifecycle(self.service)
+        self._lifecycle.load_crds()
+        self._lifecycle.start()
+
+    async def _apply_crds(self) -> None:
+        assert self.service is not None
+        info = self.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert info is not None
+        for crd in self.config.crds:
+            name = crd["metadata"]["name"]
+            try:
+                current = self.service.get(info, "", name)
+            except errors.ApiError:
+                await self.service.create(info, "", _copy(crd))
+                continue
+            desired = _copy(crd)
+            desired["metadata"] = {**current.obj["metadata"], **desired.get("metadata", {}),
+                                   "resourceVersion": str(current.rv)}
+            await self.service.update(info, "", name, desired)
+
+    async def _bootstrap(self) -> None:
+        assert self.service is not None
+        info = self.registry.get("", "v1", "namespaces")
+        assert info is not None
+        for ns in BOOTSTRAP_NAMESPACES:
+            try:
+                self.service.get(info, "", ns)
+            except errors.ApiError:
+                await self.service.create(info, "", {"metadata": {"name": ns}})
+
+    def _start_loops(self) -> None:
+        assert self.service is not None
+        self._gc = GarbageCollector(self.service)
+        self._gc.start()
+
+    async def _listen(self) -> None:
+        assert self.service is not None and self.store is not None and self.auth is not None
+        hub = WatchHub(self.store)
+        self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
+                          server_address=f"{self.config.host}:{self.config.port}", ready=self.ready.is_set)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.serving.cert_path, self.serving.key_path)
+        self._runner = web.AppRunner(self.app.make(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ctx, backlog=1024,
+                           reuse_address=True)
+        await site.start()
+        server = site._server
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]
+
+    def _write_kubeconfig(self) -> None:
+        assert self.ca is not None
+        write_kubeconfig(self.config.kubeconfig_path, server=self.url, ca_pem=self.ca.cert_pem(),
+                         token=self.admin_token)
+
+    def issue_token(self, user: str, groups: list[str]) -> str:
+        """A new bearer token for a component (node agent, DVCR, controllers)."""
+        assert self.auth is not None
+        return self.auth.issue(user, groups)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+        for loop_owner in (self._gc, self._lifecycle):
+            if loop_owner is not None:
+                await loop_owner.queue.stop()
+        if self.store:
+            await self.store.close()
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    import orjson
+
+    result: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return result

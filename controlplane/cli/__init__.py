@@ -1,0 +1,1 @@
+"""`dvp v ...`: console, VNC, start/stop/restart of virtual machines."""

@@ -1,0 +1,1 @@
+"""Shared foundations: version, PKI, kubeconfig, logging. Imports nothing else of dvp."""

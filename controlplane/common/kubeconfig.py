@@ -1,0 +1,55 @@
+"""Kubeconfig files: written by `dvp server` for its admin and agents, read by every component.
+
+Controllers, DVCR and node handlers reach the API only through a kubeconfig, so the same
+code runs against the embedded server and against DKP's kube-apiserver.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controlplane.common.pki import write_private_file
+
+
+def render_kubeconfig(*, server: str, ca_pem: bytes, token: str, user: str = "admin",
+                      cluster: str = "dvp", namespace: str = "default") -> dict[str, Any]:
+    context = f"{user}@{cluster}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": cluster,
+            "cluster": {
+                "server": server,
+                "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+            },
+        }],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user, "namespace": namespace}}],
+        "current-context": context,
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(path: Path, **kwargs: Any) -> Path:
+    """Write a kubeconfig readable by its owner only (it holds a bearer token)."""
+    doc = render_kubeconfig(**kwargs)
+    write_private_file(path, yaml.safe_dump(doc, sort_keys=False).encode())
+    return path
+
+
+def read_kubeconfig(path: Path) -> dict[str, Any]:
+    """The current context's server, CA (PEM bytes) and token from a kubeconfig file."""
+    doc = yaml.safe_load(path.read_text())
+    ctx_name = doc.get("current-context")
+    ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
+    cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+    user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
+    ca = base64.b64decode(cluster["certificate-authority-data"]) if "certificate-authority-data" in cluster \
+        else Path(cluster["certificate-authority"]).read_bytes()
+    return {"server": cluster["server"], "ca_pem": ca, "token": user.get("token", ""),
+            "namespace": ctx.get("namespace", "default")}

@@ -1,0 +1,1 @@
+"""Controllers: one level-triggered reconciler per kind, on a small shared runtime."""

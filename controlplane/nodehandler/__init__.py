@@ -1,0 +1,1 @@
+"""The node handler: the per-host agent that runs VMs with libvirt + QEMU."""

@@ -1,0 +1,1 @@
+"""Real services the tests start and stop themselves (by PID): the API server, libvirtd, sshd, ..."""

@@ -1,0 +1,120 @@
+"""`dvp server` as a real subprocess on a free loopback port, plus kubectl and the official
+`kubernetes` client pointed at it through the kubeconfig it writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = REPO / ".cache" / "kubectl" / "usr" / "bin" / "kubectl"
+READY_LINE = "dvp server: API ready at"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiServerProcess:
+    """One `dvp server` with its own data directory; can be killed and restarted."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, extra_args: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.home = data_dir.parent / f"{data_dir.name}-home"
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        doc = yaml.safe_load(self.kubeconfig.read_text())
+        return str(doc["users"][0]["user"]["token"])
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "pki" / "ca.crt"
+
+    def start(self, timeout: float = 30.0) -> None:
+        with self.log_path.open("a") as log:
+            log.write(f"--- start {time.ctime()}\n")
+        before = self.log_path.read_text().count(READY_LINE)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "installer.cli.main", "server", "--data-dir", str(self.data_dir),
+             "--listen", f"127.0.0.1:{self.port}", *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.read_text().count(READY_LINE) > before:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"dvp server did not become ready; log:\n{self.log_path.read_text()[-4000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home)}
+        result = subprocess.run([str(KUBECTL), *args], env=env, capture_output=True, text=True, input=input,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def kubectl_popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home)}
+        return subprocess.Popen([str(KUBECTL), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def client(self) -> Any:
+        from kubernetes import config
+
+        return config.new_client_from_config(str(self.kubeconfig))
+
+    def raw(self, method: str, path: str, body: bytes | None = None, *, headers: dict[str, str] | None = None,
+            token: str | None = None, timeout: float = 30) -> tuple[int, bytes]:
+        """One HTTPS request with the admin token (or `token`, "" for none); returns (status, body)."""
+        import ssl
+        import urllib.error
+        import urllib.request
+
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        hdrs = dict(headers or {})
+        tok = self.token if token is None else token
+        if tok:
+            hdrs["Authorization"] = f"Bearer {tok}"
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()

@@ -1,0 +1,71 @@
+"""JSON merge patch, JSON patch and strategic merge patch semantics."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.apiserver.errors import ApiError
+from controlplane.apiserver.patch import json_patch, merge_patch, strategic_merge_patch
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "expected"),
+    [
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [1, 2]}, {"a": [3]}, {"a": [3]}),
+        ({"a": {"b": "c"}}, {"a": [1]}, {"a": [1]}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ],
+    ids=["replace", "add", "remove", "nested", "list-replaced", "type-change", "null-in-new"],
+)
+def test_merge_patch_rfc7386(target: dict, patch: dict, expected: dict) -> None:
+    assert merge_patch(target, patch) == expected
+
+
+def test_json_patch_operations_and_test_failure() -> None:
+    doc = {"spec": {"cpu": {"cores": 1}, "disks": ["a"]}}
+    out = json_patch(doc, [
+        {"op": "replace", "path": "/spec/cpu/cores", "value": 2},
+        {"op": "add", "path": "/spec/disks/-", "value": "b"},
+        {"op": "copy", "from": "/spec/cpu", "path": "/spec/cpu2"},
+        {"op": "remove", "path": "/spec/cpu2/cores"},
+    ])
+    assert out == {"spec": {"cpu": {"cores": 2}, "disks": ["a", "b"], "cpu2": {}}}
+    assert doc["spec"]["cpu"]["cores"] == 1, "the original must not change"
+    with pytest.raises(ApiError) as err:
+        json_patch(doc, [{"op": "test", "path": "/spec/cpu/cores", "value": 5}])
+    assert err.value.code == 422
+    with pytest.raises(ApiError):
+        json_patch(doc, [{"op": "remove", "path": "/nope"}])
+
+
+KEYS = {"status.conditions": "type", "metadata.finalizers": "", "metadata.ownerReferences": "uid"}
+
+
+def test_strategic_merge_patch_merges_lists_by_key() -> None:
+    node = {"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "KVM", "status": "True"}]},
+            "metadata": {"finalizers": ["a"]}}
+    out = strategic_merge_patch(node, {"status": {"conditions": [{"type": "Ready", "status": "True"},
+                                                                  {"type": "Disk", "status": "True"}]},
+                                       "metadata": {"finalizers": ["b", "a"]}}, KEYS)
+    assert out["status"]["conditions"] == [{"type": "Ready", "status": "True"}, {"type": "KVM", "status": "True"},
+                                           {"type": "Disk", "status": "True"}]
+    assert out["metadata"]["finalizers"] == ["a", "b"]
+
+
+def test_strategic_merge_patch_directives() -> None:
+    obj = {"status": {"conditions": [{"type": "Ready"}, {"type": "KVM"}]}, "data": {"a": "1", "b": "2"},
+           "metadata": {"finalizers": ["x", "y"]}}
+    out = strategic_merge_patch(obj, {"status": {"conditions": [{"type": "KVM", "$patch": "delete"}]}}, KEYS)
+    assert out["status"]["conditions"] == [{"type": "Ready"}]
+    out = strategic_merge_patch(obj, {"data": {"$patch": "replace", "c": "3"}}, KEYS)
+    assert out["data"] == {"c": "3"}
+    out = strategic_merge_patch(obj, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}, KEYS)
+    assert out["metadata"]["finalizers"] == ["y"]
+    out = strategic_merge_patch(obj, {"data": {"a": None}}, KEYS)
+    assert out["data"] == {"b": "2"}
+    out = strategic_merge_patch(obj, {"$retainKeys": ["data"], "data": {"a": "9"}}, KEYS)
+    assert out == {"data": {"a": "9", "b": "2"}}

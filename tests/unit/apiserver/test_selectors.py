@@ -1,0 +1,76 @@
+"""Label and field selectors: parsing, matching, and errors for bad syntax or fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.apiserver.errors import ApiError
+from controlplane.apiserver.selectors import FieldSelector, LabelSelector
+
+OBJ = {"metadata": {"name": "vm-1", "namespace": "prod", "labels": {"app": "web", "tier": "front", "empty": ""}},
+       "involvedObject": {"kind": "VirtualMachine", "name": "vm-1"}, "type": "Normal"}
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app=web", True),
+        ("app==web", True),
+        ("app=db", False),
+        ("app!=db", True),
+        ("missing!=x", True),
+        ("app in (web,db)", True),
+        ("app in (db, cache)", False),
+        ("app notin (db)", True),
+        ("app notin (web)", False),
+        ("missing notin (web)", True),
+        ("app", True),
+        ("missing", False),
+        ("!missing", True),
+        ("!app", False),
+        ("app=web,tier=front", True),
+        ("app=web,tier=back", False),
+        ("empty=", True),
+        ("app in (web), !missing, tier", True),
+    ],
+    ids=lambda v: str(v),
+)
+def test_label_selector_matches_like_kubernetes(selector: str, expected: bool) -> None:
+    assert LabelSelector(selector).matches(OBJ) is expected
+
+
+@pytest.mark.parametrize("bad", ["app in web", "app in (web", "app=web tier=x", "!"], ids=str)
+def test_label_selector_syntax_errors_are_400(bad: str) -> None:
+    with pytest.raises(ApiError) as err:
+        LabelSelector(bad)
+    assert err.value.code == 400
+    assert "label selector" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("metadata.name=vm-1", True),
+        ("metadata.name!=vm-1", False),
+        ("metadata.namespace=prod", True),
+        ("metadata.namespace==dev", False),
+        ("involvedObject.kind=VirtualMachine,involvedObject.name=vm-1", True),
+        ("type=Warning", False),
+    ],
+    ids=str,
+)
+def test_field_selector(selector: str, expected: bool) -> None:
+    supported = frozenset({"involvedObject.kind", "involvedObject.name", "type"})
+    assert FieldSelector(selector, supported).matches(OBJ) is expected
+
+
+def test_unsupported_field_label_is_rejected_with_its_name() -> None:
+    with pytest.raises(ApiError) as err:
+        FieldSelector("spec.cpu.cores=2", frozenset())
+    assert err.value.code == 400
+    assert "spec.cpu.cores" in err.value.message
+
+
+def test_name_equals_pins_one_object() -> None:
+    assert FieldSelector("metadata.name=a", frozenset()).name_equals() == "a"
+    assert FieldSelector("metadata.name!=a", frozenset()).name_equals() is None

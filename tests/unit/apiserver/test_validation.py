@@ -1,0 +1,120 @@
+"""Custom resources are pruned, defaulted and validated like kube-apiserver does it, and a
+refused write changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controlplane.apiserver.errors import ApiError
+
+from .conftest import Api
+
+
+def widget(name: str = "w", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "example.dvp.io/v1", "kind": "Widget", "metadata": {"name": name},
+            "spec": {"size": 1, **spec}}
+
+
+async def test_unknown_fields_are_pruned_and_defaults_applied(api: Api) -> None:
+    obj = widget(extra="x", free={"anything": {"goes": 1}}, quantity="1Gi")
+    obj["topLevelJunk"] = True
+    obj["metadata"]["junk"] = 1
+    stored = await api.service.create(api.widgets, "default", obj)
+    assert "extra" not in stored.obj["spec"]
+    assert "topLevelJunk" not in stored.obj
+    assert "junk" not in stored.obj["metadata"]
+    assert stored.obj["spec"]["free"] == {"anything": {"goes": 1}}
+    assert stored.obj["spec"]["mode"] == "Slow"
+    assert stored.obj["spec"]["quantity"] == "1Gi"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        ({"size": 0}, "spec.size", "Invalid value: 0: spec.size in body should be greater than or equal to 1"),
+        ({"size": 101}, "spec.size", "Invalid value: 101: spec.size in body should be less than or equal to 100"),
+        ({"size": "big"}, "spec.size", 'Invalid value: "big": spec.size in body must be of type integer: "string"'),
+        ({"mode": "Turbo"}, "spec.mode", 'Unsupported value: "Turbo": supported values: "Fast", "Slow"'),
+        ({"url": "ftp://x"}, "spec.url", "Invalid value: \"ftp://x\": spec.url in body should match '^https?://'"),
+        ({"image": "x" * 11}, "spec.image", "Too long: may not be longer than 10"),
+        ({"tags": ["a", "b", "c"]}, "spec.tags", "Too many: 3: must have at most 2 items"),
+        ({"tags": ["a", "a"]}, "spec.tags[1]", 'Duplicate value: "a"'),
+        ({"url": "http://x", "image": "i"}, "spec", 'Invalid value: "object": url and image are mutually exclusive'),
+        ({"quantity": True}, "spec.quantity", "Invalid value: true"),
+    ],
+    ids=["minimum", "maximum", "type", "enum", "pattern", "maxLength", "maxItems", "set", "cel", "int-or-string"],
+)
+async def test_invalid_widget_is_refused_with_field_and_rule(api: Api, spec: dict, field: str, message: str) -> None:
+    with pytest.raises(ApiError) as err:
+        await api.service.create(api.widgets, "default", widget(**spec))
+    exc = err.value
+    assert exc.code == 422 and exc.reason == "Invalid"
+    causes = exc.details["causes"]
+    assert any(c["field"] == field and c["message"].startswith(message) for c in causes), causes
+    assert f"{field}: {message}" in exc.message
+    assert api.store.count(api.widgets.storage_resource) == 0
+
+
+async def test_required_field_missing(api: Api) -> None:
+    obj = widget()
+    del obj["spec"]["size"]
+    with pytest.raises(ApiError) as err:
+        await api.service.create(api.widgets, "default", obj)
+    assert err.value.details["causes"] == [{"reason": "FieldValueRequired", "message": "Required value",
+                                            "field": "spec.size"}]
+
+
+async def test_refused_update_leaves_stored_object_unchanged(api: Api) -> None:
+    created = await api.service.create(api.widgets, "default", widget(size=5))
+    bad = created.copy()
+    bad["spec"]["size"] = 0
+    with pytest.raises(ApiError):
+        await api.service.update(api.widgets, "default", "w", bad)
+    after = api.service.get(api.widgets, "default", "w")
+    assert after.raw == created.raw and after.rv == created.rv
+
+
+async def test_transition_rule_sees_old_object(api: Api) -> None:
+    created = await api.service.create(api.widgets, "default", widget(size=5))
+    smaller = created.copy()
+    smaller["spec"]["size"] = 3
+    with pytest.raises(ApiError) as err:
+        await api.service.update(api.widgets, "default", "w", smaller)
+    assert "size may not shrink" in err.value.message
+    bigger = created.copy()
+    bigger["spec"]["size"] = 7
+    assert (await api.service.update(api.widgets, "default", "w", bigger)).obj["spec"]["size"] == 7
+
+
+@pytest.mark.parametrize(
+    ("meta", "field"),
+    [
+        ({"name": "Bad_Name"}, "metadata.name"),
+        ({"name": "ok", "labels": {"bad key!": "v"}}, "metadata.labels"),
+        ({"name": "ok", "labels": {"k": "bad value!"}}, "metadata.labels[k]"),
+        ({"name": "ok", "ownerReferences": [{"kind": "X", "name": "y"}]}, "metadata.ownerReferences[0].apiVersion"),
+        ({}, "metadata.name"),
+    ],
+    ids=["name", "label-key", "label-value", "owner-ref", "no-name"],
+)
+async def test_metadata_rules(api: Api, meta: dict, field: str) -> None:
+    obj = widget()
+    obj["metadata"] = meta
+    with pytest.raises(ApiError) as err:
+        await api.service.create(api.widgets, "default", obj)
+    assert field in [c["field"] for c in err.value.details["causes"]]
+
+
+async def test_wrong_kind_or_namespace_is_a_bad_request(api: Api) -> None:
+    obj = widget()
+    obj["kind"] = "Gadget"
+    with pytest.raises(ApiError) as err:
+        await api.service.create(api.widgets, "default", obj)
+    assert err.value.code == 400 and "Gadget" in err.value.message
+    obj = widget()
+    obj["metadata"]["namespace"] = "other"
+    with pytest.raises(ApiError) as err:
+        await api.service.create(api.widgets, "default", obj)
+    assert err.value.code == 400
