@@ -9,6 +9,7 @@ one: anonymous requests get 401. Tokens are never logged; a user name is.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +26,27 @@ class TokenAuthenticator:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, User] = {}
-        if path.exists():
-            for entry in json.loads(path.read_text()):
-                self._entries[entry["sha256"]] = User(entry["user"], tuple(entry.get("groups", [])))
+        self._mtime = 0.0
+        self._checked = 0.0
+        self._reload()
+
+    def _reload(self) -> None:
+        """Pick up tokens added by `dvp server token create` while the server runs."""
+        self._checked = time.monotonic()
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._mtime:
+            return
+        self._mtime = mtime
+        self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])))
+                         for e in json.loads(self.path.read_text())}
 
     def _save(self) -> None:
         data = [{"sha256": digest, "user": u.name, "groups": list(u.groups)} for digest, u in self._entries.items()]
         write_private_file(self.path, json.dumps(data, indent=1).encode())
+        self._mtime = self.path.stat().st_mtime
 
     def issue(self, user: str, groups: list[str]) -> str:
         """Create a new token for `user`; only its digest is kept."""
@@ -54,5 +69,7 @@ class TokenAuthenticator:
     def authenticate(self, header: str | None) -> User | None:
         if not header or not header.startswith("Bearer "):
             return None
+        if time.monotonic() - self._checked > 1.0:
+            self._reload()
         # Looking up the SHA-256 of the presented token leaks nothing useful about stored ones.
         return self._entries.get(token_digest(header[7:].strip()))

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from controlplane.apiserver import errors
+from controlplane.apiserver import errors, tokenreview
 from controlplane.apiserver.app import ApiApp
 from controlplane.apiserver.auth import TokenAuthenticator
 from controlplane.apiserver.builtins import builtin_resources
@@ -177,6 +177,8 @@ class APIServer:
         hub = WatchHub(self.store)
         self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
                           server_address=f"{self.config.host}:{self.config.port}", ready=self.ready.is_set)
+        self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES,
+                           tokenreview.handler(self.auth))
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.serving.cert_path, self.serving.key_path)

@@ -98,3 +98,12 @@ def test_serving_certificate_is_signed_by_the_written_ca(apiserver: ApiServerPro
     sans = {v for _, v in cert["subjectAltName"]}
     assert {"localhost", "127.0.0.1"} <= sans
     assert (apiserver.kubeconfig.stat().st_mode & 0o077) == 0, "the kubeconfig holds a token: owner-only"
+
+
+def test_token_review_tells_components_who_a_token_belongs_to(apiserver: ApiServerProcess) -> None:
+    auth = client.AuthenticationV1Api(apiserver.client())
+    good = auth.create_token_review({"spec": {"token": apiserver.token}})
+    assert good.status.authenticated and good.status.user.username == "admin"
+    assert "system:masters" in good.status.user.groups
+    bad = auth.create_token_review({"spec": {"token": "forged"}})
+    assert not bad.status.authenticated

@@ -1,0 +1,2 @@
+"""Benchmarks: each prints its own figure, a named peer's figure measured in the same run,
+and the ratio. Run one with `python -m bench.<name>`."""
