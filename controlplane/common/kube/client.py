@@ -1,0 +1,210 @@
+"""A dict-in, dict-out wrapper over the official `kubernetes` client, for every component.
+
+Controllers, DVCR and node handlers reach the API only through this (and a kubeconfig), so
+the same code runs on the embedded server and on DKP. The official client does the
+kubeconfig loading, TLS and bearer-token auth; we skip its generated models (objects stay
+plain dicts, as the CRDs define them) and stream watches line by line.
+
+Errors come back as `KubeError` with the HTTP status and the server's Status reason, so
+callers can tell NotFound/Conflict/Invalid apart without parsing text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, reason: str, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = body or {}
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409 and self.reason == "Conflict"
+
+    @property
+    def already_exists(self) -> bool:
+        return self.status == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind's REST coordinates: group, version, plural, scope (and its Kind name)."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name)}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
+SECRETS = Resource("", "v1", "secrets", "Secret")
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
+EVENTS = Resource("", "v1", "events", "Event")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+                namespaced=False)
+
+
+class KubeClient:
+    """Thread-safe: the underlying urllib3 pool is shared by all threads of a component."""
+
+    def __init__(self, api_client: k8s.ApiClient, *, user_agent: str = "dvp") -> None:
+        self.api = api_client
+        self.api.user_agent = user_agent
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path | str, *, user_agent: str = "dvp") -> KubeClient:
+        return cls(k8s_config.new_client_from_config(str(path)), user_agent=user_agent)
+
+    # -- raw requests ----------------------------------------------------------------------------
+    def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+              content_type: str = "application/json", timeout: float | tuple[float, float] | None = 30) -> Any:
+        q = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items() if v is not None]
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        # The official client encodes JSON bodies itself (json.dumps of the object we pass).
+        m, url, hdrs, b, post = self.api.param_serialize(method=method, resource_path=path, query_params=q,
+                                                         header_params=headers, body=body,
+                                                         auth_settings=["BearerToken"])
+        try:
+            return self.api.call_api(m, url, header_params=hdrs, body=b, post_params=post, _request_timeout=timeout)
+        except k8s.ApiException as exc:
+            raise _error(exc.status or 0, exc.body) from exc
+
+    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", timeout: float | None = 30) -> dict[str, Any]:
+        resp = self._call(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
+        raw = resp.read()
+        if not 200 <= resp.status < 300:
+            raise _error(resp.status, raw)
+        result: dict[str, Any] = json.loads(raw) if raw else {}
+        return result
+
+    def stream_lines(self, path: str, query: dict[str, Any], *, timeout: float | None = None) -> Iterator[bytes]:
+        resp = self._call("GET", path, query=query, timeout=(10, timeout) if timeout else None)
+        if not 200 <= resp.status < 300:
+            raise _error(resp.status, resp.read())
+        buf = b""
+        try:
+            for chunk in resp.response.stream(65536, decode_content=False):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        yield line
+        finally:
+            resp.response.release_conn()
+
+    # -- typed verbs on dicts ----------------------------------------------------------------------
+    def get(self, res: Resource, name: str, namespace: str | None = None, *, subresource: str = "") -> dict[str, Any]:
+        return self.request("GET", res.path(namespace, name, subresource))
+
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            return self.get(res, name, namespace)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None, limit: int | None = None, continue_: str | None = None
+             ) -> dict[str, Any]:
+        return self.request("GET", res.path(namespace), query={
+            "labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit, "continue": continue_})
+
+    def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        return self.request("POST", res.path(ns), body=obj)
+
+    def replace(self, res: Resource, obj: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
+        meta = obj["metadata"]
+        return self.request("PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj)
+
+    def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *, subresource: str = "",
+              patch_type: str = "application/merge-patch+json") -> dict[str, Any]:
+        return self.request("PATCH", res.path(namespace, name, subresource), body=patch, content_type=patch_type)
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+               propagation: str | None = None, preconditions: dict[str, str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if preconditions:
+            body["preconditions"] = preconditions
+        return self.request("DELETE", res.path(namespace, name), body=body)
+
+    def delete_if_exists(self, res: Resource, name: str, namespace: str | None = None, **kw: Any) -> bool:
+        try:
+            self.delete(res, name, namespace, **kw)
+            return True
+        except KubeError as exc:
+            if exc.not_found:
+                return False
+            raise
+
+    def watch(self, res: Resource, namespace: str | None = None, *, resource_version: str = "",
+              label_selector: str | None = None, field_selector: str | None = None, timeout_seconds: int = 300,
+              bookmarks: bool = True) -> Iterator[dict[str, Any]]:
+        """Yield watch events ({type, object}); raises KubeError(410) when the version is too old."""
+        query = {"watch": "true", "resourceVersion": resource_version or None, "labelSelector": label_selector,
+                 "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
+                 "allowWatchBookmarks": bookmarks}
+        for line in self.stream_lines(res.path(namespace), query, timeout=timeout_seconds + 30):
+            event: dict[str, Any] = json.loads(line)
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                raise KubeError(int(status.get("code") or 500), status.get("reason", ""), status.get("message", ""),
+                                status)
+            yield event
+
+
+def _error(status: int, raw: Any) -> KubeError:
+    body: dict[str, Any] = {}
+    if raw:
+        try:
+            body = json.loads(raw)
+        except (ValueError, TypeError):
+            body = {"message": raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)}
+    return KubeError(status, str(body.get("reason", "")), str(body.get("message", "")), body)

@@ -1,0 +1,102 @@
+"""A thread-safe work queue of keys, as client-go's: a key is queued at most once, never
+handed to two workers at once, re-queued after `done` if it was added while in flight,
+and retried with per-key exponential backoff (`add_rate_limited`) until `forget`."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Hashable
+
+from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
+
+
+class WorkQueue:
+    def __init__(self, settings: RuntimeSettings = DEFAULT) -> None:
+        self.settings = settings
+        self._cond = threading.Condition()
+        self._queue: list[Hashable] = []
+        self._dirty: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._failures: dict[Hashable, int] = {}
+        self._delayed: list[tuple[float, int, Hashable]] = []
+        self._seq = 0
+        self._shutdown = False
+
+    def add(self, key: Hashable) -> None:
+        with self._cond:
+            if self._shutdown or key in self._dirty:
+                return
+            self._dirty.add(key)
+            if key not in self._processing:
+                self._queue.append(key)
+                self._cond.notify()
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._delayed, (time.monotonic() + delay, self._seq, key))
+            self._cond.notify()
+
+    def add_rate_limited(self, key: Hashable) -> float:
+        with self._cond:
+            n = self._failures.get(key, 0)
+            self._failures[key] = n + 1
+        delay = min(self.settings.retry_max, self.settings.retry_base * (2 ** n))
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: Hashable) -> None:
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def failures(self, key: Hashable) -> int:
+        with self._cond:
+            return self._failures.get(key, 0)
+
+    def get(self, timeout: float | None = None) -> Hashable | None:
+        """The next key to work on (None on shutdown or timeout). Call `done(key)` after."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now:
+                    _, _, key = heapq.heappop(self._delayed)
+                    if key not in self._dirty:
+                        self._dirty.add(key)
+                        if key not in self._processing:
+                            self._queue.append(key)
+                if self._queue:
+                    key = self._queue.pop(0)
+                    self._processing.add(key)
+                    self._dirty.discard(key)
+                    return key
+                if self._shutdown:
+                    return None
+                wait = None if deadline is None else deadline - now
+                if self._delayed:
+                    until = self._delayed[0][0] - now
+                    wait = until if wait is None else min(wait, until)
+                if wait is not None and wait <= 0 and deadline is not None and now >= deadline:
+                    return None
+                self._cond.wait(wait)
+
+    def done(self, key: Hashable) -> None:
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._queue.append(key)
+                self._cond.notify()
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._shutdown = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._queue)
