@@ -123,8 +123,10 @@ def test_load_crds_returns_independent_trees() -> None:
     first, second = load_crds(), load_crds()
     vm = next(c for c in first if c["spec"]["names"]["kind"] == "VirtualMachine")
     spec = served_schema(vm)["properties"]["spec"]["properties"]
-    spec["affinity"]["properties"]["virtualMachineAndPodAffinity"]["description"] = "changed"
-    assert spec["affinity"]["properties"]["virtualMachineAndPodAntiAffinity"]["description"] != "changed"
+    affinity = spec["affinity"]["properties"]
+    preferred = "preferredDuringSchedulingIgnoredDuringExecution"
+    affinity["virtualMachineAndPodAffinity"]["properties"][preferred]["description"] = "changed"
+    assert affinity["virtualMachineAndPodAntiAffinity"]["properties"][preferred]["description"] != "changed"
     assert first is not second and first[0] is not second[0]
 
 
