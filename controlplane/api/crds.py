@@ -72,9 +72,12 @@ def load_crds() -> list[dict[str, Any]]:
     return result
 
 
-def crds_by_kind() -> dict[str, dict[str, Any]]:
-    """The shipped CRDs keyed by ``spec.names.kind``."""
-    return {crd["spec"]["names"]["kind"]: crd for crd in load_crds()}
+INTERNAL_GROUP = "internal.virtualization.deckhouse.io"
+
+
+def crds_by_kind(group: str = GROUP) -> dict[str, dict[str, Any]]:
+    """The shipped CRDs of one API group (DVP's public one by default) keyed by ``spec.names.kind``."""
+    return {crd["spec"]["names"]["kind"]: crd for crd in load_crds() if crd["spec"]["group"] == group}
 
 
 def served_schema(crd: dict[str, Any], version: str = "v1alpha2") -> dict[str, Any]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import celpy
 
+from controlplane.apiserver.cel_values import K8S_FUNCTIONS, to_cel
 from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.fieldpath import field_path, json_type
 
@@ -37,6 +39,7 @@ class _Rule:
 
 @dataclass
 class _Node:
+    schema: dict[str, Any]
     rules: list[_Rule]
     properties: dict[str, _Node]
     items: _Node | None
@@ -45,16 +48,16 @@ class _Node:
 
 def _compile(rule: dict[str, Any]) -> _Rule:
     src = rule["rule"]
-    program = _env.program(_env.compile(src))
+    program = _env.program(_env.compile(src), functions=K8S_FUNCTIONS)
     msg_expr = rule.get("messageExpression")
     return _Rule(
         source=src,
         program=program,
         message=rule.get("message") or f"failed rule: {src}",
-        message_program=_env.program(_env.compile(msg_expr)) if msg_expr else None,
+        message_program=_env.program(_env.compile(msg_expr), functions=K8S_FUNCTIONS) if msg_expr else None,
         field_path=rule.get("fieldPath", ""),
         reason=rule.get("reason", "FieldValueInvalid"),
-        transition="oldSelf" in src,
+        transition=re.search(r"\boldSelf\b", src) is not None,
     )
 
 
@@ -66,7 +69,7 @@ def _build(schema: dict[str, Any]) -> _Node | None:
     additional = _build(addl) if isinstance(addl, dict) else None
     if not (rules or props or items or additional):
         return None
-    return _Node(rules, props, items, additional)
+    return _Node(schema, rules, props, items, additional)
 
 
 class CelRules:
@@ -90,7 +93,7 @@ class CelRules:
         for rule in node.rules:
             if rule.transition and old is None:
                 continue
-            self._run(rule, value, old, path, causes)
+            self._run(rule, node.schema, value, old, path, causes)
         if isinstance(value, dict):
             for k, sub in node.properties.items():
                 if k in value:
@@ -104,10 +107,11 @@ class CelRules:
             for i, v in enumerate(value):
                 self._walk(node.items, v, None, [*path, i], causes)
 
-    def _run(self, rule: _Rule, value: Any, old: Any, path: list[Any], causes: list[Cause]) -> None:
-        activation: dict[str, Any] = {"self": celpy.json_to_cel(value)}
+    def _run(self, rule: _Rule, schema: dict[str, Any], value: Any, old: Any, path: list[Any],
+             causes: list[Cause]) -> None:
+        activation: dict[str, Any] = {"self": to_cel(schema, value)}
         if rule.transition:
-            activation["oldSelf"] = celpy.json_to_cel(old)
+            activation["oldSelf"] = to_cel(schema, old)
         try:
             result = rule.program.evaluate(activation)
         except Exception as exc:  # celpy raises for type errors and missing keys

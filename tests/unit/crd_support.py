@@ -24,9 +24,10 @@ from typing import Any
 
 import celpy
 import jsonschema
-from celpy import celtypes
-from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
+
+from controlplane.apiserver.cel_values import CEL_RESERVED, escape_property, to_cel  # noqa: F401
+from controlplane.apiserver.cel_values import K8S_FUNCTIONS as K8S_CEL_FUNCTIONS
 
 Schema = dict[str, Any]
 
@@ -236,45 +237,6 @@ def _default_into(node: Schema, value: Any) -> None:
 
 # --- CEL --------------------------------------------------------------------------------------
 
-# CEL reserved words; Kubernetes exposes properties with these names as __{name}__.
-CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else",
-                          "for", "function", "if", "import", "let", "loop", "package", "namespace",
-                          "return", "var", "void", "while"})
-
-
-def escape_property(name: str) -> str:
-    """Kubernetes' CEL escaping of an object property name."""
-    if name in CEL_RESERVED:
-        return f"__{name}__"
-    return (name.replace("__", "__underscores__").replace(".", "__dot__")
-            .replace("-", "__dash__").replace("/", "__slash__"))
-
-
-def to_cel(schema: Schema, value: Any) -> Any:
-    """A JSON value as cel-python sees it, with properties of typed objects escaped."""
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        if props is not None:
-            return celtypes.MapType({
-                celtypes.StringType(escape_property(k)): to_cel(props.get(k, {}), v) for k, v in value.items()
-            })
-        extra = schema.get("additionalProperties")
-        sub = extra if isinstance(extra, dict) else {}
-        return celtypes.MapType({celtypes.StringType(k): to_cel(sub, v) for k, v in value.items()})
-    if isinstance(value, list):
-        items = schema.get("items", {})
-        return celtypes.ListType([to_cel(items, v) for v in value])
-    return json_to_cel(value)
-
-
-def _k8s_replace(s: Any, old: Any, new: Any, n: Any = None) -> celtypes.StringType:
-    """Kubernetes CEL strings library: ``<string>.replace(old, new[, n])``."""
-    count = -1 if n is None or int(n) < 0 else int(n)
-    return celtypes.StringType(str(s).replace(str(old), str(new), count))
-
-
-# Kubernetes CEL library functions that cel-python does not ship, by name.
-K8S_CEL_FUNCTIONS: dict[str, Any] = {"replace": _k8s_replace}
 
 
 @functools.cache
