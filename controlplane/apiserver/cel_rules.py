@@ -12,18 +12,136 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import celpy
+import orjson
+from celpy import celtypes
 
-from controlplane.apiserver.cel_values import K8S_FUNCTIONS, to_cel
+from controlplane.apiserver.cel_values import K8S_FUNCTIONS, escape_property, to_cel
 from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.fieldpath import field_path, json_type
 
 log = logging.getLogger(__name__)
 
 _env = celpy.Environment()
+MEMO_SIZE = 4096
+MEMO_MAX_SHAPES = 8
+MEMO_MAX_SCALAR = 16384
+
+
+class _Recording(celtypes.MapType):
+    """The top-level map a rule sees as `self`, noting which properties the rule reads.
+
+    A rule is a pure function of what it reads: when an evaluation read only properties P,
+    any object with the same values of P gets the same verdict. Whole-map operations
+    (iteration, size, equality) disable that shortcut for the evaluation.
+    """
+
+    reads: set[str]
+    whole: bool
+
+    def _note(self, key: Any) -> None:
+        self.reads.add(str(key))
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self._note(key)
+        return super().__contains__(key)
+
+    def _all(self) -> None:
+        self.whole = True
+
+    def __iter__(self) -> Any:
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._all()
+        return super().__len__()
+
+    def __eq__(self, other: Any) -> Any:
+        self._all()
+        return super().__eq__(other)
+
+    def __ne__(self, other: Any) -> Any:
+        self._all()
+        return super().__ne__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def keys(self) -> Any:
+        self._all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._all()
+        return super().items()
+
+
+def _recording(value: Any) -> Any:
+    if isinstance(value, celtypes.MapType):
+        rec = _Recording(value)
+        rec.reads, rec.whole = set(), False
+        return rec
+    return value
+
+
+class _Memo:
+    """Remembered verdicts of one rule (cel-python interprets every evaluation, ~1 ms)."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[str, ...]] = []
+        self.verdicts: OrderedDict[bytes, bool] = OrderedDict()
+
+    @staticmethod
+    def _key(shape: tuple[str, ...] | None, cur: Any, old: Any) -> bytes | None:
+        if shape is None:
+            raw = orjson.dumps([cur, old], default=str)
+            return b"=" + raw if len(raw) <= MEMO_MAX_SCALAR else None
+        pick = [[m.get(p) if isinstance(m, dict) else None for p in shape] for m in (cur, old)]
+        return "|".join(shape).encode() + b"=" + orjson.dumps(pick, default=str)
+
+    def lookup(self, cur: Any, old: Any) -> bool | None:
+        shapes: list[tuple[str, ...] | None] = list(self.shapes) if isinstance(cur, dict) else [None]
+        for shape in shapes:
+            key = self._key(shape, cur, old)
+            if key is not None and key in self.verdicts:
+                self.verdicts.move_to_end(key)
+                return self.verdicts[key]
+        return None
+
+    def store(self, shape: tuple[str, ...] | None, cur: Any, old: Any, verdict: bool) -> None:
+        if shape is not None and shape not in self.shapes:
+            if len(self.shapes) >= MEMO_MAX_SHAPES:
+                return
+            self.shapes.append(shape)
+        key = self._key(shape, cur, old)
+        if key is None:
+            return
+        self.verdicts[key] = verdict
+        if len(self.verdicts) > MEMO_SIZE:
+            self.verdicts.popitem(last=False)
+
+
+def _escaped_view(schema: dict[str, Any], value: Any) -> Any:
+    """The value's top-level keys as CEL names them (for memo keys)."""
+    if isinstance(value, dict) and schema.get("properties") is not None:
+        return {escape_property(k): v for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -35,6 +153,7 @@ class _Rule:
     field_path: str
     reason: str
     transition: bool
+    memo: _Memo = field(default_factory=lambda: _Memo())
 
 
 @dataclass
@@ -109,14 +228,26 @@ class CelRules:
 
     def _run(self, rule: _Rule, schema: dict[str, Any], value: Any, old: Any, path: list[Any],
              causes: list[Cause]) -> None:
-        activation: dict[str, Any] = {"self": to_cel(schema, value)}
+        cur_view = _escaped_view(schema, value)
+        old_view = _escaped_view(schema, old) if rule.transition else None
+        known = rule.memo.lookup(cur_view, old_view)
+        if known is True:
+            return
+        activation: dict[str, Any] = {"self": _recording(to_cel(schema, value))}
         if rule.transition:
-            activation["oldSelf"] = to_cel(schema, old)
+            activation["oldSelf"] = _recording(to_cel(schema, old))
         try:
             result = rule.program.evaluate(activation)
         except Exception as exc:  # celpy raises for type errors and missing keys
             result = exc
-        if result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+        passed = result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
+        if known is None:
+            recs = [a for a in activation.values() if isinstance(a, _Recording)]
+            if not recs:
+                rule.memo.store(None, cur_view, old_view, passed)
+            elif not any(r.whole for r in recs):
+                rule.memo.store(tuple(sorted(set().union(*(r.reads for r in recs)))), cur_view, old_view, passed)
+        if passed:
             return
         message = rule.message
         if isinstance(result, (Exception, celpy.CELEvalError)):

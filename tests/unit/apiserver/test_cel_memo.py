@@ -1,0 +1,54 @@
+"""CEL verdicts remembered per input are the verdicts a fresh evaluation gives.
+
+The API server remembers a rule's verdict keyed by the properties the evaluation read;
+these cases vary exactly the properties a short-circuit skipped, so a wrong memo key
+would show up as a wrong verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controlplane.apiserver.cel_rules import CelRules
+
+PROPS = {k: {"type": "integer"} for k in ("a", "b", "c")} | {
+    "items": {"type": "array", "items": {"type": "integer"}},
+    "namespace": {"type": "string"},
+    "m": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
+CASES: list[tuple[str, list[tuple[dict[str, Any], bool]]]] = [
+    ("has(self.a) ? self.b > 1 : self.c > 1",
+     [({"a": 1, "b": 2}, True), ({"a": 1, "b": 0}, False), ({"c": 0}, False), ({"c": 2}, True),
+      ({"a": 5, "b": 2, "c": 0}, True), ({"b": 2, "c": 0}, False)]),
+    ("self.a == 1 || self.b == 1",
+     [({"a": 1, "b": 0}, True), ({"a": 0, "b": 0}, False), ({"a": 0, "b": 1}, True), ({"a": 1, "b": 5}, True)]),
+    ("!(has(self.a) && has(self.b))",
+     [({"a": 1}, True), ({"a": 1, "b": 1}, False), ({"b": 1}, True), ({"a": 2, "b": 3}, False)]),
+    ("self.items.all(x, x > 0)",
+     [({"items": [1, 2]}, True), ({"items": [1, 0]}, False), ({"items": [3]}, True)]),
+    ("size(self.m) <= 1",
+     [({"m": {"x": "1"}}, True), ({"m": {"x": "1", "y": "2"}}, False), ({"m": {}}, True)]),
+    ("self.__namespace__ != 'kube-system'",
+     [({"namespace": "a"}, True), ({"namespace": "kube-system"}, False)]),
+]
+
+
+@pytest.mark.parametrize(("rule", "samples"), CASES, ids=[c[0] for c in CASES])
+def test_remembered_verdicts_match_fresh_evaluation(rule: str, samples: list[tuple[dict[str, Any], bool]]) -> None:
+    schema = {"type": "object", "properties": PROPS, "x-kubernetes-validations": [{"rule": rule, "message": "no"}]}
+    remembering = CelRules(schema)
+    for _round in range(3):  # later rounds answer from the memo
+        for obj, expected in samples:
+            fresh = CelRules(schema)
+            assert (not fresh.evaluate(obj, None)) is expected, (rule, obj)
+            assert (not remembering.evaluate(obj, None)) is expected, (rule, obj, "memo")
+
+
+def test_whole_value_rules_are_keyed_by_the_whole_value() -> None:
+    schema = {"type": "string", "x-kubernetes-validations": [{"rule": "size(self) <= 3", "message": "long"}]}
+    rules = CelRules(schema)
+    for _ in range(2):
+        assert not rules.evaluate("abc", None)  # type: ignore[arg-type]
+        assert rules.evaluate("abcd", None)  # type: ignore[arg-type]
