@@ -67,7 +67,9 @@ class SeedData:
 def _run(cmd: list[str], *, env: dict[str, str] | None = None) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise SeedError(f"`{cmd[0]}` failed building a NoCloud seed (exit {done.returncode}): {done.stderr.strip()}")
+        raise SeedError(
+            f"`{cmd[0]}` failed building a NoCloud seed (exit {done.returncode}): {done.stderr.strip()}"
+        )
 
 
 def iso_tool() -> list[str]:
@@ -92,7 +94,19 @@ def build_seed(data: SeedData, out: Path, *, fmt: SeedFormat = "iso9660") -> Pat
         image = Path(tmp) / "seed.img"
         if fmt == "iso9660":
             # Joliet + Rock Ridge keep the dashed long names cloud-init looks for
-            _run([*iso_tool(), "-quiet", "-output", str(image), "-volid", SEED_LABEL, "-joliet", "-rock", str(staging)])
+            _run(
+                [
+                    *iso_tool(),
+                    "-quiet",
+                    "-output",
+                    str(image),
+                    "-volid",
+                    SEED_LABEL,
+                    "-joliet",
+                    "-rock",
+                    str(staging),
+                ]
+            )
         elif fmt == "vfat":
             _build_vfat(staging, image)
         else:

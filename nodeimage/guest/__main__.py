@@ -20,6 +20,7 @@ from rich.progress import (
     Progress,
     SpinnerColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -42,11 +43,13 @@ class RichReporter:
     def __init__(self, progress: Progress, flavour: str) -> None:
         self._progress = progress
         self._flavour = flavour
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def step(self, description: str) -> None:
         self._close()
-        self._task = self._progress.add_task(escape(f"[{self._flavour}] {description}"), total=None, bytes=False)
+        self._task = self._progress.add_task(
+            escape(f"[{self._flavour}] {description}"), total=None, bytes=False
+        )
 
     def progress(self, done: int, total: int) -> None:
         if self._task is not None:
@@ -68,19 +71,41 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to place the image files in (created if missing).")
-@click.option("--flavour", "flavours", type=click.Choice(sorted(FLAVOURS)), multiple=True,
-              help="Kernel flavour: cloud (virtio only, default) or generic (also SATA/AHCI and e1000). Repeatable.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Cache directory (default: $DVP_CACHE/guest or .cache/guest in the source tree).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to place the image files in (created if missing).",
+)
+@click.option(
+    "--flavour",
+    "flavours",
+    type=click.Choice(sorted(FLAVOURS)),
+    multiple=True,
+    help="Kernel flavour: cloud (virtio only, default) or generic (also SATA/AHCI and e1000). Repeatable.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache directory (default: $DVP_CACHE/guest or .cache/guest in the source tree).",
+)
 @click.option("--rebuild", is_flag=True, help="Build even if an image with the same inputs is cached.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def build(out_dir: Path, flavours: tuple[str, ...], cache_dir: Path | None, rebuild: bool, output: str) -> None:
+def build(
+    out_dir: Path, flavours: tuple[str, ...], cache_dir: Path | None, rebuild: bool, output: str
+) -> None:
     """Build the guest image (or reuse the cached one) and place raw, qcow2 and xz files in --out."""
     console = Console(stderr=True)
     results: list[tuple[GuestImage, dict[str, Path]]] = []
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _BytesColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _BytesColumn(),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             for flavour in flavours or ("cloud",):

@@ -81,7 +81,13 @@ class GuestImage:
         return self._file(".initrd.img")
 
     def files(self) -> dict[str, Path]:
-        return {"raw": self.raw, "qcow2": self.qcow2, "xz": self.xz, "kernel": self.kernel, "initrd": self.initrd}
+        return {
+            "raw": self.raw,
+            "qcow2": self.qcow2,
+            "xz": self.xz,
+            "kernel": self.kernel,
+            "initrd": self.initrd,
+        }
 
 
 def default_cache_dir() -> Path:
@@ -210,7 +216,9 @@ def _build(
     shutil.copyfile(vmlinuz, image.kernel)
 
     rep.step("building the partitioned boot disk (SYSLINUX)")
-    disk.build_boot_disk(image.raw, kernel=image.kernel, initrd=image.initrd, cmdline=KERNEL_CMDLINE, workdir=work)
+    disk.build_boot_disk(
+        image.raw, kernel=image.kernel, initrd=image.initrd, cmdline=KERNEL_CMDLINE, workdir=work
+    )
     rep.step("converting to qcow2")
     disk.convert_qcow2(image.raw, image.qcow2)
     rep.step("compressing to xz")
