@@ -1,1 +1,2 @@
-"""The node handler: the per-host agent that runs VMs with libvirt + QEMU."""
+"""The per-host agent (`dvp agent`): node registration, libvirt domains, disks, cloud-init,
+console/VNC streams. See docs/development.md for where it sits among the layers."""
