@@ -18,6 +18,8 @@ from controlplane.common.version import __version__
 
 # name -> (module, attribute, one-line help shown by `dvp --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "config": ("installer.config.cli", "config", "Print an example install config, or validate one."),
+    "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),
 }
 
 
