@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,7 +22,7 @@ from installer.checks.catalog import CATALOG
 from installer.checks.context import CheckContext, HostState
 from installer.checks.model import CheckResult, HostReport, PreflightReport
 from installer.checks.registry import CheckSpec, evaluate
-from installer.checks.session import collect
+from installer.checks.session import Connector, collect
 from installer.config.models import InstallConfig
 from installer.ssh.bastion import BastionPool
 from installer.ssh.errors import SSHError
@@ -79,9 +79,11 @@ def run_preflight(
     confirm_host_key: ConfirmHostKey | None = None,
     listener: PreflightListener | None = None,
     keep_connections: bool = False,
+    connector: Connector | None = None,
 ) -> PreflightRun:
     """Check every host of `config`. Connections are closed at the end unless
-    `keep_connections` (then the caller closes `state.connection`)."""
+    `keep_connections` (then the caller closes `state.connection`). `connector` replaces how
+    hosts are reached (the benchmark runs the same checks over OpenSSH's client with it)."""
     events = listener or NullListener()
     skipped = set(config.checks.skip) | set(skip)
     started_wall = dt.datetime.now(dt.UTC)
@@ -108,7 +110,7 @@ def run_preflight(
         try:
             collect(
                 st, known_hosts=known_hosts, bastions=bastions, data_dir=data_dir,
-                on_phase=lambda phase: _safe(events.host_phase, name, phase),
+                on_phase=lambda phase: _safe(events.host_phase, name, phase), connector=connector,
             )
         except Exception as exc:  # never let one host's surprise stop the others
             log.exception("unexpected error on %s", name)
@@ -128,9 +130,9 @@ def run_preflight(
         for i, st in enumerate(states):
             evaluate(
                 cluster_specs, CheckContext(config, st, states), skip=skipped, done=done[i],
-                on_result=lambda r, n=st.target.name: _safe(events.check_finished, n, r),
+                on_result=_forward(events, st.target.name),
             )
-            report = HostReport(
+            host_report = HostReport(
                 name=st.target.name,
                 address=st.host.address,
                 role=st.host.role,
@@ -138,8 +140,8 @@ def run_preflight(
                 results=[done[i][spec.name] for spec in catalog],
                 duration_ms=durations[i],
             )
-            hosts.append(report)
-            _safe(events.host_finished, report)
+            hosts.append(host_report)
+            _safe(events.host_finished, host_report)
     finally:
         if not keep_connections:
             for st in states:
@@ -165,6 +167,10 @@ def _safe(fn: object, *args: object) -> None:
         fn(*args)  # type: ignore[operator]
     except Exception:
         log.exception("preflight listener failed")
+
+
+def _forward(events: PreflightListener, host: str) -> Callable[[CheckResult], None]:
+    return lambda result: _safe(events.check_finished, host, result)
 
 
 def _record_crash(st: HostState, exc: Exception) -> None:

@@ -26,6 +26,8 @@ from installer.ssh.target import SSHTarget
 log = logging.getLogger("dvp.checks")
 
 PhaseCallback = Callable[[str], None]
+Connector = Callable[[SSHTarget], Connection]
+"""Opens a connection to a target (raising SSHError); the default is `connect()` below."""
 
 
 def connect(target: SSHTarget, *, known_hosts: KnownHosts, bastions: BastionPool) -> Connection:
@@ -65,6 +67,7 @@ def collect(
     bastions: BastionPool,
     data_dir: str,
     on_phase: PhaseCallback | None = None,
+    connector: Connector | None = None,
 ) -> None:
     """Fill `state`: connection, probe, root, facts (each step only if the previous worked)."""
     target = state.target
@@ -72,7 +75,10 @@ def collect(
     started = time.monotonic()
     phase("connecting")
     try:
-        conn = connect(target, known_hosts=known_hosts, bastions=bastions)
+        if connector is not None:
+            conn = connector(target)
+        else:
+            conn = connect(target, known_hosts=known_hosts, bastions=bastions)
     except SSHError as exc:
         state.connect_error = exc
         state.connect_ms = int((time.monotonic() - started) * 1000)

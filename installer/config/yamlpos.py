@@ -84,6 +84,8 @@ def parse_document(text: str, filename: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "block" in problem:
+            problem += " (check the indentation)"
         raise ConfigInvalid(
             [ConfigIssue(filename, line, column, "", f"YAML syntax error: {problem}")]
         ) from None

@@ -77,7 +77,7 @@ class KnownHosts:
         log.info("recorded host key of %s in %s: %s", name, self.path, key_label(key))
 
 
-class _Policy(paramiko.MissingHostKeyPolicy):
+class _Policy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
     def __init__(self, known: KnownHosts) -> None:
         self.known = known
 

@@ -15,10 +15,12 @@ from installer.ssh.process import Connection, Process
 
 
 class LocalProcess(Process):
-    def __init__(self, command: str) -> None:
+    """A local subprocess: `command` is run with `sh -c`, or given as an argv list."""
+
+    def __init__(self, command: str | list[str]) -> None:
         super().__init__()
         self._proc = subprocess.Popen(
-            ["/bin/sh", "-c", command],
+            ["/bin/sh", "-c", command] if isinstance(command, str) else command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -123,7 +123,7 @@ class HostLab:
                         used.append(ipaddress.ip_network(word, strict=False))
         rnd = random.Random()
         for _ in range(200):
-            net = ipaddress.ip_network(f"10.{rnd.randint(200, 250)}.{rnd.randint(0, 255)}.0/24")
+            net = ipaddress.IPv4Network(f"10.{rnd.randint(200, 250)}.{rnd.randint(0, 255)}.0/24")
             if not any(net.overlaps(u) for u in used if u.version == 4 and u.prefixlen > 0):
                 return net
         raise RuntimeError("no free /24 for the host lab")

@@ -77,7 +77,7 @@ def test_pvm_facts_match_the_recording(reports: dict, lab: Lab) -> None:
     report = reports["production"].host("pvm")
     assert "AMD EPYC" in report.result("virt.cpu_flags").observed
     intel = reports["production"].host("intel")
-    assert "Linux 5.0.9-2-MANJARO" == intel.result("system.kernel_version").observed
+    assert intel.result("system.kernel_version").observed == "Linux 5.0.9-2-MANJARO"
     assert intel.result("system.kernel_version").verdict == "error"  # 5.0 < 5.8
 
 
