@@ -4,12 +4,14 @@ invalid."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
 import click
 from rich.console import Console
 
+from installer.checks.model import Severity
 from installer.config.errors import ConfigInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -41,7 +43,14 @@ def check(
     out = Console()
     err = Console(stderr=True)
     if list_checks:
-        print_catalog(CATALOG, out)
+        if output == "json":
+            click.echo(json.dumps([
+                {"name": c.name, "group": c.group, "description": c.description, "dependsOn": list(c.depends),
+                 "severity": c.severity.value if isinstance(c.severity, Severity) else "varies"}
+                for c in CATALOG
+            ], indent=2))
+        else:
+            print_catalog(CATALOG, out)
         return
     if not config_path:
         raise click.UsageError("--config FILE is required (or --list)")

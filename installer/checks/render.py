@@ -86,7 +86,7 @@ def print_catalog(catalog: list[CheckSpec], console: Console) -> None:
     table.add_column("depends on")
     table.add_column("description")
     for spec in catalog:
-        sev = spec.severity.value if not callable(spec.severity) else "error/warning by profile"
+        sev = spec.severity.value if not callable(spec.severity) else "error or warning (profile, host)"
         table.add_row(spec.name, sev, ", ".join(spec.depends), spec.description)
     console.print(table)
 

@@ -80,7 +80,7 @@ class Process(ABC):
         """Wait for the end; on timeout kill the command and raise `CommandTimeout`."""
         if not self.wait_until(self.finished, deadline):
             self.kill()
-            raise CommandTimeout(f"{what} did not finish within {deadline - self.started:.0f} s")
+            raise CommandTimeout(f"{what} did not finish within {deadline - self.started:.1f} s")
         return CommandResult(
             exit_status=self.exit_status(),
             stdout=bytes(self.stdout),

@@ -57,6 +57,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         materialize("pvm-this-machine", dirty_root)
         roots["dirty"] = dirty_root
         hosts["dirty"] = hl.add_host("dirty", host_root=dirty_root)
+        slow_root = base / "roots" / "slow"
+        (slow_root / "proc").mkdir(parents=True)
+        os.mkfifo(slow_root / "proc" / "meminfo")  # reading it blocks: the fact script hangs
+        roots["slow"] = slow_root
+        hosts["slow"] = hl.add_host("slow", host_root=slow_root)
         silent = hl.add_silent("silent")
         blackhole = hl.add_blackhole("void")
         yield Lab(hl, hosts, roots, silent, blackhole)

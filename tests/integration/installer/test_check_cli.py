@@ -121,3 +121,6 @@ def test_list_and_help() -> None:
     for name in check_names():
         assert name in res.stdout
     assert "--accept-new-host-keys" in dvp("check", "--help").stdout
+    listed = json.loads(dvp("check", "--list", "-o", "json").stdout)
+    assert [c["name"] for c in listed] == check_names()
+    assert next(c for c in listed if c["name"] == "virt.cpu_flags")["severity"] == "varies"

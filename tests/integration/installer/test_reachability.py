@@ -104,3 +104,17 @@ def test_bastion_host_key_is_verified_too(lab: Lab, make_config: ConfigFactory, 
     ssh = run_preflight(config).report.hosts[0].result("connection.ssh")
     assert ssh.verdict == "error"
     assert ssh.observed.startswith(f"host key of {lab['plain'].address} is not in {known}: ED25519 SHA256:")
+
+
+def test_hanging_command_times_out_and_others_carry_on(lab: Lab, make_config: ConfigFactory) -> None:
+    config = make_config([host(lab["slow"]), host(lab["plain"])], ssh={"commandTimeoutSeconds": 2})
+    started = time.monotonic()
+    report = run_preflight(config).report
+    assert time.monotonic() - started < 2 + 3
+    slow = report.host("slow")
+    assert slow.result("connection.sudo_allowed").verdict == "passed"
+    facts = slow.result("connection.facts")
+    assert facts.verdict == "error"
+    assert facts.observed == "fact gathering on slow did not finish within 2.0 s"
+    assert slow.result("virt.cpu_flags").verdict == "blocked"
+    assert report.host("plain").result("connection.facts").verdict == "passed"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from installer.checks.ansible_facts import write_fact_cache
 from installer.checks.render import report_json
 from installer.checks.runner import run_preflight
 from tests.integration.installer.conftest import ConfigFactory, Lab, host
@@ -30,7 +31,8 @@ def keygen_fingerprint(pub: str, tmp: Path) -> str:
 
 
 def test_key_login_as_root(lab: Lab, make_config: ConfigFactory, tmp_path: Path) -> None:
-    report = run_preflight(make_config([host(lab["plain"])])).report.hosts[0]
+    run = run_preflight(make_config([host(lab["plain"])]))
+    report = run.report.hosts[0]
     ssh = report.result("connection.ssh")
     assert ssh.verdict == "passed", ssh
     assert f"ssh root@{lab['plain'].address}:22" in ssh.observed
@@ -39,6 +41,13 @@ def test_key_login_as_root(lab: Lab, make_config: ConfigFactory, tmp_path: Path)
     assert report.result("connection.sudo_allowed").observed == "logged in as root"
     assert report.result("connection.facts").verdict == "passed"
     assert report.result("network.hostname").observed == "node-plain"
+    # the facts are kept for the install phase, in Ansible's jsonfile fact-cache layout
+    [cached] = write_fact_cache(run.states, tmp_path / "facts")
+    facts = json.loads(cached.read_text())
+    assert cached.name == "plain"
+    assert facts["ansible_nodename"] == "node-plain"
+    assert lab["plain"].address in facts["ansible_all_ipv4_addresses"]  # (it also links to "inner")
+    assert facts["ansible_pkg_mgr"] == "apt"
 
 
 def test_key_login_on_a_custom_port(lab: Lab, make_config: ConfigFactory) -> None:

@@ -123,3 +123,20 @@ def test_gather_script_runs_on_a_recorded_root(tmp_path: Path) -> None:
     assert f.modules.proc_modules is False
     assert f.disk.path == str(root)  # nearest existing parent of the data dir, under the root
     assert f.detect_virt == ""  # never asked with a recorded root
+
+
+def test_facts_handed_to_ansible(tmp_path: Path) -> None:
+    import json
+
+    from installer.checks.ansible_facts import to_ansible_facts
+
+    f = parse_facts(SAMPLE + "\n@@hostname\nnode-1\n@@commands\napt-get=/usr/bin/apt-get\nsystemctl=\n@@end\n")
+    facts = to_ansible_facts(f)
+    assert facts["ansible_pkg_mgr"] == "apt"
+    assert facts["ansible_os_family"] == "Debian"
+    assert facts["ansible_processor_vcpus"] == 8
+    assert facts["ansible_memtotal_mb"] == 32000
+    assert facts["ansible_all_ipv4_addresses"] == ["10.0.0.5"]
+    assert facts["ansible_hostname"] == "node-1"
+    assert facts["dvp_preflight"]["cpu"]["flags"] == ["ept", "fpu", "vme", "vmx"]
+    json.dumps(facts)  # JSON-ready as it is
