@@ -69,7 +69,8 @@ def print_report(report: PreflightReport, console: Console) -> None:
     bad = [h.name for h in report.hosts if not h.ok]
     if report.ok:
         console.print(
-            f"[green]All {len(report.hosts)} hosts passed[/] ({warnings} warnings, profile {report.profile}) "
+            f"[green]{'All ' + str(len(report.hosts)) + ' hosts' if len(report.hosts) > 1 else 'The host'} passed[/] "
+            f"({warnings} warning{'s' if warnings != 1 else ''}, profile {report.profile}) "
             f"in {report.duration_ms / 1000:.1f} s."
         )
     else:
