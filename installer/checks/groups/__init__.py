@@ -1,0 +1,1 @@
+"""The preflight checks, one group per module; `installer.checks.catalog` puts them in order."""
