@@ -19,6 +19,22 @@ def _split_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
+    import ipaddress
+
+    nets = []
+    for v in values:
+        try:
+            nets.append(ipaddress.ip_network(v, strict=False))
+        except ValueError as exc:
+            raise click.BadParameter(f"{v!r} is not a CIDR ({exc})", param_hint="--vm-cidr") from exc
+    for i, a in enumerate(nets):
+        for b in nets[i + 1:]:
+            if a.overlaps(b):
+                raise click.BadParameter(f"{a} overlaps {b}", param_hint="--vm-cidr")
+    return tuple(str(n) for n in nets)
+
+
 @click.command("server")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/dvp/server"), show_default=True,
               help="Where the datastore, certificates, tokens and kubeconfig live.")
@@ -28,10 +44,15 @@ def _split_listen(value: str) -> tuple[str, int]:
 @click.option("--tls-san", multiple=True, help="Extra name or IP for the serving certificate (repeatable).")
 @click.option("--watch-history", default=50_000, show_default=True, type=click.IntRange(min=10),
               help="How many past changes watches can resume from (older ones answer 410 Gone).")
+@click.option("--vm-cidr", "vm_cidrs", multiple=True, default=["10.66.0.0/16"], show_default=True,
+              help="virtualMachineCIDRs: subnets VM addresses come from (repeatable).")
+@click.option("--vm-ip-hold", default=600.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a released VM address stays reserved for its namespace.")
+@click.option("--no-controllers", is_flag=True, help="Serve the API only (controllers run elsewhere).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
-           log_level: str) -> None:
+           vm_cidrs: tuple[str, ...], vm_ip_hold: float, no_controllers: bool, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
     virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens).
 
@@ -41,8 +62,9 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     from controlplane.api.crds import load_crds
     from controlplane.apiserver.server import ServerConfig
     from controlplane.apiserver.storage import StoreSettings
-    from controlplane.embedded.components import ApiServerComponent
-    from controlplane.embedded.runner import ComponentError, Runner
+    from controlplane.controllers.settings import PlatformSettings
+    from controlplane.embedded.components import ApiServerComponent, ControllersComponent
+    from controlplane.embedded.runner import Component, ComponentError, Runner
 
     setup_logging(log_level)
     host, port = _split_listen(listen)
@@ -50,7 +72,12 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
                           extra_sans=list(tls_san), crds=load_crds(),
                           store=StoreSettings(history_events=watch_history, compact_every=max(1, watch_history // 10)))
     try:
-        asyncio.run(Runner([ApiServerComponent(config)]).run())
+        api = ApiServerComponent(config)
+        components: list[Component] = [api]
+        if not no_controllers:
+            components.append(ControllersComponent(api, PlatformSettings(
+                virtual_machine_cidrs=_cidrs(vm_cidrs), ip_lease_hold_seconds=vm_ip_hold)))
+        asyncio.run(Runner(components).run())
     except ComponentError as exc:
         logging.getLogger("dvp").error("%s", exc)
         sys.exit(1)

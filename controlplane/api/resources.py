@@ -1,0 +1,29 @@
+"""REST coordinates (`Resource`) of every kind the components read and write, for the shared
+client runtime in `controlplane.common.kube`."""
+
+from __future__ import annotations
+
+from controlplane.api.v1alpha2 import GROUP, VERSION
+from controlplane.common.kube.client import Resource
+
+INTERNAL_GROUP = "internal.virtualization.deckhouse.io"
+
+VIRTUAL_MACHINES = Resource(GROUP, VERSION, "virtualmachines", "VirtualMachine")
+VIRTUAL_DISKS = Resource(GROUP, VERSION, "virtualdisks", "VirtualDisk")
+VIRTUAL_IMAGES = Resource(GROUP, VERSION, "virtualimages", "VirtualImage")
+CLUSTER_VIRTUAL_IMAGES = Resource(GROUP, VERSION, "clustervirtualimages", "ClusterVirtualImage", namespaced=False)
+VIRTUAL_MACHINE_CLASSES = Resource(GROUP, VERSION, "virtualmachineclasses", "VirtualMachineClass", namespaced=False)
+VIRTUAL_MACHINE_IP_ADDRESSES = Resource(GROUP, VERSION, "virtualmachineipaddresses", "VirtualMachineIPAddress")
+VIRTUAL_MACHINE_IP_ADDRESS_LEASES = Resource(GROUP, VERSION, "virtualmachineipaddressleases",
+                                             "VirtualMachineIPAddressLease", namespaced=False)
+VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS = Resource(GROUP, VERSION, "virtualmachineblockdeviceattachments",
+                                                    "VirtualMachineBlockDeviceAttachment")
+VIRTUAL_MACHINE_OPERATIONS = Resource(GROUP, VERSION, "virtualmachineoperations", "VirtualMachineOperation")
+
+INSTANCES = Resource(INTERNAL_GROUP, "v1", "internalvirtualmachineinstances", "InternalVirtualMachineInstance")
+VOLUMES = Resource(INTERNAL_GROUP, "v1", "internalvirtualdiskvolumes", "InternalVirtualDiskVolume")
+
+NODE_LABEL = "virtualization.deckhouse.io/node"
+"""Set by the controllers on instances and volumes: the node handler watches only its own."""
+KVM_LABEL = "virtualization.deckhouse.io/kvm"
+"""Set by the node handler on its Node: "true" when hardware virtualization is usable."""

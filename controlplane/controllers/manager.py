@@ -1,0 +1,110 @@
+"""The controller manager: shared informers, one controller per kind, leader election.
+
+Informers start at once (caches warm); the reconcilers run only while this process holds
+the Lease `d8-virtualization/dvp-controllers`, so two servers never both act. Runs inside
+`dvp server` (embedded target) and as `dvp controller --kubeconfig` (dkp target)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+from controlplane.common.kube.client import NAMESPACES, KubeClient, KubeError
+from controlplane.common.kube.controller import Controller
+from controlplane.common.kube.events import EventRecorder
+from controlplane.common.kube.leader import LeaderElector
+from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
+from controlplane.controllers.ipam import lease as ipam_lease
+from controlplane.controllers.ipam import vmip
+from controlplane.controllers.runtime.context import Context
+from controlplane.controllers.runtime.reconciler import Reconciler
+from controlplane.controllers.runtime.watchers import Watch, connect
+from controlplane.controllers.settings import PlatformSettings
+from controlplane.controllers.vmclass import controller as vmclass
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[Context], tuple[Reconciler, list[Watch]]]
+BUILDERS: dict[str, Builder] = {
+    "vmclass": vmclass.build,
+    "vmip": vmip.build,
+    "vmiplease": ipam_lease.build,
+}
+LEASE_NAME = "dvp-controllers"
+
+
+class Manager:
+    def __init__(self, kube: KubeClient, settings: PlatformSettings, *, runtime: RuntimeSettings = DEFAULT,
+                 identity: str | None = None, workers: int = 2) -> None:
+        self.ctx = Context(kube=kube, settings=settings, recorder=EventRecorder(kube, "dvp-controllers",
+                                                                                 host=socket.gethostname()),
+                           runtime=runtime)
+        self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        self.workers = workers
+        self.controllers: dict[str, Controller] = {}
+        self.leading = threading.Event()
+        self._lock = threading.Lock()
+        self._elector: LeaderElector | None = None
+        self._reconcilers = {name: build(self.ctx) for name, build in BUILDERS.items()}
+        for name, (_reconciler, watches) in self._reconcilers.items():
+            connect(self.ctx, _Forward(self, name), watches)  # type: ignore[arg-type]
+
+    def _ensure_namespace(self) -> None:
+        try:
+            self.ctx.kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                              "metadata": {"name": self.ctx.settings.namespace}})
+        except KubeError as exc:
+            if not exc.already_exists:
+                raise
+
+    def start(self, *, sync_timeout: float = 60) -> None:
+        self._ensure_namespace()
+        for inf in self.ctx.informers.values():
+            inf.start()
+        for resource, inf in self.ctx.informers.items():
+            if not inf.wait_synced(sync_timeout):
+                raise RuntimeError(f"cache of {resource.plural} did not sync within {sync_timeout:.0f}s")
+        self.ctx.started = True
+        self._elector = LeaderElector(self.ctx.kube, name=LEASE_NAME, namespace=self.ctx.settings.namespace,
+                                      identity=self.identity, on_started=self._lead, on_lost=self._follow,
+                                      settings=self.ctx.runtime)
+        self._elector.start()
+
+    def _lead(self) -> None:
+        with self._lock:
+            vmclass.ensure_generic(self.ctx)
+            for name, (reconciler, _watches) in self._reconcilers.items():
+                ctl = Controller(name, reconciler, workers=self.workers, settings=self.ctx.runtime)
+                self.controllers[name] = ctl
+                ctl.start()
+                for obj in self.ctx.informer(reconciler.resource).list():
+                    ctl.enqueue((obj["metadata"].get("namespace") or "", obj["metadata"]["name"]))
+            self.leading.set()
+
+    def _follow(self) -> None:
+        with self._lock:
+            self.leading.clear()
+            for ctl in self.controllers.values():
+                ctl.stop()
+
+    def stop(self) -> None:
+        if self._elector:
+            self._elector.stop()
+        self._follow()
+        for inf in self.ctx.informers.values():
+            inf.stop()
+
+
+class _Forward:
+    """Routes watch events to whichever Controller instance currently runs a kind."""
+
+    def __init__(self, manager: Manager, name: str) -> None:
+        self.manager, self.name = manager, name
+
+    def enqueue(self, key: object) -> None:
+        ctl = self.manager.controllers.get(self.name)
+        if ctl is not None and self.manager.leading.is_set():
+            ctl.enqueue(key)  # type: ignore[arg-type]

@@ -1,0 +1,50 @@
+"""Watchers: each maps events of a related kind to the keys of the objects that must be
+reconciled again (a VirtualDisk event -> the VMs that use it), ignoring changes that don't
+matter (resourceVersion-only status churn of the related kind is filtered by the caller's
+`relevant` function)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.common.kube.client import Resource
+from controlplane.common.kube.controller import Controller
+from controlplane.controllers.runtime.context import Context
+
+Key = tuple[str, str]
+
+
+def own_key(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+@dataclass
+class Watch:
+    resource: Resource
+    keys: Callable[[dict[str, Any]], Iterable[Key]]
+    relevant: Callable[[dict[str, Any], dict[str, Any] | None], bool] | None = None
+
+
+def connect(ctx: Context, controller: Controller, watches: list[Watch]) -> None:
+    for w in watches:
+        def handler(typ: str, obj: dict[str, Any], old: dict[str, Any] | None, w: Watch = w) -> None:
+            if typ == "MODIFIED" and w.relevant is not None and not w.relevant(obj, old):
+                return
+            for key in w.keys(obj):
+                controller.enqueue(key)
+                if old is not None and typ == "MODIFIED":
+                    for old_key in w.keys(old):
+                        controller.enqueue(old_key)
+        ctx.informer(w.resource).add_handler(handler)
+
+
+def owners_of_kind(kind: str) -> Callable[[dict[str, Any]], Iterable[Key]]:
+    """Keys of the owners of `kind` named in an object's ownerReferences (same namespace)."""
+    def keys(obj: dict[str, Any]) -> Iterable[Key]:
+        meta = obj.get("metadata") or {}
+        return [(meta.get("namespace") or "", r["name"]) for r in meta.get("ownerReferences") or []
+                if r.get("kind") == kind]
+    return keys

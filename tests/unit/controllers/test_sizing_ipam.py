@@ -1,0 +1,85 @@
+"""Class sizing policies, node matching and IPAM address arithmetic."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from controlplane.controllers import scheduling
+from controlplane.controllers.ipam import allocator
+from controlplane.controllers.vmclass.sizing import violations
+
+POLICIES = [
+    {"cores": {"min": 1, "max": 4}, "coreFractions": [5, 10, 20, 50, 100],
+     "memory": {"min": "256Mi", "max": "8Gi", "perCore": {"min": "128Mi", "max": "2Gi"}}},
+    {"cores": {"min": 6, "max": 16, "step": 2}, "coreFractions": [50, 100]},
+]
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "expected"),
+    [
+        ({"cores": 2, "coreFraction": "10%"}, "1Gi", []),
+        ({"cores": 5}, "1Gi", ["outside every sizing policy"]),
+        ({"cores": 7, "coreFraction": "50%"}, "1Gi", ["not a multiple of step 2"]),
+        ({"cores": 2, "coreFraction": "30%"}, "1Gi", ["coreFraction 30% is not allowed"]),
+        ({"cores": 1}, "128Mi", ["below the minimum 256Mi"]),
+        ({"cores": 1}, "3Gi", ["above 2Gi per core"]),
+        ({"cores": 4, "coreFraction": "5%"}, "8Gi", []),
+    ],
+    ids=["fits", "no-policy", "step", "fraction", "mem-min", "per-core-max", "edges"],
+)
+def test_sizing_policy_verdicts(cpu: dict, memory: str, expected: list[str]) -> None:
+    got = violations("generic", {"cpu": cpu, "memory": {"size": memory}}, POLICIES)
+    assert len(got) == len(expected)
+    for want, msg in zip(expected, got, strict=True):
+        assert want in msg and "generic" in msg
+
+
+def test_class_without_policies_accepts_anything() -> None:
+    assert violations("free", {"cpu": {"cores": 999}}, []) == []
+
+
+NET = [ipaddress.ip_network("10.66.0.0/30")]
+
+
+def test_first_and_last_address_are_never_handed_out() -> None:
+    assert allocator.usable("10.66.0.0", NET) is None
+    assert allocator.usable("10.66.0.3", NET) is None
+    assert allocator.usable("10.66.0.1", NET) is not None
+    assert allocator.usable("10.67.0.1", NET) is None
+    assert allocator.usable("not-an-ip", NET) is None
+    assert list(allocator.candidates(NET)) == ["10.66.0.1", "10.66.0.2"]
+    assert allocator.pick(NET, lambda a: a == "10.66.0.1") == "10.66.0.2"
+    assert allocator.pick(NET, lambda a: True) is None
+
+
+def test_lease_names_round_trip() -> None:
+    assert allocator.lease_name("10.66.0.5") == "ip-10-66-0-5"
+    assert allocator.address_of_lease("ip-10-66-0-5") == "10.66.0.5"
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        (None, True),
+        ({"zone": "a"}, True),
+        ({"matchLabels": {"zone": "b"}}, False),
+        ({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "c"]}]}, True),
+        ({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}, False),
+        ({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}, True),
+        ({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}, False),
+    ],
+    ids=str,
+)
+def test_node_selectors(selector: dict | None, expected: bool) -> None:
+    assert scheduling.matches_selector({"zone": "a"}, selector) is expected
+
+
+def test_taints_need_tolerations() -> None:
+    taints = [{"key": "dedicated", "value": "vm", "effect": "NoSchedule"}]
+    assert not scheduling.tolerates(taints, [])
+    assert scheduling.tolerates(taints, [{"key": "dedicated", "operator": "Equal", "value": "vm"}])
+    assert scheduling.tolerates(taints, [{"operator": "Exists"}])
+    assert scheduling.tolerates([{"key": "x", "effect": "PreferNoSchedule"}], [])
