@@ -12,18 +12,24 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
 from controlplane.common.kube.client import NAMESPACES, KubeClient, KubeError
 from controlplane.common.kube.controller import Controller
 from controlplane.common.kube.events import EventRecorder
 from controlplane.common.kube.leader import LeaderElector
 from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
+from controlplane.controllers.disk import controller as disk
+from controlplane.controllers.image.controller import build_for as image_controller
 from controlplane.controllers.ipam import lease as ipam_lease
 from controlplane.controllers.ipam import vmip
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.watchers import Watch, connect
 from controlplane.controllers.settings import PlatformSettings
+from controlplane.controllers.vm import controller as vm
+from controlplane.controllers.vmbda import controller as vmbda
 from controlplane.controllers.vmclass import controller as vmclass
+from controlplane.controllers.vmop import controller as vmop
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,12 @@ BUILDERS: dict[str, Builder] = {
     "vmclass": vmclass.build,
     "vmip": vmip.build,
     "vmiplease": ipam_lease.build,
+    "cvi": image_controller(CLUSTER_VIRTUAL_IMAGES),
+    "vi": image_controller(VIRTUAL_IMAGES),
+    "vd": disk.build,
+    "vm": vm.build,
+    "vmop": vmop.build,
+    "vmbda": vmbda.build,
 }
 LEASE_NAME = "dvp-controllers"
 
@@ -49,8 +61,10 @@ class Manager:
         self._lock = threading.Lock()
         self._elector: LeaderElector | None = None
         self._reconcilers = {name: build(self.ctx) for name, build in BUILDERS.items()}
-        for name, (_reconciler, watches) in self._reconcilers.items():
-            connect(self.ctx, _Forward(self, name), watches)  # type: ignore[arg-type]
+        for name, (reconciler, watches) in self._reconcilers.items():
+            forward = _Forward(self, name)
+            self.ctx.enqueuers[reconciler.resource] = forward.enqueue
+            connect(self.ctx, forward, watches)  # type: ignore[arg-type]
 
     def _ensure_namespace(self) -> None:
         try:

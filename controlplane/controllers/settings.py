@@ -18,12 +18,17 @@ class PlatformSettings:
     """A released address stays reserved for its namespace this long (DVP: 10 minutes)."""
     upload_wait_seconds: float = 900.0
     """An upload not started within this time fails."""
-    dvcr_address: str = ""
-    """host:port of DVCR, used in image references (`<address>/cvi/<name>:latest`)."""
-    dvcr_auth_file: str = ""
-    """Credentials the importer and uploader use to push into DVCR (never logged)."""
+    dvcr_url: str = ""
+    """https://host:port of DVCR; image references are `<host:port>/cvi/<name>:latest`."""
+    dvcr_user: str = ""
+    dvcr_password_file: str = ""
+    """The importer's DVCR password, in a file readable by the controllers only (never logged)."""
     dvcr_ca_file: str = ""
     default_node_selector: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dvcr_address(self) -> str:
+        return self.dvcr_url.split("://", 1)[-1].rstrip("/")
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(c, strict=False) for c in self.virtual_machine_cidrs]

@@ -3,6 +3,7 @@ the platform settings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ class Context:
     recorder: EventRecorder
     runtime: RuntimeSettings = DEFAULT
     informers: dict[Resource, Informer] = field(default_factory=dict)
+    enqueuers: dict[Resource, Callable[[Hashable], None]] = field(default_factory=dict)
+    """How to ask for a reconcile of an object of a kind (set by the manager)."""
     started: bool = False
     """Once the manager has started, a cache asked for late is started (and synced) at once."""
 
@@ -32,6 +35,11 @@ class Context:
                 inf.start()
                 inf.wait_synced(60)
         return inf
+
+    def enqueue(self, resource: Resource, key: Hashable) -> None:
+        fn = self.enqueuers.get(resource)
+        if fn is not None:
+            fn(key)
 
     def cached(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         return self.informer(resource).get(namespace if resource.namespaced else "", name)

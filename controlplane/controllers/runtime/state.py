@@ -23,6 +23,8 @@ class State:
         self.changed.setdefault("status", {})
         self.requeue_after: float | None = None
         self.stop = False
+        self.scratch: dict[str, Any] = {}
+        """Values one handler hands to a later one within the cycle (never written)."""
         self._memo: dict[Any, Any] = {}
 
     # -- identity ---------------------------------------------------------------------------

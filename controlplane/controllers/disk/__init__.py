@@ -1,0 +1,1 @@
+"""VirtualDisk: a persistent disk of a VM, provisioned as a volume on the node of its first consumer."""

@@ -1,0 +1,90 @@
+"""A VirtualDisk's data source, resolved: empty, an existing image in DVCR, or an import of
+the disk's own (HTTP, ContainerImage, Upload) into DVCR as `vd/<ns>/<name>`, from which the
+node handler fills the volume."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
+from controlplane.api.v1alpha2 import VDCondition as C
+from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer
+from controlplane.controllers.image.controller import apply_result
+from controlplane.controllers.image.importing import advance, apply_progress
+from controlplane.controllers.runtime.state import State
+
+
+@dataclass
+class Source:
+    size: int = 0
+    image_ref: str = ""
+    problem: str = ""
+    reason: str = ""
+    failed: bool = False
+    waiting_upload: bool = False
+    importing: bool = False
+
+
+class DiskSources:
+    def __init__(self, importer: Importer, api: DvcrApi) -> None:
+        self.importer, self.api = importer, api
+
+    def resolve(self, state: State) -> Source:
+        ds = state.spec.get("dataSource") or {}
+        kind = ds.get("type")
+        if not ds:
+            return Source()
+        if kind == "ObjectRef":
+            ref = ds.get("objectRef") or {}
+            res = VIRTUAL_IMAGES if ref.get("kind") == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES
+            if ref.get("kind") not in ("VirtualImage", "ClusterVirtualImage"):
+                return Source(problem=f"objectRef kind {ref.get('kind')!r} is not supported on this platform",
+                              reason=C.DatasourceReadyReason.IMAGE_NOT_FOUND, failed=True)
+            image = state.get(res, ref.get("name", ""), state.namespace if res.namespaced else "")
+            not_found = C.DatasourceReadyReason.IMAGE_NOT_FOUND if res.namespaced \
+                else C.DatasourceReadyReason.CLUSTER_IMAGE_NOT_FOUND
+            not_ready = C.DatasourceReadyReason.IMAGE_NOT_READY if res.namespaced \
+                else C.DatasourceReadyReason.CLUSTER_IMAGE_NOT_READY
+            if image is None:
+                return Source(problem=f"{ref.get('kind')} {ref.get('name')!r} not found", reason=not_found)
+            status = image.get("status") or {}
+            if status.get("phase") != "Ready":
+                return Source(problem=f"{ref.get('kind')} {ref.get('name')!r} is {status.get('phase') or 'Pending'}",
+                              reason=not_ready)
+            return Source(size=int((status.get("size") or {}).get("unpackedBytes") or 0),
+                          image_ref=(status.get("target") or {}).get("registryURL", ""))
+        # HTTP, ContainerImage, Upload: the disk's own import into DVCR
+        repo = f"vd/{state.namespace}/{state.name}"
+        if state.status.get("sourceUID") == repo:  # imported already (the repository is recorded once done)
+            return Source(size=int(state.meta.get("annotations", {}).get(SIZE_ANNOTATION, "0")),
+                          image_ref=f"{state.ctx.settings.dvcr_address}/{repo}:latest")
+        outcome = advance(state, self.importer, self.api, repo)
+        if outcome.upload_url:
+            state.status["imageUploadURLs"] = {"external": outcome.upload_url, "inCluster": outcome.upload_url}
+            state.status["uploadCommand"] = f"curl -T <image file> '{outcome.upload_url}'"
+        if outcome.state == "done":
+            scratch: dict[str, Any] = {}
+            apply_result(scratch, outcome.result, "")
+            size = int(scratch["size"]["unpackedBytes"])
+            state.meta.setdefault("annotations", {})[SIZE_ANNOTATION] = str(size)
+            state.status["sourceUID"] = repo
+            return Source(size=size, image_ref=f"{state.ctx.settings.dvcr_address}/{repo}:latest")
+        if outcome.state == "running":
+            apply_progress(state.status, outcome.progress)
+            return Source(problem=outcome.message, reason=C.DatasourceReadyReason.DATASOURCE_READY, importing=True)
+        if outcome.state == "upload":
+            return Source(problem=outcome.message, reason=C.DatasourceReadyReason.DATASOURCE_READY, waiting_upload=True)
+        return Source(problem=outcome.message, reason=outcome.reason or "ProvisioningFailed",
+                      failed=outcome.state == "failed")
+
+    def cleanup(self, state: State) -> None:
+        """A deleted disk's own DVCR image goes too."""
+        self.importer.forget((state.resource.plural, state.namespace, state.name))
+        if state.status.get("sourceUID"):
+            with contextlib.suppress(DvcrError):  # DVCR's GC grace removes it later anyway
+                self.api.delete_tag(str(state.status["sourceUID"]))
+
+
+SIZE_ANNOTATION = "virtualization.deckhouse.io/source-unpacked-size"

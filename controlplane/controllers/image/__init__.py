@@ -1,0 +1,1 @@
+"""ClusterVirtualImage and VirtualImage: VM images imported into DVCR."""

@@ -1,0 +1,240 @@
+"""Writing the VM's InternalVirtualMachineInstance — the one place the VM controller tells a
+node handler what to run.
+
+- Placement happens once the class, sizing and block devices allow it; `status.nodeName`
+  then makes WaitForFirstConsumer disks provision on that node.
+- The instance is created once every prerequisite is met, with the run state the run
+  policy asks for; power requests from VirtualMachineOperations become run-state changes
+  or one-off `powerRequest`s.
+- Changes to a running machine's hardware wait for a restart (`restartAwaitingChanges`),
+  or trigger one with `disruptions.restartApprovalMode: Automatic`; disks attached by
+  VirtualMachineBlockDeviceAttachments are applied at once (hot-plug).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from controlplane.api.resources import (
+    CLUSTER_VIRTUAL_IMAGES,
+    INSTANCES,
+    NODE_LABEL,
+    VIRTUAL_IMAGES,
+    VIRTUAL_MACHINE_CLASSES,
+)
+from controlplane.api.v1alpha2 import VMCondition as C
+from controlplane.common.kube.client import KubeError
+from controlplane.controllers.names import LABEL_VM_NAME
+from controlplane.controllers.runtime import conditions
+from controlplane.controllers.runtime.state import State
+from controlplane.controllers.vm import requests
+from controlplane.controllers.vm.placement import choose_node
+from controlplane.controllers.vm.prerequisites import user_data
+
+HARDWARE = ("hostname", "firmware", "machineType", "paravirtualization", "cpu", "memory", "nics", "cloudInit",
+            "shutdownGracePeriodSeconds")
+RUNNING_PHASES = ("Starting", "Running", "Stopping")
+CPU_MODELS = {"Host": "host-model", "HostPassthrough": "host-passthrough", "Discovery": "host-model",
+              "Features": "host-model"}
+
+
+def mac_for(uid: str) -> str:
+    """A stable, locally administered MAC derived from the VM's uid (QEMU's 52:54:00 prefix)."""
+    h = hashlib.sha256(uid.encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in h[:3])
+
+
+def disk_name(kind: str, name: str) -> str:
+    prefix = {"VirtualDisk": "vd", "VirtualImage": "vi", "ClusterVirtualImage": "cvi"}[kind]
+    return f"{prefix}-{name.replace('.', '-')}"[:63].rstrip("-")
+
+
+def _disks(state: State) -> list[dict[str, Any]]:
+    paravirt = state.spec.get("enableParavirtualization", True)
+    out = []
+    for ref in state.status.get("blockDeviceRefs") or []:
+        disk: dict[str, Any] = {"name": disk_name(ref["kind"], ref["name"]), "bootOrder": len(out) + 1}
+        if ref["kind"] == "VirtualDisk":
+            disk["volume"] = {"name": ref["name"]}
+            disk["bus"] = "virtio" if paravirt else "sata"
+        else:
+            image = state.get(VIRTUAL_IMAGES if ref["kind"] == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES, ref["name"])
+            status = (image or {}).get("status") or {}
+            disk["image"] = {"ref": (status.get("target") or {}).get("registryURL", "")}
+            disk["readOnly"] = True
+            if status.get("cdrom"):
+                disk["cdrom"] = True
+                disk["bus"] = "scsi"
+            else:
+                disk["bus"] = "virtio" if paravirt else "sata"
+        if ref.get("hotplugged"):
+            disk["hotplugged"] = True
+            disk.pop("bootOrder")
+        out.append(disk)
+    return out
+
+
+def desired_spec(state: State, node: str) -> dict[str, Any]:
+    spec = state.spec
+    cls = (state.get(VIRTUAL_MACHINE_CLASSES, spec.get("virtualMachineClassName", "")) or {}).get("spec") or {}
+    cls_cpu = cls.get("cpu") or {}
+    cpu = {"cores": int((spec.get("cpu") or {}).get("cores") or 1),
+           "model": cls_cpu.get("model") if cls_cpu.get("type") == "Model" else CPU_MODELS.get(cls_cpu.get("type"), "host-model"),
+           "coreFraction": (spec.get("cpu") or {}).get("coreFraction") or "100%"}
+    if cpu["coreFraction"] == "Auto":
+        cpu["coreFraction"] = "100%"
+    bootloader = spec.get("bootloader") or "BIOS"
+    cloud_init: dict[str, Any] = {}
+    prov = spec.get("provisioning") or {}
+    if prov.get("type") == "UserData":
+        cloud_init["userData"] = user_data(state)[0] or ""
+    elif prov.get("type") == "UserDataRef":
+        cloud_init["userDataSecretRef"] = {"name": (prov.get("userDataRef") or {}).get("name", "")}
+    paravirt = spec.get("enableParavirtualization", True)
+    out: dict[str, Any] = {
+        "nodeName": node,
+        "hostname": state.name[:63],
+        "firmware": "EFI" if bootloader.startswith("EFI") else "BIOS",
+        "machineType": "q35" if bootloader.startswith("EFI") else "pc",
+        "paravirtualization": paravirt,
+        "cpu": cpu,
+        "memory": {"size": (spec.get("memory") or {}).get("size")},
+        "disks": _disks(state),
+        "nics": [{"name": "default", "mac": mac_for(state.uid), "ip": state.status.get("ipAddress", ""),
+                  "network": "default", "model": "virtio" if paravirt else "e1000"}],
+        "shutdownGracePeriodSeconds": int(spec.get("terminationGracePeriodSeconds") or 60),
+    }
+    if cloud_init:
+        out["cloudInit"] = cloud_init
+    return out
+
+
+def _changes(current: dict[str, Any], desired: dict[str, Any]) -> list[dict[str, Any]]:
+    changes = []
+    for f in HARDWARE:
+        if current.get(f) != desired.get(f):
+            changes.append({"operation": "replace", "path": f, "currentValue": current.get(f),
+                            "desiredValue": desired.get(f)})
+    cold_now = [d for d in current.get("disks") or [] if not d.get("hotplugged")]
+    cold_new = [d for d in desired.get("disks") or [] if not d.get("hotplugged")]
+    if cold_now != cold_new:
+        changes.append({"operation": "replace", "path": "disks", "currentValue": [d["name"] for d in cold_now],
+                        "desiredValue": [d["name"] for d in cold_new]})
+    return changes
+
+
+def _prerequisites_met(state: State) -> bool:
+    s = state.status
+    return (conditions.is_true(s, C.Type.CLASS_READY) and conditions.get(s, C.Type.SIZING_POLICY_MATCHED) is None
+            and conditions.is_true(s, C.Type.IP_ADDRESS_READY) and conditions.is_true(s, C.Type.BLOCK_DEVICES_READY)
+            and conditions.is_true(s, C.Type.PROVISIONING_READY))
+
+
+def _placeable(state: State) -> bool:
+    s = state.status
+    bd = conditions.get(s, C.Type.BLOCK_DEVICES_READY) or {}
+    return (conditions.is_true(s, C.Type.CLASS_READY) and conditions.get(s, C.Type.SIZING_POLICY_MATCHED) is None
+            and (bd.get("status") == "True" or bd.get("reason") == C.BlockDevicesReadyReason.WAITING_FOR_PROVISIONING_TO_PVC))
+
+
+class InstanceHandler:
+    name = "instance"
+
+    def handle(self, state: State) -> None:
+        inst = state.get(INSTANCES, state.name)
+        node = ((inst or {}).get("spec") or {}).get("nodeName") or state.status.get("nodeName")
+        if not node:
+            if not _placeable(state):
+                return
+            node, why = choose_node(state)
+            if node is None:
+                conditions.set_condition(state.status, C.Type.RUNNING, False, C.RunningReason.VIRTUAL_MACHINE_NOT_RUNNING,
+                                         why, generation=state.generation)
+                state.requeue(10)
+                return
+        state.status["nodeName"] = node
+        if not _prerequisites_met(state):
+            return
+        desired = desired_spec(state, node)
+        if inst is None:
+            self._create(state, desired)
+        else:
+            self._update(state, inst, desired)
+
+    def _run_state(self, state: State, current: str | None) -> str:
+        policy = state.spec.get("runPolicy") or "AlwaysOnUnlessStoppedManually"
+        if policy == "AlwaysOff":
+            return "Stopped"
+        if policy == "AlwaysOn":
+            return "Running"
+        if current:
+            return current
+        return "Stopped" if policy == "Manual" else "Running"
+
+    def _create(self, state: State, desired: dict[str, Any]) -> None:
+        desired["runState"] = self._run_state(state, None)
+        body = {"apiVersion": INSTANCES.api_version, "kind": INSTANCES.kind,
+                "metadata": {"name": state.name, "namespace": state.namespace,
+                             "labels": {NODE_LABEL: desired["nodeName"], LABEL_VM_NAME: state.name},
+                             "ownerReferences": [state.owner_ref()]},
+                "spec": desired}
+        try:
+            state.ctx.kube.create(INSTANCES, body)
+            state.ctx.recorder.record(state.changed, type="Normal", reason="InstanceCreated",
+                                      message=f"virtual machine placed on node {desired['nodeName']}")
+        except KubeError as exc:
+            if not exc.already_exists:
+                raise
+
+    def _update(self, state: State, inst: dict[str, Any], desired: dict[str, Any]) -> None:
+        current = inst.get("spec") or {}
+        inst_status = inst.get("status") or {}
+        new = dict(current)
+        new["runState"] = self._run_state(state, current.get("runState"))
+        req = requests.read(state.changed)
+        pending = req is not None and req["id"] not in (inst_status.get("handledPowerRequest"),
+                                                         (current.get("powerRequest") or {}).get("id"))
+        policy = state.spec.get("runPolicy") or "AlwaysOnUnlessStoppedManually"
+        # a guest that powered itself off: AlwaysOn starts it again, other policies keep it off
+        guest_stopped = (inst_status.get("phase") == "Stopped" and current.get("runState") == "Running"
+                         and inst_status.get("startedAt") and not pending
+                         and (current.get("powerRequest") or {}).get("id") in (None, inst_status.get("handledPowerRequest")))
+        if guest_stopped and policy == "AlwaysOn":
+            new["powerRequest"] = {"id": f"{state.uid[:8]}-autostart-{inst['metadata']['resourceVersion']}",
+                                   "action": "Start", "force": False}
+        elif guest_stopped and policy in ("Manual", "AlwaysOnUnlessStoppedManually"):
+            new["runState"] = "Stopped"
+        if pending and req is not None:
+            action = req["action"]
+            if action == "Start":
+                new["runState"] = "Running"
+            elif action == "Stop":
+                new["runState"] = "Stopped" if policy != "AlwaysOn" else "Running"
+            new["powerRequest"] = {"id": req["id"], "action": action, "force": bool(req.get("force"))}
+        running = inst_status.get("phase") in RUNNING_PHASES and new["runState"] == "Running"
+        changes = _changes(current, desired)
+        approve = (state.spec.get("disruptions") or {}).get("restartApprovalMode") == "Automatic"
+        restarting = (new.get("powerRequest") or {}).get("action") in ("Restart", "Start", "Stop") and \
+            (new.get("powerRequest") or {}).get("id") != (current.get("powerRequest") or {}).get("id")
+        if running and changes and not restarting and not approve:
+            for f in ("nodeName",):
+                new[f] = desired[f]
+            new["disks"] = [d for d in current.get("disks") or [] if not d.get("hotplugged")] + \
+                [d for d in desired["disks"] if d.get("hotplugged")]
+            state.status["restartAwaitingChanges"] = changes
+            conditions.set_condition(state.status, C.Type.AWAITING_RESTART_TO_APPLY_CONFIGURATION, True,
+                                     C.AwaitingRestartToApplyConfigurationReason.RESTART_AWAITING_CHANGES_EXIST,
+                                     "changes are applied on the next restart: " + ", ".join(c["path"] for c in changes),
+                                     generation=state.generation)
+        else:
+            new.update(desired)
+            if running and changes and approve and not restarting:
+                new["powerRequest"] = {"id": f"{state.uid[:8]}-apply-{state.generation}", "action": "Restart",
+                                       "force": False}
+            state.status.pop("restartAwaitingChanges", None)
+            conditions.remove(state.status, C.Type.AWAITING_RESTART_TO_APPLY_CONFIGURATION)
+        if new != current:
+            body = dict(inst)
+            body["spec"] = new
+            state.ctx.kube.replace(INSTANCES, body)

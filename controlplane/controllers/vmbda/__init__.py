@@ -1,0 +1,1 @@
+"""VirtualMachineBlockDeviceAttachment: hot-plugging a disk or image into a running VM."""

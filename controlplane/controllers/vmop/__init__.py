@@ -1,0 +1,1 @@
+"""VirtualMachineOperation: Start, Stop, Restart (and the operations this platform refuses)."""

@@ -1,0 +1,185 @@
+"""The VirtualMachineOperation reconciler. Handlers in order:
+
+1. init       — phase Pending, condition Completed Unknown;
+2. terminal   — Completed and Failed operations are final;
+3. validate   — the VM exists; the type applies to its run policy and phase; Migrate/Evict
+                need a second node; Restore/Clone need snapshots (not served here);
+4. queue      — one operation per VM at a time (oldest first); a newer power operation
+                supersedes an older one still waiting;
+5. execute    — the request goes to the VM controller (annotation on the VM) -> InProgress,
+                SignalSent;
+6. complete   — the instance has handled the request and the VM reached the phase the
+                operation wants -> Completed; too long -> Failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS, VIRTUAL_MACHINES
+from controlplane.api.v1alpha2 import VMOPCondition as C
+from controlplane.api.v1alpha2 import VMOPPhase as Phase
+from controlplane.common.kube.client import NODES
+from controlplane.controllers import scheduling
+from controlplane.controllers.runtime import conditions
+from controlplane.controllers.runtime.context import Context
+from controlplane.controllers.runtime.reconciler import Reconciler
+from controlplane.controllers.runtime.state import State
+from controlplane.controllers.runtime.watchers import Watch, own_key
+from controlplane.controllers.vm import requests
+
+POWER = ("Start", "Stop", "Restart")
+TIMEOUT_MARGIN = 300
+R = C.CompletedReason
+
+
+def _fail(state: State, reason: str, message: str) -> None:
+    state.status["phase"] = Phase.FAILED
+    conditions.set_condition(state.status, C.Type.COMPLETED, False, reason, message, generation=state.generation)
+    state.ctx.recorder.record(state.changed, type="Warning", reason="OperationFailed", message=message)
+    state.stop = True
+
+
+def _ops_of(state: State, vm_name: str) -> list[dict[str, Any]]:
+    ops = [o for o in state.list(VIRTUAL_MACHINE_OPERATIONS, state.namespace)
+           if (o.get("spec") or {}).get("virtualMachineName") == vm_name]
+    return sorted(ops, key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
+
+
+class Init:
+    name = "init"
+
+    def handle(self, state: State) -> None:
+        if not state.status.get("phase"):
+            state.status["phase"] = Phase.PENDING
+        conditions.init_unknown(state.status, [C.Type.COMPLETED], generation=state.generation)
+        if state.status["phase"] in (Phase.COMPLETED, Phase.FAILED):
+            state.stop = True
+
+
+class Validate:
+    name = "validate"
+
+    def handle(self, state: State) -> None:
+        if state.status["phase"] != Phase.PENDING:
+            return
+        spec = state.spec
+        kind, vm_name = spec.get("type"), spec.get("virtualMachineName", "")
+        vm = state.get(VIRTUAL_MACHINES, vm_name)
+        if vm is None:
+            return _fail(state, R.VIRTUAL_MACHINE_NOT_FOUND, f"VirtualMachine {vm_name!r} not found")
+        if kind in ("Migrate", "Evict"):
+            nodes = [n for n in state.list(NODES) if scheduling.node_ready(n)]
+            if len(nodes) < 2:
+                return _fail(state, R.NOT_APPLICABLE_FOR_VM_PHASE,
+                             f"{kind} needs a second node to move the machine to; this platform has {len(nodes)} "
+                             f"Ready node(s)")
+            return _fail(state, R.OPERATION_FAILED, f"{kind}: live migration is not available on this platform yet")
+        if kind in ("Restore", "Clone"):
+            return _fail(state, R.OPERATION_FAILED, f"{kind} needs VirtualMachineSnapshots, which this platform does "
+                                                    f"not serve")
+        policy = (vm.get("spec") or {}).get("runPolicy") or "AlwaysOnUnlessStoppedManually"
+        phase = (vm.get("status") or {}).get("phase")
+        if policy == "AlwaysOff" or (policy == "AlwaysOn" and kind in ("Start", "Stop")):
+            return _fail(state, R.NOT_APPLICABLE_FOR_RUN_POLICY,
+                         f"{kind} does not apply to a machine with runPolicy {policy}")
+        if kind == "Start" and spec.get("force"):
+            return _fail(state, R.OPERATION_FAILED, "Start cannot be forced")
+        if kind == "Start" and phase in ("Running", "Starting"):
+            return _fail(state, R.NOT_APPLICABLE_FOR_VM_PHASE, f"the machine is already {phase}")
+        if kind in ("Stop", "Restart") and phase in ("Stopped", "Pending", None):
+            return _fail(state, R.NOT_APPLICABLE_FOR_VM_PHASE, f"the machine is {phase or 'Pending'}, not running")
+
+
+class Queue:
+    name = "queue"
+
+    def handle(self, state: State) -> None:
+        if state.status["phase"] != Phase.PENDING:
+            return
+        vm_name = state.spec.get("virtualMachineName", "")
+        ops = [o for o in _ops_of(state, vm_name) if o["metadata"]["name"] != state.name]
+        running = [o for o in ops if (o.get("status") or {}).get("phase") == Phase.IN_PROGRESS]
+        if running:
+            conditions.set_condition(state.status, C.Type.COMPLETED, False, R.NOT_READY_TO_BE_EXECUTED,
+                                     f"waiting for operation {running[0]['metadata']['name']} on the same machine",
+                                     generation=state.generation)
+            state.stop = True
+            return
+        mine = state.current["metadata"].get("creationTimestamp", "")
+        newer = [o for o in ops if (o.get("spec") or {}).get("type") in POWER
+                 and (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]) > (mine, state.name)
+                 and (o.get("status") or {}).get("phase") in (None, Phase.PENDING)]
+        if newer and state.spec.get("type") in POWER:
+            _fail(state, R.OPERATION_FAILED, f"superseded by the newer operation {newer[-1]['metadata']['name']}")
+
+
+class Execute:
+    name = "execute"
+
+    def handle(self, state: State) -> None:
+        if state.status["phase"] != Phase.PENDING:
+            return
+        vm_name = state.spec.get("virtualMachineName", "")
+        value = requests.encode(id=state.uid, action=state.spec["type"], force=bool(state.spec.get("force")))
+        state.ctx.kube.patch(VIRTUAL_MACHINES, vm_name, {"metadata": {"annotations": {requests.ANNOTATION: value}}},
+                             state.namespace)
+        state.status["phase"] = Phase.IN_PROGRESS
+        reason = {"Start": R.START_IN_PROGRESS, "Stop": R.STOP_IN_PROGRESS, "Restart": R.RESTART_IN_PROGRESS}
+        conditions.set_condition(state.status, C.Type.SIGNAL_SENT, True, C.SignalSentReason.SIGNAL_SENT_SUCCESS, "",
+                                 generation=state.generation)
+        conditions.set_condition(state.status, C.Type.COMPLETED, False, reason[state.spec["type"]],
+                                 f"{state.spec['type']} requested", generation=state.generation)
+        state.ctx.recorder.record(state.changed, type="Normal", reason="OperationStarted",
+                                  message=f"{state.spec['type']} of {vm_name} requested")
+        state.requeue(1)
+
+
+class Complete:
+    name = "complete"
+
+    def handle(self, state: State) -> None:
+        if state.status["phase"] != Phase.IN_PROGRESS:
+            return
+        vm_name = state.spec.get("virtualMachineName", "")
+        vm = state.get(VIRTUAL_MACHINES, vm_name)
+        inst = state.get(INSTANCES, vm_name)
+        if vm is None:
+            return _fail(state, R.VIRTUAL_MACHINE_NOT_FOUND, f"VirtualMachine {vm_name!r} was deleted")
+        handled = ((inst or {}).get("status") or {}).get("handledPowerRequest") == state.uid
+        phase = (vm.get("status") or {}).get("phase")
+        want = "Stopped" if state.spec["type"] == "Stop" else "Running"
+        if handled and phase == want:
+            state.status["phase"] = Phase.COMPLETED
+            conditions.set_condition(state.status, C.Type.COMPLETED, True, R.OPERATION_COMPLETED,
+                                     f"the machine is {want}", generation=state.generation)
+            state.ctx.recorder.record(state.changed, type="Normal", reason="OperationCompleted",
+                                      message=f"{state.spec['type']} of {vm_name} completed")
+            return
+        started = next((c.get("lastTransitionTime") for c in state.status.get("conditions") or []
+                        if c.get("type") == C.Type.SIGNAL_SENT), None)
+        grace = int((vm.get("spec") or {}).get("terminationGracePeriodSeconds") or 60)
+        if started:
+            t = dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
+            if (dt.datetime.now(dt.UTC) - t).total_seconds() > grace + TIMEOUT_MARGIN:
+                return _fail(state, R.OPERATION_FAILED, f"the machine did not become {want} in time "
+                                                        f"(it is {phase})")
+        state.requeue(2)
+
+
+def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
+    reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(), Execute(), Complete()])
+
+    def ops_of_vm(obj: dict[str, Any]) -> list[tuple[str, str]]:
+        ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        return [own_key(o) for o in ctx.informer(VIRTUAL_MACHINE_OPERATIONS).list(ns)
+                if (o.get("spec") or {}).get("virtualMachineName") == name
+                and (o.get("status") or {}).get("phase") not in (Phase.COMPLETED, Phase.FAILED)]
+
+    def siblings(op: dict[str, Any]) -> list[tuple[str, str]]:
+        vm = (op.get("spec") or {}).get("virtualMachineName", "")
+        return ops_of_vm({"metadata": {"namespace": op["metadata"].get("namespace", ""), "name": vm}}) + [own_key(op)]
+
+    return reconciler, [Watch(VIRTUAL_MACHINE_OPERATIONS, siblings),
+                        Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm)]
