@@ -19,6 +19,7 @@ from controlplane.common.version import __version__
 # name -> (module, attribute, one-line help shown by `dvp --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "server": ("controlplane.embedded.cmd", "server", "Run the embedded control plane (API server, DVCR, controllers)."),
+    "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
 }
 
 
