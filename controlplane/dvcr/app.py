@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from controlplane.dvcr.auth import Authenticator, AuthError, Identity
 from controlplane.dvcr.digest import check_name
@@ -26,7 +28,8 @@ from controlplane.dvcr.store import RegistryStore
 log = logging.getLogger(__name__)
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
-REALM = 'Basic realm="dvcr"'
+BASIC_REALM = 'Basic realm="dvcr"'
+TOKEN_PATH = "/auth/token"
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 ROUTES: list[tuple[re.Pattern[str], str]] = [
@@ -42,10 +45,14 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def error_response(exc: RegistryError) -> web.Response:
-    headers = {**API_VERSION, **exc.headers, "Content-Type": "application/json"}
+def error_response(exc: RegistryError, request: web.Request | None = None) -> web.Response:
+    headers = CIMultiDict({**API_VERSION, **exc.headers, "Content-Type": "application/json"})
     if exc.status == 401:
-        headers["WWW-Authenticate"] = REALM
+        # Token-aware clients (skopeo, containerd) take the first challenge: the token endpoint,
+        # where they log in with basic credentials or a platform token. Others use basic.
+        if request is not None:
+            headers.add("WWW-Authenticate", f'Bearer realm="https://{request.host}{TOKEN_PATH}",service="dvcr"')
+        headers.add("WWW-Authenticate", BASIC_REALM)
     return web.Response(status=exc.status, body=orjson.dumps(exc.body()), headers=headers)
 
 
@@ -78,6 +85,7 @@ class RegistryApp:
         app.router.add_route("*", "/v2/{tail:.*}", self.dispatch)
         app.router.add_route("*", "/v2", self.dispatch)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get(TOKEN_PATH, self._token)
         if extra_routes is not None:
             extra_routes(app)
         return app
@@ -93,7 +101,7 @@ class RegistryApp:
         except RegistryError as exc:
             if exc.status >= 500:
                 log.error("dvcr: %s %s: %s", request.method, request.path, exc)
-            return error_response(exc)
+            return error_response(exc, request)
         except web.HTTPException:
             raise
         except (ConnectionResetError, ConnectionError) as exc:
@@ -108,6 +116,16 @@ class RegistryApp:
                 resp.headers.setdefault(k, v)
         return resp
 
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        """Docker token endpoint: credentials in, a short-lived DVCR access token out."""
+        identity = await self.identify(request, "pull")
+        ttl = 3600
+        token = self.auth.issue(identity, ttl=ttl)
+        doc = {"token": token, "access_token": token, "expires_in": ttl,
+               "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return web.Response(body=orjson.dumps(doc), headers={"Content-Type": "application/json",
+                                                             "Cache-Control": "no-store"})
+
     async def identify(self, request: web.Request, role: str) -> Identity:
         """The caller, who must hold `role`; 401 without (valid) credentials, 403 without the role."""
         try:
@@ -119,7 +137,6 @@ class RegistryApp:
         if not identity.may(role):
             raise RegistryError("DENIED", f"user {identity.name!r} (role {identity.role}) may not {role} here",
                                 detail={"user": identity.name, "needs": role})
-        request["identity"] = identity
         return identity
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -9,6 +9,10 @@ Two ways in, both checked on every request (anonymous access is refused with 401
   call on the embedded API server and on a real kube-apiserver). Members of
   `system:masters` are admins, of `dvp:dvcr-writers` pushers, everyone else may pull.
 
+Docker-style clients (skopeo, containerd) follow the `Bearer realm=` challenge to
+`/auth/token`, present either of the above there, and get a short-lived DVCR token (kept
+in memory only, as a digest) that they send from then on.
+
 Positive answers are cached briefly (keyed by a SHA-256 of the credentials, never the
 credentials), so bcrypt and TokenReview cost is paid once per client, not per request.
 Secrets never reach a log line: a user name or a token's fingerprint does.
@@ -29,13 +33,14 @@ from typing import Any
 
 import bcrypt
 
-from controlplane.common.pki import fingerprint
+from controlplane.common.pki import fingerprint, new_token, token_digest
 
 log = logging.getLogger(__name__)
 
 ROLES = ("pull", "push", "admin")
 ADMIN_GROUPS = ("system:masters",)
 WRITER_GROUPS = ("dvp:dvcr-writers",)
+ISSUED_PREFIX = "dvcr."
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,17 @@ class Authenticator:
         self.basic_ttl = basic_ttl
         self.token_ttl = token_ttl
         self._cache: dict[str, tuple[float, Identity]] = {}
+        self._issued: dict[str, tuple[float, Identity]] = {}
         self._api: Any = None
+
+    def issue(self, identity: Identity, *, ttl: float = 3600.0) -> str:
+        """A DVCR access token for `identity` (the token endpoint's answer)."""
+        token = ISSUED_PREFIX + new_token()
+        now = time.monotonic()
+        if len(self._issued) > 10_000:
+            self._issued = {k: v for k, v in self._issued.items() if v[0] > now}
+        self._issued[token_digest(token)] = (now + ttl, identity)
+        return token
 
     async def authenticate(self, header: str | None) -> Identity | None:
         """The caller's identity; None without credentials; AuthError when they are wrong."""
@@ -145,6 +160,11 @@ class Authenticator:
         return Identity(user, role if role in ROLES else "pull", "htpasswd")
 
     async def _bearer(self, token: str) -> Identity:
+        if token.startswith(ISSUED_PREFIX):
+            hit = self._issued.get(token_digest(token))
+            if hit is None or hit[0] <= time.monotonic():
+                raise AuthError("the DVCR access token is unknown or expired; get a new one from /auth/token")
+            return hit[1]
         if self.kubeconfig is None:
             raise AuthError("bearer tokens are not accepted here (no API server configured); use basic auth")
         try:

@@ -74,4 +74,5 @@ class StorageDriver(Protocol):
         """Names of the direct children of a folder (sorted); `PathNotFound` when missing."""
 
     def walk(self, path: str) -> Iterator[FileInfo]:
-        """Every file (not folder) under `path`, recursively; nothing when it is missing."""
+        """Every committed file (not folder) under `path`, recursively, sorted by path;
+        nothing when it is missing."""

@@ -177,11 +177,15 @@ class FilesystemDriver:
 
     def walk(self, path: str) -> Iterator[FileInfo]:
         base = self._p(path)
+        found: list[FileInfo] = []
         for dirpath, _dirs, files in os.walk(base):
-            for f in sorted(files):
+            for f in files:
+                if f.startswith(".") and f.endswith(".tmp"):
+                    continue  # a writer's file not yet committed
                 full = Path(dirpath) / f
                 try:
                     st = full.stat()
                 except FileNotFoundError:
                     continue
-                yield FileInfo(str(full.relative_to(self.root)), st.st_size, st.st_mtime, False)
+                found.append(FileInfo(str(full.relative_to(self.root)), st.st_size, st.st_mtime, False))
+        yield from sorted(found, key=lambda i: i.path)

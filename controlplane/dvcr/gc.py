@@ -4,7 +4,8 @@ Mark: in every repository, start from the tagged manifests and follow index chil
 referrers (manifests whose `subject` is kept); everything reached is kept, and so are the
 blobs they reference (config, layers, the manifests' own bytes). Sweep: untagged
 manifests no kept manifest reaches, blobs nothing kept references, links to removed blobs,
-uploads abandoned longer than `stale_uploads_after`, and repositories left empty.
+links of a repository to blobs none of its kept manifests references, uploads abandoned
+longer than `stale_uploads_after`, and repositories left empty.
 
 Safety with concurrent pushes: `run` closes the write gate (writes get "read-only during
 garbage collection") and waits for writes in flight; and a blob or manifest younger than
@@ -80,6 +81,7 @@ def plan(store: RegistryStore, settings: GcSettings, *, dry_run: bool, now: floa
     marked: set[Digest] = set()
     repos = store.repos.catalog()
     empty: set[str] = set()
+    used: dict[str, set[Digest]] = {}  # per repository: blobs its kept manifests reference
     for repo in repos:
         revisions = {r.digest: r for r in store.repos.revisions(repo)}
         parsed = {d: _parse(store, d) for d in revisions}
@@ -99,14 +101,16 @@ def plan(store: RegistryStore, settings: GcSettings, *, dry_run: bool, now: floa
             # referrers of what is kept are kept with it (signatures, SBOMs, ...)
             roots = [d for d, m in parsed.items()
                      if d not in keep and m is not None and m.subject is not None and m.subject.digest in keep]
+        used[repo] = set()
         for d in sorted(revisions):
             if d in keep:
                 m = parsed[d]
                 marked.add(d)
                 if m is not None:
-                    marked.update(b.digest for b in m.blobs)
+                    used[repo].update(b.digest for b in m.blobs)
             else:
                 report.manifests.append({"repository": repo, "digest": str(d)})
+        marked |= used[repo]
         report.kept_manifests += len(keep)
         if not keep:
             empty.add(repo)
@@ -120,7 +124,8 @@ def plan(store: RegistryStore, settings: GcSettings, *, dry_run: bool, now: floa
         report.freed_bytes += blob.size
     for repo in repos:
         links = store.blobs.links(repo)
-        gone = [d for d in links if d in removed or store.blobs.stat(d) is None]
+        gone = [d for d in links if d in removed or store.blobs.stat(d) is None
+                or (d not in used.get(repo, set()) and _mtime(store, layout.layer_link(repo, d)) <= young)]
         report.links += [{"repository": repo, "digest": str(d)} for d in gone]
         if repo in empty and len(gone) == len(links):
             report.repositories.append(repo)

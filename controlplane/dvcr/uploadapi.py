@@ -177,6 +177,9 @@ class UploadService:
     # --- the upload URL ------------------------------------------------------------------------
     async def _upload(self, request: web.Request) -> web.StreamResponse:
         t = self.tickets.by_token(request.match_info["token"])
+        if t is not None and t.phase in (WAITING, FAILED) and time.time() >= t.expires_at:
+            t.phase = EXPIRED
+            self.tickets.save(t)
         if t is None or t.phase == EXPIRED:
             return _json({"error": "this upload URL is unknown or has expired"}, 404)
         if request.method == "GET":

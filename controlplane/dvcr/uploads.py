@@ -120,8 +120,11 @@ class Uploads:
                 await loop.run_in_executor(None, _write, writer, s, bytes(buf))
         except BaseException:
             if pending is not None:
-                await asyncio.shield(pending)
-            writer.close()  # keep what arrived: the client may resume from s.size
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(pending)
+            if buf:
+                _write(writer, s, bytes(buf))  # what arrived before the break is good, in order
+            writer.close()  # keep it: the client may resume from s.size
             raise
         writer.close()
         if start is not None and end is not None and end - start + 1 != received:

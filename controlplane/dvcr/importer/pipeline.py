@@ -199,8 +199,10 @@ async def import_image(source: Any, sink: Sink, repository: str, *, tag: str = "
         else:
             spooled, size = await _spool(disk.__aiter__(), spool_dir)
             await verify()  # before anything is pushed
-            meter.set_phase("pushing", total=artifact.layer_size(detected.format, size), reset=True)
-            pushed = _counted(read_file(spooled), meter, HashWorker([]))
+            # the push from the spool file reports as its own phase; `done` of the final report
+            # stays the source's byte count
+            push_meter = ProgressMeter(progress, total=size, phase="pushing")
+            pushed = _counted(read_file(spooled), push_meter, HashWorker([]))
             layer_digest = await _push_layer(sink, repository, _layer(detected.format, size, pushed))
         virtual = detected.virtual_size if detected.virtual_size is not None else size
         stored = artifact.layer_size(detected.format, size)

@@ -73,15 +73,6 @@ class ProgressMeter:
         if self.callback is not None:
             self.callback(self.snapshot())
 
-    def set_phase(self, phase: str, *, total: int | None = None, reset: bool = False) -> None:
-        self.phase = phase
-        if reset:
-            self.done = 0
-            self.started = time.monotonic()
-            self._samples = deque([(self.started, 0)])
-        if total is not None:
-            self.total = total
-
     def finish(self) -> Progress:
         final = self.snapshot(phase="done")
         if self.callback is not None:
