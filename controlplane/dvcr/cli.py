@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,28 +113,25 @@ def serve(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[st
                         htpasswd=htpasswd, kubeconfig=kubeconfig, gc=GcSettings(grace_seconds=gc_grace))
 
     async def main() -> None:
-        from controlplane.embedded.runner import Runner
-
         server = DvcrServer(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await server.start()
+            print(f"dvp dvcr: ready at {server.url}; connection file {server.info_path}", flush=True)
+            await stop.wait()
+        finally:
+            await server.stop()
 
-        class Component:
-            name = "DVCR"
-
-            async def start(self) -> None:
-                await server.start()
-                print(f"dvp dvcr: ready at {server.url}; connection file {server.info_path}", flush=True)
-
-            async def stop(self) -> None:
-                await server.stop()
-
-        await Runner([Component()]).run()
-
-    from controlplane.embedded.runner import ComponentError
+    from controlplane.common.eventloop import run_event_loop
+    from controlplane.dvcr.server import StartupError
 
     try:
-        asyncio.run(main())
-    except ComponentError as exc:
-        _fail(str(exc))
+        run_event_loop(main())
+    except StartupError as exc:
+        _fail(f"starting DVCR: {exc}")
 
 
 def _source(spec: str, *, ca_bundle: Path | None, insecure: bool, pull_secret: Path | None) -> Any:

@@ -64,10 +64,15 @@ class ManifestHandlers:
         if request.content_length is not None and request.content_length > manifests.MAX_MANIFEST:
             raise RegistryError("SIZE_INVALID", f"manifest is {request.content_length} bytes; the limit is "
                                 f"{manifests.MAX_MANIFEST}", status=413)
-        body = await request.content.read(manifests.MAX_MANIFEST + 1)
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > manifests.MAX_MANIFEST:
+                raise RegistryError("SIZE_INVALID", f"manifest is over the {manifests.MAX_MANIFEST} byte limit",
+                                    status=413)
         loop = asyncio.get_running_loop()
         async with self.store.gate.write():
-            d, parsed = await loop.run_in_executor(None, self.store.repos.put_manifest, name, reference, body,
+            d, parsed = await loop.run_in_executor(None, self.store.repos.put_manifest, name, reference, bytes(body),
                                                    request.headers.get("Content-Type"))
         headers = {"Location": f"/v2/{name}/manifests/{d}", "Docker-Content-Digest": str(d), "Content-Length": "0"}
         if parsed.subject is not None:

@@ -8,7 +8,8 @@ It reads the manifest (format and virtual size from its annotations), streams th
 layer, checks its digest as it arrives, and writes the `disk/` file to `DEST.partial`,
 renamed to DEST only when everything checked out (so DEST is never half a disk). With
 `want_format` (e.g. "qcow2") a disk stored in another format (vmdk, vdi, raw) is converted
-with `qemu-img convert`, going through the partial file as the one temporary copy.
+with `qemu-img convert` from the partial file into `.DEST.convert`, renamed to DEST when
+the conversion succeeded; the partial file is removed either way.
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ async def pull_disk(ref: str, dest: Path, *, connection: DvcrConnection, progres
                     raise
     fmt = disk.format
     if want_format and want_format != fmt and not (fmt == "iso" and want_format == "raw"):
-        await _convert(partial, dest, fmt, want_format)
-        partial.unlink()
+        try:
+            await _convert(partial, dest, fmt, want_format)
+        finally:
+            partial.unlink(missing_ok=True)
         fmt = want_format
         size = dest.stat().st_size
     else:

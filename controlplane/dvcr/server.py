@@ -128,7 +128,12 @@ class DvcrServer:
         auth = Authenticator(htpasswd=htpasswd, roles=roles, kubeconfig=self.config.kubeconfig,
                              extra_htpasswd=self.config.htpasswd)
         registry = RegistryApp(self.store, auth)
-        self.uploads = UploadService(self.store, registry, base_url=lambda: self.url, ttl=self.config.upload_ttl)
+        spool = self.config.dvcr_dir / "tmp"  # compressed uploads unpack here, on DVCR's own disk
+        spool.mkdir(exist_ok=True)
+        for leftover in spool.iterdir():  # from a process that was killed mid-import
+            leftover.unlink(missing_ok=True)
+        self.uploads = UploadService(self.store, registry, base_url=lambda: self.url, ttl=self.config.upload_ttl,
+                                     spool_dir=spool)
         admin = AdminApi(self.store, registry, self.config.gc)
         uploads = self.uploads
 

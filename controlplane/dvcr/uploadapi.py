@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -80,12 +81,13 @@ class _Run:
 
 class UploadService:
     def __init__(self, store: RegistryStore, registry: RegistryApp, *, base_url: Callable[[], str],
-                 ttl: float = 24 * 3600, idle_timeout: float = 600.0) -> None:
+                 ttl: float = 24 * 3600, idle_timeout: float = 600.0, spool_dir: Path | None = None) -> None:
         self.store = store
         self.registry = registry
         self.base_url = base_url
         self.ttl = ttl
         self.idle_timeout = idle_timeout
+        self.spool_dir = spool_dir
         self.tickets = Tickets(store.driver)
         self._runs: dict[str, _Run] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -229,7 +231,7 @@ class UploadService:
         sink = StoreSink(self.store, self.base_url().split("://", 1)[-1])
         source = StreamSource(run.chunks(), total, description="upload")
         run.task = asyncio.create_task(import_image(source, sink, t.repository, tag=t.tag, checksums=t.checksums,
-                                                    progress=progress, spool_dir=None))
+                                                    progress=progress, spool_dir=self.spool_dir))
         run.task.add_done_callback(lambda task: self._finished(t, task))
         self._runs[t.id] = run
         return run

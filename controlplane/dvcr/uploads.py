@@ -103,27 +103,29 @@ class Uploads:
             writer = self.driver.ingest(layout.upload_data(s.uuid), append=True)
         received = 0
         pending: asyncio.Future[None] | None = None
-        buf = bytearray()
+        parts: list[bytes] = []  # handed to the writer thread as they came: no joining copy
+        held = 0
         try:
             async for chunk in stream:
-                buf += chunk
+                parts.append(chunk)
+                held += len(chunk)
                 received += len(chunk)
-                if len(buf) >= BUFFER:
+                if held >= BUFFER:
                     if pending is not None:
                         await pending
-                    pending = loop.run_in_executor(None, _write, writer, s, bytes(buf))
-                    buf.clear()
+                    pending = loop.run_in_executor(None, _write, writer, s, parts)
+                    parts, held = [], 0
             if pending is not None:
                 await pending
                 pending = None
-            if buf:
-                await loop.run_in_executor(None, _write, writer, s, bytes(buf))
+            if parts:
+                await loop.run_in_executor(None, _write, writer, s, parts)
         except BaseException:
             if pending is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(pending)
-            if buf:
-                _write(writer, s, bytes(buf))  # what arrived before the break is good, in order
+            if parts:
+                _write(writer, s, parts)  # what arrived before the break is good, in order
             writer.close()  # keep it: the client may resume from s.size
             raise
         writer.close()
@@ -187,10 +189,11 @@ class Uploads:
             self._drop(u)
 
 
-def _write(writer: Writer, s: UploadSession, data: bytes) -> None:
-    writer.write(data)
-    s.hasher.update(data)
-    s.size += len(data)
+def _write(writer: Writer, s: UploadSession, parts: list[bytes]) -> None:
+    for data in parts:
+        writer.write(data)
+        s.hasher.update(data)
+        s.size += len(data)
 
 
 def _range(size: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -46,6 +45,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     from controlplane.api.crds import load_crds
     from controlplane.apiserver.server import ServerConfig
     from controlplane.apiserver.storage import StoreSettings
+    from controlplane.common.eventloop import run_event_loop
     from controlplane.dvcr.server import DvcrConfig
     from controlplane.embedded.components import ApiServerComponent, DvcrComponent
     from controlplane.embedded.runner import ComponentError, Runner
@@ -60,7 +60,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
                       extra_sans=list(tls_san), ca_dir=config.pki_dir)
     api = ApiServerComponent(config)
     try:
-        asyncio.run(Runner([api, DvcrComponent(api, dvcr)]).run())
+        run_event_loop(Runner([api, DvcrComponent(api, dvcr)]).run())
     except ComponentError as exc:
         logging.getLogger("dvp").error("%s", exc)
         sys.exit(1)

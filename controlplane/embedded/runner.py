@@ -55,3 +55,4 @@ class Runner:
                     await c.stop()
                 except Exception:
                     log.exception("stopping %s", c.name)
+

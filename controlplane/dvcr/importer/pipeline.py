@@ -180,6 +180,7 @@ async def import_image(source: Any, sink: Sink, repository: str, *, tag: str = "
         raise source_error(f"{source.description}: {exc}") from exc
     meter = ProgressMeter(progress, total=opened.size)
     hashes = HashWorker(list(sums.hashers.values()))
+    no_hashes = HashWorker([])
 
     async def verify() -> None:
         await hashes.drain()
@@ -202,7 +203,7 @@ async def import_image(source: Any, sink: Sink, repository: str, *, tag: str = "
             # the push from the spool file reports as its own phase; `done` of the final report
             # stays the source's byte count
             push_meter = ProgressMeter(progress, total=size, phase="pushing")
-            pushed = _counted(read_file(spooled), push_meter, HashWorker([]))
+            pushed = _counted(read_file(spooled), push_meter, no_hashes)
             layer_digest = await _push_layer(sink, repository, _layer(detected.format, size, pushed))
         virtual = detected.virtual_size if detected.virtual_size is not None else size
         stored = artifact.layer_size(detected.format, size)
@@ -224,6 +225,7 @@ async def import_image(source: Any, sink: Sink, repository: str, *, tag: str = "
         raise push_error(f"talking to {sink.registry}: {type(exc).__name__}: {exc}") from exc
     finally:
         hashes.close()
+        no_hashes.close()
         with contextlib.suppress(Exception):
             await opened.close()
         if spooled is not None:

@@ -115,7 +115,9 @@ class TarStream:
             size = int(pax["size"]) if "size" in pax else info.size
             if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
                 size = 0 if info.type != tarfile.GNUTYPE_SPARSE else size
-            return Entry(name.lstrip("./").lstrip("/") if name not in ("./", ".") else "", size, info.type)
+            while name.startswith(("./", "/")):
+                name = name[1:] if name.startswith("/") else name[2:]
+            return Entry(name, size, info.type)
 
     async def skip_data(self, e: Entry) -> None:
         await self.r.skip(e.size + (-e.size) % BLOCK)
