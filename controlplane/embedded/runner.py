@@ -55,4 +55,3 @@ class Runner:
                     await c.stop()
                 except Exception:
                     log.exception("stopping %s", c.name)
-
