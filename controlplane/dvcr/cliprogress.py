@@ -32,7 +32,7 @@ async def run_import(source: Any, conn: DvcrConnection, repo: str, tag: str, che
     task = bar.add_task(f"importing {source.description}", total=None)
 
     def update(p: ImportProgress) -> None:
-        label = "unpacking + checking" if p.phase == "downloading" else p.phase
+        label = {"downloading": "reading", "pushing": "pushing unpacked disk", "done": "read"}.get(p.phase, p.phase)
         bar.update(task, completed=p.done, total=p.total, description=f"{label} {source.description}")
 
     async with RegistryClient(conn.url, ssl_context=conn.ssl_context(), username=conn.username,
