@@ -36,6 +36,16 @@ def dvp_command() -> list[str]:
     return [sys.executable, "-m", "installer.cli.main"]
 
 
+def auth_from_file(path: str, registry: str) -> tuple[str, str]:
+    """(user, password) for `registry` from a Docker-style auth file."""
+    if not path:
+        return "", ""
+    auths = json.loads(Path(path).read_text()).get("auths") or {}
+    entry = auths.get(registry) or next(iter(auths.values()), {})
+    user, _, password = base64.b64decode(entry.get("auth", "")).decode().partition(":")
+    return user, password
+
+
 class DvcrError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"DVCR answered {status}: {message}")
@@ -51,17 +61,17 @@ class DvcrApi:
         self._pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=settings.dvcr_ca_file or None,
                                          timeout=urllib3.Timeout(connect=5, read=60), retries=False)
 
-    def _auth(self) -> dict[str, str]:
-        user = self.settings.dvcr_user
-        password = Path(self.settings.dvcr_password_file).read_text().strip() if self.settings.dvcr_password_file else ""
+    def _auth(self, role: str) -> dict[str, str]:
+        path = self.settings.dvcr_admin_auth if role == "admin" else self.settings.dvcr_importer_auth
+        user, password = auth_from_file(path, self.settings.dvcr_address)
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
-    def request(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None
-                ) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
+                role: str = "importer") -> tuple[int, Any]:
         if not self.url:
             raise DvcrError(0, "no DVCR is configured for the controllers (--dvcr-url)")
         data = json.dumps(body).encode() if body is not None else None
-        hdrs = {**self._auth(), **(headers or {})}
+        hdrs = {**self._auth(role), **(headers or {})}
         if data is not None:
             hdrs["Content-Type"] = "application/json"
         try:
@@ -92,19 +102,19 @@ class DvcrApi:
     def delete_tag(self, repository: str, tag: str = "latest") -> None:
         """Untag an image; its blobs go with the next garbage collection."""
         accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
-        status, _ = self.request("HEAD", f"/v2/{repository}/manifests/{tag}", headers=accept)
-        if status == 404:
+        resp = self._pool.request("HEAD", f"{self.url}/v2/{repository}/manifests/{tag}",
+                                  headers={**self._auth("admin"), **accept})
+        if resp.status == 404:
             return
-        resp = self._pool.request("HEAD", f"{self.url}/v2/{repository}/manifests/{tag}", headers={**self._auth(), **accept})
         digest = resp.headers.get("Docker-Content-Digest")
         if not digest:
             raise DvcrError(resp.status, f"no digest for {repository}:{tag}")
-        status, doc = self.request("DELETE", f"/v2/{repository}/manifests/{digest}")
+        status, doc = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", role="admin")
         if status not in (202, 404):
             raise DvcrError(status, str(doc))
 
     def collect_garbage(self) -> dict[str, Any]:
-        status, doc = self.request("POST", "/dvcr/v1/gc?dryRun=false")
+        status, doc = self.request("POST", "/dvcr/v1/gc?dryRun=false", role="admin")
         if status not in (200, 409):
             raise DvcrError(status, str(doc))
         return dict(doc)
@@ -164,9 +174,14 @@ class Importer:
     def _run(self, job: Job, checksums: dict[str, str], ca_bundle: str | None, pull_secret: str | None) -> None:
         s = self.settings
         with tempfile.TemporaryDirectory(prefix="dvp-import-") as tmp:
+            user, password = auth_from_file(s.dvcr_importer_auth, s.dvcr_address)
+            secret = Path(tmp) / "dvcr-password"
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password)
             cmd = [*dvp_command(), "dvcr", "import", job.source, "--to", f"{job.repository}:latest", "-o", "json",
-                   "--progress-json", "--dvcr-url", s.dvcr_url, "--ca", s.dvcr_ca_file, "--user", s.dvcr_user,
-                   "--password-file", s.dvcr_password_file]
+                   "--progress-json", "--dvcr-url", s.dvcr_url, "--ca", s.dvcr_ca_file, "--user", user,
+                   "--password-file", str(secret)]
             for alg, value in checksums.items():
                 cmd += ["--checksum", f"{alg}:{value}"]
             if ca_bundle:

@@ -20,10 +20,11 @@ class PlatformSettings:
     """An upload not started within this time fails."""
     dvcr_url: str = ""
     """https://host:port of DVCR; image references are `<host:port>/cvi/<name>:latest`."""
-    dvcr_user: str = ""
-    dvcr_password_file: str = ""
-    """The importer's DVCR password, in a file readable by the controllers only (never logged)."""
     dvcr_ca_file: str = ""
+    dvcr_importer_auth: str = ""
+    """Docker-style auth file of DVCR's importer user (push: imports, upload URLs); never logged."""
+    dvcr_admin_auth: str = ""
+    """Auth file of DVCR's admin user (deleting images, garbage collection)."""
     default_node_selector: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,8 +1,7 @@
-"""`dvp server`: the embedded control plane's command line (flags into a typed config)."""
+"""`dvp server`: the embedded control plane's command line (flags into typed configs)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -12,10 +11,10 @@ import click
 from controlplane.common.logs import setup_logging
 
 
-def _split_listen(value: str) -> tuple[str, int]:
+def _split_listen(value: str, option: str = "--listen") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:6443)", param_hint="--listen")
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:6443)", param_hint=option)
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -44,26 +43,37 @@ def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--tls-san", multiple=True, help="Extra name or IP for the serving certificate (repeatable).")
 @click.option("--watch-history", default=50_000, show_default=True, type=click.IntRange(min=10),
               help="How many past changes watches can resume from (older ones answer 410 Gone).")
+@click.option("--dvcr-listen", default="127.0.0.1:5443", show_default=True,
+              help="HOST:PORT of DVCR, the VM image registry (HTTPS; port 0 picks a free one; DATA_DIR/dvcr.json "
+                   "records it).")
 @click.option("--vm-cidr", "vm_cidrs", multiple=True, default=["10.66.0.0/16"], show_default=True,
               help="virtualMachineCIDRs: subnets VM addresses come from (repeatable).")
 @click.option("--vm-ip-hold", default=600.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a released VM address stays reserved for its namespace.")
-@click.option("--no-controllers", is_flag=True, help="Serve the API only (controllers run elsewhere).")
+@click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds an image upload URL waits for the upload to start.")
+@click.option("--no-controllers", is_flag=True, help="Serve the API and DVCR only (controllers run elsewhere).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
-           vm_cidrs: tuple[str, ...], vm_ip_hold: float, no_controllers: bool, log_level: str) -> None:
+           dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
+           no_controllers: bool, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
-    virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens).
+    virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens), DVCR and
+    the controllers.
 
     On first start it creates a CA, a serving certificate and an admin token and writes
     DATA_DIR/kubeconfig; point kubectl at it with KUBECONFIG=DATA_DIR/kubeconfig.
+    DVCR, the registry of VM images, listens on --dvcr-listen with a certificate from the
+    same CA; DATA_DIR/dvcr.json says where, DATA_DIR/dvcr-*.json hold its users' credentials.
     """
     from controlplane.api.crds import load_crds
     from controlplane.apiserver.server import ServerConfig
     from controlplane.apiserver.storage import StoreSettings
+    from controlplane.common.eventloop import run_event_loop
     from controlplane.controllers.settings import PlatformSettings
-    from controlplane.embedded.components import ApiServerComponent, ControllersComponent
+    from controlplane.dvcr.server import DvcrConfig
+    from controlplane.embedded.components import ApiServerComponent, ControllersComponent, DvcrComponent
     from controlplane.embedded.runner import Component, ComponentError, Runner
 
     setup_logging(log_level)
@@ -71,13 +81,18 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     config = ServerConfig(data_dir=data_dir, host=host, port=port, advertise_host=advertise_address,
                           extra_sans=list(tls_san), crds=load_crds(),
                           store=StoreSettings(history_events=watch_history, compact_every=max(1, watch_history // 10)))
+    dvcr_host, dvcr_port = _split_listen(dvcr_listen, "--dvcr-listen")
+    dvcr = DvcrConfig(data_dir=data_dir, host=dvcr_host, port=dvcr_port, advertise_host=advertise_address,
+                      extra_sans=list(tls_san), ca_dir=config.pki_dir)
+    settings = PlatformSettings(virtual_machine_cidrs=_cidrs(vm_cidrs), ip_lease_hold_seconds=vm_ip_hold,
+                                upload_wait_seconds=upload_wait)
+    api = ApiServerComponent(config)
+    dvcr_component = DvcrComponent(api, dvcr)
+    components: list[Component] = [api, dvcr_component]
+    if not no_controllers:
+        components.append(ControllersComponent(api, dvcr_component, settings))
     try:
-        api = ApiServerComponent(config)
-        components: list[Component] = [api]
-        if not no_controllers:
-            components.append(ControllersComponent(api, PlatformSettings(
-                virtual_machine_cidrs=_cidrs(vm_cidrs), ip_lease_hold_seconds=vm_ip_hold)))
-        asyncio.run(Runner(components).run())
+        run_event_loop(Runner(components).run())
     except ComponentError as exc:
         logging.getLogger("dvp").error("%s", exc)
         sys.exit(1)

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+from pathlib import Path
 
 from controlplane.apiserver.server import APIServer, ServerConfig
 from controlplane.common.kube.client import KubeClient
-from controlplane.common.kubeconfig import write_kubeconfig
+from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
 from controlplane.controllers.manager import Manager
 from controlplane.controllers.settings import PlatformSettings
+from controlplane.dvcr.server import DvcrConfig, DvcrServer
+
+DVCR_USER, DVCR_GROUPS = "system:dvcr", ["dvp:components"]
+
+
+def component_kubeconfig(api: ApiServerComponent, path: Path, user: str, groups: list[str]) -> Path:
+    """A kubeconfig for an in-process component: its token is reused across restarts while
+    valid, and replaced (the old one revoked) when not."""
+    server = api.server
+    assert server.auth is not None and server.ca is not None
+    token = ""
+    if path.exists():
+        token = read_kubeconfig(path)["token"]
+        if server.auth.authenticate(f"Bearer {token}") is None:
+            token = ""
+    if not token:
+        server.auth.revoke_user(user)
+        token = server.issue_token(user, groups)
+    return write_kubeconfig(path, server=server.url, ca_pem=server.ca.cert_pem(), token=token, user=user)
 
 
 class ApiServerComponent:
@@ -26,23 +48,54 @@ class ApiServerComponent:
         await self.server.stop()
 
 
+class DvcrComponent:
+    """DVCR inside `dvp server`: a certificate from the platform CA, and a kubeconfig of its
+    own so it can check platform bearer tokens with TokenReview."""
+
+    name = "DVCR"
+
+    def __init__(self, api: ApiServerComponent, config: DvcrConfig) -> None:
+        self.api = api
+        self.config = config
+        self.server: DvcrServer | None = None
+
+    def _kubeconfig(self) -> None:
+        self.config.dvcr_dir.mkdir(parents=True, exist_ok=True)
+        self.config.kubeconfig = component_kubeconfig(self.api, self.config.dvcr_dir / "kubeconfig",
+                                                      DVCR_USER, DVCR_GROUPS)
+
+    async def start(self) -> None:
+        self._kubeconfig()
+        self.server = DvcrServer(self.config)
+        await self.server.start()
+        print(f"dvp server: DVCR ready at {self.server.url}; connection file {self.server.info_path}", flush=True)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+
+
 class ControllersComponent:
-    """The controller manager in-process, with its own token and kubeconfig."""
+    """The controller manager in-process, with its own token, kubeconfig and DVCR access."""
 
     name = "controllers"
+    USER, GROUPS = "system:dvp-controllers", ["system:controllers"]
 
-    def __init__(self, api: ApiServerComponent, settings: PlatformSettings) -> None:
+    def __init__(self, api: ApiServerComponent, dvcr: DvcrComponent, settings: PlatformSettings) -> None:
         self.api = api
+        self.dvcr = dvcr
         self.settings = settings
         self.manager: Manager | None = None
 
     async def start(self) -> None:
-        server = self.api.server
-        token = server.issue_token("system:dvp-controllers", ["system:controllers"])
-        assert server.ca is not None
-        path = write_kubeconfig(server.config.data_dir / "controllers.kubeconfig", server=server.url,
-                                ca_pem=server.ca.cert_pem(), token=token, user="dvp-controllers")
-        self.manager = Manager(KubeClient.from_kubeconfig(path, user_agent="dvp-controllers"), self.settings)
+        path = component_kubeconfig(self.api, self.api.server.config.data_dir / "controllers.kubeconfig",
+                                    self.USER, self.GROUPS)
+        assert self.dvcr.server is not None
+        info = json.loads(self.dvcr.server.info_path.read_text())
+        settings = dataclasses.replace(self.settings, dvcr_url=info["url"], dvcr_ca_file=info["ca"],
+                                       dvcr_importer_auth=info["authfiles"]["importer"],
+                                       dvcr_admin_auth=info["authfiles"]["admin"])
+        self.manager = Manager(KubeClient.from_kubeconfig(path, user_agent="dvp-controllers"), settings)
         await asyncio.to_thread(self.manager.start)
 
     async def stop(self) -> None:

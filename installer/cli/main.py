@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "server": ("controlplane.embedded.cmd", "server", "Run the embedded control plane (API server, DVCR, controllers)."),
     "config": ("installer.config.cli", "config", "Print an example install config, or validate one."),
     "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),
+    "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
 }
 
 

@@ -17,6 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".cache" / "kubectl" / "usr" / "bin" / "kubectl"
 READY_LINE = "dvp server: API ready at"
+DVCR_READY_LINE = "dvp server: DVCR ready at"
 
 
 def free_port() -> int:
@@ -54,19 +55,25 @@ class ApiServerProcess:
     def ca_file(self) -> Path:
         return self.data_dir / "pki" / "ca.crt"
 
-    def start(self, timeout: float = 30.0) -> None:
+    @property
+    def dvcr_info(self) -> Path:
+        """DATA_DIR/dvcr.json: where the embedded DVCR listens (see controlplane.dvcr.credentials)."""
+        return self.data_dir / "dvcr.json"
+
+    def start(self, timeout: float = 30.0, *, ready_line: str = READY_LINE) -> None:
         with self.log_path.open("a") as log:
             log.write(f"--- start {time.ctime()}\n")
-        before = self.log_path.read_text().count(READY_LINE)
+        before = self.log_path.read_text().count(ready_line)
         log = self.log_path.open("ab")
+        dvcr = [] if any(a.startswith("--dvcr-listen") for a in self.extra_args) else ["--dvcr-listen", "127.0.0.1:0"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "installer.cli.main", "server", "--data-dir", str(self.data_dir),
-             "--listen", f"127.0.0.1:{self.port}", *self.extra_args],
+             "--listen", f"127.0.0.1:{self.port}", *dvcr, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.log_path.read_text().count(READY_LINE) > before:
+            if self.log_path.read_text().count(ready_line) > before:
                 return
             if self.proc.poll() is not None:
                 break

@@ -14,7 +14,7 @@ from typing import Any
 
 from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
 from controlplane.common.kube.client import SECRETS
-from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer
+from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer, auth_from_file
 from controlplane.controllers.runtime.state import State
 
 UPLOAD_ANNOTATION = "virtualization.deckhouse.io/upload-id"
@@ -55,8 +55,8 @@ def _pull_secret(state: State, name: str) -> str | None:
 
 def _dvcr_pull_secret(state: State) -> str:
     s = state.ctx.settings
-    password = Path(s.dvcr_password_file).read_text().strip() if s.dvcr_password_file else ""
-    auth = base64.b64encode(f"{s.dvcr_user}:{password}".encode()).decode()
+    user, password = auth_from_file(s.dvcr_importer_auth, s.dvcr_address)
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     return json.dumps({"auths": {s.dvcr_address: {"auth": auth}}})
 
 
