@@ -224,5 +224,8 @@ class Importer:
             if code == 0 and doc:
                 job.result = doc
             else:
-                job.error = str(doc.get("error") or doc.get("message") or "; ".join(tail) or f"importer exited {code}")
+                err = doc.get("error")
+                if isinstance(err, dict):
+                    err = err.get("message") or err
+                job.error = str(err or doc.get("message") or "; ".join(tail) or f"importer exited {code}")
             self.on_change(job.key)
