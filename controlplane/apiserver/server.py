@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from controlplane.apiserver import errors, tokenreview
+from controlplane.apiserver import errors, subresources, tokenreview
 from controlplane.apiserver.app import ApiApp
 from controlplane.apiserver.auth import TokenAuthenticator
 from controlplane.apiserver.builtins import builtin_resources
@@ -35,6 +35,7 @@ from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
 
+PROXY_USER = "system:apiserver-proxy"
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -76,6 +77,7 @@ class APIServer:
         self._gc: GarbageCollector | None = None
         self._lifecycle: Lifecycle | None = None
         self.admin_token = ""
+        self.proxy_token = ""
 
     @property
     def url(self) -> str:
@@ -127,6 +129,9 @@ class APIServer:
         if not self.admin_token:
             self.auth.revoke_user("admin")
             self.admin_token = self.auth.issue("admin", ["system:masters"])
+        # the token the API server shows node handlers when it proxies consoles (new each start)
+        self.auth.revoke_user(PROXY_USER)
+        self.proxy_token = self.auth.issue(PROXY_USER, ["system:masters"])
 
     def _open_store(self) -> None:
         self.store = Store(self.config.data_dir / "state.db", settings=self.config.store)
@@ -177,6 +182,8 @@ class APIServer:
         hub = WatchHub(self.store)
         self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
                           server_address=f"{self.config.host}:{self.config.port}", ready=self.ready.is_set)
+        proxy = subresources.StreamProxy(self.service, ca_file=self.ca.cert_path, token=self.proxy_token)  # type: ignore[union-attr]
+        self.app.add_group(subresources.GROUP, subresources.VERSION, subresources.RESOURCES, proxy.handle)
         self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES,
                            tokenreview.handler(self.auth))
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

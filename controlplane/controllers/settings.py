@@ -33,3 +33,18 @@ class PlatformSettings:
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(c, strict=False) for c in self.virtual_machine_cidrs]
+
+
+def parse_cidrs(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """virtualMachineCIDRs checked: each a network, none overlapping another (ValueError says which)."""
+    nets = []
+    for v in values:
+        try:
+            nets.append(ipaddress.ip_network(v, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a CIDR ({exc})") from exc
+    for i, a in enumerate(nets):
+        for b in nets[i + 1:]:
+            if a.overlaps(b):
+                raise ValueError(f"{a} overlaps {b}")
+    return tuple(str(n) for n in nets)

@@ -19,19 +19,12 @@ def _split_listen(value: str, option: str = "--listen") -> tuple[str, int]:
 
 
 def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
-    import ipaddress
+    from controlplane.controllers.settings import parse_cidrs
 
-    nets = []
-    for v in values:
-        try:
-            nets.append(ipaddress.ip_network(v, strict=False))
-        except ValueError as exc:
-            raise click.BadParameter(f"{v!r} is not a CIDR ({exc})", param_hint="--vm-cidr") from exc
-    for i, a in enumerate(nets):
-        for b in nets[i + 1:]:
-            if a.overlaps(b):
-                raise click.BadParameter(f"{a} overlaps {b}", param_hint="--vm-cidr")
-    return tuple(str(n) for n in nets)
+    try:
+        return parse_cidrs(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--vm-cidr") from exc
 
 
 @click.command("server")

@@ -18,6 +18,8 @@ from controlplane.common.version import __version__
 
 # name -> (module, attribute, one-line help shown by `dvp --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "v": ("controlplane.cli.cmd", "v", "Work with virtual machines: console, vnc, start, stop, restart."),
+    "controller": ("controlplane.controllers.cmd", "controller", "Run the controllers against a Kubernetes API (dkp target)."),
     "server": ("controlplane.embedded.cmd", "server", "Run the embedded control plane (API server, DVCR, controllers)."),
     "config": ("installer.config.cli", "config", "Print an example install config, or validate one."),
     "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),

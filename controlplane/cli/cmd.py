@@ -1,0 +1,91 @@
+"""`dvp v`: everyday work with virtual machines — console, VNC, start/stop/restart — as
+`d8 v` does it for DVP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from controlplane.cli.connection import Connection
+
+_common = [
+    click.option("-n", "--namespace", default=None, help="Namespace of the VM (default: the kubeconfig's)."),
+    click.option("--kubeconfig", default=None, envvar="KUBECONFIG", help="Kubeconfig file (default: $KUBECONFIG)."),
+]
+
+
+def common(fn):  # type: ignore[no-untyped-def]
+    for opt in reversed(_common):
+        fn = opt(fn)
+    return fn
+
+
+@click.group("v", context_settings={"help_option_names": ["-h", "--help"]})
+def v() -> None:
+    """Work with virtual machines: console, vnc, start, stop, restart."""
+
+
+@v.command()
+@click.argument("name")
+@click.option("--timeout", type=float, default=None, help="Leave after this many seconds.")
+@common
+def console(name: str, timeout: float | None, namespace: str | None, kubeconfig: str | None) -> None:
+    """Attach this terminal to VM NAME's serial console (leave with Ctrl+]). Without a
+    terminal, stdin goes to the console and its output to stdout."""
+    from controlplane.cli.console import attach
+
+    sys.exit(asyncio.run(attach(Connection.load(kubeconfig, namespace), name, timeout=timeout)))
+
+
+@v.command()
+@click.argument("name")
+@click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT for VNC viewers.")
+@common
+def vnc(name: str, listen: str, namespace: str | None, kubeconfig: str | None) -> None:
+    """Serve VM NAME's display on a local port for a VNC viewer."""
+    from controlplane.cli.vnc import serve
+
+    host, _, port = listen.rpartition(":")
+    asyncio.run(serve(Connection.load(kubeconfig, namespace), name, host or "127.0.0.1", int(port or 0)))
+
+
+def _operation(kind: str):  # type: ignore[no-untyped-def]
+    @v.command(kind.lower(), help=f"{kind} VM NAME through a VirtualMachineOperation.")
+    @click.argument("name")
+    @click.option("--force", is_flag=True, help="Don't wait for the guest (power off / reset).")
+    @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the operation ends.")
+    @click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait.")
+    @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @common
+    def command(name: str, force: bool, wait: bool, timeout: float, output: str, namespace: str | None,
+                kubeconfig: str | None) -> None:
+        from controlplane.cli.operations import run
+        from controlplane.common.kube.client import KubeClient
+
+        conn = Connection.load(kubeconfig, namespace)
+        kube = KubeClient.from_kubeconfig(kubeconfig or _default_kubeconfig())
+        op = run(kube, conn.namespace, name, kind, force=force, wait=timeout if wait else None)
+        phase = (op.get("status") or {}).get("phase", "Pending")
+        if output == "json":
+            click.echo(json.dumps(op, indent=1))
+        else:
+            msg = next((c.get("message") for c in (op.get("status") or {}).get("conditions") or []
+                        if c.get("type") == "Completed"), "")
+            click.echo(f"{kind} {conn.namespace}/{name}: {phase}{(': ' + msg) if msg and phase != 'Completed' else ''}")
+        if phase == "Failed":
+            sys.exit(1)
+    return command
+
+
+def _default_kubeconfig() -> str:
+    import os
+    from pathlib import Path
+
+    return os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+
+
+for _kind in ("Start", "Stop", "Restart"):
+    _operation(_kind)

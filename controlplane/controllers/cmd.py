@@ -1,0 +1,51 @@
+"""`dvp controller`: the controllers as a process of their own (the `dkp` target, where
+they run as a Deployment against DKP's kube-apiserver)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from controlplane.common.logs import setup_logging
+
+
+@click.command("controller")
+@click.option("--kubeconfig", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="Kubeconfig of the controllers' service account.")
+@click.option("--vm-cidr", "vm_cidrs", multiple=True, default=["10.66.0.0/16"], show_default=True,
+              help="virtualMachineCIDRs (repeatable).")
+@click.option("--vm-ip-hold", default=600.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--dvcr-url", default="", help="https://host:port of DVCR.")
+@click.option("--dvcr-ca", type=click.Path(exists=True, dir_okay=False), default=None, help="CA of DVCR's certificate.")
+@click.option("--dvcr-importer-auth", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Auth file of DVCR's importer user.")
+@click.option("--dvcr-admin-auth", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Auth file of DVCR's admin user.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float, dvcr_url: str,
+               dvcr_ca: str | None, dvcr_importer_auth: str | None, dvcr_admin_auth: str | None,
+               log_level: str) -> None:
+    """Run every controller (with leader election: start as many as you like, one acts)."""
+    from controlplane.common.kube.client import KubeClient
+    from controlplane.controllers.manager import Manager
+    from controlplane.controllers.settings import PlatformSettings, parse_cidrs
+
+    setup_logging(log_level)
+    try:
+        cidrs = parse_cidrs(vm_cidrs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--vm-cidr") from exc
+    settings = PlatformSettings(virtual_machine_cidrs=cidrs, ip_lease_hold_seconds=vm_ip_hold,
+                                upload_wait_seconds=upload_wait, dvcr_url=dvcr_url, dvcr_ca_file=dvcr_ca or "",
+                                dvcr_importer_auth=dvcr_importer_auth or "", dvcr_admin_auth=dvcr_admin_auth or "")
+    manager = Manager(KubeClient.from_kubeconfig(kubeconfig, user_agent="dvp-controllers"), settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    manager.start()
+    stop.wait()
+    manager.stop()
