@@ -133,6 +133,9 @@ def download(pkg: DebPackage, debs_dir: Path) -> Path:
                 "run `apt-get update` and retry"
             )
         got[0].replace(final)
+        for stale in debs_dir.glob(f"{pkg.name}_*.deb"):
+            if stale != final:
+                stale.unlink()  # an older version of the same package
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final

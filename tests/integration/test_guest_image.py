@@ -19,7 +19,15 @@ import pytest
 
 from controlplane.nodehandler.cloudinit_seed import SeedData
 from nodeimage.guest import GuestImage
-from tests.services.guests import POWEROFF, Guest, GuestLauncher, guest_status, http_get, wait_for_shutoff
+from tests.services.guests import (
+    POWEROFF,
+    Guest,
+    GuestLauncher,
+    console_exchange,
+    guest_status,
+    http_get,
+    wait_for_shutoff,
+)
 from tests.services.network import BridgeNetwork
 
 pytestmark = pytest.mark.integration
@@ -119,6 +127,18 @@ def test_user_data_script_runs_once_after_the_marker(guests: dict[str, Guest], c
     assert guest.serial_text().count(f"USER-DATA-RAN-{case_id}") == 1
     assert guest.seed_data is not None
     assert http_get(guest.ip, "/cloud/user-data") == guest.seed_data.user_data
+
+
+def test_serial_console_is_an_interactive_shell(
+    libvirt_conn: libvirt.virConnect, guests: dict[str, Guest]
+) -> None:
+    guest = guests["virtio-qcow2"]
+    guest.wait_ready()
+    # the answer (42) differs from what is typed, so the shell's echo of the input can't match
+    text = console_exchange(
+        libvirt_conn, guest.domain, "echo console-$((6 * 7))-$(hostname)", "console-42-vm-"
+    )
+    assert "console-42-vm-virtio-qcow2" in text
 
 
 @pytest.mark.parametrize("case_id", IDS)

@@ -27,7 +27,9 @@ ROOT = Path(__file__).parents[2]
 
 def _child(code: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_a_second_run_shares_libvirtd_and_leaves_it_running(libvirt_service: LibvirtService) -> None:

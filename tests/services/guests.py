@@ -11,8 +11,10 @@ line, HTTP endpoints) is described in docs/guest-image.md.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
+import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -108,6 +110,44 @@ def wait_for_shutoff(dom: libvirt.virDomain, *, timeout: float) -> float:
             raise
         time.sleep(0.1)
     raise TimeoutError(f"domain {dom.name()} still running {timeout:.0f}s after the shutdown request")
+
+
+def console_exchange(
+    conn: libvirt.virConnect, dom: libvirt.virDomain, command: str, expect: str, *, timeout: float = 20.0
+) -> str:
+    """Type `command` on the serial console through libvirt's console stream; return what came
+    back once `expect` appeared in it (the guest runs a root shell on ttyS0)."""
+    stream = conn.newStream(0)
+    dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+    received = bytearray()
+    seen = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not seen.is_set():
+                chunk = stream.recv(4096)
+                if not isinstance(chunk, bytes) or not chunk:
+                    return
+                received.extend(chunk)
+                if expect.encode() in received:
+                    seen.set()
+        except libvirt.libvirtError:
+            return
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        stream.send(b"\n" + command.encode() + b"\n")
+        if not seen.wait(timeout):
+            text = received.decode("utf-8", "replace")
+            raise TimeoutError(
+                f"{expect!r} not seen on {dom.name()}'s console within {timeout:.0f}s; got:\n{_tail(text)}"
+            )
+    finally:
+        seen.set()
+        with contextlib.suppress(libvirt.libvirtError):
+            stream.abort()
+    return received.decode("utf-8", "replace")
 
 
 def make_overlay(base: Path, base_format: str, out: Path) -> Path:
