@@ -136,7 +136,7 @@ def test_serial_console_is_an_interactive_shell(
     guest.wait_ready()
     # the answer (42) differs from what is typed, so the shell's echo of the input can't match
     text = console_exchange(
-        libvirt_conn, guest.domain, "echo console-$((6 * 7))-$(hostname)", "console-42-vm-"
+        libvirt_conn, guest.domain, "echo console-$((6 * 7))-$(hostname)", "console-42-vm-virtio-qcow2"
     )
     assert "console-42-vm-virtio-qcow2" in text
 
