@@ -19,6 +19,7 @@ from controlplane.common.version import __version__
 # name -> (module, attribute, one-line help shown by `dvp --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "server": ("controlplane.embedded.cmd", "server", "Run the embedded control plane (API server, DVCR, controllers)."),
+    "agent": ("controlplane.nodehandler.cmd", "agent", "Run the node handler: this host's VMs with libvirt + QEMU."),
 }
 
 
