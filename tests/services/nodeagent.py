@@ -43,6 +43,46 @@ def node_kubeconfig(server: ApiServerProcess, node: str, path: Path) -> Path:
                             user=f"system:node:{node}")
 
 
+def allocate_network(state_dir: Path) -> NodeNetwork:
+    """A bridge name and a free /24 for an agent's VM network, recorded for reaping."""
+    me = ProcessId.of(os.getpid())
+    assert me is not None
+    with locked(RUN_DIR / "net.lock"):
+        NET_DIR.mkdir(parents=True, exist_ok=True)
+        _reap_stale()
+        subnet = _free_subnet()
+        bridge = f"{BRIDGE_PREFIX}{random.randrange(16**6):06x}"
+        write_json(NET_DIR / f"{bridge}.json", {"owner": me.to_json(), "subnet": str(subnet)})
+    return NodeNetwork(bridge=bridge, subnet=subnet, state_dir=state_dir / "network" / bridge)
+
+
+def record_dnsmasq(network: NodeNetwork) -> None:
+    """Add the agent's dnsmasq to the record, so a killed test run's dnsmasq is stopped too."""
+    pid = network.dnsmasq_pid()
+    me = ProcessId.of(os.getpid())
+    dnsmasq = ProcessId.of(pid) if pid else None
+    if me is not None and dnsmasq is not None:
+        write_json(NET_DIR / f"{network.bridge}.json", {"owner": me.to_json(), "subnet": str(network.subnet),
+                                                        "dnsmasq": dnsmasq.to_json()})
+
+
+def release_network(network: NodeNetwork) -> None:
+    network.teardown()
+    (NET_DIR / f"{network.bridge}.json").unlink(missing_ok=True)
+
+
+def remove_domains(conn: libvirt.virConnect, prefix: str, node: str) -> None:
+    for dom in conn.listAllDomains():
+        if not dom.name().startswith(prefix) or f"<dvp:node>{node}</dvp:node>" not in dom.XMLDesc(0):
+            continue
+        try:
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        except libvirt.libvirtError:
+            pass
+
+
 class NodeAgentProcess:
     def __init__(self, server: ApiServerProcess, workdir: Path, *, node: str | None = None,
                  extra_args: list[str] | None = None) -> None:
@@ -58,17 +98,8 @@ class NodeAgentProcess:
         self.console_port = 0
         workdir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = node_kubeconfig(server, self.node, workdir / "kubeconfig")
-        me = ProcessId.of(os.getpid())
-        assert me is not None
-        with locked(RUN_DIR / "net.lock"):
-            NET_DIR.mkdir(parents=True, exist_ok=True)
-            _reap_stale()
-            self.subnet = _free_subnet()
-            self.bridge = f"{BRIDGE_PREFIX}{random.randrange(16**6):06x}"
-            self._record = NET_DIR / f"{self.bridge}.json"
-            write_json(self._record, {"owner": me.to_json(), "subnet": str(self.subnet)})
-        self.network = NodeNetwork(bridge=self.bridge, subnet=self.subnet,
-                                   state_dir=self.state_dir / "network" / self.bridge)
+        self.network = allocate_network(self.state_dir)
+        self.bridge, self.subnet = self.network.bridge, self.network.subnet
 
     @property
     def gateway(self) -> str:
@@ -105,12 +136,7 @@ class NodeAgentProcess:
         raise RuntimeError(f"dvp agent did not become ready; log:\n{self.log_path.read_text()[-5000:]}")
 
     def _record_dnsmasq(self) -> None:
-        pid = self.network.dnsmasq_pid()
-        me = ProcessId.of(os.getpid())
-        dnsmasq = ProcessId.of(pid) if pid else None
-        if me is not None and dnsmasq is not None:
-            write_json(self._record, {"owner": me.to_json(), "subnet": str(self.subnet),
-                                      "dnsmasq": dnsmasq.to_json()})
+        record_dnsmasq(self.network)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -133,15 +159,8 @@ class NodeAgentProcess:
     def teardown(self, conn: libvirt.virConnect) -> None:
         """Stop the agent, remove its domains, its bridge and its dnsmasq."""
         self.stop()
-        for dom in self.domains(conn):
-            try:
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-            except libvirt.libvirtError:
-                pass
-        self.network.teardown()
-        self._record.unlink(missing_ok=True)
+        remove_domains(conn, self.domain_prefix, self.node)
+        release_network(self.network)
 
     def serial_log(self, uid: str) -> Path:
         return self.state_dir / "instances" / uid / "serial.log"

@@ -64,11 +64,11 @@ class NodeEnv:
     agent: NodeAgentProcess
     image: Path
     """The guest image (qcow2) volumes are copied from."""
-    image_generic: Path | None = None
+    node_name: str = ""
 
     @property
     def node(self) -> str:
-        return self.agent.node
+        return self.node_name or self.agent.node
 
     def ensure_namespace(self, name: str) -> str:
         if self.kube.get_or_none(NAMESPACES, name) is None:
