@@ -16,6 +16,7 @@ import asyncio
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -141,9 +142,25 @@ class Agent:
 
     # -- steps -----------------------------------------------------------------------------------
     def _connect_api(self) -> KubeClient:
+        """The API client; waits for an API server that is not up yet (not for a refused token)."""
         kube = self._kube or KubeClient.from_kubeconfig(self.config.kubeconfig, user_agent="dvp-agent")
-        kube.request("GET", "/version")
-        return kube
+        delays = self.config.timings.api_wait
+        for attempt in range(len(delays) + 1):
+            try:
+                kube.request("GET", "/version")
+                return kube
+            except KubeError as exc:
+                if exc.status == 401:
+                    raise KubeError(401, "Unauthorized", f"the API server refused the token in {self.config.kubeconfig}: "
+                                    "issue this node a new one") from exc
+                if attempt == len(delays):
+                    raise
+            except Exception:
+                if attempt == len(delays):
+                    raise
+            log.info("the API server is not reachable yet; retrying in %.0fs", delays[attempt])
+            time.sleep(delays[attempt])
+        raise AssertionError("unreachable")
 
     def _start_watches(self) -> None:
         assert self.ctx is not None

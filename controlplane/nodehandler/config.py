@@ -37,7 +37,8 @@ class Timings:
     ip_poll_every: float = 1.0
     """How often an instance whose NIC has no DHCP lease yet is looked at again."""
     shutdown_poll_every: float = 0.5
-    libvirt_retry: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+    api_wait: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 5.0, 5.0, 10.0, 10.0)
+    """Delays between attempts to reach an API server that is not up yet, at start-up."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class AgentConfig:
     """The subnet of the node's VM network; the host takes its first address on the bridge."""
     reserved_cpu: int = 0
     reserved_memory: str = "512Mi"
-    instance_workers: int = 4
+    instance_workers: int = 16
+    """Instances reconciled at once: a start mostly waits on libvirt, so many VMs created together start together."""
     volume_workers: int = 2
     timings: Timings = field(default_factory=Timings)
 

@@ -10,7 +10,8 @@ when the handler is killed; a restarted handler finds it by pid file and command
 adopts it instead of starting a second one.
 
 `set_bindings({mac: ip})` rewrites the hosts file when the set changes and sends SIGHUP (dnsmasq
-rereads it without dropping leases). `leases()` reads dnsmasq's lease file: the IPs reported in
+rereads it without dropping leases), then releases leases no binding stands for any more
+(`dhcp_release`, from dnsmasq-utils), so an address freed by a deleted VM can go to the next. `leases()` reads dnsmasq's lease file: the IPs reported in
 instance status are the ones the guests actually took.
 """
 
@@ -162,6 +163,18 @@ class NodeNetwork:
                 self._start_dnsmasq()
             else:
                 os.kill(pid, signal.SIGHUP)
+            self._release_stale(wanted)
+
+    def _release_stale(self, wanted: dict[str, str]) -> None:
+        """Release leases no binding stands for any more: dnsmasq would not give an address that is
+        still leased to a deleted VM's MAC to the next VM that gets it (for the lease's hour)."""
+        for mac, ip in self.leases().items():
+            if wanted.get(mac) == ip:
+                continue
+            done = subprocess.run(["dhcp_release", self.bridge, ip, mac], capture_output=True, text=True,
+                                  check=False)
+            if done.returncode != 0:
+                log.warning("releasing the DHCP lease of %s (%s) failed: %s", ip, mac, done.stderr.strip())
 
     def leases(self) -> dict[str, str]:
         try:

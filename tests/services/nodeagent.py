@@ -37,8 +37,14 @@ READY = re.compile(r"dvp agent: node (\S+) ready; consoles on (\S+):(\d+)")
 
 
 def node_kubeconfig(server: ApiServerProcess, node: str, path: Path) -> Path:
-    """A kubeconfig with a fresh `system:nodes` token for `node`."""
+    """A kubeconfig with a fresh `system:nodes` token for `node` (returns once the server accepts it:
+    it rereads tokens.json at most once a second)."""
     token = TokenAuthenticator(server.data_dir / "tokens.json").issue(f"system:node:{node}", ["system:nodes"])
+    deadline = time.monotonic() + 10
+    while server.raw("GET", "/version", token=token)[0] != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API server did not accept the token issued for node {node}")
+        time.sleep(0.1)
     return write_kubeconfig(path, server=server.url, ca_pem=server.ca_file.read_bytes(), token=token,
                             user=f"system:node:{node}")
 

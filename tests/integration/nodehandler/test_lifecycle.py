@@ -19,7 +19,7 @@ import pytest
 
 from controlplane.common.kube.client import EVENTS
 from controlplane.nodehandler.context import INSTANCES
-from tests.integration.nodehandler.support import NodeEnv, instance, read_log_from
+from tests.integration.nodehandler.support import NodeEnv, instance, read_log_from, wait_for
 from tests.services.guests import POWEROFF, console_exchange, guest_status, http_get
 
 pytestmark = pytest.mark.integration
@@ -177,3 +177,18 @@ def test_guest_ignoring_acpi_is_destroyed_after_the_grace_period(node_env: NodeE
     events = env.kube.list(EVENTS, NS)["items"]
     reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == a.name}
     assert {"Started", "ShutdownRequested", "Destroyed"} <= reasons
+
+
+def test_an_address_freed_by_a_deleted_vm_goes_to_the_next_one(node_env: NodeEnv, vms: dict[str, VM]) -> None:
+    env, b = node_env, vms["vm-b"]
+    env.wait_marker(b.uid)
+    assert b.mac in env.agent.network.leases()
+    env.kube.delete(INSTANCES, b.name, NS)
+    wait_for(lambda: env.kube.get_or_none(INSTANCES, b.name, NS) is None, timeout=30, what="vm-b deleted")
+    assert b.mac not in env.agent.network.leases(), "the deleted VM's lease is released"
+    obj = env.create_instance(instance(
+        "vm-c", env.node, namespace=NS, hostname="vm-c-host", grace=5,
+        disks=[{"name": "root", "volume": {"name": "vm-b-root"}}],
+        nics=[{"name": "default", "mac": "52:54:00:1c:00:0c", "ip": b.ip}]))
+    assert env.wait_marker(obj["metadata"]["uid"]).ip == b.ip
+    env.kube.delete(INSTANCES, "vm-c", NS)
