@@ -84,6 +84,7 @@ class Bench:
         self.events = events
         self.work = work
         self.round = 0
+        self.next_ip = 100  # every instance its own address: instances of earlier rounds still exist
 
     def ours(self, n: int) -> tuple[list[float], list[float], list[str]]:
         """Create n instances at once; (seconds to running, seconds to marker, names)."""
@@ -96,12 +97,13 @@ class Bench:
             env.volume_ready(f"{name}-root", NS)
         created: dict[str, float] = {}
         uids: dict[str, str] = {}
+        first_ip, self.next_ip = self.next_ip, self.next_ip + n
 
         def create(i: int, name: str) -> None:
             body = instance(name, env.node, namespace=NS, grace=0,
                             disks=[{"name": "root", "volume": {"name": f"{name}-root"}}],
                             nics=[{"name": "default", "mac": f"52:54:00:be:{self.round:02x}:{i:02x}",
-                                   "ip": env.agent.guest_ip(100 + i)}])
+                                   "ip": env.agent.guest_ip(first_ip + i)}])
             created[name] = time.monotonic()
             uids[name] = env.create_instance(body)["metadata"]["uid"]
 

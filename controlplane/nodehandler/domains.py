@@ -1,7 +1,7 @@
 """The node handler's side of libvirt: one shared connection, domain lookups by instance uid,
 the few domain operations the lifecycle needs, and lifecycle events turned into work-queue keys.
 
-Domains are persistent (defined, then started), named `<prefix><namespace>_<name>`, with the
+Domains are persistent (started, then defined with the same XML), named `<prefix><namespace>_<name>`, with the
 instance uid as their UUID and in our metadata (see domainxml.py). A persistent domain keeps
 its shut-off reason (guest shutdown, crash, destroyed), which tells a restarted handler why a
 VM stopped while it was away. Everything here is thread-safe (libvirt connections are).
@@ -65,6 +65,7 @@ class DomainStatus:
     state: int
     reason: int
     xml: str
+    persistent: bool = True
 
     @property
     def active(self) -> bool:
@@ -167,7 +168,8 @@ class Domains:
         try:
             state, reason = dom.state()
             xml = dom.XMLDesc(0)
-            return DomainStatus(name=dom.name(), state=state, reason=reason, xml=xml)
+            return DomainStatus(name=dom.name(), state=state, reason=reason, xml=xml,
+                                persistent=bool(dom.isPersistent()))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
@@ -186,11 +188,22 @@ class Domains:
         return out
 
     # -- operations ------------------------------------------------------------------------------
-    def define_and_start(self, xml: str) -> libvirt.virDomain:
+    def start(self, xml: str) -> libvirt.virDomain:
+        """Start a domain from `xml` and keep it defined (persistent) with the same configuration.
+
+        `createXML` starts it (also over an inactive persistent domain of the same UUID, as the
+        new live configuration) in one call, like `virsh create`; `defineXML` then makes that
+        configuration the persistent one, off the start's critical path. Should the handler die
+        in between, `ensure_persistent` finishes the job when it adopts the domain."""
         conn = self.connect()
-        dom = conn.defineXML(xml)
-        dom.create()
+        dom = conn.createXML(xml, 0)
+        conn.defineXML(xml)
         return dom
+
+    def ensure_persistent(self, uid: str) -> None:
+        dom = self.lookup(uid)
+        if dom is not None and not dom.isPersistent():
+            self.connect().defineXML(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
 
     def shutdown(self, uid: str) -> None:
         """Press the ACPI power button (the guest decides how to power off)."""

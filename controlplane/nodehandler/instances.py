@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
+import time
 from typing import Any
 
 import libvirt
@@ -65,6 +66,8 @@ class InstanceReconciler:
         except (KeyError, TypeError, ValueError) as exc:
             obs.spec_error = f"spec: {exc}"
         dom = ctx.domains.status(uid)
+        if dom is not None and dom.active and not dom.persistent:
+            ctx.domains.ensure_persistent(uid)  # started by a handler that died before defining it
         status = obj.get("status") or {}
         if obs.deleting:
             return self._delete(obj, obs, dom)
@@ -99,9 +102,14 @@ class InstanceReconciler:
         ctx = self.ctx
         uid = obj["metadata"]["uid"]
         if p.action is Action.START:
+            t0 = time.monotonic()
             xml = domain_xml(ctx, obj, spec)
-            ctx.domains.define_and_start(xml)
+            t1 = time.monotonic()
+            ctx.domains.start(xml)
             obs.started_now = True
+            log.debug("instance %s/%s: prepared in %.0f ms, started and defined in %.0f ms",
+                      obj["metadata"]["namespace"], obj["metadata"]["name"], (t1 - t0) * 1000,
+                      (time.monotonic() - t1) * 1000)
             name = ctx.domains.name_for(obj["metadata"]["namespace"], obj["metadata"]["name"])
             ctx.events.record(obj, type="Normal", reason="Started",
                               message=f"domain {name} started ({ctx.decision.domain_type}, {ctx.decision.reason})")

@@ -73,6 +73,22 @@ def user_data(ctx: NodeContext, namespace: str, spec: InstanceSpec) -> str:
                        f"the keys {', '.join(USER_DATA_KEYS)}")
 
 
+def check_addresses(ctx: NodeContext, obj: dict[str, Any], spec: InstanceSpec) -> None:
+    """An IP or MAC of this instance bound to another live instance of the node is an error."""
+    uid = obj["metadata"]["uid"]
+    for other in ctx.instances.list():
+        meta = other.get("metadata") or {}
+        if meta.get("uid") == uid or not ctx.mine(other) or meta.get("deletionTimestamp"):
+            continue
+        for nic in (other.get("spec") or {}).get("nics") or []:
+            for i, mine in enumerate(spec.nics):
+                clash = ("ip", mine.ip) if mine.ip and nic.get("ip") == mine.ip else \
+                    ("mac", mine.mac) if str(nic.get("mac", "")).lower() == mine.mac else None
+                if clash:
+                    raise PrepareError(f"spec.nics[{i}].{clash[0]}: {clash[1]} is already used by instance "
+                                       f"{meta.get('namespace')}/{meta.get('name')} on this node")
+
+
 def bindings(ctx: NodeContext) -> dict[str, str]:
     """MAC -> IP for every NIC with an IP of every live instance of this node on the default network."""
     out: dict[str, str] = {}
@@ -93,6 +109,7 @@ def domain_xml(ctx: NodeContext, obj: dict[str, Any], spec: InstanceSpec) -> str
         if nic.network != "default":
             raise PrepareError(f"spec.nics[{i}].network: {nic.network!r} is not configured on node {ctx.node} "
                                "(only 'default', the node's VM bridge)")
+    check_addresses(ctx, obj, spec)
     disks = resolve_disks(ctx, ns, spec)
     # always a seed: meta-data carries the host name and instance-id even without user data
     seed = build_seed(SeedData(instance_id=uid, local_hostname=spec.hostname, user_data=user_data(ctx, ns, spec),
