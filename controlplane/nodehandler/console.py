@@ -56,8 +56,9 @@ class ConsoleServer:
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True)
         await site.start()
         server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = int(server.sockets[0].getsockname()[1])
+        sockets = getattr(server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
         log.info("console endpoint listening on %s:%s (TLS)", self.host, self.port)
         return self.port
 

@@ -25,7 +25,7 @@ class SpecError(ValueError):
 
 def quantity_bytes(value: Any, field: str) -> int:
     try:
-        amount = parse_quantity(value)
+        amount = parse_quantity(value)  # type: ignore[no-untyped-call]
     except (ValueError, InvalidOperation, TypeError) as exc:
         raise SpecError(f"{field}: {value!r} is not a quantity (e.g. 512Mi, 1Gi)") from exc
     if amount <= 0 or amount != amount.to_integral_value():

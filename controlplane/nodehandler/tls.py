@@ -14,6 +14,7 @@ import ssl
 import subprocess
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from controlplane.common import pki
 from controlplane.nodehandler.config import AgentConfig
@@ -36,7 +37,7 @@ def _issued_by(cert: pki.KeyPair, ca: pki.KeyPair) -> bool:
         root = x509.load_pem_x509_certificate(ca.cert_path.read_bytes())
         leaf.verify_directly_issued_by(root)
         return True
-    except (OSError, ValueError, TypeError, x509.InvalidSignature):
+    except (OSError, ValueError, TypeError, InvalidSignature):
         return False
 
 

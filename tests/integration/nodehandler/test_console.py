@@ -1,23 +1,27 @@
 """The console endpoint: TLS with a certificate from the platform CA, bearer tokens checked by
 TokenReview against the real API server, the serial console as a bidirectional websocket
-stream, and VNC proxied from the domain's unix socket (the RFB handshake comes through)."""
+stream, and VNC proxied from the domain's unix socket (the RFB handshake comes through).
+The VM's cloud-init user data comes from a Secret (userDataSecretRef)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
+from controlplane.common.kube.client import SECRETS
 from controlplane.common.kubeconfig import read_kubeconfig
 from controlplane.nodehandler.context import INSTANCES
-from tests.integration.nodehandler.support import NodeEnv, instance
+from tests.integration.nodehandler.support import NodeEnv, instance, read_log_from, wait_for
 from tests.services.apiserver import ApiServerProcess
 
 pytestmark = pytest.mark.integration
 NS = "console"
+vm_uid: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +31,15 @@ def vm(node_env: NodeEnv) -> Iterator[str]:
         env.agent.start()
     env.ensure_namespace(NS)
     env.boot_volume("vm-c-root", NS)
-    obj = env.create_instance(instance("vm-c", env.node, namespace=NS, hostname="vm-console", grace=5,
-                                       disks=[{"name": "root", "volume": {"name": "vm-c-root"}}]))
+    script = "#!/bin/sh\necho SECRET-USER-DATA-$((20 + 1))\n"
+    env.kube.create(SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vm-c-cloud-init"},
+                              "data": {"userData": base64.b64encode(script.encode()).decode()}}, NS)
+    body = instance("vm-c", env.node, namespace=NS, hostname="vm-console", grace=5,
+                    disks=[{"name": "root", "volume": {"name": "vm-c-root"}}])
+    body["spec"]["cloudInit"] = {"userDataSecretRef": {"name": "vm-c-cloud-init"}}
+    obj = env.create_instance(body)
     env.wait_marker(obj["metadata"]["uid"])
+    vm_uid["vm-c"] = obj["metadata"]["uid"]
     yield "vm-c"
     env.kube.delete_if_exists(INSTANCES, "vm-c", NS)
 
@@ -103,3 +113,8 @@ def test_plain_http_is_refused(env: NodeEnv) -> None:
             await r.text()
     with pytest.raises(aiohttp.ClientError):
         asyncio.run(plain())
+
+
+def test_user_data_from_a_secret_reaches_the_guest(env: NodeEnv, vm: str) -> None:
+    wait_for(lambda: "SECRET-USER-DATA-21" in read_log_from(env.serial(vm_uid[vm]), 0), timeout=20,
+             what="the user-data script from the Secret ran")
