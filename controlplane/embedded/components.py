@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from controlplane.apiserver.server import APIServer, ServerConfig
@@ -62,8 +63,7 @@ class AgentComponent:
             base = load_config_file(self.config_file, kubeconfig=Path("/dev/null"), pki_dir=pki_dir)
         else:
             base = AgentConfig(kubeconfig=Path("/dev/null"), pki_dir=pki_dir)
-        kubeconfig = self._kubeconfig(base.node_name)
-        return AgentConfig(**{**base.__dict__, "kubeconfig": kubeconfig}).validate()
+        return replace(base, kubeconfig=self._kubeconfig(base.node_name)).validate()
 
     async def start(self) -> None:
         self.agent = Agent(self._config())
