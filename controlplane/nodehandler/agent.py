@@ -180,11 +180,13 @@ class Agent:
         self.sweep()
 
     # -- watches -> work queues ------------------------------------------------------------------
-    def _on_instance(self, typ: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
+    def _on_instance(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         assert self.instance_controller is not None
         if typ == "DELETED":
             self._sweep_now.set()
             return
+        if typ == "MODIFIED" and old is not None and _same_but_status(old, obj):
+            return  # a status write (ours): nothing to act on
         self.instance_controller.enqueue(key_of(obj))
 
     def _on_volume(self, typ: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
@@ -253,6 +255,13 @@ class Agent:
             except Exception as exc:
                 self.registrar.set_ready(False, str(NodeReason.LIBVIRT_UNAVAILABLE),
                                          f"libvirt at {self.config.libvirt_uri} does not answer: {exc}")
+
+
+def _same_but_status(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when only status (and the resourceVersion) changed between two versions of an object."""
+    a, b = old.get("metadata") or {}, new.get("metadata") or {}
+    keys = ("generation", "deletionTimestamp", "finalizers", "labels", "uid")
+    return old.get("spec") == new.get("spec") and all(a.get(k) == b.get(k) for k in keys)
 
 
 def _split(listen: str) -> tuple[str, int]:

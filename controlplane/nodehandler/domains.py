@@ -140,9 +140,10 @@ class Domains:
             except Exception:
                 log.exception("domain event listener failed")
 
-    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, _event: int, _detail: int,
+    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, _detail: int,
                       _opaque: object) -> None:
-        self._notify(dom)
+        if event not in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+            self._notify(dom)  # (our own define/undefine change nothing the status shows)
 
     def _on_agent(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, _state: int, _reason: int,
                   _opaque: object) -> None:
