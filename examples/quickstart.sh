@@ -13,7 +13,7 @@ mkdir -p "$DATA" "$HOME"
 say() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
 
 say "starting dvp server (data in $DATA, API on 127.0.0.1:$PORT)"
-"$VENV/bin/dvp" server --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$DATA/../server.log" 2>&1 &
+"$VENV/bin/dvp" server --data-dir "$DATA" --listen "127.0.0.1:$PORT" --no-agent >"$DATA/../server.log" 2>&1 &
 SERVER=$!
 stop() { [ "${KEEP:-0}" = 1 ] || { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }; }
 trap stop EXIT

@@ -46,11 +46,14 @@ def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds an image upload URL waits for the upload to start.")
 @click.option("--no-controllers", is_flag=True, help="Serve the API and DVCR only (controllers run elsewhere).")
+@click.option("--no-agent", is_flag=True, help="Do not run the node handler in-process (hosts run `dvp agent`).")
+@click.option("--agent-config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Settings of the in-process node handler (YAML, the keys of `dvp agent --config`).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
            dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
-           no_controllers: bool, log_level: str) -> None:
+           no_controllers: bool, no_agent: bool, agent_config: Path | None, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
     virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens), DVCR and
     the controllers.
@@ -59,6 +62,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     DATA_DIR/kubeconfig; point kubectl at it with KUBECONFIG=DATA_DIR/kubeconfig.
     DVCR, the registry of VM images, listens on --dvcr-listen with a certificate from the
     same CA; DATA_DIR/dvcr.json says where, DATA_DIR/dvcr-*.json hold its users' credentials.
+    For a one-host install it also runs the node handler (as `dvp agent`) unless --no-agent.
     """
     from controlplane.api.crds import load_crds
     from controlplane.apiserver.server import ServerConfig
@@ -66,7 +70,12 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     from controlplane.common.eventloop import run_event_loop
     from controlplane.controllers.settings import PlatformSettings
     from controlplane.dvcr.server import DvcrConfig
-    from controlplane.embedded.components import ApiServerComponent, ControllersComponent, DvcrComponent
+    from controlplane.embedded.components import (
+        AgentComponent,
+        ApiServerComponent,
+        ControllersComponent,
+        DvcrComponent,
+    )
     from controlplane.embedded.runner import Component, ComponentError, Runner
 
     setup_logging(log_level)
@@ -84,6 +93,9 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     components: list[Component] = [api, dvcr_component]
     if not no_controllers:
         components.append(ControllersComponent(api, dvcr_component, settings))
+    if not no_agent:
+        components.append(AgentComponent(api, dvcr_component, config_file=agent_config,
+                                         vm_cidr=settings.virtual_machine_cidrs[0]))
     try:
         run_event_loop(Runner(components).run())
     except ComponentError as exc:

@@ -13,6 +13,9 @@ from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
 from controlplane.controllers.manager import Manager
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.dvcr.server import DvcrConfig, DvcrServer
+from controlplane.embedded.dvcr_images import DvcrImageSource
+from controlplane.nodehandler.agent import Agent
+from controlplane.nodehandler.config import AgentConfig, load_config_file
 
 DVCR_USER, DVCR_GROUPS = "system:dvcr", ["dvp:components"]
 
@@ -101,3 +104,45 @@ class ControllersComponent:
     async def stop(self) -> None:
         if self.manager is not None:
             await asyncio.to_thread(self.manager.stop)
+
+
+class AgentComponent:
+    """The node handler in-process, for a one-host install (`dvp server` without `--no-agent`).
+
+    It gets its own identity from the API server (user `system:node:<name>`, group
+    `system:nodes`; the token is kept in `DATA_DIR/agent/kubeconfig` and reused while valid),
+    issues its console certificate from the server's CA, and pulls images from the embedded
+    DVCR with DVCR's `node` user. Settings come from `--agent-config` (the keys of
+    `dvp agent --config`)."""
+
+    name = "node handler"
+
+    def __init__(self, api: ApiServerComponent, dvcr: DvcrComponent, *, config_file: Path | None = None,
+                 vm_cidr: str | None = None) -> None:
+        self.api = api
+        self.dvcr = dvcr
+        self.config_file = config_file
+        self.vm_cidr = vm_cidr
+        self.agent: Agent | None = None
+
+    def _config(self) -> AgentConfig:
+        pki_dir = self.api.server.config.pki_dir
+        if self.config_file is not None:
+            base = load_config_file(self.config_file, kubeconfig=Path("/dev/null"), pki_dir=pki_dir)
+        else:
+            base = AgentConfig(kubeconfig=Path("/dev/null"), pki_dir=pki_dir)
+        if self.vm_cidr and self.config_file is None:
+            base = dataclasses.replace(base, vm_cidr=self.vm_cidr)
+        path = self.api.server.config.data_dir / "agent" / "kubeconfig"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kubeconfig = component_kubeconfig(self.api, path, f"system:node:{base.node_name}", ["system:nodes"])
+        return dataclasses.replace(base, kubeconfig=kubeconfig).validate()
+
+    async def start(self) -> None:
+        assert self.dvcr.server is not None
+        self.agent = Agent(self._config(), image_sources=[DvcrImageSource(self.dvcr.server.info_path)])
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()

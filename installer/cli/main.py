@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("installer.config.cli", "config", "Print an example install config, or validate one."),
     "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),
     "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
+    "agent": ("controlplane.nodehandler.cmd", "agent", "Run the node handler: this host's VMs with libvirt + QEMU."),
 }
 
 

@@ -29,10 +29,12 @@ def free_port() -> int:
 class ApiServerProcess:
     """One `dvp server` with its own data directory; can be killed and restarted."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, extra_args: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, extra_args: list[str] | None = None,
+                 agent: bool = False) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.extra_args = extra_args or []
+        # the in-process node handler needs libvirt and creates a bridge: only for tests that ask
+        self.extra_args = (extra_args or []) + ([] if agent else ["--no-agent"])
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.home = data_dir.parent / f"{data_dir.name}-home"

@@ -1,5 +1,7 @@
-"""Address arithmetic of IPAM: lease names, the usable range of each subnet (its first and
-last address are never handed out), and picking a free address."""
+"""Address arithmetic of IPAM: lease names, the usable range of each subnet, and picking a
+free address. Never handed out: a subnet's network and broadcast addresses (its first and
+last), and its first host address, which the node handlers' VM bridge uses as the guests'
+gateway and DHCP server."""
 
 from __future__ import annotations
 
@@ -30,14 +32,19 @@ def usable(address: str, networks: list[Network]) -> Network | None:
     except ValueError:
         return None
     for net in networks:
-        if ip in net and ip not in (net.network_address, net.broadcast_address):
+        if ip in net and ip not in (net.network_address, net.broadcast_address, gateway(net)):
             return net
     return None
 
 
+def gateway(net: Network) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The subnet's first host address: the VM bridge's own address on every node."""
+    return net.network_address + 1
+
+
 def candidates(networks: Iterable[Network]) -> Iterable[str]:
     for net in networks:
-        first, last = int(net.network_address) + 1, int(net.broadcast_address) - 1
+        first, last = int(net.network_address) + 2, int(net.broadcast_address) - 1
         for n in range(first, last + 1):
             yield str(ipaddress.ip_address(n))
 

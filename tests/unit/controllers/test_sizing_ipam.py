@@ -41,17 +41,18 @@ def test_class_without_policies_accepts_anything() -> None:
     assert violations("free", {"cpu": {"cores": 999}}, []) == []
 
 
-NET = [ipaddress.ip_network("10.66.0.0/30")]
+NET = [ipaddress.ip_network("10.66.0.0/29")]
 
 
-def test_first_and_last_address_are_never_handed_out() -> None:
+def test_network_broadcast_and_gateway_are_never_handed_out() -> None:
     assert allocator.usable("10.66.0.0", NET) is None
-    assert allocator.usable("10.66.0.3", NET) is None
-    assert allocator.usable("10.66.0.1", NET) is not None
-    assert allocator.usable("10.67.0.1", NET) is None
+    assert allocator.usable("10.66.0.7", NET) is None
+    assert allocator.usable("10.66.0.1", NET) is None, "the VM bridge's gateway address"
+    assert allocator.usable("10.66.0.2", NET) is not None
+    assert allocator.usable("10.67.0.2", NET) is None
     assert allocator.usable("not-an-ip", NET) is None
-    assert list(allocator.candidates(NET)) == ["10.66.0.1", "10.66.0.2"]
-    assert allocator.pick(NET, lambda a: a == "10.66.0.1") == "10.66.0.2"
+    assert list(allocator.candidates(NET)) == [f"10.66.0.{i}" for i in range(2, 7)]
+    assert allocator.pick(NET, lambda a: a == "10.66.0.2") == "10.66.0.3"
     assert allocator.pick(NET, lambda a: True) is None
 
 

@@ -1,0 +1,137 @@
+"""Typed names of the internal contract between the VM/disk controllers and the node handlers.
+
+The kinds `InternalVirtualMachineInstance` and `InternalVirtualDiskVolume` (group
+``internal.virtualization.deckhouse.io``, version ``v1``; CRDs in ``crds/internal-*.yaml``)
+are not part of DVP's public API: controllers write their spec, the node handler of
+``spec.nodeName`` writes their status. This module names their phases, condition types and
+reasons, the label that routes an object to its node, the finalizers the node handler holds,
+and the Node labels/conditions a node handler publishes, so both sides spell them the same
+way. ``docs/nodehandler.md`` describes the contract in prose; tests check the enums that
+mirror schema enums against the CRDs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+GROUP: Final = "internal.virtualization.deckhouse.io"
+VERSION: Final = "v1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+INSTANCE_KIND: Final = "InternalVirtualMachineInstance"
+INSTANCE_PLURAL: Final = "internalvirtualmachineinstances"
+VOLUME_KIND: Final = "InternalVirtualDiskVolume"
+VOLUME_PLURAL: Final = "internalvirtualdiskvolumes"
+
+NODE_LABEL: Final = "virtualization.deckhouse.io/node"
+"""Set by the controllers on every instance and volume to its ``spec.nodeName``: node handlers
+watch only objects carrying their own node name here (the API server has no field selector on
+``spec.nodeName`` for custom resources)."""
+
+INSTANCE_FINALIZER: Final = "internal.virtualization.deckhouse.io/node-handler"
+"""Held by the node handler on an instance until its domain, seed and local state are gone."""
+VOLUME_FINALIZER: Final = "internal.virtualization.deckhouse.io/node-handler"
+"""Held by the node handler on a volume until its file is deleted."""
+
+
+class InstancePhase(StrEnum):
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+
+
+class RunState(StrEnum):
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+
+
+class PowerAction(StrEnum):
+    RESTART = "Restart"
+    STOP = "Stop"
+    START = "Start"
+
+
+class StopReason(StrEnum):
+    """Why an instance's domain is not running (``status.stopReason``). Every reason except
+    ``Requested`` holds the instance stopped while ``runState`` stays ``Running``, until a
+    ``Start`` power request or a pass through ``runState: Stopped``."""
+
+    REQUESTED = "Requested"
+    POWER_REQUEST = "PowerRequest"
+    GUEST_SHUTDOWN = "GuestShutdown"
+    CRASHED = "Crashed"
+    DESTROYED = "Destroyed"
+
+
+class DomainType(StrEnum):
+    KVM = "kvm"
+    QEMU = "qemu"
+
+
+class InstanceCondition(StrEnum):
+    CONFIGURATION_VALID = "ConfigurationValid"
+    DISKS_READY = "DisksReady"
+    RUNNING = "Running"
+    AGENT_CONNECTED = "AgentConnected"
+
+
+class InstanceReason(StrEnum):
+    VALID = "Valid"
+    INVALID_SPEC = "InvalidSpec"
+    DISKS_READY = "DisksReady"
+    VOLUME_NOT_READY = "VolumeNotReady"
+    IMAGE_NOT_READY = "ImageNotReady"
+    DOMAIN_RUNNING = "DomainRunning"
+    DOMAIN_STOPPED = "DomainStopped"
+    START_FAILED = "StartFailed"
+    AGENT_CONNECTED = "AgentConnected"
+    AGENT_NOT_CONNECTED = "AgentNotConnected"
+
+
+class VolumePhase(StrEnum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    READY = "Ready"
+    RESIZING = "Resizing"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+
+
+# -- Node ----------------------------------------------------------------------------------------
+
+LABEL_KVM: Final = "virtualization.deckhouse.io/kvm"
+"""``"true"`` when the node runs guests with KVM, ``"false"`` when it falls back to emulation."""
+LABEL_KVM_NESTED: Final = "virtualization.deckhouse.io/kvm-nested"
+LABEL_CPU_VENDOR: Final = "virtualization.deckhouse.io/cpu-vendor"
+LABEL_CPU_MODEL: Final = "virtualization.deckhouse.io/cpu-model"
+LABEL_HANDLER_VERSION: Final = "virtualization.deckhouse.io/node-handler-version"
+"""The node handler's version, as a label (selectable by the upgrade) and an annotation."""
+NODE_LEASE_NAMESPACE: Final = "kube-node-lease"
+
+
+class NodeCondition(StrEnum):
+    READY = "Ready"
+    KVM = "KVM"
+
+
+class NodeReason(StrEnum):
+    HANDLER_READY = "NodeHandlerReady"
+    LIBVIRT_UNAVAILABLE = "LibvirtUnavailable"
+    NETWORK_UNAVAILABLE = "NetworkUnavailable"
+
+
+class KVMReason(StrEnum):
+    """Why a node does (``HardwareVirtualization``) or does not use KVM."""
+
+    HARDWARE_VIRTUALIZATION = "HardwareVirtualization"
+    NO_CPU_FLAGS = "NoCPUFlags"
+    PVM_ONLY = "PVMOnly"
+    NO_MODULE = "NoModule"
+    NO_DEVICE = "NoDevice"
+    DEVICE_NOT_USABLE = "DeviceNotUsable"
+    EMULATION_FORCED = "EmulationForced"

@@ -1,0 +1,154 @@
+"""The node handler's typed configuration: flags of `dvp agent` (or a YAML file with the same
+keys, `--config`) are parsed into one `AgentConfig`, validated here with errors that name the
+field and the file, before anything starts. `dvp server` builds the same object for its
+in-process agent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the field (and file)."""
+
+
+DOMAIN_TYPES = ("auto", "kvm", "qemu")
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How often the handler does its periodic work (seconds)."""
+
+    lease_duration: int = 40
+    lease_renew_every: float = 10.0
+    node_status_every: float = 60.0
+    status_refresh_every: float = 10.0
+    """A running instance's status is refreshed this often (DHCP lease, guest agent)."""
+    ip_poll_every: float = 1.0
+    """How often an instance whose NIC has no DHCP lease yet is looked at again."""
+    shutdown_poll_every: float = 0.5
+    api_wait: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 5.0, 5.0, 10.0, 10.0)
+    """Delays between attempts to reach an API server that is not up yet, at start-up."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    kubeconfig: Path
+    node_name: str = field(default_factory=lambda: socket.gethostname().lower())
+    state_dir: Path = Path("/var/lib/dvp")
+    """Volumes, the image cache, per-instance state (seeds, serial logs) and network state."""
+    run_dir: Path = Path("/run/dvp")
+    """Unix sockets (VNC); kept short because socket paths are limited to 107 bytes."""
+    libvirt_uri: str = "qemu:///system"
+    domain_prefix: str = "dvp-"
+    """libvirt domain names are `<prefix><namespace>_<name>`; domains are identified by uid."""
+    domain_type: str = "auto"
+    """`auto` decides from the host (see hypervisor.py); `qemu` forces emulation."""
+    host_root: Path = Path("/")
+    """Where /proc, /sys and /dev are read for the hypervisor decision and capacity."""
+    node_ip: str = ""
+    """The address published in Node status.addresses (InternalIP); empty: the default route's."""
+    console_listen: str = "0.0.0.0:10250"
+    """HOST:PORT of the console/VNC websocket endpoint (port 0 picks a free one)."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    pki_dir: Path | None = None
+    """A directory holding the platform CA (ca.crt, ca.key): the handler issues its own serving
+    certificate from it when no --tls-cert-file is given (the one-host case)."""
+    bridge: str = "dvpbr0"
+    vm_cidr: str = "10.66.0.0/16"
+    """The subnet of the node's VM network; the host takes its first address on the bridge."""
+    reserved_cpu: int = 0
+    reserved_memory: str = "512Mi"
+    instance_workers: int = 16
+    """Instances reconciled at once: a start mostly waits on libvirt, so many VMs created together start together."""
+    volume_workers: int = 2
+    timings: Timings = field(default_factory=Timings)
+
+    def validate(self, *, source: str = "command line") -> AgentConfig:
+        def bad(name: str, message: str) -> ConfigError:
+            return ConfigError(f"{source}: {name}: {message}")
+
+        if not _NODE_NAME.match(self.node_name):
+            raise bad("node-name", f"{self.node_name!r} is not a valid node name (lower-case DNS name)")
+        if self.domain_type not in DOMAIN_TYPES:
+            raise bad("domain-type", f"{self.domain_type!r} is not one of {', '.join(DOMAIN_TYPES)}")
+        if not _IFNAME.match(self.bridge):
+            raise bad("bridge", f"{self.bridge!r} is not a network interface name (1-15 characters)")
+        try:
+            net = ipaddress.IPv4Network(self.vm_cidr, strict=True)
+        except ValueError as exc:
+            raise bad("vm-cidr", f"{self.vm_cidr!r} is not an IPv4 network: {exc}") from exc
+        if net.prefixlen > 29:
+            raise bad("vm-cidr", f"{self.vm_cidr} is too small: use a /29 or larger")
+        if self.node_ip:
+            try:
+                ipaddress.ip_address(self.node_ip)
+            except ValueError as exc:
+                raise bad("node-ip", f"{self.node_ip!r} is not an IP address") from exc
+        split_listen(self.console_listen, field_name=f"{source}: console-listen")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise bad("tls-cert-file", "give --tls-cert-file and --tls-key-file together")
+        if self.tls_cert_file is None and self.pki_dir is None:
+            raise bad("tls-cert-file", "the console endpoint needs TLS: give --tls-cert-file/--tls-key-file "
+                                       "or --pki-dir (a directory with the platform CA)")
+        if len(str(self.run_dir)) > 60:
+            raise bad("run-dir", f"{self.run_dir} is too long for unix socket paths (keep it under 60 bytes)")
+        if self.instance_workers < 1 or self.volume_workers < 1:
+            raise bad("instance-workers", "worker counts must be at least 1")
+        return self
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.vm_cidr)
+
+
+def split_listen(value: str, *, field_name: str = "listen") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{field_name}: {value!r} is not HOST:PORT (e.g. 0.0.0.0:10250)")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+_PATHS = {"kubeconfig", "state_dir", "run_dir", "host_root", "tls_cert_file", "tls_key_file", "pki_dir"}
+
+
+def load_config_file(path: Path, **overrides: Any) -> AgentConfig:
+    """An AgentConfig from a YAML file (keys as the flags: `node-name`, `state-dir`, ...),
+    with `overrides` (flags given on the command line) taking precedence."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the agent configuration: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(doc).__name__}")
+    known = {f.name for f in fields(AgentConfig)} - {"timings"}
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{path}: {key}: unknown setting (known: "
+                              f"{', '.join(sorted(k.replace('_', '-') for k in known))})")
+        values[name] = Path(value) if name in _PATHS and value is not None else value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "kubeconfig" not in values:
+        raise ConfigError(f"{path}: kubeconfig: required (or give --kubeconfig)")
+    try:
+        config = AgentConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return config.validate(source=str(path))
+
+
+def with_overrides(config: AgentConfig, **overrides: Any) -> AgentConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,258 @@
+"""The node handler's side of libvirt: one shared connection, domain lookups by instance uid,
+the few domain operations the lifecycle needs, and lifecycle events turned into work-queue keys.
+
+Domains are persistent (started, then defined with the same XML), named `<prefix><namespace>_<name>`, with the
+instance uid as their UUID and in our metadata (see domainxml.py). A persistent domain keeps
+its shut-off reason (guest shutdown, crash, destroyed), which tells a restarted handler why a
+VM stopped while it was away. Everything here is thread-safe (libvirt connections are).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import libvirt
+
+from controlplane.nodehandler.domainxml import parse_metadata
+
+log = logging.getLogger(__name__)
+
+STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "NoState", libvirt.VIR_DOMAIN_RUNNING: "Running",
+    libvirt.VIR_DOMAIN_BLOCKED: "Blocked", libvirt.VIR_DOMAIN_PAUSED: "Paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "ShuttingDown", libvirt.VIR_DOMAIN_SHUTOFF: "Shutoff",
+    libvirt.VIR_DOMAIN_CRASHED: "Crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "PMSuspended",
+}
+ACTIVE_STATES = {libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED, libvirt.VIR_DOMAIN_PAUSED,
+                 libvirt.VIR_DOMAIN_SHUTDOWN, libvirt.VIR_DOMAIN_PMSUSPENDED, libvirt.VIR_DOMAIN_NOSTATE}
+ABSENT = "Absent"
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+def _quiet(_ctx: object, _err: object) -> None:
+    pass
+
+
+def _ensure_event_loop() -> None:
+    """libvirt's default event implementation, run by one daemon thread per process (it must be
+    registered before the first connection is opened)."""
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+        # errors come back as exceptions (handled or reported there); libvirt would also print them
+        libvirt.registerErrorHandler(_quiet, None)
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    """What the handler needs to know about one domain, read in one go."""
+
+    name: str
+    state: int
+    reason: int
+    xml: str
+    persistent: bool = True
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES.get(self.state, f"State{self.state}")
+
+    @property
+    def shutoff_reason(self) -> int | None:
+        return self.reason if self.state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED) else None
+
+
+class Domains:
+    def __init__(self, uri: str, *, prefix: str, node: str) -> None:
+        self.uri = uri
+        self.prefix = prefix
+        self.node = node
+        self._conn: libvirt.virConnect | None = None
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[str], None]] = []
+        self._callback_id: int | None = None
+
+    # -- connection ------------------------------------------------------------------------------
+    def connect(self) -> libvirt.virConnect:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+            _ensure_event_loop()
+            conn = libvirt.open(self.uri)
+            conn.registerCloseCallback(self._closed, None)
+            self._callback_id = conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None)
+            conn.setKeepAlive(5, 3)
+            self._conn = conn
+            log.info("connected to libvirt at %s (version %s)", self.uri, conn.getLibVersion())
+            return conn
+
+    def _closed(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        log.warning("libvirt connection to %s closed (reason %s); reconnecting on next use", self.uri, reason)
+        with self._lock:
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    if self._callback_id is not None:
+                        self._conn.domainEventDeregisterAny(self._callback_id)
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+
+    # -- events ----------------------------------------------------------------------------------
+    def on_event(self, listener: Callable[[str], None]) -> None:
+        """`listener(uid)` runs (on libvirt's event thread) when a domain changes state."""
+        self._listeners.append(listener)
+
+    def _notify(self, dom: libvirt.virDomain) -> None:
+        uid = dom.UUIDString()
+        for listener in self._listeners:
+            try:
+                listener(uid)
+            except Exception:
+                log.exception("domain event listener failed")
+
+    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, _detail: int,
+                      _opaque: object) -> None:
+        if event not in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+            self._notify(dom)  # (our own define/undefine change nothing the status shows)
+
+    def _on_agent(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, _state: int, _reason: int,
+                  _opaque: object) -> None:
+        self._notify(dom)
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def name_for(self, namespace: str, name: str) -> str:
+        return f"{self.prefix}{namespace}_{name}"
+
+    def lookup(self, uid: str) -> libvirt.virDomain | None:
+        try:
+            return self.connect().lookupByUUIDString(uid)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def status(self, uid: str) -> DomainStatus | None:
+        """The domain's state and live XML, or None when no domain has this uid."""
+        dom = self.lookup(uid)
+        if dom is None:
+            return None
+        try:
+            state, reason = dom.state()
+            xml = dom.XMLDesc(0)
+            return DomainStatus(name=dom.name(), state=state, reason=reason, xml=xml,
+                                persistent=bool(dom.isPersistent()))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def owned(self) -> dict[str, dict[str, str]]:
+        """uid -> metadata of every domain whose metadata names this node."""
+        out: dict[str, dict[str, str]] = {}
+        for dom in self.connect().listAllDomains():
+            try:
+                meta = parse_metadata(dom.XMLDesc(0))
+            except libvirt.libvirtError:
+                continue  # vanished meanwhile
+            if meta and meta.get("node") == self.node and dom.name().startswith(self.prefix):
+                out[dom.UUIDString()] = {**meta, "domain": dom.name()}
+        return out
+
+    # -- operations ------------------------------------------------------------------------------
+    def start(self, xml: str) -> libvirt.virDomain:
+        """Start a domain from `xml` and keep it defined (persistent) with the same configuration.
+
+        `createXML` starts it (also over an inactive persistent domain of the same UUID, as the
+        new live configuration) in one call, like `virsh create`; `defineXML` then makes that
+        configuration the persistent one, off the start's critical path. Should the handler die
+        in between, `ensure_persistent` finishes the job when it adopts the domain."""
+        conn = self.connect()
+        dom = conn.createXML(xml, 0)
+        conn.defineXML(xml)
+        return dom
+
+    def ensure_persistent(self, uid: str) -> None:
+        dom = self.lookup(uid)
+        if dom is not None and not dom.isPersistent():
+            self.connect().defineXML(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+    def shutdown(self, uid: str) -> None:
+        """Press the ACPI power button (the guest decides how to power off)."""
+        dom = self.lookup(uid)
+        if dom is not None and dom.isActive():
+            dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+
+    def destroy(self, uid: str) -> None:
+        dom = self.lookup(uid)
+        if dom is None:
+            return
+        try:
+            if dom.isActive():
+                dom.destroyFlags(libvirt.VIR_DOMAIN_DESTROY_GRACEFUL)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            if dom.isActive():  # graceful destroy timed out: kill
+                dom.destroy()
+
+    def undefine(self, uid: str) -> None:
+        dom = self.lookup(uid)
+        if dom is None:
+            return
+        if dom.isActive():
+            dom.destroy()
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        try:
+            dom.undefineFlags(flags)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+
+    def block_resize(self, uid: str, path: str, size: int) -> bool:
+        """Grow the disk backed by `path` of a running domain; False when it is not running."""
+        dom = self.lookup(uid)
+        if dom is None or not dom.isActive():
+            return False
+        dom.blockResize(path, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        return True
+
+    def guest_os_info(self, uid: str) -> dict[str, str]:
+        """The guest agent's OS information (empty when the agent does not answer)."""
+        dom = self.lookup(uid)
+        if dom is None:
+            return {}
+        try:
+            info = dom.guestInfo(libvirt.VIR_DOMAIN_GUEST_INFO_OS | libvirt.VIR_DOMAIN_GUEST_INFO_HOSTNAME)
+        except libvirt.libvirtError:
+            return {}
+        return {str(k): str(v) for k, v in info.items()}

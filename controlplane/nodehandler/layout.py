@@ -1,0 +1,76 @@
+"""The node handler's whole on-disk layout, in one place.
+
+```
+STATE_DIR (default /var/lib/dvp)
+├── volumes/<namespace>/<name>.<uid>.qcow2     one file per InternalVirtualDiskVolume
+├── images/<key>.img + <key>.json               node image cache: pulled DVCR images (+ format, ref)
+├── instances/<uid>/                            per-instance local state (deleted with the instance)
+│   ├── seed.iso                                the NoCloud seed (cidata)
+│   └── serial.log                              the serial console's output (virtlogd appends)
+├── network/<bridge>/                           the VM network's dnsmasq
+│   ├── dnsmasq.pid, dnsmasq.log, leases
+│   └── dhcp-hosts                              MAC,IP bindings of this node's instances
+└── pki/agent.crt, agent.key                    the console endpoint's certificate (when issued here)
+
+RUN_DIR (default /run/dvp; short, for unix socket paths)
+└── vnc/<uid>.sock                              each domain's VNC server (QEMU listens)
+```
+
+Volume file names carry the object's uid, so a volume re-created under the same name never
+finds the old file. Partial files (`.<name>.partial`) are renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    state_dir: Path
+    run_dir: Path
+
+    # -- volumes --------------------------------------------------------------------------------
+    @property
+    def volumes(self) -> Path:
+        return self.state_dir / "volumes"
+
+    def volume(self, namespace: str, name: str, uid: str) -> Path:
+        return self.volumes / namespace / f"{name}.{uid}.qcow2"
+
+    @staticmethod
+    def partial(path: Path) -> Path:
+        return path.with_name(f".{path.name}.partial")
+
+    # -- image cache ----------------------------------------------------------------------------
+    @property
+    def images(self) -> Path:
+        return self.state_dir / "images"
+
+    # -- instances ------------------------------------------------------------------------------
+    def instance_dir(self, uid: str) -> Path:
+        return self.state_dir / "instances" / uid
+
+    def seed(self, uid: str) -> Path:
+        return self.instance_dir(uid) / "seed.iso"
+
+    def serial_log(self, uid: str) -> Path:
+        return self.instance_dir(uid) / "serial.log"
+
+    def vnc_socket(self, uid: str) -> Path:
+        return self.run_dir / "vnc" / f"{uid}.sock"
+
+    # -- network --------------------------------------------------------------------------------
+    def network_dir(self, bridge: str) -> Path:
+        return self.state_dir / "network" / bridge
+
+    # -- pki ------------------------------------------------------------------------------------
+    @property
+    def pki(self) -> Path:
+        return self.state_dir / "pki"
+
+    def create(self) -> None:
+        for d in (self.volumes, self.images, self.state_dir / "instances", self.pki, self.run_dir / "vnc"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.pki.chmod(0o700)

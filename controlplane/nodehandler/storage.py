@@ -1,0 +1,75 @@
+"""Volume files: the qcow2 disks behind InternalVirtualDiskVolumes, on this node's disk.
+
+A volume is created once, either empty (`qemu-img create`) or as a full copy of a cached image
+(`qemu-img convert` to qcow2, no backing file: the volume stays valid when the image is deleted
+from DVCR and from the cache), then grown to its requested size. Creation goes through a partial
+file renamed into place, so a crash never leaves a half-made volume at the real path. Sizes
+only grow: offline with `qemu-img resize`, online through libvirt's block resize (domains.py),
+which the guest sees as a capacity change of the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+from controlplane.nodehandler.images import CachedImage, ImageError, Progress, convert, qemu_img_info
+from controlplane.nodehandler.layout import Layout
+
+
+class VolumeError(RuntimeError):
+    """A volume operation failed; the message names the volume file."""
+
+
+def _run(cmd: list[str], what: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise VolumeError(f"{what}: `{' '.join(cmd[:3])} ...` failed: {done.stderr.strip()}")
+
+
+def capacity(path: Path) -> int:
+    """The virtual size of a volume file (bytes)."""
+    try:
+        return int(str(qemu_img_info(path)["virtual-size"]))
+    except (ImageError, KeyError, ValueError) as exc:
+        raise VolumeError(f"reading the size of {path}: {exc}") from exc
+
+
+def create_empty(path: Path, size: int) -> None:
+    partial = Layout.partial(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=off", str(partial), str(size)],
+         f"creating volume {path}")
+    os.replace(partial, path)
+
+
+def create_from_image(path: Path, image: CachedImage, size: int, *, progress: Progress | None = None) -> None:
+    """A standalone qcow2 copy of `image`, grown to `size` (which must hold the image)."""
+    if size < image.virtual_size:
+        raise VolumeError(f"volume {path.name}: the requested size {size} is smaller than the image {image.ref} "
+                          f"({image.virtual_size} bytes): ask for at least {image.virtual_size}")
+    partial = Layout.partial(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+    try:
+        convert(image.path, image.format, partial, "qcow2", progress=progress)
+        if size > image.virtual_size:
+            _run(["qemu-img", "resize", "-q", "-f", "qcow2", str(partial), str(size)], f"resizing volume {path}")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
+
+
+def resize_offline(path: Path, size: int) -> None:
+    _run(["qemu-img", "resize", "-q", "-f", "qcow2", str(path), str(size)], f"resizing volume {path}")
+
+
+def delete(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Layout.partial(path).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # the namespace directory, once empty
