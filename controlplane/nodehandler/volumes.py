@@ -117,8 +117,11 @@ class VolumeReconciler:
         ctx = self.ctx
         source = ((obj.get("spec") or {}).get("source") or {}).get("image")
         what = f"copying image {source['ref']}" if source else "creating an empty volume"
-        obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason="Provisioning",
-                           progress="0%")
+        if (obj.get("status") or {}).get("phase") != str(VolumePhase.FAILED):
+            # a retry after a failure keeps Failed until it succeeds: flipping to Provisioning and
+            # back would wake this reconciler with its own writes and defeat the retry backoff
+            obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason="Provisioning",
+                               progress="0%")
         if not source:
             storage.create_empty(path, size)
         else:

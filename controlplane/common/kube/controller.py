@@ -67,6 +67,9 @@ class Controller:
                 return
             try:
                 self._one(key)
+            except Exception:  # noqa: BLE001 - a worker thread must never die
+                log.exception("%s %s: unexpected failure while handling a failure; retrying", self.name, key)
+                self.queue.add_after(key, self.settings.retry_max)
             finally:
                 self.queue.done(key)
 

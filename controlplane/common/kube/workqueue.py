@@ -46,7 +46,8 @@ class WorkQueue:
         with self._cond:
             n = self._failures.get(key, 0)
             self._failures[key] = n + 1
-        delay = min(self.settings.retry_max, self.settings.retry_base * (2 ** n))
+        # the exponent is capped: a key failing for hours must not overflow the float
+        delay = min(self.settings.retry_max, self.settings.retry_base * (2.0 ** min(n, 60)))
         self.add_after(key, delay)
         return delay
 

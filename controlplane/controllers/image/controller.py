@@ -36,7 +36,9 @@ def repository(state: State) -> str:
 
 
 def apply_result(status: dict[str, Any], result: dict[str, Any], registry_url: str) -> None:
-    unpacked = int(result.get("unpackedSize") or result.get("virtualSize") or 0)
+    # unpacked: what a disk made from the image needs, i.e. the disk's virtual size (a qcow2
+    # file is smaller than the disk it describes); the layer's unpacked bytes otherwise
+    unpacked = int(result.get("virtualSize") or result.get("unpackedSize") or 0)
     stored = int(result.get("storedSize") or 0)
     status["size"] = {"stored": quantity.format_bytes(stored) if stored % 1024 == 0 else str(stored),
                       "storedBytes": str(stored),

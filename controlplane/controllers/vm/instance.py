@@ -35,6 +35,8 @@ from controlplane.controllers.vm.prerequisites import user_data
 HARDWARE = ("hostname", "firmware", "machineType", "paravirtualization", "cpu", "memory", "nics", "cloudInit",
             "shutdownGracePeriodSeconds")
 RUNNING_PHASES = ("Starting", "Running", "Stopping")
+# stop reasons of an instance that stopped without being asked to (docs/nodehandler.md)
+GUEST_STOPS = ("GuestShutdown", "Crashed", "Destroyed")
 CPU_MODELS = {"Host": "host-model", "HostPassthrough": "host-passthrough", "Discovery": "host-model",
               "Features": "host-model"}
 
@@ -110,15 +112,25 @@ def desired_spec(state: State, node: str) -> dict[str, Any]:
     return out
 
 
+def _covers(current: Any, desired: Any) -> bool:
+    """Whether the stored value is what we asked for: the API server fills schema defaults
+    (e.g. cpu.sockets) into the stored instance, so keys we never set are not a change."""
+    if isinstance(desired, dict) and isinstance(current, dict):
+        return all(k in current and _covers(current[k], v) for k, v in desired.items())
+    if isinstance(desired, list) and isinstance(current, list):
+        return len(desired) == len(current) and all(_covers(c, d) for c, d in zip(current, desired, strict=True))
+    return bool(current == desired)
+
+
 def _changes(current: dict[str, Any], desired: dict[str, Any]) -> list[dict[str, Any]]:
     changes = []
     for f in HARDWARE:
-        if current.get(f) != desired.get(f):
+        if not _covers(current.get(f), desired.get(f)):
             changes.append({"operation": "replace", "path": f, "currentValue": current.get(f),
                             "desiredValue": desired.get(f)})
     cold_now = [d for d in current.get("disks") or [] if not d.get("hotplugged")]
     cold_new = [d for d in desired.get("disks") or [] if not d.get("hotplugged")]
-    if cold_now != cold_new:
+    if not _covers(cold_now, cold_new):
         changes.append({"operation": "replace", "path": "disks", "currentValue": [d["name"] for d in cold_now],
                         "desiredValue": [d["name"] for d in cold_new]})
     return changes
@@ -198,7 +210,7 @@ class InstanceHandler:
         policy = state.spec.get("runPolicy") or "AlwaysOnUnlessStoppedManually"
         # a guest that powered itself off: AlwaysOn starts it again, other policies keep it off
         guest_stopped = (inst_status.get("phase") == "Stopped" and current.get("runState") == "Running"
-                         and inst_status.get("startedAt") and not pending
+                         and inst_status.get("stopReason") in GUEST_STOPS and not pending
                          and (current.get("powerRequest") or {}).get("id") in (None, inst_status.get("handledPowerRequest")))
         if guest_stopped and policy == "AlwaysOn":
             new["powerRequest"] = {"id": f"{state.uid[:8]}-autostart-{inst['metadata']['resourceVersion']}",

@@ -26,8 +26,8 @@ def phase_of(state: State, inst: dict[str, Any] | None) -> str:
     phase = _FROM_INSTANCE.get(status.get("phase") or "Pending", Phase.PENDING)
     if spec.get("runState") == "Stopped" and phase in (Phase.STARTING, Phase.RUNNING):
         return Phase.STOPPING
-    if spec.get("runState") == "Running" and phase == Phase.STOPPED and not status.get("startedAt"):
-        return Phase.STARTING
+    if spec.get("runState") == "Running" and phase == Phase.STOPPED and status.get("stopReason") in (None, "Requested"):
+        return Phase.STARTING  # about to be started; any other stopReason holds it stopped
     return phase
 
 

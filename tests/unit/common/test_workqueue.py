@@ -50,3 +50,9 @@ def test_shutdown_releases_waiting_workers() -> None:
     q.shutdown()
     t.join(2)
     assert got == [None]
+
+
+def test_backoff_of_a_key_failing_for_hours_stays_at_the_maximum() -> None:
+    q = WorkQueue(RuntimeSettings(retry_base=0.01, retry_max=30))
+    delays = [q.add_rate_limited("k") for _ in range(2000)]
+    assert delays[-1] == 30 and max(delays) == 30
