@@ -10,6 +10,7 @@ report back through `from_thread` (`App.call_from_thread`), never touching widge
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from installer.tui.hostcheck import ConnectionTester, test_connection
 
 if TYPE_CHECKING:
     from installer.install.engine import InstallOptions
+
+log = logging.getLogger("dvp.tui")
 
 EXIT_INSTALLED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
@@ -90,9 +93,10 @@ class InstallApp(App[int]):
                         severity="warning")
             return
         if self.result is not None:
-            self.exit(EXIT_INSTALLED if self.result.ok else EXIT_FAILED)
+            code = EXIT_INSTALLED if self.result.ok else EXIT_FAILED
         else:
-            self.exit(EXIT_CANCELLED)
+            code = EXIT_CANCELLED
+        self.exit(code, return_code=code)
 
     # --- the real services ------------------------------------------------------------------
 
@@ -118,18 +122,19 @@ class InstallApp(App[int]):
         from installer.tui.screens.progress import ProgressScreen
 
         hosts = len(config.hosts)
-        screen = ProgressScreen(f"Installing target {config.target} on {hosts} host{'s' if hosts != 1 else ''}")
-        self.installing = True
-        self.push_screen(screen)
         runner, options = self.runner, self.options
 
         def sink(event: InstallEvent) -> None:
-            self.from_thread(screen.on_event, event)
+            try:
+                self.from_thread(screen.show_event, event)
+            except Exception:  # drawing must never break the install itself
+                log.exception("cannot show install event %r", event)
 
         def work() -> None:
             try:
                 result = runner(config, options, sink)
             except Exception as exc:  # the done screen says what happened, the app stays up
+                log.exception("the install runner failed")
                 failed = next((p for p, s in screen.phase_status.items() if s == "running"), None)
                 result = InstallResult(
                     ok=False,
@@ -139,7 +144,14 @@ class InstallApp(App[int]):
                 )
             self.from_thread(self.finish_install, result)
 
-        self.run_worker(work, thread=True, group="install", name="install")
+        def ready() -> None:  # the screen's tables exist: events can be drawn
+            self.run_worker(work, thread=True, group="install", name="install")
+
+        screen = ProgressScreen(
+            f"Installing target {config.target} on {hosts} host{'s' if hosts != 1 else ''}", on_ready=ready
+        )
+        self.installing = True
+        self.push_screen(screen)
 
     def finish_install(self, result: InstallResult) -> None:
         from installer.tui.screens.done import DoneScreen

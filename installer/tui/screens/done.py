@@ -63,4 +63,5 @@ class DoneScreen(Screen[None]):
         yield Footer()
 
     def action_finish(self) -> None:
-        self.app.exit(0 if self.result.ok else 1)
+        code = 0 if self.result.ok else 1
+        self.app.exit(code, return_code=code)

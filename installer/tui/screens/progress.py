@@ -8,6 +8,7 @@ pane. When the runner returns, the done screen replaces this one. There is no wa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -35,9 +36,10 @@ def _elapsed(seconds: float) -> str:
 class ProgressScreen(Screen[None]):
     BINDINGS: list = []  # no back: the install is under way
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, *, on_ready: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.title_text = title
+        self.on_ready = on_ready
         self.started = time.monotonic()
         self.phase_started: dict[str, float] = {}
         self.phase_status: dict[str, str] = {p: "pending" for p in PHASES}
@@ -68,6 +70,8 @@ class ProgressScreen(Screen[None]):
             table.add_row(phase, Text("pending", style="dim"), "", "", key=phase)
         self.set_interval(1.0, self.tick)
         self.tick()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -77,14 +81,14 @@ class ProgressScreen(Screen[None]):
             if status == "running":
                 table.update_cell(phase, "elapsed", _elapsed(now - self.phase_started[phase]))
 
-    def on_event(self, event: InstallEvent) -> None:
+    def show_event(self, event: InstallEvent) -> None:
         """One engine event, on the UI thread."""
         if isinstance(event, PhaseStarted):
             self.phase_started[event.phase] = time.monotonic()
             self._set_status(event.phase, "running")
             self._log(f"[{event.phase}] started on {', '.join(event.hosts) or 'no hosts'}")
         elif isinstance(event, TaskProgress):
-            self._task(event)
+            self._draw_task(event)
         elif isinstance(event, LogLine):
             self._log(f"[{event.phase}]{' ' + event.host + ':' if event.host else ''} {event.text}")
         elif isinstance(event, PhaseFinished):
@@ -101,7 +105,7 @@ class ProgressScreen(Screen[None]):
         self.phase_status[phase] = status
         self.query_one("#phases", DataTable).update_cell(phase, "status", Text(status, style=STATUS_STYLE.get(status, "")))
 
-    def _task(self, event: TaskProgress) -> None:
+    def _draw_task(self, event: TaskProgress) -> None:
         key = f"{event.phase}/{event.host}"
         table = self.query_one("#tasks", DataTable)
         failed = Text(str(event.failed), style="bold red" if event.failed else "")

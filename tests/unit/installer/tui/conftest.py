@@ -99,13 +99,15 @@ async def wait_for(pilot: Pilot[Any], predicate: Callable[[], object], *, timeou
     raise AssertionError(f"condition not met within {timeout} s: {predicate}")
 
 
-async def type_into(pilot: Pilot[Any], selector: str, text: str) -> None:
-    """Replace an input's value the way a user does: focus, select all away, type."""
+async def type_into(pilot: Pilot[Any], selector: str, text: str, *, keys: bool = False) -> None:
+    """Replace an input's value: pasted (fast), or typed key by key with `keys=True`."""
     from textual.widgets import Input
 
     widget = pilot.app.screen.query_one(selector, Input)
     widget.focus()
     widget.value = ""
-    if text:
+    if keys:
         await pilot.press(*text)
+    else:
+        widget.insert_text_at_cursor(text)
     await pilot.pause()

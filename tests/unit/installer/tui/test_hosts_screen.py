@@ -47,7 +47,7 @@ async def test_add_edit_and_remove_a_host(build, tmp_path: Path) -> None:  # typ
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, HostForm))
         assert app.screen.query_one("#role", Select).value == "worker"  # localhost is the master already
-        await type_into(pilot, "#address", "192.0.2.21")
+        await type_into(pilot, "#address", "192.0.2.21", keys=True)
         await type_into(pilot, "#name", "worker-1")
         await type_into(pilot, "#user", "admin")
         await type_into(pilot, "#key", str(key))
