@@ -137,6 +137,7 @@ class PreflightScreen(WizardScreen):
             return
         self.running = False
         self.report = report
+        self._redraw_in_report_order(report)
         errors = [f"{h.name}/{r.name}" for h in report.hosts for r in h.results if r.is_error]
         if errors:
             self.set_screen_error(
@@ -147,6 +148,22 @@ class PreflightScreen(WizardScreen):
             self.set_screen_error("")
             self.notify("Preflight passed" + (" with warnings" if any(
                 r.is_warning for h in report.hosts for r in h.results) else ""))
+
+    def _redraw_in_report_order(self, report: PreflightReport) -> None:
+        """Rows came in as checks finished; once all are in, list them host by host in
+        catalog order (as `dvp check` prints them), keeping the selected row."""
+        table = self.query_one("#checks", DataTable)
+        selected = None
+        if table.row_count:
+            selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        table.clear()
+        self.results.clear()
+        for host in report.hosts:
+            for result in host.results:
+                self.check_finished(self.run_id, host.name, result)
+        keys = list(self.results)
+        if selected in self.results:
+            table.move_cursor(row=keys.index(selected))
 
     def failed(self, run_id: int, message: str) -> None:
         if run_id == self.run_id:
