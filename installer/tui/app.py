@@ -113,7 +113,10 @@ class InstallApp(App[int]):
     def _engine_runner(self, config: InstallConfig, options: InstallOptions | None, sink: EventSink) -> InstallResult:
         from installer.install.engine import InstallOptions, run_install
 
-        return run_install(config, options or InstallOptions(), sink, config_path=self.saved_path or self.config_path)
+        result: InstallResult = run_install(
+            config, options or InstallOptions(), sink, config_path=self.saved_path or self.config_path
+        )
+        return result
 
     # --- install ----------------------------------------------------------------------------
 

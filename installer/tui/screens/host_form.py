@@ -49,7 +49,7 @@ class HostForm(ModalScreen[dict[str, Any] | None]):
 
     def compose(self) -> ComposeResult:
         h = self.host
-        ssh = h.get("ssh") if isinstance(h.get("ssh"), dict) else {}
+        ssh: dict[str, Any] = h["ssh"] if isinstance(h.get("ssh"), dict) else {}
         keys = ssh.get("privateKeyFiles") or []
         role = h.get("role") if h.get("role") in ("master", "worker") else self._default_role()
         title = "Edit host" if self.index is not None else "Add host"

@@ -20,6 +20,10 @@ COLUMNS = (("name", "Name"), ("address", "Address"), ("role", "Role"), ("user", 
            ("key", "Key file"), ("connection", "Connection"))
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 class HostsScreen(WizardScreen):
     HELP = "The machines to install on. a: add  e/enter: edit  d: remove  t: test connection  ctrl+n: preflight"
     BINDINGS = [
@@ -55,7 +59,7 @@ class HostsScreen(WizardScreen):
             table.move_cursor(row=max(0, min(keep, table.row_count - 1)))
 
     def _cells(self, host: dict[str, Any]) -> list[str]:
-        ssh = host.get("ssh") if isinstance(host.get("ssh"), dict) else {}
+        ssh = _mapping(host.get("ssh"))
         local = str(host.get("address", "")).lower() == "localhost"
         keys = ssh.get("privateKeyFiles") or []
         return [

@@ -57,6 +57,7 @@ class PreflightScreen(WizardScreen):
         self.report: PreflightReport | None = None
         self.run_id = 0
         self.running = False
+        self.config_invalid = False
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="host-status")
@@ -70,10 +71,18 @@ class PreflightScreen(WizardScreen):
         self.query_one("#checks", DataTable).focus()
         self.start()
 
+    def on_screen_resume(self) -> None:
+        if self.config_invalid and not self.running:
+            self.start()  # back from the settings: the config may be complete now
+
     def start(self) -> None:
         config, issues = self.draft.validate()
-        if config is None:
-            self.set_screen_error(describe_issues(issues))
+        self.config_invalid = config is None
+        if config is None:  # e.g. settings pre-filled from a file: fixed on a later step
+            self.set_screen_error(
+                "the preflight needs a valid config; fix these first (ctrl+n goes on to the settings, "
+                "escape here again to run the preflight):\n" + describe_issues(issues)
+            )
             return
         self.run_id += 1
         self.running = True
@@ -222,11 +231,14 @@ class PreflightScreen(WizardScreen):
             self.start()
 
     def action_next(self) -> None:
+        from installer.tui.screens.settings import SettingsScreen
+
+        if self.config_invalid and not self.running:
+            self.app.push_screen(SettingsScreen())
+            return
         if self.running or self.report is None:
             self.set_screen_error("wait for the preflight to finish (or fix the config and re-run with r)")
             return
         if not self.report.ok:
             return  # finished() already says which checks failed and what to do
-        from installer.tui.screens.settings import SettingsScreen
-
         self.app.push_screen(SettingsScreen())

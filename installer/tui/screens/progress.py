@@ -34,7 +34,7 @@ def _elapsed(seconds: float) -> str:
 
 
 class ProgressScreen(Screen[None]):
-    BINDINGS: list = []  # no back: the install is under way
+    # no Back binding: the install is under way
 
     def __init__(self, title: str, *, on_ready: Callable[[], None] | None = None) -> None:
         super().__init__()

@@ -87,7 +87,7 @@ class SettingsScreen(WizardScreen):
 
     def apply(self) -> dict[str, str]:
         """Write the inputs into the draft; returns errors found before validation."""
-        d, errors = self.draft, {}
+        d, errors = self.draft, dict[str, str]()
         cidrs = [c.strip() for c in self._value("vm-cidrs").split(",") if c.strip()]
         d.set_field(("virtualization", "virtualMachineCIDRs"), cidrs or None)
         if not cidrs:

@@ -97,3 +97,27 @@ async def test_a_crashing_preflight_is_reported_not_raised(build) -> None:  # ty
         assert text_of(app.screen, "#screen-error") == "preflight stopped: RuntimeError: boom"
         await pilot.press("ctrl+n")
         assert isinstance(app.screen, PreflightScreen)
+
+
+async def test_an_invalid_setting_from_a_file_is_fixed_on_the_settings_step_then_checked(build, preflight, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "given.yaml"
+    source.write_text("apiVersion: dvp.deckhouse.io/v1alpha1\nkind: InstallConfig\nhosts: [{address: localhost, role: master}]\n"
+                      "virtualization: {virtualMachineCIDRs: [10.66.10.0/24], dvcrStorageSize: lots}\n")
+    app = build(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostsScreen))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreflightScreen))
+        screen = app.screen
+        assert 'virtualization.dvcrStorageSize: "lots" is not a size such as 50Gi or 500Mi' in text_of(screen, "#screen-error")
+        assert preflight.calls == []
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        app.screen.query_one("#dvcr-size").value = "60Gi"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+n")  # applies the fix (and goes on to the review)
+        await pilot.pause()
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: app.screen is screen and screen.report is not None)
+        assert len(preflight.calls) == 1 and preflight.calls[0].virtualization.dvcr_storage_size == "60Gi"
