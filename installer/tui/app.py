@@ -23,7 +23,7 @@ from installer.checks.runner import PreflightListener
 from installer.config.models import InstallConfig
 from installer.install.events import EventSink, InstallEvent, InstallResult
 from installer.tui.draft import ConfigDraft
-from installer.tui.hostcheck import ConnectionTester, test_connection
+from installer.tui.hostcheck import ConnectionTester, try_connection
 
 if TYPE_CHECKING:
     from installer.install.engine import InstallOptions
@@ -68,7 +68,7 @@ class InstallApp(App[int]):
         self.saved_path: Path | None = None
         self.runner: Runner = runner or self._engine_runner
         self.preflight: Preflight = preflight or self._real_preflight
-        self.connection_tester: ConnectionTester = connection_tester or test_connection
+        self.connection_tester: ConnectionTester = connection_tester or try_connection
         self.installing = False
         self.result: InstallResult | None = None
 

@@ -31,7 +31,7 @@ ConnectionTester = Callable[[InstallConfig, int, bool], ConnectionOutcome]
 """(config, host index, accept new host keys) -> outcome."""
 
 
-def test_connection(config: InstallConfig, index: int, accept_new_host_keys: bool) -> ConnectionOutcome:
+def try_connection(config: InstallConfig, index: int, accept_new_host_keys: bool) -> ConnectionOutcome:
     host = config.hosts[index]
     try:
         target = target_for(config, host, accept_new_host_keys=accept_new_host_keys)
@@ -56,6 +56,3 @@ def test_connection(config: InstallConfig, index: int, accept_new_host_keys: boo
             with contextlib.suppress(Exception):
                 conn.close()
         bastions.close()
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
