@@ -25,10 +25,11 @@ def vd_empty(name: str, size: str) -> dict[str, Any]:
 
 
 def vm(name: str, disk: str, *, run_policy: str = "AlwaysOnUnlessStoppedManually", user_data: str | None = None,
-       cores: int = 1, memory: str = "256Mi", cls: str = "generic", extra_disks: tuple[str, ...] = ()) -> dict[str, Any]:
+       cores: int = 1, memory: str = "256Mi", cls: str = "generic", extra_disks: tuple[str, ...] = (),
+       core_fraction: str = "10%") -> dict[str, Any]:
     spec: dict[str, Any] = {
         "virtualMachineClassName": cls, "runPolicy": run_policy,
-        "cpu": {"cores": cores, "coreFraction": "100%"}, "memory": {"size": memory},
+        "cpu": {"cores": cores, "coreFraction": core_fraction}, "memory": {"size": memory},
         "terminationGracePeriodSeconds": 20,
         "blockDeviceRefs": [{"kind": "VirtualDisk", "name": d} for d in (disk, *extra_disks)],
     }

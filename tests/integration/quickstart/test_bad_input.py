@@ -38,7 +38,7 @@ def test_class_sizing_policy_violation_is_reported(platform: Platform) -> None:
                     "spec": {"cpu": {"type": "Model", "model": "Nehalem"},
                              "sizingPolicies": [{"cores": {"min": 1, "max": 2},
                                                  "memory": {"min": "128Mi", "max": "1Gi"},
-                                                 "coreFractions": ["100%"]}]}})
+                                                 "coreFractions": [10, 100]}]}})
     platform.apply(vm("too-big", "no-such-disk-either", cls="small-only", cores=4))
     obj = platform.wait("vm", "too-big", lambda o: _condition(o, "SizingPolicyMatched").get("status") == "False",
                         what="SizingPolicyMatched False")

@@ -30,7 +30,7 @@ def test_sigkill_while_creating_twenty_vms(platform: Platform) -> None:
     platform.phase("vi", "crash-guest", "Ready", timeout=120)
     docs = []
     for i in range(COUNT):
-        docs += [vd_from_image(f"crash-{i}", "crash-guest"), vm(f"crash-{i}", f"crash-{i}", memory="128Mi")]
+        docs += [vd_from_image(f"crash-{i}", "crash-guest"), vm(f"crash-{i}", f"crash-{i}", memory="128Mi", core_fraction="5%")]
     platform.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     deadline = time.monotonic() + 120
     while len(platform.domains()) < 3 and time.monotonic() < deadline:
