@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),
     "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
     "agent": ("controlplane.nodehandler.cmd", "agent", "Run the node handler: this host's VMs with libvirt + QEMU."),
+    "install": ("installer.install.cli", "install", "Install the platform on the hosts of an install config (TUI or --config)."),
+    "ansible-playbook": ("installer.install.ansible_cli", "ansible_playbook", ""),  # hidden: used inside the binary
 }
 
 
@@ -47,7 +49,7 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (_, _, help_) in sorted(self._lazy.items())]
+        rows = [(name, help_) for name, (_, _, help_) in sorted(self._lazy.items()) if help_]  # no help: hidden
         rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items())]
         if rows:
             with formatter.section("Commands"):
