@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
     "agent": ("controlplane.nodehandler.cmd", "agent", "Run the node handler: this host's VMs with libvirt + QEMU."),
     "install": ("installer.install.cli", "install", "Install the platform on the hosts of an install config (TUI or --config)."),
+    "join": ("controlplane.embedded.join", "join", "On the server host: a worker's join kubeconfig (own token) and console certificate."),
     "ansible-playbook": ("installer.install.ansible_cli", "ansible_playbook", ""),  # hidden: used inside the binary
 }
 

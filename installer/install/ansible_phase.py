@@ -11,6 +11,7 @@ Ansible's reason.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import threading
 from collections.abc import Callable
@@ -191,7 +192,20 @@ def run_playbook(
     )
     scrub_command_files(private_dir, secret_names=[k for k in envvars if k.startswith(SECRET_ENV_PREFIX)])
     stats = translator.stats_changed
-    changed = {h: (stats.get(h, 0) if stats is not None else c.changed) for h, c in translator.counts.items()}
+    hosts = {h for group in inventory["all"]["children"].values() for h in group.get("hosts", {})}
+    changed = {h: (stats.get(h, 0) if stats is not None else c.changed) for h, c in translator.counts.items()
+               if h in hosts}  # not the implicit localhost of the dkp play (skipped on embedded)
     ok = runner.status == "successful" and runner.rc == 0
+    failures = list(translator.failures)
+    if not ok and not failures:  # no task failed: ansible itself stopped (syntax, missing role, ...)
+        failures = _ansible_errors(private_dir / "artifacts" / phase / "stdout")
     return PlaybookOutcome(ok=ok, rc=int(runner.rc or 0), status=str(runner.status), changed=changed,
-                           failures=translator.failures, changed_tasks=translator.changed_tasks)
+                           failures=failures, changed_tasks=translator.changed_tasks)
+
+
+def _ansible_errors(stdout: Path) -> list[str]:
+    try:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", stdout.read_text(errors="replace"))
+    except OSError:
+        return []
+    return [line.strip()[:400] for line in text.splitlines() if line.startswith("ERROR!")][:3]

@@ -235,13 +235,19 @@ def _ansible_phase(phase: PhaseName) -> Callable[[_Run], str]:
             raise PhaseFailed(f"no preflight facts in {ctx.run.facts_dir}: run the preflight first")
         work = ctx.run.path / "bin"
         work.mkdir(exist_ok=True)
+        extra = dict(ctx.options.extra_vars)
+        if phase == "bootstrap" and ctx.config.target == "dkp":
+            from installer.install.dhctl import write_documents
+
+            config_file, connection_file = write_documents(ctx.config, ctx.run.path / "dkp")
+            extra.update(dvp_dhctl_config=str(config_file), dvp_dhctl_connection_config=str(connection_file))
         inventory, secrets = build_inventory(ctx.config, accept_new_host_keys=ctx.options.accept_new_host_keys)
         outcome = run_playbook(
             phase,
             binmod.playbooks_dir() / PLAYBOOKS[phase],
             private_dir=ctx.run.ansible_dir,
             inventory=inventory,
-            extravars=playbook_vars(ctx.config, binary=binmod.installable_binary(work), extra=dict(ctx.options.extra_vars)),
+            extravars=playbook_vars(ctx.config, binary=binmod.installable_binary(work), extra=extra),
             envvars=ansible_env(facts_dir=ctx.run.facts_dir, secrets=secrets),
             binary=binmod.ansible_playbook_wrapper(work),
             fact_cache=ctx.run.facts_dir,

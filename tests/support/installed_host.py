@@ -31,6 +31,7 @@ INSTALLED_PATHS = (
     hostlayout.service_paths("dvp-agent").init_script,
     "/etc/modules-load.d/dvp.conf",
     "/etc/sysctl.d/90-dvp.conf",
+    "/var/cache/dvp",  # where the single binary unpacks itself when run as root
 )
 
 
