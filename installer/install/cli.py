@@ -37,12 +37,11 @@ def _extra_vars(value: str | None) -> dict[str, Any]:
               help="Where runs are recorded [default: ~/.local/state/dvp]; runs/<time>/ per run.")
 @click.option("--resume", is_flag=True, help="Continue the last run from the first phase that did not finish.")
 @click.option("--dry-run", is_flag=True, help="Print what will be installed, written and started per host; change nothing.")
-@click.option("--smoke", is_flag=True, help="Also boot a tiny VM at the end to prove VMs run.")
 @click.option("--skip", "skip_checks", multiple=True, metavar="NAME", help="Skip a preflight check by name (repeatable).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record host keys not yet in known_hosts.")
 @click.option("--extra-vars", "extra_vars", hidden=True, help="JSON object of dvp_* role variables (tests, experts).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def install(config_path: Path | None, state_dir: Path | None, resume: bool, dry_run: bool, smoke: bool,
+def install(config_path: Path | None, state_dir: Path | None, resume: bool, dry_run: bool,
             skip_checks: tuple[str, ...], accept_new_host_keys: bool, extra_vars: str | None, output: str) -> None:
     """Install the platform on the hosts of an install config: validate, preflight, prepare
     nodes, bootstrap the API, deploy the control plane, verify. Every phase is recorded in a
@@ -50,7 +49,7 @@ def install(config_path: Path | None, state_dir: Path | None, resume: bool, dry_
     install again changes nothing."""
     from installer.install.engine import InstallOptions
 
-    options = InstallOptions(state_dir=state_dir, resume=resume, dry_run=dry_run, smoke=smoke,
+    options = InstallOptions(state_dir=state_dir, resume=resume, dry_run=dry_run,
                              accept_new_host_keys=accept_new_host_keys, skip_checks=skip_checks,
                              extra_vars=_extra_vars(extra_vars))
     if config_path is None and not resume:

@@ -161,6 +161,9 @@ def _validate(ctx: _Run) -> str:
     from installer.ssh.target import targets_from_config
 
     config = ctx.config
+    if ctx.options.smoke:
+        raise PhaseFailed("the smoke VM (--smoke) is not part of this build yet: install without it, then "
+                          "create a VM from examples/ to check")
     if not masters(config):
         raise PhaseFailed("hosts: no host has role master (the API server needs one)")
     if config.target == "embedded" and len(masters(config)) > 1:
