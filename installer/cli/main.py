@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),
     "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
     "agent": ("controlplane.nodehandler.cmd", "agent", "Run the node handler: this host's VMs with libvirt + QEMU."),
+    "install": ("installer.install.cli", "install", "Install the platform on the hosts of an install config (TUI or --config)."),
+    "join": ("controlplane.embedded.join", "join", "On the server host: a worker's join kubeconfig (own token) and console certificate."),
 }
 
 
@@ -48,7 +50,7 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, _, help_) in sorted(self._lazy.items())]
-        rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items())]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items()) if not cmd.hidden]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(sorted(rows))
@@ -62,6 +64,13 @@ def cli() -> None:
     `dvp install` puts the platform on hosts; `dvp server` is its embedded control plane,
     serving the virtualization.deckhouse.io/v1alpha2 API that kubectl talks to.
     """
+
+
+# Hidden: `dvp ansible-playbook` runs ansible's CLI in-process (how the single binary runs
+# playbooks); the module imports nothing heavy until the command runs.
+from installer.install.ansible_cli import ansible_playbook  # noqa: E402
+
+cli.add_command(ansible_playbook)
 
 
 def main() -> None:
