@@ -33,6 +33,8 @@ def _extra_vars(value: str | None) -> dict[str, Any]:
 @click.command("install", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Install config (unattended). Without it, on a terminal, the interactive installer starts.")
+@click.option("--edit", "edit_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Open the interactive installer pre-filled from this install config.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where runs are recorded [default: ~/.local/state/dvp]; runs/<time>/ per run.")
 @click.option("--resume", is_flag=True, help="Continue the last run from the first phase that did not finish.")
@@ -41,7 +43,7 @@ def _extra_vars(value: str | None) -> dict[str, Any]:
 @click.option("--accept-new-host-keys", is_flag=True, help="Record host keys not yet in known_hosts.")
 @click.option("--extra-vars", "extra_vars", hidden=True, help="JSON object of dvp_* role variables (tests, experts).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def install(config_path: Path | None, state_dir: Path | None, resume: bool, dry_run: bool,
+def install(config_path: Path | None, edit_path: Path | None, state_dir: Path | None, resume: bool, dry_run: bool,
             skip_checks: tuple[str, ...], accept_new_host_keys: bool, extra_vars: str | None, output: str) -> None:
     """Install the platform on the hosts of an install config: validate, preflight, prepare
     nodes, bootstrap the API, deploy the control plane, verify. Every phase is recorded in a
@@ -52,15 +54,17 @@ def install(config_path: Path | None, state_dir: Path | None, resume: bool, dry_
     options = InstallOptions(state_dir=state_dir, resume=resume, dry_run=dry_run,
                              accept_new_host_keys=accept_new_host_keys, skip_checks=skip_checks,
                              extra_vars=_extra_vars(extra_vars))
+    if edit_path is not None and config_path is not None:
+        raise click.UsageError("--edit opens the interactive installer; --config installs unattended: give one")
     if config_path is None and not resume:
         if sys.stdin.isatty() and sys.stdout.isatty():
-            sys.exit(_run_tui(options))
+            sys.exit(_run_tui(options, edit_path))
         raise click.UsageError("no terminal for the interactive installer: give --config FILE")
     config_path = config_path or _resume_config(options)
     sys.exit(_unattended(config_path, options, output))
 
 
-def _run_tui(options: Any) -> int:
+def _run_tui(options: Any, prefill: Path | None) -> int:
     try:
         from installer.tui.app import run_tui
     except ImportError as exc:
@@ -68,7 +72,7 @@ def _run_tui(options: Any) -> int:
                    "write an install config (`dvp config example > install.yaml`) and run "
                    "`dvp install --config install.yaml`", err=True)
         return EXIT_INVALID
-    return int(run_tui(None, options))
+    return int(run_tui(prefill, options))
 
 
 def _resume_config(options: Any) -> Path:

@@ -1,4 +1,4 @@
-"""The install wizard for real, in a terminal: `python -m installer.tui` (what `dvp install`
+"""The install wizard for real, in a terminal: `dvp install --edit FILE` (what `dvp install`
 runs on a terminal) inside tmux on a private socket, driven with `send-keys` and read with
 `capture-pane`, from welcome through hosts (the form), the live preflight of a real sshd
 host, settings and review to a saved file that `dvp config validate` accepts; the
@@ -82,7 +82,7 @@ def test_the_wizard_in_a_real_terminal(lab: Lab, make_config: ConfigFactory, tmp
     given = tmp_path / "given.yaml"
     make_config([host(lab["pvm-this-machine"], role="master")], profile="evaluation", write_to=given)
     saved = tmp_path / "saved" / "install.yaml"
-    command = f"cd {REPO} && exec {sys.executable} -m installer.tui {given}"
+    command = f"cd {REPO} && exec {sys.executable} -m installer.cli.main install --edit {given}"
     tmux("-f", "/dev/null", "new-session", "-d", "-s", "tui", "-x", "140", "-y", "45", command)
     tmux.pid = int(tmux("display-message", "-p", "#{pid}").strip())
 
