@@ -47,6 +47,9 @@ class NodeContext:
     instances: Informer
     volumes: Informer
     events: EventRecorder
+    cpu_quota: bool = True
+    """False once libvirt refused a CPU quota (no cgroup cpu controller): coreFraction is then not
+    enforced on this node, and instances that ask for one say so in their status message."""
 
     @property
     def node(self) -> str:

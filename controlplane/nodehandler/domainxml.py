@@ -55,6 +55,8 @@ class DomainInputs:
     seed: Path | None
     serial_log: Path
     vnc_socket: Path
+    cpu_quota: bool = True
+    """Whether libvirt here can limit CPU time (cgroup cpu); without it coreFraction is not enforced."""
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -103,7 +105,7 @@ def _cpu(dom: ET.Element, inp: DomainInputs) -> None:
         cpu = _sub(dom, "cpu", mode="custom", match="exact", check="none")
         _sub(cpu, "model", model, fallback="allow")
     _sub(cpu, "topology", sockets=str(spec.sockets), dies="1", cores=str(spec.cores), threads=str(spec.threads))
-    if spec.core_fraction < 100:
+    if spec.core_fraction < 100 and inp.cpu_quota:
         tune = _sub(dom, "cputune")
         _sub(tune, "period", "100000")
         _sub(tune, "quota", str(spec.core_fraction * 1000))

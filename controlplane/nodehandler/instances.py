@@ -77,6 +77,9 @@ class InstanceReconciler:
         p = plan(obs.spec, status, dom, now=now(), poll=ctx.config.timings.shutdown_poll_every)
         if p.message:
             obs.message = p.message
+        elif not ctx.cpu_quota and obs.spec.core_fraction < 100:
+            obs.message = (f"coreFraction {obs.spec.core_fraction}% is not enforced: libvirt on this node has no "
+                           "cgroup cpu controller")
         if p.flush_first:
             obj = self._write_status(obj, p, dom, obs)
             p.status = {}
@@ -105,7 +108,14 @@ class InstanceReconciler:
             t0 = time.monotonic()
             xml = domain_xml(ctx, obj, spec)
             t1 = time.monotonic()
-            ctx.domains.start(xml)
+            try:
+                ctx.domains.start(xml)
+            except libvirt.libvirtError as exc:
+                if not (ctx.cpu_quota and spec.core_fraction < 100 and "cgroup cpu" in str(exc)):
+                    raise
+                ctx.cpu_quota = False
+                log.warning("libvirt on this node cannot limit CPU time (%s): coreFraction is not enforced", exc)
+                ctx.domains.start(domain_xml(ctx, obj, spec))
             obs.started_now = True
             log.debug("instance %s/%s: prepared in %.0f ms, started and defined in %.0f ms",
                       obj["metadata"]["namespace"], obj["metadata"]["name"], (t1 - t0) * 1000,

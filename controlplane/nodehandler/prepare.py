@@ -123,4 +123,5 @@ def domain_xml(ctx: NodeContext, obj: dict[str, Any], spec: InstanceSpec) -> str
         name=ctx.domains.name_for(ns, name), uid=uid, namespace=ns, instance=name, node=ctx.node,
         generation=int(meta.get("generation") or 0), domain_type=ctx.decision.domain_type, spec=spec, disks=disks,
         bridges={"default": ctx.network.bridge}, seed=seed, serial_log=ctx.layout.serial_log(uid), vnc_socket=vnc,
+        cpu_quota=ctx.cpu_quota,
     ))

@@ -23,6 +23,7 @@ import grp
 import os
 import pwd
 import re
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ QEMU_SETTINGS = {
 _BEGIN = "# --- begin dvp test settings (tests/services/libvirtd.py) ---"
 _END = "# --- end dvp test settings ---"
 DAEMON_PIDFILES = {"virtlogd": Path("/run/virtlogd.pid"), "libvirtd": Path("/run/libvirtd.pid")}
+DAEMON_SOCKETS = {"virtlogd": Path("/run/libvirt/virtlogd-sock"), "libvirtd": Path("/run/libvirt/libvirt-sock")}
 DOMAIN_PREFIX = "dvpt-"
 _OWNED_DOMAIN = re.compile(r"^dvpt-(\d+)-")
 
@@ -125,6 +127,19 @@ def _running(daemon: str) -> ProcessId | None:
     return ProcessId.of(pid)
 
 
+def _answering(daemon: str) -> bool:
+    """A daemon started by someone else (another PID file, another PID namespace) still owns
+    the sockets: starting a second one would fail on libvirt's driver locks."""
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(str(DAEMON_SOCKETS[daemon]))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
 @dataclass(frozen=True)
 class LibvirtService:
     """What a test run gets: where libvirt is, and whether this run started it."""
@@ -160,7 +175,7 @@ class LibvirtDaemons:
             owned = read_json(self._owned_file)
             started = False
             for daemon in ("virtlogd", "libvirtd"):
-                if _running(daemon) is None:
+                if _running(daemon) is None and not _answering(daemon):
                     owned[daemon] = self._start(daemon, log_file).to_json()
                     write_json(self._owned_file, owned)
                     started = True

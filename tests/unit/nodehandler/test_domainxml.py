@@ -35,13 +35,13 @@ def _obj(**spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": "vm1", "namespace": "ns1", "uid": UID, "generation": 3}, "spec": base}
 
 
-def _xml(dtype: DomainType = DomainType.QEMU, **spec: Any) -> ET.Element:
+def _xml(dtype: DomainType = DomainType.QEMU, *, cpu_quota: bool = True, **spec: Any) -> ET.Element:
     parsed = parse_instance(_obj(**spec))
     disks = tuple(ResolvedDisk(d, Path(f"/v/{d.name}"), "raw" if d.cdrom else "qcow2") for d in parsed.disks)
     text = build_domain_xml(DomainInputs(
         name="dvp-ns1_vm1", uid=UID, namespace="ns1", instance="vm1", node="n1", generation=3, domain_type=dtype,
         spec=parsed, disks=disks, bridges={"default": "dvpbr0"}, seed=Path("/s/seed.iso"),
-        serial_log=Path("/s/serial.log"), vnc_socket=Path("/run/dvp/vnc/x.sock")))
+        serial_log=Path("/s/serial.log"), vnc_socket=Path("/run/dvp/vnc/x.sock"), cpu_quota=cpu_quota))
     return ET.fromstring(text)
 
 
@@ -106,6 +106,8 @@ def test_memory_firmware_and_core_fraction() -> None:
     assert dom.findtext("cputune/quota") == "25000"
     bios = _xml()
     assert bios.find("os").get("firmware") is None and bios.find("cputune") is None  # type: ignore[union-attr]
+    # a host whose libvirt has no cgroup cpu controller: no quota (the instance status says so)
+    assert _xml(cpu_quota=False, cpu={"cores": 1, "coreFraction": "25%"}).find("cputune") is None
 
 
 def test_console_vnc_and_guest_agent_devices() -> None:
