@@ -113,8 +113,11 @@ class DvcrApi:
         if status not in (202, 404):
             raise DvcrError(status, str(doc))
 
-    def collect_garbage(self) -> dict[str, Any]:
-        status, doc = self.request("POST", "/dvcr/v1/gc?dryRun=false", role="admin")
+    def collect_garbage(self, *, grace_seconds: float | None = None) -> dict[str, Any]:
+        """Run DVCR's GC; `grace_seconds` lowers the age under which blobs are kept (safe only
+        when nothing is being pushed)."""
+        query = "dryRun=false" + (f"&graceSeconds={grace_seconds:g}" if grace_seconds is not None else "")
+        status, doc = self.request("POST", f"/dvcr/v1/gc?{query}", role="admin")
         if status not in (200, 409):
             raise DvcrError(status, str(doc))
         return dict(doc)
@@ -150,6 +153,11 @@ class Importer:
     def get(self, key: Any) -> Job | None:
         with self._lock:
             return self._jobs.get(key)
+
+    def busy(self) -> bool:
+        """Whether an import is pushing to DVCR right now (its blobs may not be referenced yet)."""
+        with self._lock:
+            return any(not job.done for job in self._jobs.values())
 
     def forget(self, key: Any) -> None:
         with self._lock:

@@ -1,11 +1,15 @@
 """DVCR's admin endpoint: garbage collection on demand (what `dvp dvcr gc` calls).
 
-    POST /dvcr/v1/gc?dryRun=true|false    (admin role) -> the GC report as JSON
+    POST /dvcr/v1/gc?dryRun=true|false[&graceSeconds=N]   (admin role) -> the GC report as JSON
+        graceSeconds: keep blobs younger than N seconds (default: the server's setting); the
+        controllers pass 0 when no import or upload is pushing, so a deleted image is gone at once
 
 A second collection while one runs is refused with 409.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import orjson
 from aiohttp import web
@@ -30,11 +34,21 @@ class AdminApi:
         except RegistryError as exc:
             return error_response(exc)
         dry_run = request.query.get("dryRun", "false").lower() in ("1", "true", "yes")
+        settings = self.settings
+        if "graceSeconds" in request.query:
+            try:
+                grace = float(request.query["graceSeconds"])
+                if not grace >= 0:
+                    raise ValueError
+            except ValueError:
+                return error_response(RegistryError("UNSUPPORTED", f"graceSeconds: {request.query['graceSeconds']!r} "
+                                                     "is not a number of seconds >= 0", status=400))
+            settings = dataclasses.replace(settings, grace_seconds=grace)
         if self._running:
             return error_response(RegistryError("UNSUPPORTED", "garbage collection is already running", status=409))
         self._running = True
         try:
-            report = await gc.run(self.store, self.settings, dry_run=dry_run)
+            report = await gc.run(self.store, settings, dry_run=dry_run)
         except TimeoutError:
             return error_response(RegistryError("UNSUPPORTED", "writes in flight did not finish in time; garbage "
                                                 "collection did not run, retry later", status=503))

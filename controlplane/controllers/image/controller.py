@@ -81,13 +81,22 @@ class ImageHandlers:
         self.importer.forget((state.resource.plural, state.namespace, state.name))
         try:
             self.api.delete_tag(repository(state))
-            self.api.collect_garbage()
+            self.api.collect_garbage(grace_seconds=None if self._pushing(state) else 0)
         except DvcrError as exc:
             self._set(state, self.C.Type.READY, False, self.C.ReadyReason.PROVISIONING_FAILED,
                       f"removing the image from DVCR failed: {exc}; retrying")
             state.requeue(5)
             return
         state.remove_finalizer(self.finalizer)
+
+    def _pushing(self, state: State) -> bool:
+        """Whether anything may be pushing to DVCR now: an import, or an upload being received.
+        Then GC keeps young blobs (its grace period); otherwise the deleted image goes at once."""
+        if self.importer.busy():
+            return True
+        return any((o.get("status") or {}).get("phase") in (ImagePhase.PROVISIONING, ImagePhase.WAIT_FOR_USER_UPLOAD)
+                   and o["metadata"]["uid"] != state.uid
+                   for res in (VIRTUAL_IMAGES, CLUSTER_VIRTUAL_IMAGES) for o in state.list(res))
 
     def provision(self, state: State) -> None:
         status = state.status

@@ -104,3 +104,28 @@ def test_gc_needs_the_admin_and_prints_a_table(dvcr: DvcrProcess) -> None:
     assert node("POST", "/dvcr/v1/gc").status_code == 403
     out = dvcr.dvp("gc", "--dry-run")
     assert "would remove" in out.stdout
+
+
+def test_gc_grace_seconds_from_the_admin_api(tmp_path: Path) -> None:
+    """What the controllers do after deleting an image while nothing is pushing: GC with a
+    grace of 0 takes the just-pushed, now unreferenced blobs at once (the server's own grace
+    keeps them); a bad value is refused."""
+    dvcr = DvcrProcess(tmp_path / "data", extra_args=["--gc-grace", "3600"])
+    dvcr.start()
+    try:
+        _grace_from_the_api(dvcr)
+    finally:
+        dvcr.stop()
+
+
+def _grace_from_the_api(dvcr: DvcrProcess) -> None:
+    admin = Api(dvcr.url, dvcr.ca_file, dvcr.creds("admin"))
+    m, d = admin.push_image("gc/young", "v1", [os.urandom(800)])
+    admin("DELETE", f"/v2/gc/young/manifests/{m}")
+    bad = admin("POST", "/dvcr/v1/gc?dryRun=false&graceSeconds=-1")
+    assert bad.status_code == 400 and "graceSeconds" in bad.text
+    kept = admin("POST", "/dvcr/v1/gc?dryRun=false").json()
+    assert d["layers"][0]["digest"] in blobs_on_disk(dvcr.storage) and kept["blobs"] == []
+    gone = admin("POST", "/dvcr/v1/gc?dryRun=false&graceSeconds=0").json()
+    assert d["layers"][0]["digest"] in {b["digest"] for b in gone["blobs"]}
+    assert d["layers"][0]["digest"] not in blobs_on_disk(dvcr.storage)
