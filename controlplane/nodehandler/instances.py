@@ -48,6 +48,10 @@ class InstanceReconciler:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self._acpi_pressed: set[tuple[str, str]] = set()  # (uid, deadline) pressed by this process
+        # the object as our last status write returned it, by uid: the informer's copy can lag
+        # behind it, and acting on a stale status would undo what was just done (e.g. destroy a
+        # domain a restart has just started again, because the old shutdown deadline passed)
+        self._written: dict[str, dict[str, Any]] = {}
 
     # -- entry point -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
@@ -55,7 +59,7 @@ class InstanceReconciler:
         cached = ctx.instances.get(*key)
         if cached is None or not ctx.mine(cached):
             return None
-        obj = copy.deepcopy(cached)
+        obj = copy.deepcopy(self._freshest(cached))
         meta = obj["metadata"]
         uid = meta["uid"]
         obs = Observed(spec=None, deleting=bool(meta.get("deletionTimestamp")))
@@ -179,6 +183,7 @@ class InstanceReconciler:
         shutil.rmtree(self.ctx.layout.instance_dir(uid), ignore_errors=True)
         self.ctx.layout.vnc_socket(uid).unlink(missing_ok=True)
         self._acpi_pressed = {k for k in self._acpi_pressed if k[0] != uid}
+        self._written.pop(uid, None)
 
     # -- status ----------------------------------------------------------------------------------
     def _write_status(self, obj: dict[str, Any], p: Plan, dom: DomainStatus | None, obs: Observed) -> dict[str, Any]:
@@ -195,8 +200,36 @@ class InstanceReconciler:
             return obj
         obj = {**obj, "status": new}
         try:
-            return ctx.kube.replace(INSTANCES, obj, subresource="status")
+            try:
+                written = ctx.kube.replace(INSTANCES, obj, subresource="status")
+            except KubeError as exc:
+                if not exc.conflict:
+                    raise
+                # the spec or metadata moved on meanwhile (status is only ever written here): the
+                # status describes what was just done to the domain and must not be lost
+                fresh = ctx.kube.get(INSTANCES, meta["name"], meta["namespace"])
+                if fresh["metadata"]["uid"] != meta["uid"]:
+                    return obj
+                written = ctx.kube.replace(INSTANCES, {**fresh, "status": new}, subresource="status")
         except KubeError as exc:
             if exc.not_found:
                 return obj
             raise
+        self._written[meta["uid"]] = written
+        return written
+
+    def _freshest(self, cached: dict[str, Any]) -> dict[str, Any]:
+        """The cached object, or our own later status write of it if the cache has not seen it yet
+        (resourceVersions of the embedded API server are increasing integers)."""
+        uid = cached["metadata"]["uid"]
+        mine = self._written.get(uid)
+        if mine is None:
+            return cached
+        try:
+            newer = int(mine["metadata"]["resourceVersion"]) > int(cached["metadata"]["resourceVersion"])
+        except (KeyError, TypeError, ValueError):
+            newer = False
+        if newer:
+            return mine
+        self._written.pop(uid, None)  # the cache caught up
+        return cached

@@ -93,8 +93,13 @@ class KubeClient:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_kubeconfig(cls, path: Path | str, *, user_agent: str = "dvp") -> KubeClient:
-        return cls(k8s_config.new_client_from_config(str(path)), user_agent=user_agent)
+    def from_kubeconfig(cls, path: Path | str, *, user_agent: str = "dvp", pool_size: int = 32) -> KubeClient:
+        """A client for the kubeconfig's cluster; `pool_size` connections are kept open (one per
+        informer watch plus the workers of every controller sharing this client)."""
+        configuration = k8s.Configuration()
+        k8s_config.load_kube_config(config_file=str(path), client_configuration=configuration)
+        configuration.connection_pool_maxsize = pool_size
+        return cls(k8s.ApiClient(configuration), user_agent=user_agent)
 
     # -- raw requests ----------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
