@@ -62,7 +62,7 @@ grep -q "dvp agent: node .* ready" "$RUN/server.log" || { echo "dvp server did n
 "$KUBECTL" get nodes -o wide
 
 say "kubectl apply -f examples/10-quickstart.yaml   (VirtualImage from $IMAGE_URL, VirtualDisk, VirtualMachine)"
-sed "s#IMAGE_URL#$IMAGE_URL#" examples/10-quickstart.yaml | "$KUBECTL" apply -f -
+sed "s#http://127.0.0.1:8000/dvp-guest-cloud.qcow2#$IMAGE_URL#" examples/10-quickstart.yaml | "$KUBECTL" apply -f -
 
 wait_phase() {  # kind name phase timeout
   local phase="" last=""
