@@ -27,7 +27,7 @@ bench: setup
 	$(PY) -m bench.apiserver
 
 dist: setup
-	$(VENV)/bin/pyinstaller --noconfirm build.spec
+	nice -n 10 $(VENV)/bin/pyinstaller --noconfirm --log-level WARN --workpath build/pyinstaller --distpath build/dist build.spec
 
 clean:
 	rm -rf build dist .pytest_cache

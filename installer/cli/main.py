@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "version": ("controlplane.embedded.version_cmd", "version", "Show this dvp's version and, with --cluster, every component's."),
     "datastore": ("controlplane.apiserver.datastore_cli", "datastore", "Back up, restore or describe the server's datastore (on its host)."),
     "upgrade": ("installer.upgrade.cli", "upgrade", "Upgrade an installed platform host by host, VMs kept running; history."),
+    "install": ("installer.install.cli", "install", "Install the platform on the hosts of an install config (TUI or --config)."),
+    "ansible-playbook": ("installer.install.ansible_cli", "ansible_playbook", ""),  # hidden: used inside the binary
 }
 
 
@@ -50,7 +52,7 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (_, _, help_) in sorted(self._lazy.items())]
+        rows = [(name, help_) for name, (_, _, help_) in sorted(self._lazy.items()) if help_]  # no help: hidden
         rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items())]
         if rows:
             with formatter.section("Commands"):

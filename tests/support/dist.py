@@ -1,0 +1,81 @@
+"""The single binary for tests: `built_dvp()` builds `dist/dvp` with PyInstaller once and
+caches it under `.cache/dist/<source hash>-<version>/dvp`.
+
+The key is a hash of everything that goes into the binary (our packages, playbooks, build.spec,
+packaging/, pyproject.toml) plus the version override, so a test session builds at most once
+per version, and a later session reuses the binary until the sources change. Builds run under
+a file lock (one at a time per checkout, even across overlapping pytest runs), niced, each in
+its own work directory; a failed build raises with the tail of PyInstaller's log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "dist"
+_INPUTS = ("installer", "controlplane", "nodeimage", "playbooks", "packaging", "build.spec", "pyproject.toml")
+
+
+def source_hash() -> str:
+    digest = hashlib.sha256()
+    for name in _INPUTS:
+        top = ROOT / name
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def built_dvp(*, version: str | None = None, extra_env: dict[str, str] | None = None) -> Path:
+    """Path of a `dvp` single binary built from this checkout (reporting `version` if given)."""
+    key = f"{source_hash()}-{version or 'default'}"
+    out_dir = CACHE / key
+    binary = out_dir / "dvp"
+    if binary.is_file():
+        return binary
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.is_file():
+            return binary
+        work = CACHE / f".work-{key}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        env = {**os.environ, **(extra_env or {}), "DVP_DIST_OUT": str(work / "dvp")}
+        env.pop("DVP_BUILD_VERSION", None)
+        if version:
+            env["DVP_BUILD_VERSION"] = version
+        log = work / "build.log"
+        with log.open("wb") as f:
+            done = subprocess.run(
+                ["nice", "-n", "10", str(Path(sys.executable).with_name("pyinstaller")), "--noconfirm",
+                 "--log-level", "WARN", "--workpath", str(work / "build"), "--distpath", str(work / "dist"),
+                 str(ROOT / "build.spec")],
+                cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+        if done.returncode != 0 or not (work / "dvp").is_file():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            raise RuntimeError(f"building dist/dvp failed (exit {done.returncode}); {log}:\n{tail}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (work / "dvp").replace(binary)
+        shutil.rmtree(work, ignore_errors=True)
+        _prune(keep=out_dir)
+    return binary
+
+
+def _prune(*, keep: Path) -> None:
+    """Drop cached builds of other source states (keep the newest few versions of this one)."""
+    prefix = keep.name.split("-", 1)[0]
+    for entry in CACHE.iterdir():
+        if entry.is_dir() and not entry.name.startswith((prefix, ".")):
+            shutil.rmtree(entry, ignore_errors=True)
