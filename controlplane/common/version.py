@@ -2,9 +2,9 @@
 
 Every component reports this version (the API server's /version, agents' Node labels,
 `dvp --version`); the upgrade compares it across hosts. A build can override it with the
-DVP_BUILD_VERSION environment variable at build time only through `build.spec`, which writes
-`controlplane/common/_build.py` (VERSION, FEATURES) into the frozen binary. `DVP_BUILD_FEATURES`
-(comma separated) names optional parts compiled in the same way, e.g. `upgrade-test`: the
+DVP_BUILD_VERSION environment variable at build time only through `build.spec` (a PyInstaller
+runtime hook sets `__version__` before any other code runs). `DVP_BUILD_FEATURES` (comma
+separated) sets `BUILD_FEATURES` the same way: optional parts of a build, e.g. `upgrade-test`: the
 test-only storage migration and failure hooks the upgrade's acceptance tests use for their
 "version B" (see `controlplane/apiserver/upgradetest.py`).
 """
@@ -13,14 +13,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 BUILD_FEATURES: frozenset[str] = frozenset()
-
-try:  # written by build.spec into the frozen binary only
-    from controlplane.common import _build  # type: ignore[attr-defined]
-
-    __version__ = str(getattr(_build, "VERSION", "") or __version__)
-    BUILD_FEATURES = frozenset(getattr(_build, "FEATURES", ()) or ())
-except ImportError:
-    pass
 
 
 def has_feature(name: str) -> bool:
