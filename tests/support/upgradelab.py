@@ -71,6 +71,14 @@ class LabNode:
                     return self.root / "ov" / parent.strip("/").replace("/", "-") / "upper" / inside[len(parent):].lstrip("/")
         raise ValueError(f"{inside} is not in a private directory of the lab host")
 
+    def write(self, inside: str, data: bytes, *, mode: int = 0o644) -> None:
+        """Write a file through the host's own view (an overlay's upper directory must not be
+        changed behind the overlay's back)."""
+        done = subprocess.run(self.host.nsenter("/bin/sh", "-c", f"cat > {inside} && chmod {mode:o} {inside}"),
+                              input=data, capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.name}: writing {inside} failed: {done.stderr.decode(errors='replace')}")
+
     def sh(self, script: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(self.host.nsenter("/bin/sh", "-c", script), capture_output=True, text=True)
         if check and done.returncode != 0:
@@ -141,12 +149,11 @@ class UpgradeLab:
             target.write_bytes(binary.read_bytes())
             target.chmod(0o755)
         agent = {"node-ip": m.host.address, "state-dir": hostlayout.STATE_DIR, "run-dir": hostlayout.RUN_DIR}
-        m.path(hostlayout.AGENT_CONFIG).write_text(yaml.safe_dump(agent))
+        m.write(hostlayout.AGENT_CONFIG, yaml.safe_dump(agent).encode())
         args = (f"server --data-dir {hostlayout.SERVER_DATA_DIR} --listen 0.0.0.0:6443 --advertise-address "
                 f"{m.host.address} --dvcr-listen 0.0.0.0:5443 --agent-config {hostlayout.AGENT_CONFIG}")  # as server.yaml.j2
-        script = m.path(hostlayout.service_paths("dvp-server").init_script)
-        script.write_text(self._init_script("dvp-server", args))
-        script.chmod(0o755)
+        m.write(hostlayout.service_paths("dvp-server").init_script, self._init_script("dvp-server", args).encode(),
+                mode=0o755)
         m.sh(hostlayout.service_command("dvp-server", "start"))
         self.wait_ready(m)
         if len(self.nodes) > 1:

@@ -147,12 +147,11 @@ def test_dry_run_changes_nothing(lab: UpgradeLab, dist_b: Path) -> None:
 
 def test_failed_health_check_rolls_back_to_a_with_vms_untouched(lab: UpgradeLab, dist_a: Path, dist_b: Path) -> None:
     ids, before, t0 = domain_ids(lab), uptimes(lab), time.monotonic()
-    switch = lab.master.path("/etc/dvp/upgrade-test-fail")
-    switch.write_text("server\n")
+    lab.master.write("/etc/dvp/upgrade-test-fail", b"server\n")  # B's failure switch (upgrade-test builds only)
     try:
         done = upgrade(lab, dist_b, "--bundle", str(dist_b), "--server-timeout", "20")
     finally:
-        switch.unlink()
+        lab.master.sh("rm -f /etc/dvp/upgrade-test-fail")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "upgrade failed on m at step health" in done.stdout and "/readyz answers 503" in done.stdout
     assert "rolled back: every host runs 0.1.0 again" in done.stdout
