@@ -27,7 +27,41 @@ def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
         raise click.BadParameter(str(exc), param_hint="--vm-cidr") from exc
 
 
+def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """`--config FILE`: YAML whose keys are this command's flags (`data-dir`, `vm-cidr`: [..]);
+    they become the defaults, so flags given on the command line win."""
+    if value is None:
+        return None
+    import yaml
+
+    try:
+        doc = yaml.safe_load(value.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"{value}: cannot read the server configuration: {exc}", param_hint="--config") from exc
+    if not isinstance(doc, dict):
+        raise click.BadParameter(f"{value}: expected a mapping of settings", param_hint="--config")
+    assert isinstance(ctx.command, click.Command)
+    params = {p.name: p for p in ctx.command.params if isinstance(p, click.Option) and p.name != "config_file"}
+    defaults: dict[str, object] = {}
+    for key, item in doc.items():
+        name = str(key).replace("-", "_")
+        if name == "vm_cidr":
+            name = "vm_cidrs"
+        param = params.get(name)
+        if param is None:
+            known = ", ".join(sorted(o.opts[0].lstrip("-") for o in params.values()))
+            raise click.BadParameter(f"{value}: {key}: unknown setting (known: {known})", param_hint="--config")
+        if param.multiple and not isinstance(item, list):
+            item = [item]
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
 @click.command("server")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              is_eager=True, expose_value=False, callback=_load_config_file,
+              help="YAML file with these settings (keys as the flags, e.g. data-dir); flags win.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/dvp/server"), show_default=True,
               help="Where the datastore, certificates, tokens and kubeconfig live.")
 @click.option("--listen", default="127.0.0.1:6443", show_default=True,

@@ -48,6 +48,8 @@ def to_ansible_facts(facts: HostFacts) -> dict[str, Any]:
         "ansible_virtualization_role": "guest" if vm else "host",
         "ansible_python": {"executable": facts.command("python3"), "version_string": facts.python_version},
         "dvp_preflight": facts.to_dict(),
+        # what `gathering = smart` looks for to know a host's facts are already gathered
+        "module_setup": True,
     }
 
 

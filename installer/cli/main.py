@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "datastore": ("controlplane.apiserver.datastore_cli", "datastore", "Back up, restore or describe the server's datastore (on its host)."),
     "upgrade": ("installer.upgrade.cli", "upgrade", "Upgrade an installed platform host by host, VMs kept running; history."),
     "install": ("installer.install.cli", "install", "Install the platform on the hosts of an install config (TUI or --config)."),
+    "join": ("controlplane.embedded.join", "join", "On the server host: a worker's join kubeconfig (own token) and console certificate."),
     "ansible-playbook": ("installer.install.ansible_cli", "ansible_playbook", ""),  # hidden: used inside the binary
 }
 

@@ -73,3 +73,5 @@ class InstallResult:
     failed_phase: PhaseName | None = None
     message: str = ""
     next_steps: list[str] = field(default_factory=list)
+    changed: dict[str, int] = field(default_factory=dict)
+    """Changed Ansible tasks per host in this run (all zero when re-running an install)."""
