@@ -117,7 +117,8 @@ def run() -> tuple[list[Row], dict[str, Any]]:
         probe = Probe(lab, ips)
         t0 = time.monotonic()
         done = subprocess.run([str(b), "upgrade", "--config", str(config), "--state-dir", str(work / "state"),
-                               "--bundle", str(b), "-o", "json"], capture_output=True, text=True, timeout=900)
+                               "--bundle", str(b), "-o", "json"], capture_output=True, text=True, timeout=900,
+                              env=lab.binary_env())
         ours = time.monotonic() - t0
         ours_down = max(probe.stop().values())
         if done.returncode != 0:

@@ -10,7 +10,9 @@ host's files from outside (`LabNode.path("/var/lib/dvp/server/kubeconfig")`).
 
 `install_by_hand()` installs a `dvp` binary exactly as the layout says (the binary, the service
 init script rendered from the playbooks' own template, the agent config, the service started);
-`install_config()` writes the install config `dvp upgrade --config` reads.
+`install_config()` writes the install config `dvp upgrade --config` reads. `/var/cache/dvp`
+(where the single binary unpacks itself) is private too, and `binary_env()` gives the binaries
+run by the test a cache directory of their own: the install tests clean the real one.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ from tests.support.hostlab import HostLab, LabHost
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = {
     "/etc": ("dvp", "init.d", "libvirt/qemu"), "/var/lib": ("dvp", "libvirt"), "/var/log": ("dvp", "libvirt"),
-    "/run": ("dvp", "libvirt"),
+    "/run": ("dvp", "libvirt"), "/var/cache": ("dvp", "libvirt"),
 }
 """Parents overlaid in the host's mount namespace, with these children private (opaque, empty at
 first). Overlaying the parent, not bind-mounting the child, matters: other test runs on this
 machine may delete a real /etc/dvp or /var/lib/dvp, and deleting a directory that is a mount
 point in another namespace silently detaches that mount there."""
-BINDS = {hostlayout.BIN_DIR: "bin", "/var/cache/libvirt": "cache-libvirt"}
+BINDS = {hostlayout.BIN_DIR: "bin"}
 """Directories nobody deletes, replaced by private ones."""
 HOSTLAB_FILES = ("hosts", "passwd", "shadow", "group", "sudoers")
 
@@ -184,6 +186,11 @@ class UpgradeLab:
         }
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
+
+    def binary_env(self) -> dict[str, str]:
+        cache = self.lab.workdir / "dvp-cache"
+        cache.mkdir(exist_ok=True)
+        return {**os.environ, "DVP_CACHE_DIR": str(cache)}
 
     @property
     def kubeconfig(self) -> Path:

@@ -44,8 +44,12 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+CACHE_ENV = {**os.environ, "DVP_CACHE_DIR": "/tmp/dvp-upgrade-tests-cache"}
+"""The binaries this test runs unpack here, not in /var/cache/dvp, which the install tests clean."""
+
+
 def dvp(binary: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=timeout, env=CACHE_ENV)
 
 
 def versions(binary: Path, lab: UpgradeLab) -> dict[str, Any]:
@@ -171,7 +175,7 @@ def test_killed_installer_then_rerun_finishes_the_upgrade(lab: UpgradeLab, dist_
     runs_before = set(Path(state, "runs").iterdir())
     proc = subprocess.Popen([str(dist_b), "upgrade", "--config", str(lab.config), "--state-dir", str(state),  # type: ignore[attr-defined]
                              "--bundle", str(dist_b)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env=CACHE_ENV)
 
     def restarting() -> bool:
         runs = set(Path(state, "runs").iterdir()) - runs_before
