@@ -48,8 +48,7 @@ class Probe:
         self.lines: list[dict[str, Any]] = []
 
     def stop(self) -> dict[str, float]:
-        self.proc.kill()
-        out, _ = self.proc.communicate()
+        out, _ = self.proc.communicate(timeout=30)  # closing its stdin ends the probe
         self.lines = [json.loads(ln) for ln in out.decode().splitlines() if ln.strip()]
         return unreachable_intervals(self.lines)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -66,6 +67,13 @@ def main() -> None:
     p.add_argument("--count", type=int, default=0, help="probes per guest (0: until killed)")
     p.add_argument("ips", nargs="+")
     args = p.parse_args()
+    if args.count <= 0:  # until stdin closes: whoever started us (through nsenter) stops us by closing it
+        def watch_stdin() -> None:
+            sys.stdin.buffer.read()
+            sys.stdout.flush()
+            os._exit(0)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
     threads = [threading.Thread(target=probe, args=(ip, args.every, args.timeout, args.count), daemon=True)
                for ip in args.ips]
     for t in threads:

@@ -216,11 +216,11 @@ class UpgradeLab:
                  what=f"{count} guests answering")
         return ips
 
-    def probe(self, node: LabNode, ips: list[str], *, every: float = 0.1, count: int = 0
-              ) -> subprocess.Popen[bytes]:
-        return node.host.spawn("env", f"PYTHONPATH={REPO}", str(REPO / ".venv/bin/python"), "-m",
-                               "tests.support.guestprobe", "--every",
-                               str(every), "--count", str(count), *ips)
+    def probe(self, node: LabNode, ips: list[str], *, every: float = 0.1) -> subprocess.Popen[bytes]:
+        """Probe the guests from inside the host until the returned process's stdin is closed."""
+        return subprocess.Popen(node.host.nsenter("env", f"PYTHONPATH={REPO}", str(REPO / ".venv/bin/python"), "-m",
+                                                  "tests.support.guestprobe", "--every", str(every), *ips),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def uptimes(self, node: LabNode, ips: list[str]) -> dict[str, float | None]:
         done = subprocess.run(node.host.nsenter("env", f"PYTHONPATH={REPO}", str(REPO / ".venv/bin/python"), "-m",
