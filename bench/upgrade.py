@@ -5,8 +5,9 @@ On a lab host (tests/support/upgradelab.py: own netns, PID namespace, sshd and l
 version A (this tree, 0.1.0) is installed per the on-host layout and 5 VMs are booted from the
 guest test image. Every VM's /cgi-bin/uptime is probed every 100 ms from the host throughout.
 
-- peer, "by hand": `/etc/init.d/dvp-server stop`, copy B over /usr/local/bin/dvp, `start`,
-  timed until the API answers /readyz, the controllers lead on B and the Node is Ready on B
+- peer, "by hand": B copied to the host with OpenSSH's `scp` (as an operator on another machine
+  would, and as the upgrade copies it over SSH), then over `ssh`: `/etc/init.d/dvp-server stop`,
+  B moved over /usr/local/bin/dvp, `start`; timed from the copy until the API answers /readyz, the controllers lead on B and the Node is Ready on B
   (B migrates the datastore on start, as in the upgrade). Then A is put back by hand (stop,
   copy A, restore the datastore copy taken before, start), not timed.
 - ours: `dvp upgrade --bundle B` (SSH, preflight, plan, backup, stage, replace, restart,
@@ -74,12 +75,16 @@ def wait_healthy(lab: UpgradeLab, version: str, timeout: float = 300) -> None:
         time.sleep(0.2)
 
 
-def manual_swap(lab: UpgradeLab, binary: Path) -> float:
+def manual_swap(lab: UpgradeLab, binary: Path, known_hosts: Path) -> float:
     m = lab.master
+    opts = ["-i", str(lab.lab.client_key), "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes"]
     t0 = time.monotonic()
-    m.sh(hostlayout.service_command("dvp-server", "stop"))
-    shutil.copyfile(binary, m.path(hostlayout.BINARY))
-    m.sh(hostlayout.service_command("dvp-server", "start"))
+    subprocess.run(["scp", "-q", *opts, str(binary), f"root@{m.host.address}:{hostlayout.BINARY}.new"], check=True)
+    subprocess.run(["ssh", *opts, f"root@{m.host.address}",
+                    f"{hostlayout.service_command('dvp-server', 'stop')} && mv -f {hostlayout.BINARY}.new "
+                    f"{hostlayout.BINARY} && {hostlayout.service_command('dvp-server', 'start')}"],
+                   check=True, capture_output=True)
     wait_healthy(lab, B_VERSION)
     return time.monotonic() - t0
 
@@ -107,12 +112,12 @@ def run() -> tuple[list[Row], dict[str, Any]]:
         db_copy = f"{hostlayout.STATE_DIR}/bench-before.db"
         shutil.copyfile(a, work / "dvp-a")
 
+        config = lab.install_config(work / "install.yaml")
         probe = Probe(lab, ips)
-        manual = manual_swap(lab, b)
+        manual = manual_swap(lab, b, lab.lab.workdir / "known_hosts")
         manual_down = max(probe.stop().values())
         put_back(lab, work / "dvp-a", Path(db_copy))
 
-        config = lab.install_config(work / "install.yaml")
         probe = Probe(lab, ips)
         t0 = time.monotonic()
         done = subprocess.run([str(b), "upgrade", "--config", str(config), "--state-dir", str(work / "state"),

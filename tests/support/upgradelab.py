@@ -181,7 +181,8 @@ class UpgradeLab:
             "ssh": {"user": "root", "privateKeyFiles": [str(self.lab.client_key)], "useAgent": False,
                     "knownHostsFile": str(known)},
             "hosts": [{"address": n.host.address, "name": n.name, "role": n.role} for n in self.nodes],
-            "cluster": {"internalNetworkCIDRs": [str(self.lab.subnet)]},
+            "cluster": {"internalNetworkCIDRs": [str(self.lab.subnet)], "podSubnetCIDR": "172.30.0.0/16",
+                        "serviceSubnetCIDR": "172.31.0.0/16"},  # the lab's 10.200-250.x.0/24 may hit the defaults
             "virtualization": {"virtualMachineCIDRs": ["10.66.0.0/16"]},
         }
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
