@@ -21,11 +21,13 @@ from rich.table import Table
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
-def _load_platform(config_path: Path, accept_new_host_keys: bool) -> Any:
+def _load_platform(config_path: Path | None, accept_new_host_keys: bool) -> Any:
     from installer.config.errors import ConfigInvalid
     from installer.config.loader import load_config
     from installer.upgrade.platform import PlatformError, from_install_config
 
+    if config_path is None:  # not `required=True`: the group's options must not block `dvp upgrade history`
+        raise click.UsageError("--config FILE is required (the install config of the platform)")
     try:
         config = load_config(config_path)
         return from_install_config(config, accept_new_host_keys=accept_new_host_keys)
@@ -53,8 +55,8 @@ def _connect(platform: Any, run_dir: Path, kubeconfig: Path | None) -> Any:
 
 
 _common = [
-    click.option("--config", "config_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-                 help="The install config the platform was installed with (hosts, SSH)."),
+    click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                 help="The install config the platform was installed with (hosts, SSH). Required."),
     click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True),
                  help="Admin kubeconfig [default: read from the server host]."),
     click.option("--accept-new-host-keys", is_flag=True, help="Record host keys not yet in known_hosts."),
@@ -84,7 +86,7 @@ def common(fn: Any) -> Any:
               help="Seconds a restarted agent has to report Ready on the new version.")
 @click.option("-v", "--verbose", count=True, help="Log SSH details to stderr.")
 @click.pass_context
-def upgrade(ctx: click.Context, config_path: Path, kubeconfig: Path | None, accept_new_host_keys: bool,
+def upgrade(ctx: click.Context, config_path: Path | None, kubeconfig: Path | None, accept_new_host_keys: bool,
             state_dir: Path | None, output: str, bundle: Path | None, sha256: str | None, dry_run: bool,
             allow_downgrade: bool, yes: bool, rollback_only: bool, server_timeout: float, node_timeout: float,
             verbose: int) -> None:
@@ -106,7 +108,7 @@ def upgrade(ctx: click.Context, config_path: Path, kubeconfig: Path | None, acce
 
 @upgrade.command("history")
 @common
-def history(config_path: Path, kubeconfig: Path | None, accept_new_host_keys: bool, state_dir: Path | None,
+def history(config_path: Path | None, kubeconfig: Path | None, accept_new_host_keys: bool, state_dir: Path | None,
             output: str) -> None:
     """List the upgrades recorded on the server host (from, to, start, end, result, hosts)."""
     from installer.upgrade.records import RecordStore
