@@ -5,7 +5,7 @@ On a lab host (tests/support/upgradelab.py: own netns, PID namespace, sshd and l
 version A (this tree, 0.1.0) is installed per the on-host layout and 5 VMs are booted from the
 guest test image. Every VM's /cgi-bin/uptime is probed every 100 ms from the host throughout.
 
-- peer, "by hand": B copied to the host with OpenSSH's `scp` (as an operator on another machine
+- peer, "by hand": B copied to the host with OpenSSH's `scp -O` (the lab sshd has no SFTP subsystem) (as an operator on another machine
   would, and as the upgrade copies it over SSH), then over `ssh`: `/etc/init.d/dvp-server stop`,
   B moved over /usr/local/bin/dvp, `start`; timed from the copy until the API answers /readyz, the controllers lead on B and the Node is Ready on B
   (B migrates the datastore on start, as in the upgrade). Then A is put back by hand (stop,
@@ -80,7 +80,7 @@ def manual_swap(lab: UpgradeLab, binary: Path, known_hosts: Path) -> float:
     opts = ["-i", str(lab.lab.client_key), "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
             "-o", "BatchMode=yes"]
     t0 = time.monotonic()
-    subprocess.run(["scp", "-q", *opts, str(binary), f"root@{m.host.address}:{hostlayout.BINARY}.new"], check=True)
+    subprocess.run(["scp", "-q", "-O", *opts, str(binary), f"root@{m.host.address}:{hostlayout.BINARY}.new"], check=True)
     subprocess.run(["ssh", *opts, f"root@{m.host.address}",
                     f"{hostlayout.service_command('dvp-server', 'stop')} && mv -f {hostlayout.BINARY}.new "
                     f"{hostlayout.BINARY} && {hostlayout.service_command('dvp-server', 'start')}"],
