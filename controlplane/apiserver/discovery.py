@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
+from controlplane.apiserver.migrations import data_version
 from controlplane.apiserver.resources import Registry, ResourceInfo
 from controlplane.common.version import __version__
 
@@ -27,6 +28,7 @@ def version_info() -> dict[str, Any]:
         "compiler": "cpython",
         "platform": f"{platform.system().lower()}/{platform.machine()}",
         "dvpVersion": __version__,
+        "dvpDataVersion": data_version(),
     }
 
 

@@ -30,7 +30,7 @@ from controlplane.apiserver.resources import Registry
 from controlplane.apiserver.service import ApiService
 from controlplane.apiserver.storage import Store, StoreSettings
 from controlplane.apiserver.watch import WatchHub
-from controlplane.common import pki
+from controlplane.common import pki, upgradetest
 from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class APIServer:
         assert self.service is not None and self.store is not None and self.auth is not None
         hub = WatchHub(self.store)
         self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
-                          server_address=f"{self.config.host}:{self.config.port}", ready=self.ready.is_set)
+                          server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready)
         proxy = subresources.StreamProxy(self.service, ca_file=self.ca.cert_path, token=self.proxy_token)  # type: ignore[union-attr]
         self.app.add_group(subresources.GROUP, subresources.VERSION, subresources.RESOURCES, proxy.handle)
         self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES,
@@ -198,6 +198,9 @@ class APIServer:
         server = site._server
         if server is not None and getattr(server, "sockets", None):
             self.port = server.sockets[0].getsockname()[1]
+
+    def _is_ready(self) -> bool:
+        return self.ready.is_set() and not upgradetest.fails("server")
 
     def _write_kubeconfig(self) -> None:
         assert self.ca is not None

@@ -4,7 +4,8 @@ Layout of `DIR/state.db`:
 
     objects(key TEXT PRIMARY KEY, rv INTEGER, data BLOB)   current state, one row per object
     log(rv INTEGER PRIMARY KEY, key TEXT, type TEXT, data BLOB)   change history for watches
-    meta(name TEXT PRIMARY KEY, value TEXT)                compacted revision, schema version
+    meta(name TEXT PRIMARY KEY, value TEXT)                compacted revision, schema version,
+                                                           data version, migration history
 
 A key is `<group>/<resource>/<namespace>/<name>` (namespace empty for cluster-scoped kinds).
 The cluster-wide resourceVersion is the log's revision: one counter, bumped by every write.
@@ -15,6 +16,9 @@ so it survives SIGKILL and power loss. Preconditions (exists, resourceVersion) a
 inside the writer against the latest state, so two writers racing on one object end as
 one success and one Conflict. After each commit the in-memory state is updated and the
 events are handed to the watch hub in revision order.
+
+On open, pending storage migrations run first (`controlplane.apiserver.migrations`), in one
+transaction; a datastore written by a newer build is refused before anything is loaded.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from controlplane.apiserver import errors
+from controlplane.apiserver import errors, migrations
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +118,12 @@ class Store:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dvp-store-commit")
         self._listeners: list[Callable[[list[Event]], None]] = []
         self._since_compact = 0
+        try:
+            self.migration = migrations.migrate(self._conn, path=str(path))
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._conn.close()
+            raise
         self._load()
 
     # -- start-up ------------------------------------------------------------------------------
@@ -317,11 +327,9 @@ class Store:
 
     def backup(self, target: Path) -> None:
         """A consistent online copy of the datastore (SQLite's backup API)."""
-        dst = sqlite3.connect(target)
-        try:
-            self._conn.backup(dst)
-        finally:
-            dst.close()
+        from controlplane.apiserver.datastore import backup_connection
+
+        backup_connection(self._conn, target)
 
 
 @dataclass

@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable
 
 from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
+from controlplane.common.clusterversions import VERSION_ANNOTATION
 from controlplane.common.kube.client import NAMESPACES, KubeClient, KubeError
 from controlplane.common.kube.controller import Controller
 from controlplane.common.kube.events import EventRecorder
 from controlplane.common.kube.leader import LeaderElector
 from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
+from controlplane.common.version import __version__
 from controlplane.controllers.disk import controller as disk
 from controlplane.controllers.image.controller import build_for as image_controller
 from controlplane.controllers.ipam import lease as ipam_lease
@@ -84,7 +86,8 @@ class Manager:
         self.ctx.started = True
         self._elector = LeaderElector(self.ctx.kube, name=LEASE_NAME, namespace=self.ctx.settings.namespace,
                                       identity=self.identity, on_started=self._lead, on_lost=self._follow,
-                                      settings=self.ctx.runtime)
+                                      settings=self.ctx.runtime,
+                                      annotations={VERSION_ANNOTATION: __version__})
         self._elector.start()
 
     def _lead(self) -> None:
@@ -108,6 +111,8 @@ class Manager:
         if self._elector:
             self._elector.stop()
         self._follow()
+        if self._elector:
+            self._elector.release()
         for inf in self.ctx.informers.values():
             inf.stop()
 

@@ -3,6 +3,7 @@
     POST /dvcr/v1/gc?dryRun=true|false[&graceSeconds=N]   (admin role) -> the GC report as JSON
         graceSeconds: keep blobs younger than N seconds (default: the server's setting); the
         controllers pass 0 when no import or upload is pushing, so a deleted image is gone at once
+    GET  /dvcr/v1/gc                      (admin role) -> {"running": bool} (what `dvp upgrade` checks)
 
 A second collection while one runs is refused with 409.
 """
@@ -27,6 +28,15 @@ class AdminApi:
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/dvcr/v1/gc", self._gc)
+        app.router.add_get("/dvcr/v1/gc", self._gc_status)
+
+    async def _gc_status(self, request: web.Request) -> web.StreamResponse:
+        try:
+            await self.registry.identify(request, "admin")
+        except RegistryError as exc:
+            return error_response(exc)
+        running = self._running or self.store.gate.read_only
+        return web.Response(body=orjson.dumps({"running": bool(running)}), headers={"Content-Type": "application/json"})
 
     async def _gc(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -219,6 +219,27 @@ def upload_url(target: str, checksum: tuple[str, ...], ttl: float, output: str, 
         click.echo(f"{doc['url']}\n(expires {doc['expiresAt']}; upload with: curl -T FILE '{doc['url']}')")
 
 
+@dvcr.command("status")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@connection_options
+def status(output: str, **kw: Any) -> None:
+    """Whether DVCR answers and whether a garbage collection runs (what `dvp upgrade` checks)."""
+    from controlplane.dvcr.uploadclient import UploadClientError, gc_status
+
+    conn = make_connection(kw, role="admin")
+    try:
+        doc = {"url": conn.url, "answering": True, "gcRunning": bool(asyncio.run(gc_status(conn))["running"])}
+    except UploadClientError as exc:
+        doc = {"url": conn.url, "answering": False, "gcRunning": False, "error": str(exc)}
+    if output == "json":
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(f"DVCR {doc['url']}: " + ("answering" if doc["answering"] else f"NOT answering: {doc['error']}")
+                   + (", garbage collection running" if doc["gcRunning"] else ""))
+    if not doc["answering"]:
+        sys.exit(1)
+
+
 @dvcr.command("gc")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)

@@ -57,6 +57,12 @@ async def cancel_upload(conn: DvcrConnection, upload_id: str) -> dict[str, Any]:
     return doc
 
 
+async def gc_status(conn: DvcrConnection) -> dict[str, Any]:
+    """{"running": bool}: whether a garbage collection holds the registry read-only now."""
+    doc: dict[str, Any] = await _call(conn, "GET", "/dvcr/v1/gc")
+    return doc
+
+
 async def run_gc(conn: DvcrConnection, *, dry_run: bool) -> dict[str, Any]:
     doc: dict[str, Any] = await _call(conn, "POST", "/dvcr/v1/gc", params={"dryRun": str(dry_run).lower()})
     return doc

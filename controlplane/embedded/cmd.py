@@ -101,6 +101,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     from controlplane.api.crds import load_crds
     from controlplane.apiserver.server import ServerConfig
     from controlplane.apiserver.storage import StoreSettings
+    from controlplane.common import upgradetest
     from controlplane.common.eventloop import run_event_loop
     from controlplane.controllers.settings import PlatformSettings
     from controlplane.dvcr.server import DvcrConfig
@@ -115,7 +116,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     setup_logging(log_level)
     host, port = _split_listen(listen)
     config = ServerConfig(data_dir=data_dir, host=host, port=port, advertise_host=advertise_address,
-                          extra_sans=list(tls_san), crds=load_crds(),
+                          extra_sans=list(tls_san), crds=upgradetest.adjust_crds(load_crds()),
                           store=StoreSettings(history_events=watch_history, compact_every=max(1, watch_history // 10)))
     dvcr_host, dvcr_port = _split_listen(dvcr_listen, "--dvcr-listen")
     dvcr = DvcrConfig(data_dir=data_dir, host=dvcr_host, port=dvcr_port, advertise_host=advertise_address,

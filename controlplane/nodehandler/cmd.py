@@ -51,6 +51,11 @@ def agent(config_file: Path | None, log_level: str, **flags: Any) -> None:
     from controlplane.nodehandler.config import AgentConfig, ConfigError, load_config_file
 
     setup_logging(log_level)
+    from controlplane.common import upgradetest
+
+    if upgradetest.fails("agent"):  # only in upgrade-test builds, for the upgrade's rollback tests
+        logging.getLogger("dvp").error("starting the node handler: failure injected by %s", upgradetest.FAIL_FILE)
+        sys.exit(1)
     try:
         if config_file is not None:
             config = load_config_file(config_file, **flags)

@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("installer.checks.cli", "check", "Run the preflight checks on every host of an install config."),
     "dvcr": ("controlplane.dvcr.cli", "dvcr", "DVCR: serve the VM image registry, import images, upload URLs, GC."),
     "agent": ("controlplane.nodehandler.cmd", "agent", "Run the node handler: this host's VMs with libvirt + QEMU."),
+    "version": ("controlplane.embedded.version_cmd", "version", "Show this dvp's version and, with --cluster, every component's."),
+    "datastore": ("controlplane.apiserver.datastore_cli", "datastore", "Back up, restore or describe the server's datastore (on its host)."),
+    "upgrade": ("installer.upgrade.cli", "upgrade", "Upgrade an installed platform host by host, VMs kept running; history."),
     "install": ("installer.install.cli", "install", "Install the platform on the hosts of an install config (TUI or --config)."),
     "join": ("controlplane.embedded.join", "join", "On the server host: a worker's join kubeconfig (own token) and console certificate."),
 }

@@ -38,7 +38,8 @@ def source_hash() -> str:
 
 def built_dvp(*, version: str | None = None, extra_env: dict[str, str] | None = None) -> Path:
     """Path of a `dvp` single binary built from this checkout (reporting `version` if given)."""
-    key = f"{source_hash()}-{version or 'default'}"
+    extra = "-" + hashlib.sha256(repr(sorted((extra_env or {}).items())).encode()).hexdigest()[:8] if extra_env else ""
+    key = f"{source_hash()}-{version or 'default'}{extra}"
     out_dir = CACHE / key
     binary = out_dir / "dvp"
     if binary.is_file():

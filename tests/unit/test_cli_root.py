@@ -17,12 +17,13 @@ def test_version_prints_product_version() -> None:
 def test_help_lists_every_registered_command() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for name in COMMANDS:
-        assert name in result.output
+    for name, (_, _, help_) in COMMANDS.items():
+        if help_:  # an empty help line marks a hidden command (e.g. `dvp ansible-playbook`)
+            assert name in result.output
 
 
 def test_every_registered_command_has_help() -> None:
     for name in COMMANDS:
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
-        assert "Usage:" in result.output
+        assert "usage:" in result.output.lower()

@@ -126,6 +126,15 @@ class KubeClient:
         result: dict[str, Any] = json.loads(raw) if raw else {}
         return result
 
+    def status_of(self, path: str, *, timeout: float = 10) -> int:
+        """The HTTP status of GET `path` (e.g. /readyz), whatever it is."""
+        try:
+            resp = self._call("GET", path, timeout=timeout)
+        except KubeError as exc:
+            return exc.status
+        resp.read()
+        return int(resp.status)
+
     def stream_lines(self, path: str, query: dict[str, Any], *, timeout: float | None = None) -> Iterator[bytes]:
         resp = self._call("GET", path, query=query, timeout=(10, timeout) if timeout else None)
         if not 200 <= resp.status < 300:

@@ -33,7 +33,7 @@ def _parse(s: str | None) -> dt.datetime | None:
 class LeaderElector:
     def __init__(self, kube: KubeClient, *, name: str, namespace: str, identity: str,
                  on_started: Callable[[], None], on_lost: Callable[[], None],
-                 settings: RuntimeSettings = DEFAULT) -> None:
+                 settings: RuntimeSettings = DEFAULT, annotations: dict[str, str] | None = None) -> None:
         self.kube = kube
         self.name = name
         self.namespace = namespace
@@ -41,6 +41,8 @@ class LeaderElector:
         self.on_started = on_started
         self.on_lost = on_lost
         self.settings = settings
+        self.annotations = annotations or {}
+        """Written on the Lease by its holder (e.g. the holder's version, for `dvp version --cluster`)."""
         self.leading = threading.Event()
         self._stop = threading.Event()
 
@@ -53,7 +55,8 @@ class LeaderElector:
             spec.update(acquireTime=_ts(now), leaseTransitions=0)
             try:
                 self.kube.create(LEASES, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                          "metadata": {"name": self.name, "namespace": self.namespace},
+                                          "metadata": {"name": self.name, "namespace": self.namespace,
+                                                       "annotations": dict(self.annotations)},
                                           "spec": spec}, self.namespace)
                 return True
             except KubeError as exc:
@@ -72,6 +75,8 @@ class LeaderElector:
             spec["acquireTime"] = cur.get("acquireTime") or _ts(now)
             spec["leaseTransitions"] = int(cur.get("leaseTransitions") or 0)
         lease["spec"] = spec
+        if self.annotations:
+            lease["metadata"]["annotations"] = {**(lease["metadata"].get("annotations") or {}), **self.annotations}
         try:
             self.kube.replace(LEASES, lease)
             return True
@@ -105,3 +110,20 @@ class LeaderElector:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def release(self) -> None:
+        """Give the Lease up at once (a graceful stop): the next candidate — e.g. the same server
+        restarted by an upgrade — takes it without waiting `lease_duration` for it to expire."""
+        if not self.leading.is_set():
+            return
+        self.leading.clear()
+        try:
+            lease = self.kube.get_or_none(LEASES, self.name, self.namespace)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return
+            lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1,
+                             "renewTime": _ts(dt.datetime.now(dt.UTC))}
+            self.kube.replace(LEASES, lease)
+            log.info("%s released the lease %s/%s", self.identity, self.namespace, self.name)
+        except Exception as exc:  # the lease then simply expires
+            log.warning("releasing lease %s/%s: %s", self.namespace, self.name, exc)

@@ -1,5 +1,7 @@
-"""The installer never imports the control plane's internals: only
-`controlplane.common.version` (the product version) is allowed."""
+"""The installer never imports the control plane's internals: only `controlplane.common.version`
+(the product version) and, for `dvp upgrade`'s preflight and health checks, the shared API client
+(`controlplane.common.kube.client`/`quick`) and the version reading of a running platform
+(`controlplane.common.clusterversions`) are allowed."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import ast
 from pathlib import Path
 
 INSTALLER = Path(__file__).resolve().parents[3] / "installer"
-ALLOWED = {"controlplane.common.version"}
+ALLOWED = {"controlplane.common.version", "controlplane.common.kube.client", "controlplane.common.kube.quick",
+           "controlplane.common.clusterversions"}
 
 
 def test_installer_imports_only_the_version_from_controlplane() -> None:

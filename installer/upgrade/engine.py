@@ -1,0 +1,290 @@
+"""The upgrade's steps and its rollback, host by host, recorded after every step.
+
+Per host (the server host first, then each agent host, one at a time):
+stage (bundle copied beside the binary, checksum checked there) → previous (the running binary
+kept as `dvp.previous`) → [server] backup (online datastore copy) / [agent] cordon → replace
+(atomic rename over `dvp`) → restart (the host's service) → health → [agent] uncordon.
+
+Any failure stops the run and rolls back every host that got past `stage`: the previous binary
+renamed back, the datastore restored from the backup if the new server may have migrated it
+(the server is stopped for that), the service restarted, and health awaited on the old
+version; cordoned Nodes are uncordoned. The command then exits non-zero naming host, step and
+reason. A record left `running`/`rolling-back` by a killed installer is picked up by the next
+run: resumed when given the same bundle, rolled back otherwise (steps already done are
+skipped; each step checks the host's files before acting, so repeating one is safe).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controlplane.common.kube.client import NODES, KubeClient
+from installer import hostlayout
+from installer.upgrade.bundle import Bundle
+from installer.upgrade.health import Verdict, node_verdict, running_domains, server_verdict, wait_for
+from installer.upgrade.platform import Platform, PlatformHost
+from installer.upgrade.records import HostRecord, RecordStore, StepResult, UpgradeRecord, now
+from installer.upgrade.remote import RemoteError
+
+
+@dataclass(frozen=True)
+class UpgradeSettings:
+    server_timeout: float = 180.0
+    """Seconds the restarted server has to become healthy."""
+    node_timeout: float = 180.0
+    """Seconds a restarted agent has to report Ready on the new version."""
+    poll_every: float = 1.0
+
+
+class StepFailed(Exception):
+    def __init__(self, host: str, step: str, reason: str) -> None:
+        super().__init__(f"{host}: step {step}: {reason}")
+        self.host, self.step, self.reason = host, step, reason
+
+
+Reporter = Callable[[str, str, str, str], None]
+"""(host, step, state, detail) with state one of start | ok | failed | skipped | wait | info."""
+
+
+def _staged(record: UpgradeRecord) -> str:
+    return f"{hostlayout.BIN_DIR}/.dvp.upgrade-{record.id}"
+
+
+def _restarted_at(hr: HostRecord) -> dt.datetime | None:
+    """When the restart step began (a resumed run waits for a heartbeat newer than that)."""
+    step = next((s for s in hr.steps if s.name == "restart" and s.status == "ok"), None)
+    if step is None:
+        return None
+    return dt.datetime.strptime(step.started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def backup_path(record_id: str) -> str:
+    return f"{hostlayout.BACKUP_DIR}/{record_id}.db"
+
+
+class Engine:
+    def __init__(self, platform: Platform, kube: KubeClient, record: UpgradeRecord, store: RecordStore, *,
+                 bundle: Bundle | None, report: Reporter, settings: UpgradeSettings | None = None) -> None:
+        self.platform = platform
+        self.kube = kube
+        self.record = record
+        self.store = store
+        self.bundle = bundle
+        self.report = report
+        self.settings = settings or UpgradeSettings()
+        self._domains: dict[str, dict[str, str]] = {}
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _step(self, h: PlatformHost, name: str, fn: Callable[[], str | None]) -> None:
+        hr = self.record.host(h.name)
+        if hr.done(name):
+            self.report(h.name, name, "skipped", "done by the interrupted run")
+            return
+        started, t0 = now(), time.monotonic()
+        self.report(h.name, name, "start", "")
+        try:
+            detail = fn() or ""
+        except (RemoteError, StepFailed, OSError) as exc:
+            reason = exc.reason if isinstance(exc, StepFailed) else (exc.detail if isinstance(exc, RemoteError) else str(exc))
+            hr.steps.append(StepResult(name, "failed", started, now(), round(time.monotonic() - t0, 2), reason))
+            hr.state = "failed"
+            self._save()
+            self.report(h.name, name, "failed", reason)
+            raise StepFailed(h.name, name, reason) from exc
+        hr.steps.append(StepResult(name, "ok", started, now(), round(time.monotonic() - t0, 2), detail))
+        self._save()
+        self.report(h.name, name, "ok", detail)
+
+    def _save(self) -> None:
+        self.store.save(self.record)
+
+    # -- forward ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Upgrade every host; on failure roll back and re-raise `StepFailed`."""
+        try:
+            for h in self.platform.hosts:
+                self._upgrade_host(h)
+        except StepFailed as exc:
+            self.record.failure = {"host": exc.host, "step": exc.step, "reason": exc.reason}
+            self.rollback()
+            raise
+        for h in self.platform.hosts:
+            self._remove_staged(h)
+        self.record.state, self.record.ended = "succeeded", now()
+        self._save()
+
+    def _upgrade_host(self, h: PlatformHost) -> None:
+        hr = self.record.host(h.name)
+        if hr.state == "upgraded":
+            self.report(h.name, "host", "skipped", "upgraded by the interrupted run")
+            return
+        assert self.bundle is not None
+        hr.state = "upgrading"
+        self._step(h, "stage", lambda: self._stage(h))
+        self._step(h, "previous", lambda: self._keep_previous(h))
+        if h.role == "master":
+            self._step(h, "backup", lambda: self._backup(h))
+        else:
+            self._step(h, "cordon", lambda: self._cordon(h, True))
+        self._domains.setdefault(h.name, running_domains(h))
+        self._step(h, "replace", lambda: self._replace(h))
+        since = dt.datetime.now(dt.UTC)
+        self._step(h, "restart", lambda: self._restart(h))
+        since = _restarted_at(hr) or since
+        self._step(h, "health", lambda: self._health(h, self.record.to_version, since))
+        if h.role != "master":
+            self._step(h, "uncordon", lambda: self._cordon(h, False))
+        hr.state = "upgraded"
+        self._save()
+
+    def _stage(self, h: PlatformHost) -> str:
+        assert self.bundle is not None
+        path = _staged(self.record)
+        if h.s().sha256(hostlayout.BINARY) == self.record.to_sha256:
+            return "the host already runs the bundle"
+        if h.s().sha256(path) != self.record.to_sha256:
+            h.s().upload(self.bundle.path, path, sha256=self.record.to_sha256)
+        out = h.s().root(f"{shlex.quote(path)} --version", what="running the staged bundle", timeout=120).out.strip()
+        if not out.endswith(self.record.to_version):
+            raise StepFailed(h.name, "stage", f"the staged bundle says {out!r} on this host")
+        return f"{path} ({self.bundle.size // 2**20} MiB) checked"
+
+    def _keep_previous(self, h: PlatformHost) -> str:
+        current = h.s().sha256(hostlayout.BINARY)
+        if current == self.record.from_sha256:
+            h.s().root(f"cp -p {hostlayout.BINARY} {hostlayout.BINARY_PREVIOUS}.tmp && "
+                       f"mv -f {hostlayout.BINARY_PREVIOUS}.tmp {hostlayout.BINARY_PREVIOUS}",
+                       what=f"keeping {hostlayout.BINARY_PREVIOUS}")
+            return f"{hostlayout.BINARY_PREVIOUS} = {self.record.from_version}"
+        if current == self.record.to_sha256 and h.s().sha256(hostlayout.BINARY_PREVIOUS) == self.record.from_sha256:
+            return "kept by the interrupted run"
+        raise StepFailed(h.name, "previous", f"{hostlayout.BINARY} is neither {self.record.from_version} "
+                         f"(sha256 {self.record.from_sha256[:12]}) nor the bundle: sha256 {str(current)[:12]}; "
+                         "was it replaced by hand?")
+
+    def _backup(self, h: PlatformHost) -> str:
+        target = backup_path(self.record.id)
+        res = h.s().root(f"mkdir -p {hostlayout.BACKUP_DIR} && chmod 700 {hostlayout.BACKUP_DIR} && "
+                         f"{hostlayout.BINARY} datastore backup --data-dir {hostlayout.SERVER_DATA_DIR} "
+                         f"--to {target} -o json", what="backing up the datastore", timeout=600)
+        info = json.loads(res.out)
+        self.record.backup = target
+        self._save()
+        return f"{target}: {info['objects']} objects, data version {info['dataVersion']}"
+
+    def _cordon(self, h: PlatformHost, on: bool) -> str:
+        try:
+            self.kube.patch(NODES, h.node, {"spec": {"unschedulable": True if on else None}})
+        except Exception as exc:
+            raise StepFailed(h.name, "cordon" if on else "uncordon", f"Node {h.node}: {exc}") from exc
+        return f"Node {h.node} {'unschedulable' if on else 'schedulable'}"
+
+    def _replace(self, h: PlatformHost) -> str:
+        if h.role == "master" and self.record.to_data_version > self.record.from_data_version:
+            self.record.migrations_ran = True  # from here on the new server may migrate the datastore
+            self._save()
+        if h.s().sha256(hostlayout.BINARY) == self.record.to_sha256:
+            return "already replaced"
+        h.s().root(f"mv -f {shlex.quote(_staged(self.record))} {hostlayout.BINARY}", what="replacing the binary")
+        return f"{hostlayout.BINARY} = {self.record.to_version}"
+
+    def _restart(self, h: PlatformHost) -> str:
+        h.s().root(hostlayout.service_command(h.service, "restart"), what=f"restarting {h.service}", timeout=120)
+        return f"{h.service} restarted"
+
+    def _verdict(self, h: PlatformHost, version: str, since: dt.datetime) -> Verdict:
+        if h.role == "master":
+            v = server_verdict(self.kube, h, version)
+            if not v.ok:
+                return v
+        return node_verdict(self.kube, h, version, since=since, domains_before=self._domains.get(h.name, {}))
+
+    def _health(self, h: PlatformHost, version: str, since: dt.datetime) -> str:
+        timeout = self.settings.server_timeout if h.role == "master" else self.settings.node_timeout
+        verdict = wait_for(lambda: self._verdict(h, version, since), timeout=timeout, every=self.settings.poll_every,
+                           on_wait=lambda d: self.report(h.name, "health", "wait", d))
+        if not verdict.ok:
+            raise StepFailed(h.name, "health", f"not healthy within {timeout:.0f} s: {verdict.detail}")
+        return verdict.detail
+
+    def _remove_staged(self, h: PlatformHost) -> None:
+        h.s().root(f"rm -f {shlex.quote(_staged(self.record))}", what="removing the staged bundle", check=False)
+
+    # -- rollback --------------------------------------------------------------------------------
+    def rollback(self) -> None:
+        """Put every changed host back on the old version; raises StepFailed if that fails too."""
+        self.record.state = "rolling-back"
+        self._save()
+        changed = [h for h in self.platform.hosts if self._changed(self.record.host(h.name))]
+        problems = []
+        for h in reversed(changed):  # agents first, the server (and its datastore) last
+            try:
+                self._rollback_host(h)
+            except (StepFailed, RemoteError) as exc:
+                problems.append(str(exc))
+        self.record.state = "rollback-failed" if problems else "rolled-back"
+        self.record.ended = now()
+        if problems:
+            self.record.failure["rollback"] = "; ".join(problems)
+        self._save()
+        if problems:
+            raise StepFailed(changed[0].name if changed else "-", "rollback", "; ".join(problems))
+
+    @staticmethod
+    def _changed(hr: HostRecord) -> bool:
+        return any(s.name in ("stage", "previous", "cordon", "replace", "restart") for s in hr.steps)
+
+    def _rollback_host(self, h: PlatformHost) -> None:
+        hr = self.record.host(h.name)
+        since = dt.datetime.now(dt.UTC)
+
+        def restore_binary() -> str:
+            if h.s().sha256(hostlayout.BINARY) == self.record.from_sha256:
+                return f"{hostlayout.BINARY} is {self.record.from_version} already"
+            if h.s().sha256(hostlayout.BINARY_PREVIOUS) != self.record.from_sha256:
+                raise StepFailed(h.name, "rollback-binary", f"{hostlayout.BINARY_PREVIOUS} is not "
+                                 f"{self.record.from_version}: put the old binary back by hand")
+            h.s().root(f"cp -p {hostlayout.BINARY_PREVIOUS} {hostlayout.BINARY}.rollback && "
+                       f"mv -f {hostlayout.BINARY}.rollback {hostlayout.BINARY}", what="restoring the binary")
+            return f"{hostlayout.BINARY} = {self.record.from_version}"
+
+        def restart() -> str:
+            if h.role == "master" and self.record.migrations_ran and self.record.backup:
+                h.s().root(hostlayout.service_command(h.service, "stop"), what=f"stopping {h.service}", timeout=120)
+                res = h.s().root(f"{hostlayout.BINARY} datastore restore --data-dir {hostlayout.SERVER_DATA_DIR} "
+                                 f"--from {self.record.backup} -o json", what="restoring the datastore", timeout=600)
+                info = json.loads(res.out)
+                h.s().root(hostlayout.service_command(h.service, "start"), what=f"starting {h.service}", timeout=120)
+                return f"datastore restored ({info['objects']} objects), {h.service} started"
+            h.s().root(hostlayout.service_command(h.service, "restart"), what=f"restarting {h.service}", timeout=120)
+            return f"{h.service} restarted"
+
+        self._domains.setdefault(h.name, running_domains(h))
+        for name, fn in (("rollback-binary", restore_binary), ("rollback-restart", restart)):
+            self._rollback_step(h, hr, name, fn)
+        self._rollback_step(h, hr, "rollback-health", lambda: self._health(h, self.record.from_version, since))
+        if h.role != "master":
+            self._rollback_step(h, hr, "rollback-uncordon", lambda: self._cordon(h, False))
+        self._remove_staged(h)
+        hr.state = "rolled-back"
+        self._save()
+
+    def _rollback_step(self, h: PlatformHost, hr: HostRecord, name: str, fn: Callable[[], str]) -> None:
+        started, t0 = now(), time.monotonic()
+        self.report(h.name, name, "start", "")
+        try:
+            detail = fn()
+        except (RemoteError, StepFailed) as exc:
+            reason = exc.reason if isinstance(exc, StepFailed) else exc.detail
+            hr.steps.append(StepResult(name, "failed", started, now(), round(time.monotonic() - t0, 2), reason))
+            self._save()
+            self.report(h.name, name, "failed", reason)
+            raise StepFailed(h.name, name, reason) from exc
+        hr.steps.append(StepResult(name, "ok", started, now(), round(time.monotonic() - t0, 2), detail))
+        self._save()
+        self.report(h.name, name, "ok", detail)
