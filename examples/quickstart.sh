@@ -14,11 +14,16 @@ PORT=${DVP_RUN_PORT:-16443}
 KUBECTL=$PWD/.cache/kubectl/usr/bin/kubectl
 DVP="$VENV/bin/dvp"
 export KUBECONFIG=$DATA/kubeconfig HOME=${DVP_RUN_HOME:-$RUN/home}
-rm -rf "$DATA" "$RUN/agent"  # each run starts from an empty platform (the image cache stays)
-mkdir -p "$DATA" "$HOME" "$RUN/image"
 PIDS=()
 
 say() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
+# the VM network (bridge + dnsmasq) outlives the node handler by design, like its VMs
+network_down() {
+  local pidfile=$RUN/agent/network/$BRIDGE/dnsmasq.pid
+  [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  ip link del "$BRIDGE" 2>/dev/null || true
+}
+BRIDGE=dvpbr0
 stop() {
   [ "${KEEP:-0}" = 1 ] && return
   if [ -n "${SERVER:-}" ] && kill -0 "$SERVER" 2>/dev/null; then
@@ -27,9 +32,13 @@ stop() {
   fi
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  network_down
   [ -n "${STARTED_LIBVIRT:-}" ] && examples/libvirt-host.sh stop "$RUN/libvirt" || true
 }
 trap stop EXIT
+network_down  # what a KEEP=1 run left
+rm -rf "$DATA" "$RUN/agent"  # each run starts from an empty platform (the image cache stays)
+mkdir -p "$DATA" "$HOME" "$RUN/image"
 
 say "libvirt"
 if examples/libvirt-host.sh start "$RUN/libvirt"; then STARTED_LIBVIRT=1; fi
@@ -46,6 +55,7 @@ say "starting dvp server (data in $DATA, API on 127.0.0.1:$PORT, the node handle
 cat >"$RUN/agent.yaml" <<YAML
 state-dir: $RUN/agent
 vm-cidr: 10.66.0.0/24
+bridge: $BRIDGE
 node-ip: 127.0.0.1
 console-listen: 127.0.0.1:0
 YAML
