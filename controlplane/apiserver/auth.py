@@ -4,12 +4,19 @@ Tokens live in `DIR/tokens.json` as SHA-256 digests with the user name and group
 stand for (`admin` in `system:masters`; node agents in `system:nodes`; DVCR and
 controllers their own), so the file grants nothing if it leaks. Every request must carry
 one: anonymous requests get 401. Tokens are never logged; a user name is.
+
+Several processes add tokens to the same file (the server for its components, `dvp join` for
+workers): every change is a read-modify-write under an exclusive lock on `tokens.json.lock`,
+so no process drops another's tokens.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +37,14 @@ class TokenAuthenticator:
         self._checked = 0.0
         self._reload()
 
-    def _reload(self) -> None:
-        """Pick up tokens added by `dvp server token create` while the server runs."""
+    def _reload(self, *, force: bool = False) -> None:
+        """Pick up tokens other processes added while the server runs."""
         self._checked = time.monotonic()
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
             return
-        if mtime == self._mtime:
+        if mtime == self._mtime and not force:
             return
         self._mtime = mtime
         self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])))
@@ -48,20 +55,33 @@ class TokenAuthenticator:
         write_private_file(self.path, json.dumps(data, indent=1).encode())
         self._mtime = self.path.stat().st_mtime
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _update(self, change: Callable[[dict[str, User]], dict[str, User] | None]) -> None:
+        """Apply `change` to the tokens as they are on disk now, and write them back."""
+        with self._locked():
+            self._reload(force=True)
+            changed = change(self._entries)
+            if changed is not None:
+                self._entries = changed
+            self._save()
+
     def issue(self, user: str, groups: list[str]) -> str:
         """Create a new token for `user`; only its digest is kept."""
         token = new_token()
-        self._entries[token_digest(token)] = User(user, tuple(groups))
-        self._save()
+        self.add(token, user, groups)
         return token
 
     def add(self, token: str, user: str, groups: list[str]) -> None:
-        self._entries[token_digest(token)] = User(user, tuple(groups))
-        self._save()
+        self._update(lambda entries: entries.__setitem__(token_digest(token), User(user, tuple(groups))))
 
     def revoke_user(self, user: str) -> None:
-        self._entries = {d: u for d, u in self._entries.items() if u.name != user}
-        self._save()
+        self._update(lambda entries: {d: u for d, u in entries.items() if u.name != user})
 
     def has_user(self, user: str) -> bool:
         return any(u.name == user for u in self._entries.values())
