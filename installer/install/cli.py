@@ -41,10 +41,12 @@ def _extra_vars(value: str | None) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True, help="Print what will be installed, written and started per host; change nothing.")
 @click.option("--skip", "skip_checks", multiple=True, metavar="NAME", help="Skip a preflight check by name (repeatable).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record host keys not yet in known_hosts.")
+@click.option("--smoke", is_flag=True, help="Verify by running a small VM (blank disk) until Running, then delete it.")
 @click.option("--extra-vars", "extra_vars", hidden=True, help="JSON object of dvp_* role variables (tests, experts).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def install(config_path: Path | None, edit_path: Path | None, state_dir: Path | None, resume: bool, dry_run: bool,
-            skip_checks: tuple[str, ...], accept_new_host_keys: bool, extra_vars: str | None, output: str) -> None:
+            skip_checks: tuple[str, ...], accept_new_host_keys: bool, smoke: bool, extra_vars: str | None,
+            output: str) -> None:
     """Install the platform on the hosts of an install config: validate, preflight, prepare
     nodes, bootstrap the API, deploy the control plane, verify. Every phase is recorded in a
     run directory; `--resume` continues a failed or interrupted run, and running the same
@@ -52,7 +54,7 @@ def install(config_path: Path | None, edit_path: Path | None, state_dir: Path | 
     from installer.install.engine import InstallOptions
 
     options = InstallOptions(state_dir=state_dir, resume=resume, dry_run=dry_run,
-                             accept_new_host_keys=accept_new_host_keys, skip_checks=skip_checks,
+                             accept_new_host_keys=accept_new_host_keys, skip_checks=skip_checks, smoke=smoke,
                              extra_vars=_extra_vars(extra_vars))
     if edit_path is not None and config_path is not None:
         raise click.UsageError("--edit opens the interactive installer; --config installs unattended: give one")

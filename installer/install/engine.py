@@ -161,9 +161,6 @@ def _validate(ctx: _Run) -> str:
     from installer.ssh.target import targets_from_config
 
     config = ctx.config
-    if ctx.options.smoke:
-        raise PhaseFailed("the smoke VM (--smoke) is not part of this build yet: install without it, then "
-                          "create a VM from examples/ to check")
     if not masters(config):
         raise PhaseFailed("hosts: no host has role master (the API server needs one)")
     if config.target == "embedded" and len(masters(config)) > 1:
@@ -278,7 +275,15 @@ def _verify(ctx: _Run) -> str:
         raise PhaseFailed(f"host {master.display_name}: {exc}") from exc
     ctx.api_url = result.api_url
     ready = ", ".join(sorted(n for n, ok in result.nodes.items() if ok))
-    return f"API {result.api_url} answers; Ready: {ready}; {len(result.crds)} virtualization CRDs"
+    summary = f"API {result.api_url} answers; Ready: {ready}; {len(result.crds)} virtualization CRDs"
+    if ctx.options.smoke and not ctx.options.dry_run:
+        from installer.install.smoke import SmokeError, run_smoke
+
+        try:
+            summary += "; " + run_smoke(kubeconfig, log=lambda line: ctx.log("verify", line, host=master.display_name))
+        except SmokeError as exc:
+            raise PhaseFailed(f"host {master.display_name}: {exc}") from exc
+    return summary
 
 
 def _expected_nodes(ctx: _Run) -> list[str]:
