@@ -115,10 +115,12 @@ class InstanceReconciler:
             try:
                 ctx.domains.start(xml)
             except libvirt.libvirtError as exc:
-                if not (ctx.cpu_quota and spec.core_fraction < 100 and "cgroup cpu" in str(exc)):
+                # another worker may have learnt this meanwhile: retry whenever our XML had a quota
+                if not (spec.core_fraction < 100 and "cgroup cpu" in str(exc)):
                     raise
-                ctx.cpu_quota = False
-                log.warning("libvirt on this node cannot limit CPU time (%s): coreFraction is not enforced", exc)
+                if ctx.cpu_quota:
+                    ctx.cpu_quota = False
+                    log.warning("libvirt on this node cannot limit CPU time (%s): coreFraction is not enforced", exc)
                 ctx.domains.start(domain_xml(ctx, obj, spec))
             obs.started_now = True
             log.debug("instance %s/%s: prepared in %.0f ms, started and defined in %.0f ms",

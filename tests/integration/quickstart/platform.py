@@ -130,8 +130,14 @@ class Platform:
 
     def domains(self) -> list[libvirt.virDomain]:
         """This platform's libvirt domains (its prefix and its node)."""
-        return [d for d in self.conn.listAllDomains()
-                if d.name().startswith(self.prefix) and f"<dvp:node>{self.node}</dvp:node>" in d.XMLDesc(0)]
+        found = []
+        for dom in self.conn.listAllDomains():
+            try:
+                if dom.name().startswith(self.prefix) and f"<dvp:node>{self.node}</dvp:node>" in dom.XMLDesc(0):
+                    found.append(dom)
+            except libvirt.libvirtError:
+                continue  # gone between the listing and the look (a transient domain that stopped)
+        return found
 
     def record_phases(self, *resources: Resource) -> PhaseRecorder:
         recorder = PhaseRecorder(KubeClient.from_kubeconfig(self.server.kubeconfig))
