@@ -30,6 +30,7 @@ from typing import Any
 import libvirt
 import yaml
 
+from bench.peer_domain import peer_domain_xml
 from bench.report import Row, percentile, print_table
 from controlplane.api.resources import VIRTUAL_MACHINES
 from controlplane.common.kube.client import KubeClient
@@ -122,21 +123,11 @@ class Bench:
         self.round += 1
         files = []
         for i, (name, xml) in enumerate(xmls.items()):
-            root = ET.fromstring(xml)
-            root.find("name").text = domain_name_for(f"e2e-peer-{self.round}-{i}")  # type: ignore[union-attr]
-            for tag in ("uuid", "metadata"):
-                el = root.find(tag)
-                if el is not None:
-                    root.remove(el)
-            for log in root.iter("log"):
-                log.set("file", str(self.work / f"{name}-{self.round}.serial.log"))
-            for g in root.iter("graphics"):
-                g.set("socket", f"/run/dvp-tests/e2e-{i}.sock")
-                for listen in g.iter("listen"):
-                    listen.set("socket", f"/run/dvp-tests/e2e-{i}.sock")
+            peer_name = domain_name_for(f"e2e-peer-{self.round}-{i}")
             path = self.work / f"{name}-{self.round}.xml"
-            path.write_text(ET.tostring(root, encoding="unicode"))
-            files.append((root.find("name").text, path))  # type: ignore[union-attr]
+            path.write_text(peer_domain_xml(xml, name=peer_name, serial_log=self.work / f"{name}-{self.round}.serial.log",
+                                            vnc_socket=f"/run/dvp-tests/e2e-{i}.sock"))
+            files.append((peer_name, path))
 
         def start(item: tuple[str, Path]) -> float:
             t0 = time.monotonic()

@@ -22,13 +22,13 @@ import subprocess
 import tempfile
 import threading
 import time
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import libvirt
 
+from bench.peer_domain import peer_domain_xml
 from bench.report import Row, print_table
 from controlplane.common.kube.client import KubeClient
 from controlplane.nodehandler.context import INSTANCES
@@ -126,20 +126,11 @@ class Bench:
         logs: dict[str, Path] = {}
         for i, uid in enumerate(uids):
             name = domain_name_for(f"peer-{self.round}-{i}")
-            root = ET.fromstring(conn.lookupByUUIDString(uid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            root.find("name").text = name  # type: ignore[union-attr]
-            for tag in ("uuid", "metadata"):
-                el = root.find(tag)
-                if el is not None:
-                    root.remove(el)
             logs[name] = self.work / f"{name}.serial.log"
-            root.find("devices/serial/log").set("file", str(logs[name]))  # type: ignore[union-attr]
-            for g in root.iter("graphics"):
-                g.set("socket", f"/run/dvp-tests/bench-{i}.sock")
-                for listen in g.iter("listen"):
-                    listen.set("socket", f"/run/dvp-tests/bench-{i}.sock")
             files[name] = self.work / f"{name}.xml"
-            files[name].write_text(ET.tostring(root, encoding="unicode"))
+            files[name].write_text(peer_domain_xml(
+                conn.lookupByUUIDString(uid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), name=name,
+                serial_log=logs[name], vnc_socket=f"/run/dvp-tests/bench-{i}.sock"))
         spawned: dict[str, float] = {}
 
         def start(name: str) -> None:
