@@ -15,6 +15,10 @@ from tests.integration.installer.conftest import ConfigFactory, Lab, host
 
 pytestmark = pytest.mark.integration
 
+# how much longer than its timeout a failing host may take to be reported: generous, as these
+# check that the timeout is honoured at all (no 75 s TCP default), not how fast the machine is
+SLACK = 5.0
+
 
 class Recorder:
     """A listener that notes when hosts start and finish their connection check."""
@@ -45,7 +49,9 @@ class Recorder:
 
 
 def test_unreachable_host_times_out_without_stalling_the_others(lab: Lab, make_config: ConfigFactory) -> None:
-    timeout = 3.0  # the three good hosts take about 1 s together on the other worker
+    # the three good hosts take about 1 s together on the other worker when the machine is idle;
+    # the timeout leaves them room on a loaded machine (other test runs, emulated guests)
+    timeout = 10.0
     hosts = [
         {"address": lab.blackhole, "role": "master", "name": "void"},
         host(lab["plain"]), host(lab["port2222"]), host(lab["twin1"]),
@@ -57,7 +63,7 @@ def test_unreachable_host_times_out_without_stalling_the_others(lab: Lab, make_c
     ssh = void.result("connection.ssh")
     assert ssh.verdict == "error"
     assert ssh.observed == f"no TCP connection to {lab.blackhole}:22 within {timeout:g} s"
-    assert void.duration_ms < (timeout + 1.5) * 1000
+    assert void.duration_ms < (timeout + SLACK) * 1000
     # with two workers, the three good hosts were all connected on the other worker while the
     # unreachable one was still waiting for its timeout
     for name in ("plain", "p2222", "twin1"):
@@ -73,7 +79,7 @@ def test_silent_server_fails_within_the_connect_timeout(lab: Lab, make_config: C
     elapsed = time.monotonic() - started
     assert ssh.verdict == "error"
     assert ssh.observed == f"no SSH handshake with {address}:22 within 1.5 s"
-    assert elapsed < 1.5 + 1.5
+    assert elapsed < 1.5 + SLACK
 
 
 def test_parallelism_is_bounded(lab: Lab, make_config: ConfigFactory) -> None:
