@@ -13,8 +13,13 @@ setup:
 run: setup
 	@./examples/quickstart.sh
 
+# One whole-suite run at a time per machine: overlapping runs starve each other's emulated
+# guests and turn timeouts into failures. A second `make test` waits for the first
+# (the lock file is shared by every checkout; DVP_TEST_LOCK=/dev/null opts out).
+TEST_LOCK ?= $(or $(DVP_TEST_LOCK),/tmp/dvp-make-test.lock)
+
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	flock $(TEST_LOCK) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
