@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -30,14 +29,14 @@ from typing import Any
 import libvirt
 import yaml
 
+from bench.guest_platform import guest_platform
 from bench.peer_domain import peer_domain_xml
 from bench.report import Row, percentile, print_table
 from controlplane.api.resources import VIRTUAL_MACHINES
 from controlplane.common.kube.client import KubeClient
-from nodeimage.guest import ensure_image
-from tests.integration.quickstart.manifests import vd_from_image, vi_http, vm
-from tests.integration.quickstart.platform import Platform, start_platform
-from tests.services.libvirtd import LibvirtDaemons, domain_name_for
+from tests.integration.quickstart.manifests import vd_from_image, vm
+from tests.integration.quickstart.platform import Platform
+from tests.services.libvirtd import domain_name_for
 
 MEMORY = "128Mi"
 
@@ -145,16 +144,7 @@ class Bench:
 
 
 def run(rounds: int, many: int) -> list[Row]:
-    daemons = LibvirtDaemons()
-    service = daemons.acquire()
-    conn = service.connect()
-    image = ensure_image("cloud")
-    work = Path(tempfile.mkdtemp(prefix="dvp-bench-e2e-"))
-    platform_gen = start_platform(work, conn, image.directory)
-    platform = next(platform_gen)
-    try:
-        platform.apply(vi_http("bench-guest", platform.images.url(image.qcow2.name)))
-        platform.phase("vi", "bench-guest", "Ready", timeout=180)
+    with guest_platform("dvp-bench-e2e-") as (platform, work):
         bench = Bench(platform, work)
         one_xml = bench.prepare_disks(["e2e-one"])
         bench.ours(["e2e-one"])  # warm-up
@@ -167,11 +157,6 @@ def run(rounds: int, many: int) -> list[Row]:
         many_xml = bench.prepare_disks(names)
         lots = bench.ours(names)
         lots_peer = bench.peer(many_xml)
-    finally:
-        for _ in platform_gen:
-            pass
-        conn.close()
-        daemons.release()
     ms = 1000.0
     return [
         Row("1 VM: apply -> Running, p50", percentile(one, 50) * ms, percentile(one_peer, 50) * ms, "ms", "lower"),

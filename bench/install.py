@@ -2,8 +2,10 @@
 (`dist/dvp install --config`, preflight to verified), split by phase, against the same
 playbooks run with plain `ansible-playbook` (facts gathered by Ansible, no phase engine) onto
 the same freshly cleaned lab host in the same run — the installer's own overhead — and the
-ratio. Also the binary's start-up: `dvp --version` warm (bundle already unpacked) against the
-first start (unpacking).
+ratio. The life cycle after it: `dvp uninstall` against the peer's way of cleaning a host (stop
+the service, `rm -rf` the same paths), and a re-install after `dvp uninstall` against the first
+install of the same run. Also the binary's start-up: `dvp --version` warm (bundle already
+unpacked) against the first start (unpacking).
 
 The lab host shares this machine's file system, so this writes /usr/local/bin/dvp, /etc/dvp,
 /var/lib/dvp ... and removes them again (tests/support/installed_host.py).
@@ -65,6 +67,22 @@ def _ours(dvp: Path, config: Path, work: Path, env: dict[str, str]) -> tuple[flo
     return wall, {p["phase"]: float(p["elapsed"]) for p in out["phases"]}
 
 
+def _uninstall(dvp: Path, config: Path, work: Path, env: dict[str, str]) -> float:
+    t0 = time.monotonic()
+    done = subprocess.run([str(dvp), "uninstall", "--config", str(config), "--state-dir", str(work / "state"),
+                           "--yes", "-o", "json"], capture_output=True, text=True, env=env, check=False)
+    wall = time.monotonic() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"dvp uninstall failed: {done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return wall
+
+
+def _timed_clean(host: LabHost) -> float:
+    t0 = time.monotonic()
+    _clean(host)
+    return time.monotonic() - t0
+
+
 def _peer(dvp: Path, config_path: Path, work: Path) -> float:
     """site.yml with plain ansible-playbook: same inventory and variables, Ansible gathers facts."""
     config = load_config(config_path)
@@ -114,7 +132,9 @@ def main() -> None:
             config = _config(lab, host, work)
             env = {**os.environ, "DVP_CACHE_DIR": str(work / "cli-cache")}
             ours_wall, phases = _ours(dvp, config, work, env)
-            _clean(host)
+            uninstall_wall = _uninstall(dvp, config, work, env)
+            reinstall_wall, _ = _ours(dvp, config, work, env)
+            peer_clean = _timed_clean(host)
             peer_wall = _peer(dvp, config, work)
             _clean(host)
             warm, first = _startup(dvp, work / "startup-cache")
@@ -128,6 +148,10 @@ def main() -> None:
             Row("Ansible phases: prepare+bootstrap+controlplane vs site.yml", ansible_ours, peer_wall, "s",
                 better="lower")]
     rows += [Row(f"  phase {name}", elapsed, None, "s", better="lower") for name, elapsed in phases.items()]
+    rows.append(Row("dvp uninstall (ours) vs service stop + rm -rf of the paths (peer)", uninstall_wall, peer_clean,
+                    "s", better="lower"))
+    rows.append(Row("re-install after dvp uninstall (ours) vs first install (peer)", reinstall_wall, ours_wall, "s",
+                    better="lower"))
     rows.append(Row("dvp --version warm (ours) vs first start, unpacking (peer)", warm, first, "s", better="lower"))
     print_table("dvp install: one-host embedded, dist/dvp vs plain ansible-playbook", "dist/dvp install",
                 "ansible-playbook site.yml", rows, json_out=args.json)

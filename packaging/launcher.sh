@@ -18,8 +18,14 @@ if [ ! -x "$dir/dvp/dvp" ]; then
     rm -rf "$tmp"; echo "dvp: cannot unpack $self into $base" >&2; exit 1
   fi
   mv "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"   # another start won the race: use its copy
-  # keep the cache small: drop bundles of other versions not used for a week
-  find "$base" -mindepth 1 -maxdepth 1 -type d ! -name "$hash" -mtime +7 -exec rm -rf {} + 2>/dev/null || true
+  # keep the cache small: this version and the one unpacked before it (the previous version,
+  # which an upgrade's rollback runs); every older one goes
+  kept=
+  for d in $(ls -1t "$base" 2>/dev/null); do
+    [ "$d" = "$hash" ] && continue
+    case "$d" in .unpack.*) continue ;; esac
+    if [ -z "$kept" ]; then kept=$d; else rm -rf "${base:?}/$d"; fi
+  done
 fi
 DVP_EXECUTABLE=$self exec "$dir/dvp/dvp" "$@"
 exit 1

@@ -11,3 +11,4 @@ from tests.services.fixtures import (  # noqa: F401
     libvirt_service,
     vm_bridge,
 )
+from tests.support.clusterlab import cluster3  # noqa: F401  (1 master + 2 workers on lab hosts, installed once)

@@ -89,6 +89,8 @@ class VMCondition:
         POD_NOT_EXISTS = "PodNotExists"
         POD_CONDITION_MISSING = "PodConditionMissing"
         GUEST_NOT_RUNNING = "GuestNotRunning"
+        NODE_UNRESPONSIVE = "NodeUnresponsive"
+        """The VM's node is lost (its node handler stopped renewing its Lease): KubeVirt's reason."""
 
     class FilesystemFrozenReason(StrEnum):
         FROZEN = "Frozen"
@@ -305,6 +307,35 @@ class VMIPLCondition:
         BOUND = "Bound"
 
 
+class VMMACCondition:
+    """VirtualMachineMACAddress (vmmaccondition)."""
+
+    class Type(StrEnum):
+        BOUND = "Bound"
+        ATTACHED = "Attached"
+
+    class BoundReason(StrEnum):
+        LEASE_ALREADY_EXISTS = "VirtualMachineMACAddressLeaseAlreadyExists"
+        LEASE_LOST = "VirtualMachineMACAddressLeaseLost"
+        LEASE_NOT_FOUND = "VirtualMachineMACAddressLeaseNotFound"
+        LEASE_NOT_READY = "VirtualMachineMACAddressLeaseNotReady"
+        BOUND = "Bound"
+
+    class AttachedReason(StrEnum):
+        VIRTUAL_MACHINE_NOT_FOUND = "VirtualMachineNotFound"
+        ATTACHED = "Attached"
+
+
+class VMMACLCondition:
+    """VirtualMachineMACAddressLease (vmmaclcondition)."""
+
+    class Type(StrEnum):
+        BOUND = "Bound"
+
+    class BoundReason(StrEnum):
+        BOUND = "Bound"
+
+
 class VMBDACondition:
     """VirtualMachineBlockDeviceAttachment (vmbdacondition)."""
 
@@ -365,6 +396,7 @@ class VMOPCondition:
         WAITING_FOR_VM_TO_BE_READY_TO_MIGRATE = "WaitingForVirtualMachineToBeReadyToMigrate"
         OPERATION_FAILED = "OperationFailed"
         OPERATION_COMPLETED = "OperationCompleted"
+        SUPERSEDED = "Superseded"
 
     class SignalSentReason(StrEnum):
         SIGNAL_SENT_ERROR = "SignalSentError"

@@ -102,6 +102,21 @@ class VolumePhase(StrEnum):
     TERMINATING = "Terminating"
 
 
+class VolumeCondition(StrEnum):
+    READY = "Ready"
+
+
+class VolumeReason(StrEnum):
+    READY = "Ready"
+    PROVISIONING = "Provisioning"
+    PROVISIONING_FAILED = "ProvisioningFailed"
+    RESIZING = "Resizing"
+    INVALID_SPEC = "InvalidSpec"
+    IN_USE = "InUse"
+    SOURCE_NOT_READY = "SourceNotReady"
+    POTENTIALLY_INCONSISTENT = "PotentiallyInconsistent"
+
+
 # -- Node ----------------------------------------------------------------------------------------
 
 LABEL_KVM: Final = "virtualization.deckhouse.io/kvm"
@@ -117,12 +132,22 @@ NODE_LEASE_NAMESPACE: Final = "kube-node-lease"
 class NodeCondition(StrEnum):
     READY = "Ready"
     KVM = "KVM"
+    CLOCK_SYNCHRONIZED = "ClockSynchronized"
+    """False while the node's clock is off the control plane's by more than the allowed skew."""
+    DVCR_ACCESS = "DVCRAccess"
+    """False while DVCR refuses the node's pull credentials."""
 
 
 class NodeReason(StrEnum):
     HANDLER_READY = "NodeHandlerReady"
     LIBVIRT_UNAVAILABLE = "LibvirtUnavailable"
     NETWORK_UNAVAILABLE = "NetworkUnavailable"
+    NODE_STATUS_UNKNOWN = "NodeStatusUnknown"
+    """The node handler stopped renewing its Lease (set by the node lifecycle controller)."""
+    CLOCK_SKEWED = "ClockSkewed"
+    CLOCK_IN_SYNC = "ClockInSync"
+    DVCR_CREDENTIALS_REFUSED = "DVCRCredentialsRefused"
+    DVCR_CREDENTIALS_ACCEPTED = "DVCRCredentialsAccepted"
 
 
 class KVMReason(StrEnum):

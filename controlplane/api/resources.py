@@ -16,9 +16,16 @@ VIRTUAL_MACHINE_CLASSES = Resource(GROUP, VERSION, "virtualmachineclasses", "Vir
 VIRTUAL_MACHINE_IP_ADDRESSES = Resource(GROUP, VERSION, "virtualmachineipaddresses", "VirtualMachineIPAddress")
 VIRTUAL_MACHINE_IP_ADDRESS_LEASES = Resource(GROUP, VERSION, "virtualmachineipaddressleases",
                                              "VirtualMachineIPAddressLease", namespaced=False)
+VIRTUAL_MACHINE_MAC_ADDRESSES = Resource(GROUP, VERSION, "virtualmachinemacaddresses", "VirtualMachineMACAddress")
+VIRTUAL_MACHINE_MAC_ADDRESS_LEASES = Resource(GROUP, VERSION, "virtualmachinemacaddressleases",
+                                              "VirtualMachineMACAddressLease", namespaced=False)
 VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS = Resource(GROUP, VERSION, "virtualmachineblockdeviceattachments",
                                                     "VirtualMachineBlockDeviceAttachment")
 VIRTUAL_MACHINE_OPERATIONS = Resource(GROUP, VERSION, "virtualmachineoperations", "VirtualMachineOperation")
+VIRTUAL_DISK_SNAPSHOTS = Resource(GROUP, VERSION, "virtualdisksnapshots", "VirtualDiskSnapshot")
+VIRTUAL_MACHINE_SNAPSHOTS = Resource(GROUP, VERSION, "virtualmachinesnapshots", "VirtualMachineSnapshot")
+VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = Resource(GROUP, VERSION, "virtualmachinesnapshotoperations",
+                                               "VirtualMachineSnapshotOperation")
 
 INSTANCES = Resource(INTERNAL_GROUP, "v1", "internalvirtualmachineinstances", "InternalVirtualMachineInstance")
 VOLUMES = Resource(INTERNAL_GROUP, "v1", "internalvirtualdiskvolumes", "InternalVirtualDiskVolume")

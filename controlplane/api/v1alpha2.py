@@ -40,6 +40,12 @@ from controlplane.api.conditions import (
     VMIPLCondition as VMIPLCondition,
 )
 from controlplane.api.conditions import (
+    VMMACCondition as VMMACCondition,
+)
+from controlplane.api.conditions import (
+    VMMACLCondition as VMMACLCondition,
+)
+from controlplane.api.conditions import (
     VMOPCondition as VMOPCondition,
 )
 
@@ -58,6 +64,11 @@ class Kind(StrEnum):
     VIRTUAL_MACHINE_IP_ADDRESS_LEASE = "VirtualMachineIPAddressLease"
     VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENT = "VirtualMachineBlockDeviceAttachment"
     VIRTUAL_MACHINE_OPERATION = "VirtualMachineOperation"
+    VIRTUAL_MACHINE_MAC_ADDRESS = "VirtualMachineMACAddress"
+    VIRTUAL_MACHINE_MAC_ADDRESS_LEASE = "VirtualMachineMACAddressLease"
+    VIRTUAL_DISK_SNAPSHOT = "VirtualDiskSnapshot"
+    VIRTUAL_MACHINE_SNAPSHOT = "VirtualMachineSnapshot"
+    VIRTUAL_MACHINE_SNAPSHOT_OPERATION = "VirtualMachineSnapshotOperation"
 
 
 class Plural(StrEnum):
@@ -70,6 +81,11 @@ class Plural(StrEnum):
     VIRTUAL_MACHINE_IP_ADDRESS_LEASES = "virtualmachineipaddressleases"
     VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS = "virtualmachineblockdeviceattachments"
     VIRTUAL_MACHINE_OPERATIONS = "virtualmachineoperations"
+    VIRTUAL_MACHINE_MAC_ADDRESSES = "virtualmachinemacaddresses"
+    VIRTUAL_MACHINE_MAC_ADDRESS_LEASES = "virtualmachinemacaddressleases"
+    VIRTUAL_DISK_SNAPSHOTS = "virtualdisksnapshots"
+    VIRTUAL_MACHINE_SNAPSHOTS = "virtualmachinesnapshots"
+    VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = "virtualmachinesnapshotoperations"
 
 
 PLURAL: Final[dict[Kind, Plural]] = {
@@ -82,9 +98,15 @@ PLURAL: Final[dict[Kind, Plural]] = {
     Kind.VIRTUAL_MACHINE_IP_ADDRESS_LEASE: Plural.VIRTUAL_MACHINE_IP_ADDRESS_LEASES,
     Kind.VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENT: Plural.VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
     Kind.VIRTUAL_MACHINE_OPERATION: Plural.VIRTUAL_MACHINE_OPERATIONS,
+    Kind.VIRTUAL_MACHINE_MAC_ADDRESS: Plural.VIRTUAL_MACHINE_MAC_ADDRESSES,
+    Kind.VIRTUAL_MACHINE_MAC_ADDRESS_LEASE: Plural.VIRTUAL_MACHINE_MAC_ADDRESS_LEASES,
+    Kind.VIRTUAL_DISK_SNAPSHOT: Plural.VIRTUAL_DISK_SNAPSHOTS,
+    Kind.VIRTUAL_MACHINE_SNAPSHOT: Plural.VIRTUAL_MACHINE_SNAPSHOTS,
+    Kind.VIRTUAL_MACHINE_SNAPSHOT_OPERATION: Plural.VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS,
 }
 CLUSTER_SCOPED: Final = frozenset(
-    {Kind.CLUSTER_VIRTUAL_IMAGE, Kind.VIRTUAL_MACHINE_CLASS, Kind.VIRTUAL_MACHINE_IP_ADDRESS_LEASE}
+    {Kind.CLUSTER_VIRTUAL_IMAGE, Kind.VIRTUAL_MACHINE_CLASS, Kind.VIRTUAL_MACHINE_IP_ADDRESS_LEASE,
+     Kind.VIRTUAL_MACHINE_MAC_ADDRESS_LEASE}
 )
 # Annotation that marks the VirtualMachineClass used by machines that name none.
 DEFAULT_CLASS_ANNOTATION: Final = "virtualmachineclass.virtualization.deckhouse.io/is-default-class"
@@ -148,6 +170,16 @@ class VirtualMachineIPAddressLeasePhase(StrEnum):
     RELEASED = "Released"
 
 
+class VirtualMachineMACAddressPhase(StrEnum):
+    PENDING = "Pending"
+    BOUND = "Bound"
+    ATTACHED = "Attached"
+
+
+class VirtualMachineMACAddressLeasePhase(StrEnum):
+    BOUND = "Bound"
+
+
 class BlockDeviceAttachmentPhase(StrEnum):
     PENDING = "Pending"
     IN_PROGRESS = "InProgress"
@@ -162,6 +194,7 @@ class VMOPPhase(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     TERMINATING = "Terminating"
+    SUPERSEDED = "Superseded"
 
 
 # --- spec enums ------------------------------------------------------------------------------

@@ -8,13 +8,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from controlplane.apiserver import discovery, errors, openapi, openapi_pb, routing
+from controlplane.apiserver import (
+    bodies,
+    deprecation,
+    discovery,
+    errors,
+    metrics,
+    openapi,
+    openapi_pb,
+    routing,
+)
 from controlplane.apiserver.auth import TokenAuthenticator, User
 from controlplane.apiserver.handlers import ResourceHandlers, error_response, json_response
+from controlplane.apiserver.health import HealthChecks
+from controlplane.apiserver.openapi_v3 import PREFIX as OPENAPI_V3
+from controlplane.apiserver.openapi_v3 import OpenAPIV3
+from controlplane.apiserver.protobuf import http as protobuf_http
 from controlplane.apiserver.resources import Registry
 
 log = logging.getLogger(__name__)
@@ -24,15 +38,22 @@ GroupHandler = Callable[[web.Request, routing.Target, User], Awaitable[web.Strea
 
 class ApiApp:
     def __init__(self, registry: Registry, handlers: ResourceHandlers, auth: TokenAuthenticator, *,
-                 server_address: str, ready: Callable[[], bool]) -> None:
+                 server_address: str, ready: Callable[[], bool], limits: bodies.BodyLimits | None = None) -> None:
         self.registry = registry
         self.handlers = handlers
         self.auth = auth
         self.server_address = server_address
         self.ready = ready
+        self.limits = limits or bodies.DEFAULT_LIMITS
+        # under a supervisor: the data directory whose component registries /metrics appends
+        self.component_metrics: Path | None = None
         self.group_handlers: dict[tuple[str, str], GroupHandler] = {}
+        # run after authentication, around the handler (authorization, audit: `authz.middleware`)
+        self.authenticated_middlewares: list[Any] = []
         self.extra_discovery: dict[tuple[str, str], dict[str, Any]] = {}
         self._openapi: tuple[bytes, bytes] | None = None
+        self.health = HealthChecks()
+        self.openapi_v3 = OpenAPIV3(registry)
         registry.on_change.append(self._invalidate)
 
     def _invalidate(self) -> None:
@@ -45,9 +66,18 @@ class ApiApp:
             "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}", "resources": resources}
 
     def make(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+        record = metrics.middleware(self._known)
+        app = web.Application(middlewares=[record, bodies.middleware, self._middleware,
+                                           *self.authenticated_middlewares],
+                              client_max_size=self.limits.max_request_bytes)
+        app[bodies.LIMITS_KEY] = self.limits
+        app.on_response_prepare.append(deprecation.on_response_prepare)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
+
+    def _known(self, target: routing.Target) -> bool:
+        return (target.group, target.version) in self.group_handlers or \
+            self.registry.get(target.group, target.version, target.plural) is not None
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,6 +107,8 @@ class ApiApp:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         if request.method == "GET":
+            if path == "/metrics":
+                return await metrics.response(self.component_metrics)
             simple = self._simple_get(request, path)
             if simple is not None:
                 return simple
@@ -91,15 +123,15 @@ class ApiApp:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         if info.namespaced != bool(target.namespace) and target.name:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-        return await self.handlers.handle(request, info, target)
+        deprecation.mark(request, info)
+        return await protobuf_http.handle(request, info, target, self.handlers.handle)
 
     def _simple_get(self, request: web.Request, path: str) -> web.StreamResponse | None:
         if path == "/version":
             return json_response(discovery.version_info())
-        if path in ("/healthz", "/livez", "/readyz"):
-            if path == "/readyz" and not self.ready():
-                return web.Response(status=503, text="not ready")
-            return web.Response(text="ok")
+        probe = self.health.handle(request, path)
+        if probe is not None:
+            return probe
         if path == "/api":
             return json_response(discovery.core_versions(self.server_address))
         if path == "/apis":
@@ -108,6 +140,8 @@ class ApiApp:
                 entry = {"groupVersion": f"{group}/{version}", "version": version}
                 doc["groups"].append({"name": group, "versions": [entry], "preferredVersion": entry})
             return json_response(doc)
+        if path.startswith(OPENAPI_V3):
+            return self.openapi_v3.handle(request, path)
         if path == "/openapi/v2":
             json_doc, pb_doc = self._openapi_docs()
             if openapi_pb.MEDIA_TYPE in request.headers.get("Accept", "") or "protobuf" in request.headers.get("Accept", ""):
@@ -115,10 +149,10 @@ class ApiApp:
             return json_response(json_doc)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.resource_list(self.registry, "", parts[1])
-            if doc is None:
+            found = discovery.resource_list(self.registry, "", parts[1])
+            if found is None:
                 raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-            return json_response(doc)
+            return json_response(found)
         if parts[0] == "apis" and len(parts) in (2, 3):
             if len(parts) == 3 and (parts[1], parts[2]) in self.extra_discovery:
                 return json_response(self.extra_discovery[(parts[1], parts[2])])
@@ -128,9 +162,9 @@ class ApiApp:
                     entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in extra]
                     return json_response({"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
                                           "versions": entries, "preferredVersion": entries[0]})
-            doc = discovery.api_group(self.registry, parts[1]) if len(parts) == 2 \
+            found = discovery.api_group(self.registry, parts[1]) if len(parts) == 2 \
                 else discovery.resource_list(self.registry, parts[1], parts[2])
-            if doc is None:
+            if found is None:
                 raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-            return json_response(doc)
+            return json_response(found)
         return None

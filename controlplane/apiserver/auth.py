@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from controlplane.common.pki import new_token, token_digest, write_private_file
 class User:
     name: str
     groups: tuple[str, ...]
+    expires: float = 0.0  # epoch seconds after which the token is refused; 0: never
 
 
 class TokenAuthenticator:
@@ -47,18 +49,20 @@ class TokenAuthenticator:
         if mtime == self._mtime and not force:
             return
         self._mtime = mtime
-        self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])))
+        self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])), float(e.get("expires", 0)))
                          for e in json.loads(self.path.read_text())}
 
     def _save(self) -> None:
-        data = [{"sha256": digest, "user": u.name, "groups": list(u.groups)} for digest, u in self._entries.items()]
+        data = [{"sha256": digest, "user": u.name, "groups": list(u.groups), **({"expires": u.expires} if u.expires else {})}
+                for digest, u in self._entries.items()]
         write_private_file(self.path, json.dumps(data, indent=1).encode())
         self._mtime = self.path.stat().st_mtime
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(fd, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
@@ -71,17 +75,22 @@ class TokenAuthenticator:
                 self._entries = changed
             self._save()
 
-    def issue(self, user: str, groups: list[str]) -> str:
-        """Create a new token for `user`; only its digest is kept."""
+    def issue(self, user: str, groups: list[str], *, ttl: float | None = None) -> str:
+        """Create a new token for `user` (refused after `ttl` seconds if given); only its digest is kept."""
         token = new_token()
-        self.add(token, user, groups)
+        self.add(token, user, groups, expires=time.time() + ttl if ttl else 0.0)
         return token
 
-    def add(self, token: str, user: str, groups: list[str]) -> None:
-        self._update(lambda entries: entries.__setitem__(token_digest(token), User(user, tuple(groups))))
+    def add(self, token: str, user: str, groups: list[str], *, expires: float = 0.0) -> None:
+        self._update(lambda entries: entries.__setitem__(token_digest(token), User(user, tuple(groups), expires)))
 
     def revoke_user(self, user: str) -> None:
         self._update(lambda entries: {d: u for d, u in entries.items() if u.name != user})
+
+    def users(self) -> list[User]:
+        """Every identity with a token (one entry per token)."""
+        self._reload()
+        return list(self._entries.values())
 
     def has_user(self, user: str) -> bool:
         return any(u.name == user for u in self._entries.values())
@@ -92,4 +101,11 @@ class TokenAuthenticator:
         if time.monotonic() - self._checked > 1.0:
             self._reload()
         # Looking up the SHA-256 of the presented token leaks nothing useful about stored ones.
-        return self._entries.get(token_digest(header[7:].strip()))
+        digest = token_digest(header[7:].strip())
+        user = self._entries.get(digest)
+        if user is None:  # issued by another process since the last look (a component's own token)?
+            self._reload()  # one stat; the file is read again only when it changed
+            user = self._entries.get(digest)
+        if user is not None and user.expires and time.time() >= user.expires:
+            return None  # expired: as unknown as a token never issued
+        return user

@@ -165,3 +165,10 @@ def builtin_resources() -> list[ResourceInfo]:
               categories=["api-extensions"], columns=[Column("Created At", compute=lambda o: (o.get("metadata") or {}).get("creationTimestamp"))],
               merge_keys={**owner_keys, "status.conditions": "type"}),
     ]
+
+
+# shared with built-in kinds defined in modules of their own (services.py)
+builtin_info = _info
+obj_schema = _obj
+root_schema = _root
+AGE_COLUMN = _AGE

@@ -19,6 +19,7 @@ from typing import Any
 import celpy
 import orjson
 from celpy import celtypes
+from celpy.evaluation import CELEvalError
 
 from controlplane.apiserver.cel_values import K8S_FUNCTIONS, escape_property, to_cel
 from controlplane.apiserver.errors import Cause
@@ -250,7 +251,7 @@ class CelRules:
         if passed:
             return
         message = rule.message
-        if isinstance(result, (Exception, celpy.CELEvalError)):
+        if isinstance(result, (Exception, CELEvalError)):
             message = f"{rule.message} (rule could not be evaluated: {result})"
         elif rule.message_program is not None:
             with contextlib.suppress(Exception):  # keep the static message if it fails

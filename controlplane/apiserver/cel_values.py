@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celpy import celtypes, json_to_cel
+from celpy import celtypes
+from celpy.adapter import json_to_cel
 
 Schema = dict[str, Any]
 

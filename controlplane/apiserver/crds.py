@@ -15,8 +15,66 @@ from controlplane.apiserver.schema import StructuralSchema
 _AGE = Column("Age", "date", ".metadata.creationTimestamp")
 
 
+def _shape_errors(crd: dict[str, Any]) -> list[Cause]:
+    """Required fields and JSON types, so the checks below and `accepted_status` can rely on them."""
+    def required(path: str, what: str) -> Cause:
+        return Cause(path, f"Required value: {what}", "FieldValueRequired")
+
+    def wrong(path: str, what: str) -> Cause:
+        return Cause(path, f"Invalid value: must be {what}", "FieldValueTypeInvalid")
+
+    spec = crd.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec", "an object with group, names, scope and versions") if spec is None
+                else wrong("spec", "an object")]
+    out: list[Cause] = []
+    if not isinstance(spec.get("group"), str) or not spec.get("group"):
+        out.append(required("spec.group", "a non-empty string"))
+    if spec.get("scope") not in ("Namespaced", "Cluster"):
+        out.append(Cause("spec.scope", f"Unsupported value: {spec.get('scope')!r}: supported values: "
+                                       '"Cluster", "Namespaced"', "FieldValueNotSupported"))
+    names = spec.get("names")
+    if not isinstance(names, dict):
+        out.append(required("spec.names", "an object with plural and kind") if names is None
+                   else wrong("spec.names", "an object"))
+    else:
+        out += [required(f"spec.names.{k}", "a non-empty string") for k in ("plural", "kind")
+                if not isinstance(names.get(k), str) or not names.get(k)]
+        out += [wrong(f"spec.names.{k}", "a string") for k in ("singular", "listKind")
+                if names.get(k) is not None and not isinstance(names.get(k), str)]
+        out += [wrong(f"spec.names.{k}", "a list of strings") for k in ("shortNames", "categories")
+                if names.get(k) is not None and (not isinstance(names.get(k), list)
+                                                 or not all(isinstance(x, str) for x in names[k]))]
+    versions = spec.get("versions")
+    if not isinstance(versions, list) or not versions:
+        out.append(required("spec.versions", "a list of at least one version"))
+        return out
+    for i, v in enumerate(versions):
+        path = f"spec.versions[{i}]"
+        if not isinstance(v, dict):
+            out.append(wrong(path, "an object"))
+            continue
+        if not isinstance(v.get("name"), str) or not v.get("name"):
+            out.append(required(f"{path}.name", "a non-empty string"))
+        out += [wrong(f"{path}.{k}", "a boolean") for k in ("served", "storage")
+                if v.get(k) is not None and not isinstance(v.get(k), bool)]
+        for k in ("schema", "subresources"):
+            if v.get(k) is not None and not isinstance(v.get(k), dict):
+                out.append(wrong(f"{path}.{k}", "an object"))
+        schema = v.get("schema")
+        if isinstance(schema, dict) and schema.get("openAPIV3Schema") is not None \
+                and not isinstance(schema.get("openAPIV3Schema"), dict):
+            out.append(wrong(f"{path}.schema.openAPIV3Schema", "an object"))
+        columns = v.get("additionalPrinterColumns")
+        if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns)):
+            out.append(wrong(f"{path}.additionalPrinterColumns", "a list of objects"))
+    return out
+
+
 def validate_crd(crd: dict[str, Any]) -> list[Cause]:
-    causes: list[Cause] = []
+    causes: list[Cause] = _shape_errors(crd)
+    if causes:
+        return causes
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     group = spec.get("group") or ""
@@ -89,8 +147,17 @@ def infos_for(crd: dict[str, Any]) -> list[ResourceInfo]:
             short_names=list(names.get("shortNames") or []), categories=list(names.get("categories") or []),
             has_status="status" in (v.get("subresources") or {}), tracks_generation=True, columns=columns,
             storage_version=storage, crd_name=crd["metadata"]["name"], subresources=dict(v.get("subresources") or {}),
+            deprecation_warning=deprecation_warning(spec["group"], v, names["kind"]),
         ))
     return infos
+
+
+def deprecation_warning(group: str, version: dict[str, Any], kind: str) -> str:
+    """What kube-apiserver warns of on every request for a deprecated version: the version's
+    `deprecationWarning`, else `<group>/<version> <Kind> is deprecated`; "" when not deprecated."""
+    if not version.get("deprecated"):
+        return ""
+    return str(version.get("deprecationWarning") or f"{group}/{version['name']} {kind} is deprecated")
 
 
 def accepted_status(crd: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def datastore() -> None:
 @_output
 def backup_cmd(data_dir: Path, target: Path, output: str) -> None:
     """A consistent copy of the datastore, taken online while the server runs."""
-    from controlplane.apiserver.datastore import DatastoreError, backup
+    from controlplane.apiserver.backups import DatastoreError, backup
 
     try:
         _print(backup(data_dir, target), output, "datastore backup")
@@ -63,7 +63,7 @@ def backup_cmd(data_dir: Path, target: Path, output: str) -> None:
 @_output
 def restore_cmd(data_dir: Path, source: Path, output: str) -> None:
     """Put a backup back (stop dvp-server first; the replaced files are moved aside, not deleted)."""
-    from controlplane.apiserver.datastore import DatastoreError, restore
+    from controlplane.apiserver.backups import DatastoreError, restore
 
     try:
         _print(restore(data_dir, source), output, "datastore restored")
@@ -78,7 +78,7 @@ def restore_cmd(data_dir: Path, source: Path, output: str) -> None:
 @_output
 def info_cmd(data_dir: Path, path: Path | None, output: str) -> None:
     """Data version, object count, revision and the dvp version that last opened it."""
-    from controlplane.apiserver.datastore import DatastoreError, db_path, describe
+    from controlplane.apiserver.backups import DatastoreError, db_path, describe
     from controlplane.apiserver.migrations import data_version
 
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.apiserver import datastore
+
 
 @dataclass
 class Cause:
@@ -90,6 +92,22 @@ def bad_request(message: str) -> ApiError:
 
 def gone(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
+
+
+CONFLICT_ADVICE = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def from_storage(exc: datastore.StorageError, resource: str, group: str, name: str) -> ApiError:
+    """The one mapping of the datastore's errors to HTTP (the service calls it on every write)."""
+    if isinstance(exc, datastore.NotFound):
+        return not_found(resource, group, name)
+    if isinstance(exc, datastore.Exists):
+        return already_exists(resource, group, name)
+    if isinstance(exc, datastore.Conflict):
+        return conflict(resource, group, name, CONFLICT_ADVICE)
+    if isinstance(exc, datastore.Expired):
+        return gone(str(exc))
+    return internal(f"{exc}; the write was not stored — retry, and check the server's disk if this persists")
 
 
 def unauthorized() -> ApiError:

@@ -20,9 +20,9 @@ from collections.abc import Hashable
 from typing import Any
 
 from controlplane.apiserver import errors
+from controlplane.apiserver.datastore import Datastore, Event
 from controlplane.apiserver.service import ApiService, DeleteOptions
-from controlplane.apiserver.storage import Event, Store
-from controlplane.apiserver.workqueue import WorkQueue
+from controlplane.apiserver.workqueue import AsyncWorker
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,11 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 class GarbageCollector:
     def __init__(self, service: ApiService) -> None:
         self.service = service
-        self.store: Store = service.store
+        self.store: Datastore = service.store
         self.uids: dict[str, Ref] = {}
         self.dependents: dict[str, set[Ref]] = {}
         self._owners_of: dict[Ref, set[str]] = {}
-        self.queue = WorkQueue("gc", self._process)
+        self.queue = AsyncWorker("gc", self._process)
 
     def start(self) -> None:
         for resource in self.store.resources():
@@ -51,8 +51,8 @@ class GarbageCollector:
         for ref in list(self._owners_of):
             self.queue.add(("dependent", *ref))
         for _uid, ref in self.uids.items():
-            stored = self.store.get(*ref)
-            if stored and _meta(stored.obj).get("deletionTimestamp"):
+            owner = self.store.get(*ref)
+            if owner and _meta(owner.obj).get("deletionTimestamp"):
                 self.queue.add(("owner", *ref))
         self.store.subscribe(self._on_events)
         self.queue.start()
@@ -61,7 +61,7 @@ class GarbageCollector:
         meta = _meta(obj)
         if meta.get("uid"):
             self.uids[meta["uid"]] = ref
-        owners = {o.get("uid") for o in meta.get("ownerReferences") or [] if isinstance(o, dict) and o.get("uid")}
+        owners = {str(o["uid"]) for o in meta.get("ownerReferences") or [] if isinstance(o, dict) and o.get("uid")}
         for uid in self._owners_of.get(ref, set()) - owners:
             self.dependents.get(uid, set()).discard(ref)
         for uid in owners:
@@ -155,7 +155,8 @@ class GarbageCollector:
                 stored = self.store.get(res, key)
                 if dep_info is None or stored is None:
                     continue
-                ref = next((r for r in _meta(stored.obj).get("ownerReferences") or [] if r.get("uid") == uid), {})
+                ref: dict[str, Any] = next((r for r in _meta(stored.obj).get("ownerReferences") or []
+                                            if r.get("uid") == uid), {})
                 if ref.get("blockOwnerDeletion"):
                     blocking += 1
                 if not _meta(stored.obj).get("deletionTimestamp"):

@@ -9,15 +9,16 @@ import time
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
-from controlplane.apiserver import errors, tables
+from controlplane.apiserver import bodies, conversion, errors, read_options, tables
+from controlplane.apiserver.apply import requests as apply_requests
+from controlplane.apiserver.datastore import Stored
+from controlplane.apiserver.protobuf.http import CODEC, DECODED_BODY
 from controlplane.apiserver.resources import ResourceInfo
 from controlplane.apiserver.routing import Target
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
-from controlplane.apiserver.service import ApiService, DeleteOptions
-from controlplane.apiserver.storage import Stored
+from controlplane.apiserver.service import ApiService, DeleteOptions, object_key
 from controlplane.apiserver.watch import WatchHub
 
 JSON = "application/json"
@@ -35,33 +36,35 @@ def error_response(exc: errors.ApiError) -> web.Response:
 
 
 async def read_body(request: web.Request) -> Any:
-    raw = await request.read()
+    if DECODED_BODY in request:  # a protobuf body, decoded by protobuf.http
+        return request[DECODED_BODY]
+    limits = bodies.limits_of(request)
+    raw = await bodies.read_limited(request, limits)
     if not raw:
         return None
-    ctype = request.content_type
-    try:
-        if "yaml" in ctype and "apply-patch" not in ctype:
-            return yaml.safe_load(raw)
-        return orjson.loads(raw)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise errors.bad_request(f"the body of the request could not be decoded as {ctype or 'JSON'}: {exc}") from exc
+    return await bodies.decode(raw, request.content_type, limits)
 
 
 def present(info: ResourceInfo, stored: Stored) -> bytes:
     """The object's bytes as the requested version shows them."""
     if info.is_storage_version:
         return stored.raw
-    obj = stored.copy()
-    obj["apiVersion"] = info.api_version
-    return orjson.dumps(obj)
+    return orjson.dumps(conversion.view(info, stored.copy()))
 
 
 def _obj_view(info: ResourceInfo, stored: Stored) -> dict[str, Any]:
     if info.is_storage_version:
         return stored.obj
-    obj = stored.copy()
-    obj["apiVersion"] = info.api_version
-    return obj
+    return conversion.view(info, stored.copy())
+
+
+def _answer(request: web.Request, info: ResourceInfo, stored: Stored, status: int = 200) -> web.Response:
+    """The object in the negotiated format: protobuf encoded straight from the stored dict
+    (`protobuf.http.ProtobufAnswers`), else its stored JSON bytes."""
+    codec = request.get(CODEC)
+    if codec is not None:
+        return codec.object_response(_obj_view(info, stored), status)  # type: ignore[no-any-return]
+    return json_response(present(info, stored), status)
 
 
 def _int_param(request: web.Request, name: str) -> int:
@@ -102,37 +105,53 @@ class ResourceHandlers:
                     return await self.watch(request, info, ns)
                 return self.list(request, info, ns, accept)
             if method == "POST":
-                stored = await self.service.create(info, ns, await read_body(request), dry_run=dry_run)
-                return json_response(present(info, stored), 201)
+                opts = apply_requests.write_options(request)
+                stored = await self.service.create(info, ns, await apply_requests.read_body(request, opts),
+                                                   dry_run=dry_run, options=opts)
+                return apply_requests.add_warnings(_answer(request, info, stored, 201), opts)
             if method == "DELETE":
                 return await self.delete_collection(request, info, ns)
             raise errors.method_not_allowed(method, info.plural)
         if method == "GET":
-            stored = self.service.get(info, ns, target.name)
+            stored = self._get(request, info, ns, target.name)
             if tables.wants_table(accept):
                 return json_response(tables.table(info, [_obj_view(info, stored)], version=tables.table_version(accept),
                                                   include=request.query.get("includeObject", "Metadata"),
                                                   list_meta={"resourceVersion": str(stored.rv)}))
-            return json_response(present(info, stored))
+            return _answer(request, info, stored)
         if method == "PUT":
-            stored = await self.service.update(info, ns, target.name, await read_body(request), subresource=sub,
-                                               dry_run=dry_run)
-            return json_response(present(info, stored))
+            opts = apply_requests.write_options(request)
+            stored = await self.service.update(info, ns, target.name, await apply_requests.read_body(request, opts),
+                                               subresource=sub, dry_run=dry_run, options=opts)
+            return apply_requests.add_warnings(_answer(request, info, stored), opts)
         if method == "PATCH":
-            stored = await self.service.patch(info, ns, target.name, request.content_type, await read_body(request),
-                                              subresource=sub, dry_run=dry_run)
-            return json_response(present(info, stored))
+            opts = apply_requests.write_options(request)
+            stored = await self.service.patch(info, ns, target.name, request.content_type,
+                                              await apply_requests.read_body(request, opts), subresource=sub,
+                                              dry_run=dry_run, options=opts)
+            return apply_requests.add_warnings(_answer(request, info, stored), opts)
         if method == "DELETE":
             options = await self._delete_options(request)
             stored, removed = await self.service.delete(info, ns, target.name, options)
             if removed:
                 meta = stored.obj.get("metadata") or {}
                 return json_response(errors.success_status(target.name, info.group, info.plural, meta.get("uid", "")))
-            return json_response(present(info, stored))
+            return _answer(request, info, stored)
         raise errors.method_not_allowed(method, info.plural)
 
+    def _get(self, request: web.Request, info: ResourceInfo, ns: str, name: str) -> Stored:
+        version = read_options.read_version(request.query, self.service.store)
+        if not version.exact:
+            return self.service.get(info, ns, name)
+        assert version.rv is not None
+        found = read_options.object_at(self.service.store, info.storage_resource, object_key(info, ns, name),
+                                       version.rv)
+        if found is None:
+            raise errors.not_found(info.plural, info.group, name)
+        return found
+
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
-        body = await read_body(request) if request.can_read_body else None
+        body = await read_body(request) if request.can_read_body or DECODED_BODY in request else None
         body = body if isinstance(body, dict) else {}
         pre = body.get("preconditions") or {}
         policy = body.get("propagationPolicy") or request.query.get("propagationPolicy") or ""
@@ -149,8 +168,10 @@ class ResourceHandlers:
 
     def list(self, request: web.Request, info: ResourceInfo, ns: str, accept: str) -> web.Response:
         labels, fields = self._selectors(info, request)
-        result = self.service.list(info, ns, labels=labels, fields=fields, limit=_int_param(request, "limit"),
-                                   continue_token=request.query.get("continue", ""))
+        at = read_options.list_snapshot(request.query, self.service.store, info.storage_resource,
+                                        ns if info.namespaced and ns else None)
+        result = self.service.list(info, ns, labels=labels, fields=fields, limit=read_options.parse_limit(request.query),
+                                   continue_token=request.query.get("continue", ""), at=at)
         meta: dict[str, Any] = {"resourceVersion": str(result.rv)}
         if result.continue_token:
             meta["continue"] = result.continue_token
@@ -159,6 +180,9 @@ class ResourceHandlers:
             objs = [_obj_view(info, s) for s in result.items]
             return json_response(tables.table(info, objs, version=tables.table_version(accept),
                                               include=request.query.get("includeObject", "Metadata"), list_meta=meta))
+        if CODEC in request:  # protobuf, encoded from the stored dicts
+            objs = [s.obj for s in result.items] if info.is_storage_version else [_obj_view(info, s) for s in result.items]
+            return request[CODEC].list_response(meta, objs)  # type: ignore[no-any-return]
         head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta})
         body = head[:-1] + b',"items":[' + b",".join(present(info, s) for s in result.items) + b"]}"
         return json_response(body)
@@ -182,15 +206,18 @@ class ResourceHandlers:
 
     async def watch(self, request: web.Request, info: ResourceInfo, ns: str) -> web.StreamResponse:
         labels, fields = self._selectors(info, request)
-        rv_param = request.query.get("resourceVersion", "")
-        since = None if rv_param in ("", "0") else _int_param(request, "resourceVersion")
+        version = read_options.read_version(request.query, self.service.store, watch=True)
+        initial_events = request.query.get("sendInitialEvents") == "true"
+        since = None if initial_events else version.rv
         timeout = _int_param(request, "timeoutSeconds") or DEFAULT_WATCH_TIMEOUT
         bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
         accept = request.headers.get("Accept", "")
         as_table = tables.wants_table(accept)
         table_version = tables.table_version(accept)
         include = request.query.get("includeObject", "Metadata")
-        response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+        codec = request.get(CODEC)  # protobuf frames instead of JSON lines
+        response = web.StreamResponse(headers={"Content-Type": codec.content_type if codec else JSON,
+                                               "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         try:
             watcher, initial = self.hub.open(info.storage_resource, namespace=ns if info.namespaced and ns else None,
@@ -199,8 +226,10 @@ class ResourceHandlers:
             if exc.code != 410:
                 raise
             await response.prepare(request)
-            await response.write(orjson.dumps({"type": "ERROR", "object": exc.to_status()}) + b"\n")
+            await response.write(codec.frame("ERROR", exc.to_status()) if codec
+                                 else orjson.dumps({"type": "ERROR", "object": exc.to_status()}) + b"\n")
             return response
+        initial_rv = self.service.store.rv
         first = [True]
 
         def encode(typ: str, stored: Stored) -> bytes:
@@ -209,12 +238,17 @@ class ResourceHandlers:
                                    list_meta={"resourceVersion": str(stored.rv)}, headers=first[0])
                 first[0] = False
                 return orjson.dumps({"type": typ, "object": obj}) + b"\n"
+            if codec:
+                return bytes(codec.event(typ, _obj_view(info, stored)))
             return b'{"type":"' + typ.encode() + b'","object":' + present(info, stored) + b"}\n"
 
         try:
             await response.prepare(request)
             if initial:
                 await response.write(b"".join(encode(t, s) for t, s in initial))
+            if initial_events:
+                end = read_options.initial_events_end(info.kind, info.api_version, initial_rv)
+                await response.write(orjson.dumps(end) + b"\n")
             deadline = time.monotonic() + timeout
             while True:
                 left = deadline - time.monotonic()
@@ -226,7 +260,8 @@ class ResourceHandlers:
                     if bookmarks and watcher.queue.empty():
                         mark = {"kind": info.kind, "apiVersion": info.api_version,
                                 "metadata": {"resourceVersion": str(self.service.store.rv)}}
-                        await response.write(orjson.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+                        await response.write(codec.frame("BOOKMARK", mark) if codec
+                                             else orjson.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
                     continue
                 if item is None:  # the watcher fell behind; the client re-watches
                     break

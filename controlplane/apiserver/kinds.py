@@ -20,6 +20,20 @@ def prepare(info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None)
     """Fill in server-owned fields of built-in kinds; return kind-specific problems."""
     if not info.builtin:
         return []
+    for field_name in ("spec", "status"):
+        if field_name in obj and not isinstance(obj[field_name], dict) and info.kind in _OBJECT_PARTS:
+            return [Cause(field_name, f"Invalid value: must be an object, not {type(obj[field_name]).__name__}",
+                          "FieldValueTypeInvalid")]
+    try:
+        return _prepare(info, obj, old)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a shape no check above foresaw: 422, not 500
+        return [Cause("", f"Invalid value: a field of this {info.kind} has the wrong type or is missing ({exc!r})")]
+
+
+_OBJECT_PARTS = ("Namespace", "CustomResourceDefinition", "Node")
+
+
+def _prepare(info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     kind = info.kind
     if kind == "Secret":
         return _secret(obj)
@@ -51,6 +65,12 @@ def _secret(obj: dict[str, Any]) -> list[Cause]:
     obj.setdefault("type", "Opaque")
     string_data = obj.pop("stringData", None) or {}
     data = obj.get("data") or {}
+    for field_name, value in (("stringData", string_data), ("data", data)):
+        if not isinstance(value, dict):
+            causes.append(Cause(field_name, f"Invalid value: must be a map of strings, not {type(value).__name__}",
+                                "FieldValueTypeInvalid"))
+    if causes:
+        return causes
     for k, v in string_data.items():
         data[k] = base64.b64encode(str(v).encode()).decode()
     for k, v in data.items():

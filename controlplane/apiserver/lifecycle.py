@@ -14,11 +14,11 @@ from collections.abc import Hashable
 from typing import Any
 
 from controlplane.apiserver import crds, errors
+from controlplane.apiserver.datastore import Datastore, Event
 from controlplane.apiserver.kinds import CRD_CLEANUP_FINALIZER
 from controlplane.apiserver.resources import Registry
 from controlplane.apiserver.service import ApiService, DeleteOptions
-from controlplane.apiserver.storage import Event, Store
-from controlplane.apiserver.workqueue import WorkQueue
+from controlplane.apiserver.workqueue import AsyncWorker
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,9 @@ NS_RESOURCE = "/namespaces"
 class Lifecycle:
     def __init__(self, service: ApiService) -> None:
         self.service = service
-        self.store: Store = service.store
+        self.store: Datastore = service.store
         self.registry: Registry = service.registry
-        self.queue = WorkQueue("lifecycle", self._process)
+        self.queue = AsyncWorker("lifecycle", self._process)
 
     def load_crds(self) -> None:
         """Serve every stored CRD (called once at start, before the listener opens)."""
@@ -132,6 +132,6 @@ class Lifecycle:
                 remaining += await self._delete_all(info.storage_resource, name)
         if remaining:
             return
-        info = self.registry.get("", "v1", "namespaces")
-        assert info is not None
-        await self.service.patch(info, "", name, "application/merge-patch+json", {"spec": {"finalizers": None}})
+        ns_info = self.registry.get("", "v1", "namespaces")
+        assert ns_info is not None
+        await self.service.patch(ns_info, "", name, "application/merge-patch+json", {"spec": {"finalizers": None}})

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from controlplane.apiserver.errors import Cause
+from controlplane.apiserver.metatypes import metadata_type_causes
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -65,18 +66,29 @@ def label_value_errors(value: str) -> list[str]:
     return []
 
 
-def validate_metadata(meta: Any, *, namespaced: bool, name_is_label: bool = False) -> list[Cause]:
+def path_segment_errors(name: str) -> list[str]:
+    """Names that only need to be one URL path segment (RBAC kinds: `system:basic-user`)."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+def validate_metadata(meta: Any, *, namespaced: bool, name_is_label: bool = False,
+                      name_is_path_segment: bool = False) -> list[Cause]:
     """All problems with an object's metadata (name already resolved from generateName)."""
     if not isinstance(meta, dict):
         return [Cause("metadata", "Required value", "FieldValueRequired")]
-    causes: list[Cause] = []
+    causes = metadata_type_causes(meta)
+    if causes:
+        return causes
     name = meta.get("name")
     if not name:
         causes.append(Cause("metadata.name", "Required value: name or generateName is required", "FieldValueRequired"))
     elif not isinstance(name, str):
         causes.append(Cause("metadata.name", f"Invalid value: {name!r}: must be a string"))
     else:
-        check = dns1123_label_errors if name_is_label else dns1123_subdomain_errors
+        check = dns1123_label_errors if name_is_label else \
+            path_segment_errors if name_is_path_segment else dns1123_subdomain_errors
         causes += [Cause("metadata.name", f'Invalid value: "{name}": {e}') for e in check(name)]
     for field_name in ("labels", "annotations"):
         value = meta.get(field_name)

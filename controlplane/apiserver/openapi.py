@@ -91,13 +91,44 @@ def kind_definition(info: ResourceInfo) -> dict[str, Any]:
     return schema
 
 
+LIST_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
+COMMON_DEFINITIONS: dict[str, Any] = {
+    LIST_META: {"description": "Metadata of a list: resourceVersion and the continue token of a paged list.",
+                "type": "object", "properties": {"resourceVersion": _S, "continue": _S, "selfLink": _S,
+                                                 "remainingItemCount": {"type": "integer", "format": "int64"}}},
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Patch": {
+        "description": "A JSON patch, merge patch, strategic merge patch or apply configuration.", "type": "object"},
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Status": {
+        "description": "The result of an operation that returns no object.", "type": "object",
+        "properties": {"apiVersion": _S, "kind": _S, "status": _S, "message": _S, "reason": _S,
+                       "code": {"type": "integer", "format": "int32"},
+                       "details": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        "x-kubernetes-group-version-kind": [{"group": "", "kind": "Status", "version": "v1"}]},
+}
+
+
+def list_definition(info: ResourceInfo, ref: dict[str, Any], list_meta_ref: dict[str, Any]) -> dict[str, Any]:
+    return {"description": f"A list of {info.kind} objects.", "type": "object", "required": ["items"],
+            "properties": {"apiVersion": _S, "kind": _S, "metadata": list_meta_ref,
+                           "items": {"type": "array", "items": ref}},
+            "x-kubernetes-group-version-kind": [{"group": info.group, "kind": info.list_kind,
+                                                 "version": info.version}]}
+
+
 def build(registry: Registry) -> dict[str, Any]:
-    definitions: dict[str, Any] = {OBJECT_META: OBJECT_META_SCHEMA}
+    from controlplane.apiserver.openapi_paths import PathBuilder, base_path
+
+    definitions: dict[str, Any] = {OBJECT_META: OBJECT_META_SCHEMA, **COMMON_DEFINITIONS}
+    paths: dict[str, Any] = {}
+    builder = PathBuilder(v3=False)
     for info in sorted(registry.all(), key=definition_name):
-        definitions[definition_name(info)] = kind_definition(info)
+        name = definition_name(info)
+        definitions[name] = kind_definition(info)
+        definitions[name + "List"] = list_definition(info, builder.ref(name), builder.ref(LIST_META))
+        paths.update(builder.resource_paths(info, base_path(info), name, name + "List"))
     return {
         "swagger": "2.0",
         "info": {"title": "dvp", "version": __version__},
-        "paths": {},
+        "paths": dict(sorted(paths.items())),
         "definitions": definitions,
     }

@@ -2,10 +2,11 @@
 
 kubectl (1.20 and later) fetches `/openapi/v2` with
 `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf` and parses the
-protobuf form for `kubectl explain` and client-side validation. Only the messages a
-definitions-only document needs are encoded: Document, Info, Paths, Definitions,
-NamedSchema, Schema, Properties, ItemsItem, TypeItem, AdditionalPropertiesItem, NamedAny
-and Any (values carried as YAML text, as gnostic does). Field numbers follow gnostic's
+protobuf form for `kubectl explain`, client-side validation and (1.20) its dry-run
+detection, which reads the PATCH operations' parameters. Encoded: Document, Info, Paths,
+PathItem, Operation, Parameter (body, query, path), Responses, Definitions, NamedSchema,
+Schema, Properties, ItemsItem, TypeItem, AdditionalPropertiesItem, NamedAny and Any (values
+carried as YAML text, as gnostic does). Field numbers follow gnostic's
 published OpenAPIv2.proto.
 """
 
@@ -117,12 +118,69 @@ def schema(s: dict[str, Any]) -> bytes:
     return bytes(out)
 
 
+def _parameter(p: dict[str, Any]) -> bytes:
+    """A ParametersItem holding a Parameter: a BodyParameter, or a query/path NonBodyParameter."""
+    if p.get("in") == "body":
+        body = (_str(1, p.get("description", "")) + _str(2, p["name"]) + _str(3, "body")
+                + _bool(4, p.get("required")) + _bytes(5, schema(p.get("schema") or {})))
+        return _bytes(1, _bytes(1, body))
+    common = _bool(1, p.get("required")) + _str(2, p["in"]) + _str(3, p.get("description", "")) + _str(4, p["name"])
+    if p["in"] == "path":  # PathParameterSubSchema: type 5, unique_items 19
+        sub = _bytes(4, common + _str(5, p.get("type", "")) + _bool(19, p.get("uniqueItems")))
+    else:  # QueryParameterSubSchema: type 6, unique_items 20
+        sub = _bytes(3, common + _str(6, p.get("type", "")) + _bool(20, p.get("uniqueItems")))
+    return _bytes(1, _bytes(2, sub))
+
+
+def _operation(op: dict[str, Any]) -> bytes:
+    out = bytearray()
+    for tag in op.get("tags", []):
+        out += _str(1, tag)
+    out += _str(3, op.get("description", "")) + _str(5, op.get("operationId", ""))
+    for t in op.get("produces", []):
+        out += _str(6, t)
+    for t in op.get("consumes", []):
+        out += _str(7, t)
+    for p in op.get("parameters", []):
+        out += _bytes(8, _parameter(p))
+    codes = bytearray()
+    for code, resp in op.get("responses", {}).items():
+        response = _str(1, resp.get("description", ""))
+        if "schema" in resp:
+            response += _bytes(2, _bytes(1, schema(resp["schema"])))
+        codes += _bytes(1, _str(1, code) + _bytes(2, _bytes(1, response)))
+    out += _bytes(9, bytes(codes))
+    for scheme in op.get("schemes", []):
+        out += _str(10, scheme)
+    for k, v in op.items():
+        if k.startswith("x-"):
+            out += _bytes(13, _named_any(k, v))
+    return bytes(out)
+
+
+_PATH_ITEM_FIELDS = {"get": 2, "put": 3, "post": 4, "delete": 5, "options": 6, "head": 7, "patch": 8}
+
+
+def paths(doc_paths: dict[str, Any]) -> bytes:
+    """The Paths message: NamedPathItem per path, each PathItem with its operations and parameters."""
+    out = bytearray()
+    for path, item in doc_paths.items():
+        body = bytearray()
+        for method, number in _PATH_ITEM_FIELDS.items():
+            if method in item:
+                body += _bytes(number, _operation(item[method]))
+        for p in item.get("parameters", []):
+            body += _bytes(9, _parameter(p))
+        out += _bytes(2, _str(1, path) + _bytes(2, bytes(body)))
+    return bytes(out)
+
+
 def document(doc: dict[str, Any]) -> bytes:
     out = bytearray()
     out += _str(1, doc.get("swagger", "2.0"))
     info = doc.get("info", {})
     out += _bytes(2, _str(1, info.get("title", "")) + _str(2, info.get("version", "")))
-    out += _bytes(8, b"")
+    out += _bytes(8, paths(doc.get("paths", {})))
     defs = b"".join(_bytes(1, _str(1, name) + _bytes(2, schema(s))) for name, s in doc.get("definitions", {}).items())
     out += _bytes(9, defs)
     return bytes(out)

@@ -51,6 +51,7 @@ class ResourceInfo:
     verbs: list[str] = field(default_factory=lambda: list(ALL_VERBS))
     crd_name: str = ""
     subresources: dict[str, Any] = field(default_factory=dict)
+    deprecation_warning: str = ""  # a deprecated version: the `Warning` every answer for it carries
 
     @property
     def api_version(self) -> str:

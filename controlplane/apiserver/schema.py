@@ -11,7 +11,7 @@ the real server's, so a 422 from here reads like one from a real cluster.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
@@ -57,7 +57,9 @@ class StructuralSchema:
     def __init__(self, schema: dict[str, Any], *, kind: str) -> None:
         self.schema = schema
         self.kind = kind
-        self._validator = jsonschema.Draft4Validator(to_json_schema(self._without_metadata(schema)))
+        self._json_schema = to_json_schema(self._without_metadata(schema))
+        self._validator = jsonschema.Draft4Validator(self._json_schema)
+        self._property_validators: dict[str, jsonschema.Draft4Validator] = {}
         self.cel = CelRules(schema)
 
     @staticmethod
@@ -97,10 +99,36 @@ class StructuralSchema:
 
     # -- validation -------------------------------------------------------------------------
     def validate(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
-        causes = [self._cause(e) for e in self._validator.iter_errors(obj)]
+        causes = [self._cause(e) for e in self._keyword_errors(obj, old)]
         causes.extend(_list_uniqueness(obj, self.schema, []))
         causes.extend(self.cel.evaluate(obj, old))
         return causes
+
+    # root keywords under which each top-level field can be checked on its own
+    _PER_FIELD_ROOT = frozenset({"type", "properties", "required", "description"})
+
+    def _keyword_errors(self, obj: dict[str, Any], old: dict[str, Any] | None
+                        ) -> Iterator[jsonschema.ValidationError]:
+        """The schema's keyword errors. On an update, a top-level field equal to the stored
+        one (so validated when it was stored) is not checked again: a status write checks
+        the status, not the spec (as kube-apiserver's validation ratcheting lets unchanged
+        fields be). Anything this shortcut cannot decide goes through the whole schema."""
+        root = self._json_schema
+        props = root.get("properties")
+        if old is None or set(root) - self._PER_FIELD_ROOT or not isinstance(props, dict) \
+                or any(r not in obj for r in root.get("required", ())):
+            yield from self._validator.iter_errors(obj)
+            return
+        for key, value in obj.items():
+            sub = props.get(key)
+            if sub is None or (key in old and old[key] == value):
+                continue
+            validator = self._property_validators.get(key)
+            if validator is None:
+                validator = self._property_validators[key] = jsonschema.Draft4Validator(sub)
+            for error in validator.iter_errors(value):
+                error.path.appendleft(key)  # `relative_path` is the same deque
+                yield error
 
     def _cause(self, e: jsonschema.ValidationError) -> Cause:
         path = list(e.absolute_path)
@@ -123,7 +151,7 @@ class StructuralSchema:
             return Cause(fp, f"Too long: may not be longer than {e.validator_value}", "FieldValueTooLong")
         if rule == "maxItems":
             return Cause(fp, f"Too many: {len(v)}: must have at most {e.validator_value} items", "FieldValueTooMany")
-        words = {
+        words: dict[str, Callable[[], str]] = {
             "minimum": lambda: ("be greater than" if e.schema.get("exclusiveMinimum") else "be greater than or equal to")
             + f" {e.validator_value}",
             "maximum": lambda: ("be less than" if e.schema.get("exclusiveMaximum") else "be less than or equal to")

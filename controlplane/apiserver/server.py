@@ -19,18 +19,23 @@ from typing import Any
 
 from aiohttp import web
 
-from controlplane.apiserver import errors, subresources, tokenreview
+from controlplane.apiserver import errors, metrics, metrics_api, reviews, services, subresources, tokenreview
 from controlplane.apiserver.app import ApiApp
 from controlplane.apiserver.auth import TokenAuthenticator
+from controlplane.apiserver.authz import bootstrap as authz_bootstrap
+from controlplane.apiserver.authz.audit import AuditLog
+from controlplane.apiserver.authz.kinds import rbac_resources
+from controlplane.apiserver.bodies import BodyLimits
 from controlplane.apiserver.builtins import builtin_resources
 from controlplane.apiserver.gc import GarbageCollector
 from controlplane.apiserver.handlers import ResourceHandlers
 from controlplane.apiserver.lifecycle import Lifecycle
+from controlplane.apiserver.readyz import ComponentChecks
 from controlplane.apiserver.resources import Registry
 from controlplane.apiserver.service import ApiService
 from controlplane.apiserver.storage import Store, StoreSettings
 from controlplane.apiserver.watch import WatchHub
-from controlplane.common import pki, upgradetest
+from controlplane.common import filemodes, pki, upgradetest
 from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,13 @@ class ServerConfig:
     extra_sans: list[str] = field(default_factory=list)
     crds: list[dict[str, Any]] = field(default_factory=list)
     store: StoreSettings = field(default_factory=StoreSettings)
+    limits: BodyLimits = field(default_factory=BodyLimits)
+    # set when a supervisor runs the components: its status file feeds /readyz?verbose
+    component_status_file: Path | None = None
+    # also serve plain HTTP on this Unix socket (mode 0600) for components on this host
+    unix_socket: Path | None = None
+    # "RBAC" (with the node authorizer and the audit log), or "AlwaysAllow" (benchmarks' peer)
+    authorization: str = "RBAC"
 
     @property
     def pki_dir(self) -> Path:
@@ -78,6 +90,7 @@ class APIServer:
         self._lifecycle: Lifecycle | None = None
         self.admin_token = ""
         self.proxy_token = ""
+        self._audit: AuditLog | None = None
 
     @property
     def url(self) -> str:
@@ -103,12 +116,15 @@ class APIServer:
         await self._step("starting garbage collector", self._start_loops)
         await self._step(f"listening on {self.config.host}:{self.config.port}", self._listen)
         await self._step("writing kubeconfig", self._write_kubeconfig)
+        await self._step("publishing the kubernetes Service", self._publish_service)
         self.ready.set()
         log.info("api server ready at %s", self.url)
 
     def _prepare_dir(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.config.data_dir.chmod(0o700)
+        filemodes.create_private_file(self.config.data_dir / "state.db")  # SQLite gives its WAL the same mode
+        filemodes.secure_tree(self.config.data_dir)
 
     def _sans(self) -> list[str]:
         sans = ["localhost", "127.0.0.1", socket.gethostname(), *self.config.extra_sans]
@@ -136,10 +152,10 @@ class APIServer:
     def _open_store(self) -> None:
         self.store = Store(self.config.data_dir / "state.db", settings=self.config.store)
         self.store.start()
-        self.service = ApiService(self.store, self.registry)
+        self.service = ApiService(self.store, self.registry, limits=self.config.limits)
 
     def _register(self) -> None:
-        for info in builtin_resources():
+        for info in [*builtin_resources(), *services.service_resources(), *rbac_resources()]:
             self.registry.add(info)
         assert self.service is not None
         self._lifecycle = Lifecycle(self.service)
@@ -171,6 +187,7 @@ class APIServer:
                 self.service.get(info, "", ns)
             except errors.ApiError:
                 await self.service.create(info, "", {"metadata": {"name": ns}})
+        await authz_bootstrap.ensure_defaults(self.service)
 
     def _start_loops(self) -> None:
         assert self.service is not None
@@ -180,24 +197,58 @@ class APIServer:
     async def _listen(self) -> None:
         assert self.service is not None and self.store is not None and self.auth is not None
         hub = WatchHub(self.store)
+        metrics.install(self.store, hub)  # scrape-time figures of this server's datastore
         self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
-                          server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready)
+                          server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready,
+                          limits=self.config.limits)
+        store = self.store
+        self.app.health.add("etcd", lambda: None if store.alive() else "the datastore writer stopped")
+        self.app.health.add_source(ComponentChecks(self._is_ready, status_file=self.config.component_status_file))
+        if self.config.component_status_file is not None:  # supervised: the components' figures too
+            self.app.component_metrics = self.config.data_dir
         proxy = subresources.StreamProxy(self.service, ca_file=self.ca.cert_path, token=self.proxy_token)  # type: ignore[union-attr]
         self.app.add_group(subresources.GROUP, subresources.VERSION, subresources.RESOURCES, proxy.handle)
-        self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES,
-                           tokenreview.handler(self.auth))
+        self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES + reviews.AUTHN_RESOURCES,
+                           reviews.authentication_handler(tokenreview.handler(self.auth)))
+        authorizer = None
+        if self.config.authorization == "RBAC":
+            authorizer, authorization = authz_bootstrap.install(self.service, self.config.data_dir)
+            self.app.authenticated_middlewares.append(authorization.handle)
+            self._audit = authorization.audit
+        self.app.add_group(reviews.AUTHZ_GROUP, reviews.VERSION, reviews.AUTHZ_RESOURCES,
+                           reviews.authorization_handler(authorizer))
+        self.app.add_group(metrics_api.GROUP, metrics_api.VERSION, metrics_api.RESOURCES,
+                           metrics_api.handler(self.store))
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.serving.cert_path, self.serving.key_path)
         self._runner = web.AppRunner(self.app.make(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0, lingering_time=0)  # unread bodies: close, never drain
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ctx, backlog=1024,
                            reuse_address=True)
         await site.start()
         server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(server, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        if self.config.unix_socket is not None:
+            await self._listen_unix(self.config.unix_socket)
+
+    async def _listen_unix(self, path: Path) -> None:
+        """Same app, same authentication, no TLS: the socket file is the owner's only."""
+        assert self._runner is not None
+        path.unlink(missing_ok=True)
+        await web.UnixSite(self._runner, str(path)).start()
+        path.chmod(0o600)
+
+    async def _publish_service(self) -> None:
+        assert self.service is not None
+        host = self.config.advertise_host or self.config.host
+        try:
+            await services.ensure_kubernetes_service(self.service, ip=services.endpoint_ip(host), port=self.port)
+        except errors.ApiError as exc:  # e.g. `default` being deleted: serve anyway, say why it is missing
+            log.warning("the kubernetes Service in default was not written: %s", exc.message)
 
     def _is_ready(self) -> bool:
         return self.ready.is_set() and not upgradetest.fails("server")
@@ -215,6 +266,8 @@ class APIServer:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+        if self._audit is not None:
+            self._audit.close()
         for loop_owner in (self._gc, self._lifecycle):
             if loop_owner is not None:
                 await loop_owner.queue.stop()

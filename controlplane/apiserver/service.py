@@ -12,18 +12,23 @@ import base64
 import datetime as dt
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from controlplane.apiserver import errors, kinds
+from controlplane.apiserver import admission_defaults, admission_vmmac, conversion, errors, kinds
 from controlplane.apiserver import patch as patching
+from controlplane.apiserver.apply import writes
+from controlplane.apiserver.apply.patching import server_side_apply
+from controlplane.apiserver.apply.writes import WriteOptions
+from controlplane.apiserver.bodies import BodyLimits, check_storable, off_loop_if_large
+from controlplane.apiserver.datastore import Datastore, StorageError, Stored
 from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.metadata import validate_metadata
 from controlplane.apiserver.resources import Registry, ResourceInfo
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
-from controlplane.apiserver.storage import Store, Stored
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
@@ -59,24 +64,34 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """What makes two versions different: everything but the resourceVersion and the time of
+    managedFields entries (an unchanged object is not rewritten)."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+                             for e in (obj.get("metadata") or {}).get("managedFields") or []]
     return {**obj, "metadata": meta}
 
 
 class ApiService:
-    def __init__(self, store: Store, registry: Registry) -> None:
+    def __init__(self, store: Datastore, registry: Registry, *, limits: BodyLimits | None = None) -> None:
         self.store = store
         self.registry = registry
+        self.limits = limits or BodyLimits()
+        # checks of a write by who makes it (RBAC escalation prevention): raise an ApiError to refuse
+        self.write_checks: list[Callable[[ResourceInfo, dict[str, Any], dict[str, Any] | None], None]] = []
 
     # -- errors bound to one object ------------------------------------------------------------
     @staticmethod
-    def _errs(info: ResourceInfo, name: str) -> dict[str, Any]:
-        return {
-            "not_found": lambda: errors.not_found(info.plural, info.group, name),
-            "conflict": lambda: errors.conflict(info.plural, info.group, name,
-                                                "the object has been modified; please apply your changes to the "
-                                                "latest version and try again"),
-        }
+    def _conflict(info: ResourceInfo, name: str) -> errors.ApiError:
+        return errors.conflict(info.plural, info.group, name, errors.CONFLICT_ADVICE)
+
+    @staticmethod
+    async def _written(info: ResourceInfo, name: str, write: Awaitable[Stored]) -> Stored:
+        """A datastore write, its storage-level errors answered as Kubernetes Status errors."""
+        try:
+            return await write
+        except StorageError as exc:
+            raise errors.from_storage(exc, info.plural, info.group, name) from exc
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, info: ResourceInfo, namespace: str, name: str) -> Stored:
@@ -86,8 +101,10 @@ class ApiService:
         return found
 
     def list(self, info: ResourceInfo, namespace: str, *, labels: LabelSelector | None = None,
-             fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "") -> ListResult:
-        rv = self.store.rv
+             fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "",
+             at: tuple[int, list[tuple[str, Stored]]] | None = None) -> ListResult:
+        """`at`: (revision, objects) to list from instead of the current state (resourceVersionMatch=Exact)."""
+        rv = self.store.rv if at is None else at[0]
         start = ""
         if continue_token:
             try:
@@ -97,7 +114,9 @@ class ApiService:
                 raise errors.bad_request(f"invalid continue token: {exc}") from exc
         ns = namespace if info.namespaced else None
         pinned = fields.name_equals() if fields else None
-        if pinned is not None and (ns or not info.namespaced):
+        if at is not None:
+            candidates: list[tuple[str, Stored | None]] = list(at[1])
+        elif pinned is not None and (ns or not info.namespaced):
             one = self.store.get(info.storage_resource, object_key(info, ns or "", pinned))
             candidates = [(object_key(info, ns or "", pinned), one)] if one else []
         else:
@@ -106,7 +125,7 @@ class ApiService:
         last_key = ""
         remaining = 0
         for key, stored in candidates:
-            if start and key <= start:
+            if stored is None or (start and key <= start):
                 continue
             if labels and not labels.matches(stored.obj):
                 continue
@@ -158,26 +177,39 @@ class ApiService:
             meta.pop("namespace", None)
         return meta
 
-    def _validate(self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    def _validate(self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None,
+                  options: WriteOptions | None = None, *, admit: bool = True) -> None:
+        check_storable(info.kind, info.group, str((obj.get("metadata") or {}).get("name") or ""), obj, self.limits)
+        if options is not None:
+            writes.check_validation(info, obj, options)
         causes: list[Cause] = validate_metadata(obj.get("metadata"), namespaced=info.namespaced,
-                                                name_is_label=info.kind == "Namespace" and info.builtin)
+                                                name_is_label=info.kind == "Namespace" and info.builtin,
+                                                name_is_path_segment=info.group == "rbac.authorization.k8s.io")
         causes += kinds.prepare(info, obj, old)
         if old is not None:
             causes += kinds.immutable_violation(info, obj, old)
         if info.schema is not None:
             info.schema.prune(obj)
             info.schema.apply_defaults(obj)
-            if not causes:
-                causes += info.schema.validate(obj, old)
+        if admit:  # mutating admission: after schema defaults, before validation (as kube-apiserver orders them)
+            causes += admission_defaults.default(self.store, info, obj)
+        if info.schema is not None and not causes and not (options is not None and options.typed_body):
+            causes += info.schema.validate(obj, old)
+        if admit and not causes:  # validating admission: after schema validation
+            causes += admission_vmmac.validate(self.store, info, obj, old)
+            for check in self.write_checks:
+                check(info, obj, old)
         if causes:
             name = (obj.get("metadata") or {}).get("name") or ""
             raise errors.invalid(info.kind, info.group, name, causes)
 
-    async def create(self, info: ResourceInfo, namespace: str, obj: Any, *, dry_run: bool = False) -> Stored:
+    async def create(self, info: ResourceInfo, namespace: str, obj: Any, *, dry_run: bool = False,
+                     options: WriteOptions | None = None) -> Stored:
+        options = options or WriteOptions()
         meta = self._check_identity(info, obj, namespace)
         self._check_namespace(info, namespace, str(meta.get("name") or meta.get("generateName") or ""))
         generate = not meta.get("name") and meta.get("generateName")
-        for k in (*_SERVER_META, "resourceVersion", "selfLink", "managedFields"):
+        for k in (*_SERVER_META, "resourceVersion", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -188,27 +220,25 @@ class ApiService:
         for _attempt in range(8 if generate else 1):
             if generate:
                 meta["name"] = str(meta["generateName"]) + "".join(random.choices(_NAME_CHARS, k=5))
-            self._validate(info, obj, None)
+            await off_loop_if_large(obj, lambda: self._admit_create(info, obj, options), self.limits)
             if dry_run:
                 return Stored(self.store.rv, orjson.dumps(obj), obj)
             name = meta["name"]
             try:
-                return await self.store.create(
-                    info.storage_resource, object_key(info, namespace, name), self._to_storage(info, obj),
-                    exists=lambda n=name: errors.already_exists(info.plural, info.group, n))
+                return await self._written(info, name, self.store.create(
+                    info.storage_resource, object_key(info, namespace, name), self._to_storage(info, obj)))
             except errors.ApiError as exc:
                 if not (generate and exc.reason == "AlreadyExists"):
                     raise
         raise errors.ApiError(500, "AlreadyExists", "could not generate a unique name; try again")
 
     def _to_storage(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        if not info.is_storage_version:
-            obj["apiVersion"] = f"{info.group}/{info.storage_version}"
-        return obj
+        return conversion.to_storage(info, obj) if not info.is_storage_version else obj
 
     # -- update ---------------------------------------------------------------------------------
     async def update(self, info: ResourceInfo, namespace: str, name: str, obj: Any, *, subresource: str = "",
-                     dry_run: bool = False, require_rv: bool | None = None) -> Stored:
+                     dry_run: bool = False, require_rv: bool | None = None,
+                     options: WriteOptions | None = None) -> Stored:
         meta = self._check_identity(info, obj, namespace)
         if meta.get("name") not in (None, name):
             raise errors.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the "
@@ -222,8 +252,9 @@ class ApiService:
             raise errors.invalid(info.kind, info.group, name, [
                 Cause("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")])
         if body_rv and str(body_rv) != str(current.rv):
-            raise self._errs(info, name)["conflict"]()
-        return await self._write_update(info, namespace, name, obj, current, subresource=subresource, dry_run=dry_run)
+            raise self._conflict(info, name)
+        return await self._write_update(info, namespace, name, obj, current, subresource=subresource, dry_run=dry_run,
+                                        options=options or WriteOptions())
 
     def _merge_for_update(self, info: ResourceInfo, obj: dict[str, Any], current: Stored,
                           subresource: str) -> dict[str, Any]:
@@ -234,6 +265,8 @@ class ApiService:
                 new["status"] = obj["status"]
             else:
                 new.pop("status", None)
+            if "managedFields" in obj["metadata"]:  # recomputed from the old ones unless an apply set them
+                new["metadata"]["managedFields"] = obj["metadata"]["managedFields"]
             return new
         new = obj
         meta = new["metadata"]
@@ -247,17 +280,29 @@ class ApiService:
                 new["status"] = orjson.loads(orjson.dumps(old["status"]))
             else:
                 new.pop("status", None)
-        if info.tracks_generation and _spec_part(new) != _spec_part(old):
-            meta["generation"] = int((old.get("metadata") or {}).get("generation") or 1) + 1
         return new
 
+    def _admit_create(self, info: ResourceInfo, obj: dict[str, Any], options: WriteOptions) -> None:
+        """Validation and managed-field tracking of a create: off the event loop for large objects."""
+        self._validate(info, obj, None, options)
+        if not options.tracked:
+            writes.track_create(info, obj, options)
+            options.tracked = True
+
+    def _admit_update(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any], options: WriteOptions,
+                      subresource: str) -> None:
+        """Validation and managed-field tracking of an update: off the event loop for large objects."""
+        self._validate(info, new, old, options, admit=subresource != "status")
+        if not options.tracked:
+            writes.track_update(info, old, new, options, subresource=subresource)
+
     async def _write_update(self, info: ResourceInfo, namespace: str, name: str, obj: dict[str, Any],
-                            current: Stored, *, subresource: str, dry_run: bool) -> Stored:
+                            current: Stored, *, subresource: str, dry_run: bool, options: WriteOptions) -> Stored:
         new = self._merge_for_update(info, obj, current, subresource)
-        new["apiVersion"] = info.api_version
-        old_view = current.copy()
-        old_view["apiVersion"] = info.api_version
-        self._validate(info, new, old_view)
+        new = conversion.view(info, new)
+        old_view = conversion.view(info, current.copy())
+        await off_loop_if_large(new, lambda: self._admit_update(info, new, old_view, options, subresource),
+                                self.limits)
         old_meta = current.obj.get("metadata") or {}
         if old_meta.get("deletionTimestamp"):
             added = set(new["metadata"].get("finalizers") or []) - set(old_meta.get("finalizers") or [])
@@ -266,29 +311,36 @@ class ApiService:
                     "metadata.finalizers", f"Forbidden: no new finalizers can be added if the object is being "
                     f"deleted, found new finalizers {sorted(added)!r}", "FieldValueForbidden")])
         self._to_storage(info, new)
+        # generation moves when the spec as stored moves: after defaulting and pruning, so a
+        # write that only restates defaults or sends pruned fields is the no-op it is
+        if subresource != "status" and info.tracks_generation and _spec_part(new) != _spec_part(current.obj):
+            new["metadata"]["generation"] = int(old_meta.get("generation") or 1) + 1
         if _comparable(new) == _comparable(current.obj):
             return current
         if dry_run:
             return Stored(current.rv, orjson.dumps(new), new)
         key = object_key(info, namespace, name)
-        errs = self._errs(info, name)
         if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
                 and not _spec_finalizers(info, new):
-            return await self.store.delete(info.storage_resource, key, current.rv, **errs)
-        return await self.store.update(info.storage_resource, key, new, current.rv, **errs)
+            return await self._written(info, name, self.store.delete(info.storage_resource, key, current.rv))
+        return await self._written(info, name, self.store.update(info.storage_resource, key, new, current.rv))
 
     # -- patch ----------------------------------------------------------------------------------
     async def patch(self, info: ResourceInfo, namespace: str, name: str, content_type: str, body: Any, *,
-                    subresource: str = "", dry_run: bool = False) -> Stored:
-        accepted = [patching.JSON_PATCH, patching.MERGE_PATCH]
+                    subresource: str = "", dry_run: bool = False, options: WriteOptions | None = None) -> Stored:
+        accepted = [patching.JSON_PATCH, patching.MERGE_PATCH, patching.APPLY_PATCH]
         if info.builtin:
             accepted.append(patching.STRATEGIC_PATCH)
         if content_type not in accepted:
             raise errors.unsupported_media_type(content_type, accepted)
+        options = options or WriteOptions()
+        if content_type == patching.APPLY_PATCH:
+            return await server_side_apply(self, info, namespace, name, body, subresource=subresource,
+                                           dry_run=dry_run, options=options)
         for _attempt in range(PATCH_RETRIES):
+            options.tracked = False
             current = self.get(info, namespace, name)
-            base = current.copy()
-            base["apiVersion"] = info.api_version
+            base = conversion.view(info, current.copy())
             if content_type == patching.JSON_PATCH:
                 new = patching.json_patch(base, body)
             elif content_type == patching.MERGE_PATCH:
@@ -297,22 +349,22 @@ class ApiService:
                 new = patching.strategic_merge_patch(base, body, info.merge_keys)
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch did not produce an object")
-            meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+            meta: dict[str, Any] = new["metadata"] if isinstance(new.get("metadata"), dict) else {}
             wanted_rv = meta.get("resourceVersion")
             if wanted_rv and str(wanted_rv) != str(current.rv) and _patch_sets_rv(body):
-                raise self._errs(info, name)["conflict"]()
+                raise self._conflict(info, name)
             meta["resourceVersion"] = str(current.rv)
             self._check_identity(info, new, namespace)
             if new["metadata"].get("name") != name:
                 raise errors.bad_request("the name of the object cannot be changed by a patch")
             try:
                 return await self._write_update(info, namespace, name, new, current, subresource=subresource,
-                                                dry_run=dry_run)
+                                                dry_run=dry_run, options=options)
             except errors.ApiError as exc:
-                if exc.reason == "Conflict" and not _patch_sets_rv(body):
+                if exc.reason == "Conflict" and not _patch_sets_rv(body) and not exc.details.get("causes"):
                     continue
                 raise
-        raise self._errs(info, name)["conflict"]()
+        raise self._conflict(info, name)
 
     # -- delete ---------------------------------------------------------------------------------
     async def delete(self, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions) -> tuple[Stored, bool]:
@@ -336,8 +388,8 @@ class ApiService:
             if not finalizers and not _spec_finalizers(info, current.obj):
                 if options.dry_run:
                     return current, True
-                stored = await self.store.delete(info.storage_resource, object_key(info, namespace, name),
-                                                 current.rv, **self._errs(info, name))
+                stored = await self._written(info, name, self.store.delete(
+                    info.storage_resource, object_key(info, namespace, name), current.rv))
                 return stored, True
             if meta.get("deletionTimestamp"):
                 return current, False
@@ -350,13 +402,13 @@ class ApiService:
             if options.dry_run:
                 return Stored(current.rv, orjson.dumps(new), new), False
             try:
-                stored = await self.store.update(info.storage_resource, object_key(info, namespace, name), new,
-                                                 current.rv, **self._errs(info, name))
+                stored = await self._written(info, name, self.store.update(
+                    info.storage_resource, object_key(info, namespace, name), new, current.rv))
                 return stored, False
             except errors.ApiError as exc:
                 if exc.reason != "Conflict":
                     raise
-        raise self._errs(info, name)["conflict"]()
+        raise self._conflict(info, name)
 
 
 def _spec_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:
@@ -369,6 +421,7 @@ def _spec_finalizers(info: ResourceInfo, obj: dict[str, Any]) -> list[str]:
 def _patch_sets_rv(body: Any) -> bool:
     if isinstance(body, dict):
         return bool((body.get("metadata") or {}).get("resourceVersion")) if isinstance(body.get("metadata"), dict) else False
-    if isinstance(body, list):
-        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body)
+    if isinstance(body, list):  # a `test` of the resourceVersion is re-evaluated on retry, as kube does
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion"
+                   and op.get("op") in ("add", "replace", "copy", "move") for op in body)
     return False

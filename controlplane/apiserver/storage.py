@@ -36,37 +36,21 @@ from typing import Any
 
 import orjson
 
-from controlplane.apiserver import errors, migrations
+from controlplane.apiserver import migrations
+from controlplane.apiserver.datastore import (
+    Conflict,
+    Event,
+    Exists,
+    Expired,
+    NotFound,
+    StorageError,
+    Stored,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """One version of one object: its revision, its JSON bytes, and the parsed dict.
-
-    The dict is shared by readers and must never be mutated; `copy()` gives a private one.
-    """
-
-    rv: int
-    raw: bytes
-    obj: dict[str, Any]
-
-    def copy(self) -> dict[str, Any]:
-        result: dict[str, Any] = orjson.loads(self.raw)
-        return result
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    rv: int
-    type: str  # ADDED | MODIFIED | DELETED
-    resource: str  # "<group>/<resource>"
-    key: str  # "<namespace>/<name>"
-    new: Stored
-    prev: Stored | None
 
 
 @dataclass
@@ -77,9 +61,6 @@ class _Op:
     obj: dict[str, Any] | None
     expected_rv: int | None
     future: asyncio.Future[Stored]
-    not_found: Callable[[], errors.ApiError] | None = None
-    exists: Callable[[], errors.ApiError] | None = None
-    conflict: Callable[[], errors.ApiError] | None = None
 
 
 @dataclass
@@ -96,6 +77,8 @@ def split_key(full: str) -> tuple[str, str]:
 
 
 class Store:
+    """The SQLite driver of `datastore.Datastore` (registered as "sqlite")."""
+
     def __init__(self, path: Path, *, settings: StoreSettings | None = None) -> None:
         self.path = path
         self.settings = settings or StoreSettings()
@@ -112,6 +95,9 @@ class Store:
         self._data: dict[str, dict[str, Stored]] = {}
         self.history: deque[Event] = deque()
         self.rv = 0
+        """The latest revision whose batch is committed and handed to the listeners: what lists
+        and watch bookmarks may promise (a write in flight has its own `_next_rv`)."""
+        self._next_rv = 0
         self.compacted_rv = 0
         self._queue: asyncio.Queue[_Op] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -144,7 +130,7 @@ class Store:
             last[key] = new
         max_obj = self._conn.execute("SELECT max(rv) FROM objects").fetchone()[0] or 0
         max_log = self._conn.execute("SELECT max(rv) FROM log").fetchone()[0] or 0
-        self.rv = max(max_obj, max_log, self.compacted_rv)
+        self.rv = self._next_rv = max(max_obj, max_log, self.compacted_rv)
         if self.history:
             self.compacted_rv = max(self.compacted_rv, self.history[0].rv - 1)
 
@@ -159,6 +145,10 @@ class Store:
                 await self._writer
         self._executor.shutdown(wait=True)
         self._conn.close()
+
+    def alive(self) -> bool:
+        """Whether the writer task runs (health checks)."""
+        return self._writer is not None and not self._writer.done()
 
     def subscribe(self, listener: Callable[[list[Event]], None]) -> None:
         """Call `listener` with every committed batch of events, in revision order."""
@@ -188,9 +178,9 @@ class Store:
         return list(self._data)
 
     def events_since(self, rv: int) -> list[Event]:
-        """Changes after `rv` still in history; raises 410 Gone if `rv` was compacted away."""
+        """Changes after `rv` still in history; raises `Expired` if `rv` was compacted away."""
         if rv < self.compacted_rv:
-            raise errors.gone(f"too old resource version: {rv} ({self.compacted_rv + 1})")
+            raise Expired(rv, self.compacted_rv + 1)
         if not self.history or rv >= self.history[-1].rv:
             return []
         lo, hi = 0, len(self.history)
@@ -203,23 +193,20 @@ class Store:
         return [self.history[i] for i in range(lo, len(self.history))]
 
     # -- writes ---------------------------------------------------------------------------------
-    async def create(self, resource: str, key: str, obj: dict[str, Any], *,
-                     exists: Callable[[], errors.ApiError]) -> Stored:
-        return await self._submit("create", resource, key, obj, None, exists=exists)
+    async def create(self, resource: str, key: str, obj: dict[str, Any]) -> Stored:
+        return await self._submit("create", resource, key, obj, None)
 
-    async def update(self, resource: str, key: str, obj: dict[str, Any], expected_rv: int, *,
-                     not_found: Callable[[], errors.ApiError], conflict: Callable[[], errors.ApiError]) -> Stored:
-        return await self._submit("update", resource, key, obj, expected_rv, not_found=not_found, conflict=conflict)
+    async def update(self, resource: str, key: str, obj: dict[str, Any], expected_rv: int) -> Stored:
+        return await self._submit("update", resource, key, obj, expected_rv)
 
-    async def delete(self, resource: str, key: str, expected_rv: int | None, *,
-                     not_found: Callable[[], errors.ApiError], conflict: Callable[[], errors.ApiError]) -> Stored:
-        return await self._submit("delete", resource, key, None, expected_rv, not_found=not_found, conflict=conflict)
+    async def delete(self, resource: str, key: str, expected_rv: int | None) -> Stored:
+        return await self._submit("delete", resource, key, None, expected_rv)
 
     async def _submit(self, verb: str, resource: str, key: str, obj: dict[str, Any] | None,
-                      expected_rv: int | None, **callbacks: Any) -> Stored:
+                      expected_rv: int | None) -> Stored:
         assert self._queue is not None, "store not started"
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Op(verb, resource, key, obj, expected_rv, fut, **callbacks))
+        self._queue.put_nowait(_Op(verb, resource, key, obj, expected_rv, fut))
         return await fut
 
     async def _write_loop(self) -> None:
@@ -234,13 +221,13 @@ class Store:
                 log.exception("datastore commit failed")
                 for op in ops:
                     if not op.future.done():
-                        op.future.set_exception(errors.internal(f"datastore write failed: {exc}"))
+                        op.future.set_exception(Unavailable(op.resource, op.key, f"datastore write failed: {exc}"))
 
     async def _commit_batch(self, ops: list[_Op]) -> None:
         pending: dict[tuple[str, str], Stored | None] = {}
         events: list[Event] = []
-        outcomes: list[tuple[_Op, Stored | errors.ApiError]] = []
-        start_rv = self.rv
+        outcomes: list[tuple[_Op, Stored | StorageError]] = []
+        start_rv = self._next_rv
         cur = self._conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
@@ -249,7 +236,7 @@ class Store:
                 current = pending[slot] if slot in pending else self.get(op.resource, op.key)
                 try:
                     stored, event = self._apply(cur, op, current)
-                except errors.ApiError as exc:
+                except StorageError as exc:
                     outcomes.append((op, exc))
                     continue
                 pending[slot] = None if event.type == "DELETED" else stored
@@ -260,10 +247,13 @@ class Store:
                 self._compact(cur)
             await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.commit)
         except BaseException:
-            self.rv = start_rv
+            self._next_rv = start_rv
             if self._conn.in_transaction:
                 self._conn.rollback()
             raise
+        # from here to the listeners nothing awaits: a reader sees the batch whole or not at all,
+        # so a list or a bookmark never names a revision whose events its watchers have not got
+        self.rv = self._next_rv
         for (resource, key), value in pending.items():
             bucket = self._data.setdefault(resource, {})
             if value is None:
@@ -276,7 +266,7 @@ class Store:
         for op, outcome in outcomes:
             if op.future.done():
                 continue
-            if isinstance(outcome, errors.ApiError):
+            if isinstance(outcome, StorageError):
                 op.future.set_exception(outcome)
             else:
                 op.future.set_result(outcome)
@@ -288,16 +278,14 @@ class Store:
         full_key = f"{op.resource}/{op.key}"
         if op.verb == "create":
             if current is not None:
-                assert op.exists
-                raise op.exists()
+                raise Exists(op.resource, op.key)
         else:
             if current is None:
-                assert op.not_found
-                raise op.not_found()
+                raise NotFound(op.resource, op.key)
             if op.expected_rv is not None and op.expected_rv != current.rv:
-                assert op.conflict
-                raise op.conflict()
-        rv = self.rv + 1
+                raise Conflict(op.resource, op.key, f"{op.resource} {op.key} is at revision {current.rv}, "
+                               f"not {op.expected_rv}")
+        rv = self._next_rv + 1
         if op.verb == "delete":
             assert current is not None
             obj = current.copy()
@@ -313,23 +301,17 @@ class Store:
             cur.execute("INSERT OR REPLACE INTO objects(key, rv, data) VALUES(?,?,?)", (full_key, rv, raw))
             typ = "ADDED" if op.verb == "create" else "MODIFIED"
         cur.execute("INSERT INTO log(rv, key, type, data) VALUES(?,?,?,?)", (rv, full_key, typ, raw))
-        self.rv = rv
+        self._next_rv = rv
         stored = Stored(rv, raw, obj)
         return stored, Event(rv, typ, op.resource, op.key, stored, current)
 
     def _compact(self, cur: sqlite3.Cursor) -> None:
         """Keep the last `history_events` changes on disk, as in memory."""
         self._since_compact = 0
-        floor = self.rv - self.settings.history_events
+        floor = self._next_rv - self.settings.history_events
         if floor > 0:
             cur.execute("DELETE FROM log WHERE rv <= ?", (floor,))
             cur.execute("INSERT OR REPLACE INTO meta VALUES('compacted', ?)", (str(floor),))
-
-    def backup(self, target: Path) -> None:
-        """A consistent online copy of the datastore (SQLite's backup API)."""
-        from controlplane.apiserver.datastore import backup_connection
-
-        backup_connection(self._conn, target)
 
 
 @dataclass

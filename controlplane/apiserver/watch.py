@@ -15,8 +15,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from controlplane.apiserver import errors
+from controlplane.apiserver.datastore import Datastore, Event, Expired, Stored
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
-from controlplane.apiserver.storage import Event, Store, Stored
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Watcher:
 
 
 class WatchHub:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Datastore) -> None:
         self.store = store
         self._watchers: dict[str, set[Watcher]] = {}
         store.subscribe(self._on_events)
@@ -97,7 +98,11 @@ class WatchHub:
                 if w._matches(stored):
                     initial.append(("ADDED", stored))
         else:
-            for e in self.store.events_since(since):
+            try:
+                history = self.store.events_since(since)
+            except Expired as exc:
+                raise errors.from_storage(exc, resource, "", "") from exc
+            for e in history:
                 if e.resource == resource:
                     item = w.translate(e)
                     if item is not None:
@@ -110,5 +115,3 @@ class WatchHub:
         if watchers is not None:
             watchers.discard(w)
 
-    def count(self) -> int:
-        return sum(len(ws) for ws in self._watchers.values())

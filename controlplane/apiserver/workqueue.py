@@ -1,5 +1,7 @@
-"""A small de-duplicating asyncio work queue with delayed retries, for the server's own
-background loops (garbage collection, namespace and CRD clean-up)."""
+"""The API server's background loops (garbage collection, namespace and CRD clean-up) on the
+project's one work queue (`common.kube.workqueue.WorkQueue`: de-duplication, per-key backoff,
+delayed adds), driven from the event loop instead of worker threads: the handler is a
+coroutine, and waiting for work never blocks the loop."""
 
 from __future__ import annotations
 
@@ -8,36 +10,41 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
+from controlplane.common.kube.settings import RuntimeSettings
+from controlplane.common.kube.workqueue import WorkQueue
+
 log = logging.getLogger(__name__)
 
+BACKGROUND = RuntimeSettings(retry_base=0.05, retry_max=5.0)
+"""Retry delays of the server's own loops: quick first retries, at most 5 s apart."""
 
-class WorkQueue:
+
+class AsyncWorker:
     def __init__(self, name: str, handler: Callable[[Hashable], Awaitable[None]], *,
-                 retry_delays: tuple[float, ...] = (0.05, 0.2, 1.0, 5.0)) -> None:
+                 settings: RuntimeSettings = BACKGROUND) -> None:
         self.name = name
         self._handler = handler
-        self._retry_delays = retry_delays
-        self._pending: set[Hashable] = set()
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._failures: dict[Hashable, int] = {}
+        self.queue = WorkQueue(settings)
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
+        """Set while nothing is ready to run (retries waiting for their delay do not count)."""
         self.idle.set()
 
     def add(self, item: Hashable) -> None:
-        if item in self._pending:
-            return
-        self._pending.add(item)
+        self.queue.add(item)
         self.idle.clear()
-        self._queue.put_nowait(item)
+        self._wake.set()
 
     def add_after(self, item: Hashable, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, item)
+        self.queue.add_after(item, delay)
+        self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"workqueue-{self.name}")
 
     async def stop(self) -> None:
+        self.queue.shutdown()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -45,18 +52,21 @@ class WorkQueue:
 
     async def _run(self) -> None:
         while True:
-            item = await self._queue.get()
-            self._pending.discard(item)
+            item = self.queue.get_nowait()
+            if item is None:
+                self.idle.set()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.queue.next_delay())
+                continue
+            self.idle.clear()
             try:
                 await self._handler(item)
-                self._failures.pop(item, None)
+                self.queue.forget(item)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                n = self._failures.get(item, 0)
-                self._failures[item] = n + 1
-                delay = self._retry_delays[min(n, len(self._retry_delays) - 1)]
+                delay = self.queue.add_rate_limited(item)
                 log.debug("%s: %r failed (%s); retry in %.2fs", self.name, item, exc, delay)
-                self.add_after(item, delay)
-            if self._queue.empty():
-                self.idle.set()
+            finally:
+                self.queue.done(item)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -17,7 +19,11 @@ _common = [
 ]
 
 
-def common(fn):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common(fn: F) -> F:
+    """The options every `dvp v` command takes (namespace, kubeconfig)."""
     for opt in reversed(_common):
         fn = opt(fn)
     return fn
@@ -25,7 +31,7 @@ def common(fn):  # type: ignore[no-untyped-def]
 
 @click.group("v", context_settings={"help_option_names": ["-h", "--help"]})
 def v() -> None:
-    """Work with virtual machines: console, vnc, start, stop, restart."""
+    """Work with virtual machines: console, vnc, start, stop, restart, migrate, evict, top."""
 
 
 @v.command()
@@ -52,22 +58,46 @@ def vnc(name: str, listen: str, namespace: str | None, kubeconfig: str | None) -
     asyncio.run(serve(Connection.load(kubeconfig, namespace), name, host or "127.0.0.1", int(port or 0)))
 
 
+@v.command()
+@click.argument("name", required=False)
+@click.option("-A", "--all-namespaces", is_flag=True, help="VMs of every namespace.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@common
+def top(name: str | None, all_namespaces: bool, output: str, namespace: str | None, kubeconfig: str | None) -> None:
+    """Show the CPU and memory VMs use now (all VMs of the namespace, or VM NAME)."""
+    from controlplane.cli.top import show
+
+    sys.exit(show(Connection.load(kubeconfig, namespace), all_namespaces=all_namespaces, name=name, output=output))
+
+
+MIGRATION_HELP = {
+    "Migrate": "Move running VM NAME live to another node (--target-node, or the least loaded one).",
+    "Evict": "Move running VM NAME live off its node (to the least loaded other node).",
+}
+
+
 def _operation(kind: str):  # type: ignore[no-untyped-def]
-    @v.command(kind.lower(), help=f"{kind} VM NAME through a VirtualMachineOperation.")
+    migration = kind in MIGRATION_HELP
+
+    @v.command(kind.lower(), help=MIGRATION_HELP.get(kind, f"{kind} VM NAME through a VirtualMachineOperation."))
     @click.argument("name")
-    @click.option("--force", is_flag=True, help="Don't wait for the guest (power off / reset).")
+    @click.option("--force", is_flag=True, help="Throttle the guest's CPUs until memory converges (auto-converge)."
+                  if migration else "Don't wait for the guest (power off / reset).")
+    @click.option("--target-node", default=None, hidden=not migration, help="Node to move the VM to (Migrate).")
     @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the operation ends.")
     @click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait.")
     @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
     @common
-    def command(name: str, force: bool, wait: bool, timeout: float, output: str, namespace: str | None,
-                kubeconfig: str | None) -> None:
+    def command(name: str, force: bool, target_node: str | None, wait: bool, timeout: float, output: str,
+                namespace: str | None, kubeconfig: str | None) -> None:
         from controlplane.cli.operations import run
         from controlplane.common.kube.client import KubeClient
 
         conn = Connection.load(kubeconfig, namespace)
         kube = KubeClient.from_kubeconfig(kubeconfig or _default_kubeconfig())
-        op = run(kube, conn.namespace, name, kind, force=force, wait=timeout if wait else None)
+        if target_node and kind != "Migrate":
+            raise click.UsageError("--target-node applies to migrate only")
+        op = run(kube, conn.namespace, name, kind, force=force, wait=timeout if wait else None, target_node=target_node)
         phase = (op.get("status") or {}).get("phase", "Pending")
         if output == "json":
             click.echo(json.dumps(op, indent=1))
@@ -87,5 +117,5 @@ def _default_kubeconfig() -> str:
     return os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
 
 
-for _kind in ("Start", "Stop", "Restart"):
+for _kind in ("Start", "Stop", "Restart", "Migrate", "Evict"):
     _operation(_kind)

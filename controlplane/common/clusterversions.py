@@ -79,7 +79,7 @@ def node_version(node: dict[str, Any]) -> NodeVersion:
     if not version:
         kubelet = (status.get("nodeInfo") or {}).get("kubeletVersion", "")
         version = kubelet.removeprefix("dvp-") if kubelet.startswith("dvp-") else ""
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
     return NodeVersion(name=meta.get("name", ""), version=version, ready=ready.get("status") == "True",
                        unschedulable=bool((node.get("spec") or {}).get("unschedulable")),
                        ready_reason=ready.get("reason", ""), heartbeat=ready.get("lastHeartbeatTime", ""))

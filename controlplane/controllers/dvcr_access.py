@@ -29,11 +29,12 @@ from controlplane.controllers.settings import PlatformSettings
 log = logging.getLogger(__name__)
 
 
-def dvp_command() -> list[str]:
-    """How to run `dvp` itself: the frozen binary, or this interpreter with the CLI module."""
+def dvcr_command() -> list[str]:
+    """How to run `dvp dvcr`: the frozen binary's subcommand, or DVCR's own entry point
+    (`python -m controlplane.dvcr`) in this interpreter, never the installer's command line."""
     if getattr(sys, "frozen", False):
-        return [sys.executable]
-    return [sys.executable, "-m", "installer.cli.main"]
+        return [sys.executable, "dvcr"]
+    return [sys.executable, "-m", "controlplane.dvcr"]
 
 
 def auth_from_file(path: str, registry: str) -> tuple[str, str]:
@@ -41,7 +42,7 @@ def auth_from_file(path: str, registry: str) -> tuple[str, str]:
     if not path:
         return "", ""
     auths = json.loads(Path(path).read_text()).get("auths") or {}
-    entry = auths.get(registry) or next(iter(auths.values()), {})
+    entry: dict[str, str] = auths.get(registry) or next(iter(auths.values()), {})
     user, _, password = base64.b64decode(entry.get("auth", "")).decode().partition(":")
     return user, password
 
@@ -84,9 +85,11 @@ class DvcrApi:
             doc = {"raw": resp.data[:200].decode(errors="replace")}
         return resp.status, doc
 
-    def create_upload(self, repository: str, *, ttl: float) -> dict[str, Any]:
-        status, doc = self.request("POST", "/dvcr/v1/uploads", {"repository": repository, "tag": "latest",
-                                                               "ttlSeconds": ttl})
+    def create_upload(self, repository: str, *, ttl: float, checksums: dict[str, str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"repository": repository, "tag": "latest", "ttlSeconds": ttl}
+        if checksums:
+            body["checksums"] = checksums
+        status, doc = self.request("POST", "/dvcr/v1/uploads", body)
         if status != 201:
             raise DvcrError(status, str(doc))
         return dict(doc)
@@ -187,7 +190,7 @@ class Importer:
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(password)
-            cmd = [*dvp_command(), "dvcr", "import", job.source, "--to", f"{job.repository}:latest", "-o", "json",
+            cmd = [*dvcr_command(), "import", job.source, "--to", f"{job.repository}:latest", "-o", "json",
                    "--progress-json", "--dvcr-url", s.dvcr_url, "--ca", s.dvcr_ca_file, "--user", user,
                    "--password-file", str(secret)]
             for alg, value in checksums.items():

@@ -20,14 +20,17 @@ from controlplane.common.kube.events import EventRecorder
 from controlplane.common.kube.leader import LeaderElector
 from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
 from controlplane.common.version import __version__
+from controlplane.controllers import metrics
 from controlplane.controllers.disk import controller as disk
 from controlplane.controllers.image.controller import build_for as image_controller
 from controlplane.controllers.ipam import lease as ipam_lease
-from controlplane.controllers.ipam import vmip
+from controlplane.controllers.ipam import mac_lease, vmip, vmmac
+from controlplane.controllers.nodelifecycle import controller as nodelifecycle
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.watchers import Watch, connect
 from controlplane.controllers.settings import PlatformSettings
+from controlplane.controllers.snapshot import vdsnapshot, vmsnapshot, vmsop
 from controlplane.controllers.vm import controller as vm
 from controlplane.controllers.vmbda import controller as vmbda
 from controlplane.controllers.vmclass import controller as vmclass
@@ -40,12 +43,18 @@ BUILDERS: dict[str, Builder] = {
     "vmclass": vmclass.build,
     "vmip": vmip.build,
     "vmiplease": ipam_lease.build,
+    "vmmac": vmmac.build,
+    "vmmaclease": mac_lease.build,
     "cvi": image_controller(CLUSTER_VIRTUAL_IMAGES),
     "vi": image_controller(VIRTUAL_IMAGES),
     "vd": disk.build,
     "vm": vm.build,
     "vmop": vmop.build,
     "vmbda": vmbda.build,
+    "nodelifecycle": nodelifecycle.build,
+    "vdsnapshot": vdsnapshot.build,
+    "vmsnapshot": vmsnapshot.build,
+    "vmsop": vmsop.build,
 }
 LEASE_NAME = "dvp-controllers"
 
@@ -67,6 +76,7 @@ class Manager:
             forward = _Forward(self, name)
             self.ctx.enqueuers[reconciler.resource] = forward.enqueue
             connect(self.ctx, forward, watches)  # type: ignore[arg-type]
+        metrics.install(self.ctx)
 
     def _ensure_namespace(self) -> None:
         try:
@@ -92,6 +102,9 @@ class Manager:
 
     def _lead(self) -> None:
         with self._lock:
+            # leading first: an event the informers deliver from here on reaches a controller
+            # once it is registered, and one delivered before that is in the cache listed below
+            self.leading.set()
             vmclass.ensure_generic(self.ctx)
             for name, (reconciler, _watches) in self._reconcilers.items():
                 ctl = Controller(name, reconciler, workers=self.workers, settings=self.ctx.runtime)
@@ -99,7 +112,6 @@ class Manager:
                 ctl.start()
                 for obj in self.ctx.informer(reconciler.resource).list():
                     ctl.enqueue((obj["metadata"].get("namespace") or "", obj["metadata"]["name"]))
-            self.leading.set()
 
     def _follow(self) -> None:
         with self._lock:
@@ -126,4 +138,4 @@ class _Forward:
     def enqueue(self, key: object) -> None:
         ctl = self.manager.controllers.get(self.name)
         if ctl is not None and self.manager.leading.is_set():
-            ctl.enqueue(key)  # type: ignore[arg-type]
+            ctl.enqueue(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 FINALIZER_VMCLASS = "virtualization.deckhouse.io/vmclass-cleanup"
 FINALIZER_VMIP = "virtualization.deckhouse.io/vmip-cleanup"
+FINALIZER_VMMAC = "virtualization.deckhouse.io/vmmac-cleanup"
 FINALIZER_VD = "virtualization.deckhouse.io/vd-cleanup"
 FINALIZER_VD_PROTECTION = "virtualization.deckhouse.io/vd-protection"
 FINALIZER_VI = "virtualization.deckhouse.io/vi-cleanup"

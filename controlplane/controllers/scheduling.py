@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.api.internal import NodeCondition
 from controlplane.api.resources import KVM_LABEL
 from controlplane.common import quantity
+
+HEALTH_CONDITIONS = (NodeCondition.CLOCK_SYNCHRONIZED, NodeCondition.DVCR_ACCESS)
+"""Node conditions that keep new VMs away while False (True or absent: nothing known against it)."""
 
 
 def matches_selector(labels: dict[str, str], selector: dict[str, Any] | None) -> bool:
@@ -53,6 +57,13 @@ def node_ready(node: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
+def node_healthy(node: dict[str, Any]) -> bool:
+    """Ready, and no health condition (clock, DVCR access) False."""
+    conds = (node.get("status") or {}).get("conditions") or []
+    return node_ready(node) and not any(c.get("type") in HEALTH_CONDITIONS and c.get("status") == "False"
+                                        for c in conds)
+
+
 def node_labels(node: dict[str, Any]) -> dict[str, str]:
     labels: dict[str, str] = (node.get("metadata") or {}).get("labels") or {}
     return labels
@@ -60,8 +71,8 @@ def node_labels(node: dict[str, Any]) -> dict[str, str]:
 
 def eligible(node: dict[str, Any], *, selectors: list[dict[str, Any] | None],
              tolerations: list[dict[str, Any]]) -> bool:
-    """Node is Ready, schedulable, matches every selector and its taints are tolerated."""
-    if not node_ready(node) or (node.get("spec") or {}).get("unschedulable"):
+    """Node is Ready and healthy, schedulable, matches every selector and its taints are tolerated."""
+    if not node_healthy(node) or (node.get("spec") or {}).get("unschedulable"):
         return False
     labels = node_labels(node)
     if not all(matches_selector(labels, s) for s in selectors):
@@ -77,3 +88,15 @@ def allocatable(node: dict[str, Any]) -> tuple[float, int]:
 
 def has_kvm(node: dict[str, Any]) -> bool:
     return node_labels(node).get(KVM_LABEL) == "true"
+
+
+def placement_changed(node: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """Whether a Node event can change where VMs may run: readiness and health, labels, spec (taints,
+    unschedulable) or allocatable — not the heartbeats a node handler renews every few seconds,
+    which would otherwise wake every unplaced VM and every class each time."""
+    if old is None:
+        return True
+    return (node_healthy(node) != node_healthy(old)
+            or node["metadata"].get("labels") != old["metadata"].get("labels")
+            or node.get("spec") != old.get("spec")
+            or (node.get("status") or {}).get("allocatable") != (old.get("status") or {}).get("allocatable"))

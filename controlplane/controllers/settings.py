@@ -16,6 +16,9 @@ class PlatformSettings:
     """Where the platform keeps its own objects (leader lease, settings)."""
     ip_lease_hold_seconds: float = 600.0
     """A released address stays reserved for its namespace this long (DVP: 10 minutes)."""
+    mac_address_prefix: str = "02:d8:76"
+    """OUI (three octets) automatic MAC addresses start with; locally administered (second hex
+    digit 2, 6, a or e) as DVP's OUI is, so no vendor's card can clash with a guest's NIC."""
     upload_wait_seconds: float = 900.0
     """An upload not started within this time fails."""
     dvcr_url: str = ""
@@ -26,6 +29,12 @@ class PlatformSettings:
     dvcr_admin_auth: str = ""
     """Auth file of DVCR's admin user (deleting images, garbage collection)."""
     default_node_selector: dict[str, str] = field(default_factory=dict)
+    node_grace_seconds: float = 40.0
+    """A node whose Lease is not seen renewed for this long becomes Ready=Unknown (kube's default)."""
+    max_clock_skew_seconds: float = 30.0
+    """A node's clock further than this from the control plane's: ClockSynchronized=False."""
+    parallel_migrations: int = 4
+    """Live migrations in flight in the whole cluster at most (besides one out and one in per node)."""
 
     @property
     def dvcr_address(self) -> str:
@@ -33,6 +42,13 @@ class PlatformSettings:
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(c, strict=False) for c in self.virtual_machine_cidrs]
+
+
+def parse_mac_prefix(value: str) -> str:
+    """The MAC prefix (OUI) checked and normalised: three octets, `aa:bb:cc` (ValueError says why)."""
+    from controlplane.controllers.ipam.mac_allocator import oui
+
+    return oui(value)
 
 
 def parse_cidrs(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 authentication and authorisation, and errors in the spec's JSON format.
 
 Every `/v2/` request must carry valid credentials (401 with `WWW-Authenticate` otherwise);
-reads need the `pull` role, writes `push`. Extra routes (the upload URLs, the admin API)
+reads need the `pull` role, writes `push`, deletes of tags, manifests and blobs `admin`. Extra routes (the upload URLs, the admin API)
 are mounted by `server` through `extra_routes`.
 """
 
@@ -18,7 +18,9 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from controlplane.dvcr import metrics
 from controlplane.dvcr.auth import Authenticator, AuthError, Identity
+from controlplane.dvcr.authguard import TooManyAttempts
 from controlplane.dvcr.digest import check_name
 from controlplane.dvcr.errors import RegistryError
 from controlplane.dvcr.handlers_blobs import BlobHandlers
@@ -81,7 +83,7 @@ class RegistryApp:
         }
 
     def make(self, *, extra_routes: Callable[[web.Application], None] | None = None) -> web.Application:
-        app = web.Application(middlewares=[self._errors], client_max_size=1024 ** 4)
+        app = web.Application(middlewares=[metrics.middleware, self._errors], client_max_size=1024 ** 4)
         app.router.add_route("*", "/v2/{tail:.*}", self.dispatch)
         app.router.add_route("*", "/v2", self.dispatch)
         app.router.add_get("/healthz", self._health)
@@ -129,7 +131,9 @@ class RegistryApp:
     async def identify(self, request: web.Request, role: str) -> Identity:
         """The caller, who must hold `role`; 401 without (valid) credentials, 403 without the role."""
         try:
-            identity = await self.auth.authenticate(request.headers.get("Authorization"))
+            identity = await self.auth.authenticate(request.headers.get("Authorization"), request.remote or "")
+        except TooManyAttempts as exc:
+            raise RegistryError("TOOMANYREQUESTS", str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
         except AuthError as exc:
             raise RegistryError("UNAUTHORIZED", str(exc)) from exc
         if identity is None:
@@ -140,9 +144,11 @@ class RegistryApp:
         return identity
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        role = "push" if request.method in WRITE_METHODS else "pull"
-        await self.identify(request, role)
         path = request.path
+        role = "push" if request.method in WRITE_METHODS else "pull"
+        if request.method == "DELETE" and "/blobs/uploads/" not in path:
+            role = "admin"  # deleting tags, manifests and blobs; cancelling one's own upload is a push
+        await self.identify(request, role)
         for pattern, route in ROUTES:
             m = pattern.match(path)
             if m is None:

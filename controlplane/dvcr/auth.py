@@ -13,8 +13,10 @@ Docker-style clients (skopeo, containerd) follow the `Bearer realm=` challenge t
 `/auth/token`, present either of the above there, and get a short-lived DVCR token (kept
 in memory only, as a digest) that they send from then on.
 
-Positive answers are cached briefly (keyed by a SHA-256 of the credentials, never the
-credentials), so bcrypt and TokenReview cost is paid once per client, not per request.
+Verdicts are cached (keyed by a SHA-256 of the credentials, never the credentials), failed
+attempts throttled per source address and the expensive checks run a few at a time
+(`authguard`), so bcrypt and TokenReview cost is paid once per client, and a flood of wrong
+credentials costs legitimate clients nothing.
 Secrets never reach a log line: a user name or a token's fingerprint does.
 """
 
@@ -34,6 +36,13 @@ from typing import Any
 import bcrypt
 
 from controlplane.common.pki import fingerprint, new_token, token_digest
+from controlplane.dvcr.authguard import (
+    CostGate,
+    FailureThrottle,
+    GuardSettings,
+    TooManyAttempts,
+    VerdictCache,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,11 @@ class Identity:
 
 class AuthError(Exception):
     """Credentials were presented but are not valid (or could not be checked)."""
+
+
+class _ReviewFailed(AuthError):
+    """The API server could not answer: not a verdict on the token, so not cached."""
+
 
 
 def read_htpasswd(path: Path) -> dict[str, bytes]:
@@ -96,16 +110,19 @@ class _Reloading:
 
 class Authenticator:
     def __init__(self, *, htpasswd: Path | None, roles: Path | None = None, kubeconfig: Path | None = None,
-                 extra_htpasswd: Path | None = None, default_role: str = "push", basic_ttl: float = 60.0,
-                 token_ttl: float = 10.0) -> None:
+                 extra_htpasswd: Path | None = None, default_role: str = "push", basic_ttl: float = 900.0,
+                 token_ttl: float = 10.0, guard: GuardSettings | None = None) -> None:
         self._users = _Reloading(htpasswd, read_htpasswd, {})
         self._extra_users = _Reloading(extra_htpasswd, read_htpasswd, {})
         self._roles = _Reloading(roles, lambda p: json.loads(p.read_text()), {})
         self.kubeconfig = kubeconfig
         self.default_role = default_role
-        self.basic_ttl = basic_ttl
-        self.token_ttl = token_ttl
-        self._cache: dict[str, tuple[float, Identity]] = {}
+        self.guard = guard or GuardSettings(positive_ttl=basic_ttl, token_positive_ttl=token_ttl)
+        self._right: VerdictCache[tuple[Identity, bytes | None]] = VerdictCache(self.guard.max_entries)
+        self._wrong: VerdictCache[tuple[str, bytes | None]] = VerdictCache(self.guard.max_entries)
+        self.throttle = FailureThrottle(self.guard.failure_burst, self.guard.failure_refill_seconds)
+        self._bcrypt = CostGate(self.guard.concurrency, self.guard.queue)
+        self._reviews = CostGate(4, 64)
         self._issued: dict[str, tuple[float, Identity]] = {}
         self._api: Any = None
 
@@ -118,46 +135,77 @@ class Authenticator:
         self._issued[token_digest(token)] = (now + ttl, identity)
         return token
 
-    async def authenticate(self, header: str | None) -> Identity | None:
-        """The caller's identity; None without credentials; AuthError when they are wrong."""
+    async def authenticate(self, header: str | None, source: str = "") -> Identity | None:
+        """The caller's identity; None without credentials; AuthError when they are wrong,
+        TooManyAttempts when `source` has failed too often to have them checked now."""
         if not header:
             return None
         scheme, _, value = header.partition(" ")
         value = value.strip()
         key = hashlib.sha256(header.encode()).hexdigest()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        if scheme.lower() == "basic":
-            identity = await self._basic(value)
-            ttl = self.basic_ttl
-        elif scheme.lower() == "bearer":
-            identity = await self._bearer(value)
-            ttl = self.token_ttl
-        else:
-            raise AuthError(f"authorization scheme {scheme!r} is not supported (use Basic or Bearer)")
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + ttl, identity)
+        right = self._right.get(key)
+        if right is not None and self._still_valid(right[0], right[1]):
+            return right[0]
+        self.throttle.take(source)
+        wrong = self._wrong.get(key)
+        if wrong is not None and self._still_valid_failure(wrong[1], value, scheme):
+            raise AuthError(wrong[0])
+        try:
+            if scheme.lower() == "basic":
+                identity, hashed = await self._basic(value)
+                ttl = self.guard.positive_ttl
+            elif scheme.lower() == "bearer":
+                identity, hashed = await self._bearer(value), None
+                ttl = self.guard.token_positive_ttl
+            else:
+                raise AuthError(f"authorization scheme {scheme!r} is not supported (use Basic or Bearer)")
+        except TooManyAttempts:
+            self.throttle.refund(source)  # not checked: not a failure of the caller's
+            raise
+        except AuthError as exc:
+            if not isinstance(exc, _ReviewFailed):
+                self._wrong.put(key, (str(exc), self._hash_for(value) if scheme.lower() == "basic" else None),
+                                self.guard.negative_ttl)
+            raise
+        self.throttle.refund(source)
+        self._right.put(key, (identity, hashed), ttl)
         return identity
 
-    async def _basic(self, value: str) -> Identity:
+    def _still_valid(self, identity: Identity, hashed: bytes | None) -> bool:
+        """A cached basic login holds while the user's htpasswd entry is the one it was checked against."""
+        return hashed is None or self._lookup(identity.name) == hashed
+
+    def _still_valid_failure(self, hashed: bytes | None, value: str, scheme: str) -> bool:
+        return scheme.lower() != "basic" or self._hash_for(value) == hashed
+
+    def _lookup(self, user: str) -> bytes | None:
+        found: bytes | None = self._users.get().get(user) or self._extra_users.get().get(user)
+        return found
+
+    def _hash_for(self, value: str) -> bytes | None:
+        try:
+            user = base64.b64decode(value, validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return self._lookup(user)
+
+    async def _basic(self, value: str) -> tuple[Identity, bytes]:
         try:
             user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthError("malformed basic credentials") from exc
         if not sep:
             raise AuthError("malformed basic credentials")
-        hashed = self._users.get().get(user) or self._extra_users.get().get(user)
+        hashed = self._lookup(user)
         if hashed is None:
             await asyncio.sleep(0.05)  # don't make unknown user names cheaper to probe than known ones
             raise AuthError(f"unknown user {user!r} or wrong password")
-        ok = await asyncio.get_running_loop().run_in_executor(None, bcrypt.checkpw, password.encode(), hashed)
+        ok = await self._bcrypt.run(bcrypt.checkpw, password.encode(), hashed)
         if not ok:
             log.warning("dvcr: wrong password for user %s", user)
             raise AuthError(f"unknown user {user!r} or wrong password")
         role = self._roles.get().get(user, self.default_role)
-        return Identity(user, role if role in ROLES else "pull", "htpasswd")
+        return Identity(user, role if role in ROLES else "pull", "htpasswd"), hashed
 
     async def _bearer(self, token: str) -> Identity:
         if token.startswith(ISSUED_PREFIX):
@@ -168,11 +216,13 @@ class Authenticator:
         if self.kubeconfig is None:
             raise AuthError("bearer tokens are not accepted here (no API server configured); use basic auth")
         try:
-            status = await asyncio.get_running_loop().run_in_executor(None, self._token_review, token)
+            status = await self._reviews.run(self._token_review, token)
+        except TooManyAttempts:
+            raise
         except Exception as exc:
             log.warning("dvcr: TokenReview for token %s failed: %s", fingerprint(token), type(exc).__name__)
-            raise AuthError("the bearer token could not be checked with the API server (TokenReview failed); "
-                            "retry later") from exc
+            raise _ReviewFailed("the bearer token could not be checked with the API server (TokenReview failed); "
+                                "retry later") from exc
         if not status.get("authenticated"):
             raise AuthError(f"bearer token {fingerprint(token)} was not accepted by the API server")
         user = status.get("user") or {}

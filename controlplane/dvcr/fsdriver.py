@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from controlplane.common.filemodes import make_private_dirs
 from controlplane.dvcr.driver import FileInfo, PathNotFound
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ def _fsync_dir(path: Path) -> None:
 def _retry_in_dir(folder: Path, op: Callable[[], T]) -> T:
     """Run `op` after creating `folder`; again if a concurrent delete pruned the folder meanwhile."""
     for attempt in range(5):
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(folder)
         try:
             return op()
         except FileNotFoundError:
@@ -66,7 +67,7 @@ class FileWriter:
         self._fresh = not (append and target.exists())
         self.path = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp") if self._fresh else target
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._fresh else os.O_APPEND)
-        self._fd: int | None = _retry_in_dir(target.parent, lambda: os.open(self.path, flags, 0o644))
+        self._fd: int | None = _retry_in_dir(target.parent, lambda: os.open(self.path, flags, 0o600))
         self._size = self._start = self._flushed = os.fstat(self._fd).st_size
 
     @property
@@ -120,7 +121,7 @@ class FilesystemDriver:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(root)
 
     def _p(self, path: str) -> Path:
         assert ".." not in path.split("/") and not path.startswith("/"), path

@@ -150,6 +150,10 @@ class BlobHandlers:
         start, end = int(m.group(1)), int(m.group(2))
         if end < start:
             raise RegistryError("BLOB_UPLOAD_INVALID", f"Content-Range {header!r} ends before it starts", status=416)
+        length = request.content_length
+        if length is not None and length != end - start + 1:  # refused before a byte is written
+            raise RegistryError("BLOB_UPLOAD_INVALID", f"Content-Range {header!r} announces {end - start + 1} bytes "
+                                f"but Content-Length is {length}; nothing was written", status=416)
         return start, end
 
     async def patch(self, request: web.Request, name: str, uuid: str) -> web.StreamResponse:

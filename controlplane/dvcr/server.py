@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from controlplane.common import pki
-from controlplane.dvcr import credentials
+from controlplane.common import filemodes, pki
+from controlplane.dvcr import credentials, metrics
 from controlplane.dvcr.adminapi import AdminApi
 from controlplane.dvcr.app import RegistryApp
 from controlplane.dvcr.auth import Authenticator
@@ -109,7 +109,9 @@ class DvcrServer:
     def _open_storage(self) -> None:
         self.config.dvcr_dir.mkdir(parents=True, exist_ok=True)
         self.config.dvcr_dir.chmod(0o700)
+        filemodes.secure_tree(self.config.dvcr_dir, what="DVCR directory")
         self.store = RegistryStore(FilesystemDriver(self.config.storage_dir))
+        metrics.install(self.config.storage_dir)
 
     def _tls(self) -> None:
         if self.config.tls_cert and self.config.tls_key:
@@ -129,7 +131,7 @@ class DvcrServer:
                              extra_htpasswd=self.config.htpasswd)
         registry = RegistryApp(self.store, auth)
         spool = self.config.dvcr_dir / "tmp"  # compressed uploads unpack here, on DVCR's own disk
-        spool.mkdir(exist_ok=True)
+        filemodes.make_private_dirs(spool)
         for leftover in spool.iterdir():  # from a process that was killed mid-import
             leftover.unlink(missing_ok=True)
         self.uploads = UploadService(self.store, registry, base_url=lambda: self.url, ttl=self.config.upload_ttl,

@@ -42,6 +42,7 @@ from controlplane.dvcr.importer.sources import StreamSource
 from controlplane.dvcr.importer.streams import rechunk
 from controlplane.dvcr.store import RegistryStore
 from controlplane.dvcr.tickets import EXPIRED, FAILED, READY, UPLOADING, WAITING, Ticket, Tickets
+from controlplane.dvcr.uploadrequest import parse_create, parse_offset
 
 log = logging.getLogger(__name__)
 RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -148,11 +149,8 @@ class UploadService:
     async def _create(self, request: web.Request) -> web.StreamResponse:
         try:
             await self.registry.identify(request, "push")
-            doc = orjson.loads(await request.read())
-            if not isinstance(doc, dict) or not isinstance(doc.get("repository"), str):
-                raise RegistryError("UNSUPPORTED", "body must be a JSON object with \"repository\"", status=400)
-            out = self.create(doc["repository"], tag=str(doc.get("tag") or "latest"),
-                              checksums=doc.get("checksums") or {}, ttl=doc.get("ttlSeconds"))
+            req = parse_create(orjson.loads(await request.read()))
+            out = self.create(req.repository, tag=req.tag, checksums=req.checksums, ttl=req.ttl)
         except RegistryError as exc:
             return error_response(exc)
         except (orjson.JSONDecodeError, ImportFailed, ValueError, TypeError) as exc:
@@ -201,8 +199,13 @@ class UploadService:
             start, end, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
             if end < start or end >= total:
                 return _json({"error": f"Content-Range {header!r} is not inside 0-{total - 1}"}, 400)
+        elif request.method == "PATCH" and "Upload-Offset" in request.headers:
+            try:
+                start = parse_offset(request.headers["Upload-Offset"])
+            except RegistryError as exc:
+                return _json({"error": exc.message, "field": "Upload-Offset"}, 400, self._offset_headers(t))
         elif request.method == "PATCH":
-            start = int(request.headers.get("Upload-Offset", t.offset))
+            start = t.offset
         run = self._runs.get(t.id)
         if start == 0 and (run is None or t.phase in (WAITING, FAILED)):
             await self._abort(t, None)

@@ -106,7 +106,12 @@ class Uploads:
         parts: list[bytes] = []  # handed to the writer thread as they came: no joining copy
         held = 0
         try:
+            announced = end - start + 1 if start is not None and end is not None else None
             async for chunk in stream:
+                if announced is not None and received + len(chunk) > announced:
+                    raise RegistryError("BLOB_UPLOAD_INVALID", f"the body is longer than the {announced} bytes "
+                                        "Content-Range announced; the excess was not written", status=416,
+                                        headers={"Range": _range(s.size)})
                 parts.append(chunk)
                 held += len(chunk)
                 received += len(chunk)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from controlplane.embedded.config import ServerFlags
 
 from controlplane.common.logs import setup_logging
 
@@ -25,6 +29,15 @@ def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
         return parse_cidrs(values)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--vm-cidr") from exc
+
+
+def _mac_prefix(value: str) -> str:
+    from controlplane.controllers.settings import parse_mac_prefix
+
+    try:
+        return parse_mac_prefix(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mac-prefix") from exc
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
@@ -70,6 +83,8 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--tls-san", multiple=True, help="Extra name or IP for the serving certificate (repeatable).")
 @click.option("--watch-history", default=50_000, show_default=True, type=click.IntRange(min=10),
               help="How many past changes watches can resume from (older ones answer 410 Gone).")
+@click.option("--max-request-bytes", default=3 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024),
+              help="Largest request body the API accepts (larger ones answer 413); also the largest stored object.")
 @click.option("--dvcr-listen", default="127.0.0.1:5443", show_default=True,
               help="HOST:PORT of DVCR, the VM image registry (HTTPS; port 0 picks a free one; DATA_DIR/dvcr.json "
                    "records it).")
@@ -79,6 +94,10 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
               help="Seconds a released VM address stays reserved for its namespace.")
 @click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds an image upload URL waits for the upload to start.")
+@click.option("--node-grace", default=40.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds a node's Lease may go unrenewed before the node is Ready=Unknown (lost).")
+@click.option("--mac-prefix", default="02:d8:76", show_default=True,
+              help="OUI (three octets) automatic VirtualMachineMACAddresses are allocated under.")
 @click.option("--no-controllers", is_flag=True, help="Serve the API and DVCR only (controllers run elsewhere).")
 @click.option("--no-agent", is_flag=True, help="Do not run the node handler in-process (hosts run `dvp agent`).")
 @click.option("--agent-config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -86,8 +105,8 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
-           dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
-           no_controllers: bool, no_agent: bool, agent_config: Path | None, log_level: str) -> None:
+           max_request_bytes: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
+           node_grace: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
     virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens), DVCR and
     the controllers.
@@ -97,42 +116,36 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     DVCR, the registry of VM images, listens on --dvcr-listen with a certificate from the
     same CA; DATA_DIR/dvcr.json says where, DATA_DIR/dvcr-*.json hold its users' credentials.
     For a one-host install it also runs the node handler (as `dvp agent`) unless --no-agent.
+
+    Each component runs in a process of its own, restarted when it dies; `/readyz?verbose`
+    on the API shows every component, and systemd gets READY=1 once all serve.
     """
-    from controlplane.api.crds import load_crds
-    from controlplane.apiserver.server import ServerConfig
-    from controlplane.apiserver.storage import StoreSettings
-    from controlplane.common import upgradetest
-    from controlplane.common.eventloop import run_event_loop
-    from controlplane.controllers.settings import PlatformSettings
-    from controlplane.dvcr.server import DvcrConfig
-    from controlplane.embedded.components import (
-        AgentComponent,
-        ApiServerComponent,
-        ControllersComponent,
-        DvcrComponent,
-    )
-    from controlplane.embedded.runner import Component, ComponentError, Runner
+    from controlplane.embedded.config import ServerFlags
+    from controlplane.embedded.supervisor import ComponentError
 
     setup_logging(log_level)
     host, port = _split_listen(listen)
-    config = ServerConfig(data_dir=data_dir, host=host, port=port, advertise_host=advertise_address,
-                          extra_sans=list(tls_san), crds=upgradetest.adjust_crds(load_crds()),
-                          store=StoreSettings(history_events=watch_history, compact_every=max(1, watch_history // 10)))
     dvcr_host, dvcr_port = _split_listen(dvcr_listen, "--dvcr-listen")
-    dvcr = DvcrConfig(data_dir=data_dir, host=dvcr_host, port=dvcr_port, advertise_host=advertise_address,
-                      extra_sans=list(tls_san), ca_dir=config.pki_dir)
-    settings = PlatformSettings(virtual_machine_cidrs=_cidrs(vm_cidrs), ip_lease_hold_seconds=vm_ip_hold,
-                                upload_wait_seconds=upload_wait)
-    api = ApiServerComponent(config)
-    dvcr_component = DvcrComponent(api, dvcr)
-    components: list[Component] = [api, dvcr_component]
-    if not no_controllers:
-        components.append(ControllersComponent(api, dvcr_component, settings))
-    if not no_agent:
-        components.append(AgentComponent(api, dvcr_component, config_file=agent_config,
-                                         vm_cidr=settings.virtual_machine_cidrs[0]))
+    flags = ServerFlags(data_dir=data_dir.absolute(), host=host, port=port, advertise_address=advertise_address,
+                        tls_san=tuple(tls_san), watch_history=watch_history,
+                        max_request_bytes=max_request_bytes, dvcr_host=dvcr_host,
+                        dvcr_port=dvcr_port, vm_cidrs=_cidrs(vm_cidrs), vm_ip_hold=vm_ip_hold,
+                        upload_wait=upload_wait, node_grace=node_grace, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,
+                        agent_config=agent_config.absolute() if agent_config else None, log_level=log_level)
     try:
-        run_event_loop(Runner(components).run())
+        run_server(flags)
     except ComponentError as exc:
         logging.getLogger("dvp").error("%s", exc)
         sys.exit(1)
+
+
+def run_server(flags: ServerFlags) -> None:
+    """The supervisor with one process per component, in start order."""
+    from controlplane.common.eventloop import run_event_loop
+    from controlplane.embedded.supervisor import Supervisor
+    from controlplane.embedded.topology import component_specs
+
+    holder: list[Supervisor] = []
+    specs = component_specs(flags, lambda: holder[0])
+    holder.append(Supervisor(flags, specs))
+    run_event_loop(holder[0].run())

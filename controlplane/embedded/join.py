@@ -1,6 +1,9 @@
 """`dvp join` (on the server host): what a worker's `dvp agent` joins the embedded API with —
 a kubeconfig for user `system:node:<name>` (group `system:nodes`) with a token of its own,
-and a serving certificate for its console endpoint, both from the server's CA.
+a serving certificate for its console endpoint from the server's CA, and that CA's certificate
+(ca.crt, public: the worker checks DVCR's certificate with it). The node's token is also its
+DVCR pull credential: DVCR accepts platform tokens through a TokenReview, and a member of
+`system:nodes` may only pull.
 
 The install (playbooks/roles/embedded_agent) runs it on the master and copies the files to
 the worker. It is idempotent: a bundle whose token still authenticates and whose certificate
@@ -22,7 +25,7 @@ import click
 @click.option("--node-name", required=True, help="The worker's node name (its host name).")
 @click.option("--node-ip", default="", help="The worker's address (goes into its console certificate).")
 @click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="Where kubeconfig, tls.crt and tls.key are written (0600).")
+              help="Where kubeconfig, tls.crt and tls.key (0600) and ca.crt are written.")
 def join(data_dir: Path, node_name: str, node_ip: str, out_dir: Path) -> None:
     """Issue (or keep) a worker's join kubeconfig and console certificate; prints
     {"changed": true|false}."""
@@ -51,6 +54,10 @@ def join(data_dir: Path, node_name: str, node_ip: str, out_dir: Path) -> None:
     ca = pki.ensure_ca(data_dir / "pki")
     if changed or not kubeconfig.is_file():
         write_kubeconfig(kubeconfig, server=server["server"], ca_pem=ca.cert_pem(), token=token, user=user)
+    ca_file = out_dir / "ca.crt"
+    if not ca_file.is_file() or ca_file.read_bytes() != ca.cert_pem():
+        ca_file.write_bytes(ca.cert_pem())
+        changed = True
     sans = sorted({node_name, *([node_ip] if node_ip else [])})
     cert = out_dir / "tls.crt"
     if not cert.is_file() or pki.cert_sans(cert) != set(sans):

@@ -5,8 +5,12 @@ in-process for a one-host install.
     state directory -> host facts + hypervisor decision -> API server -> libvirt -> VM network
     -> watches on this node's instances and volumes -> adopt domains, sweep orphans
     -> reconcilers -> console endpoint (TLS) -> Node + Lease heartbeats
+    -> (vm-routes) routes to VMs of other nodes (vmroutes.py)
 
-Stopping the agent stops watching and serving; it never touches the VMs, the bridge or dnsmasq,
+When libvirt does not answer at start, the handler still registers its Node, NotReady with
+reason LibvirtUnavailable and what to do, and connects by itself when libvirt is back (then
+adopts domains and starts reconciling): `dvp server` keeps serving the API, DVCR and the
+controllers meanwhile. Stopping the agent stops watching and serving; it never touches the VMs, the bridge or dnsmasq,
 so VMs keep running and a restarted agent adopts them (domains are found by instance uid).
 """
 
@@ -18,14 +22,15 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from controlplane.api.internal import NODE_LABEL, NodeReason
 from controlplane.common.kube.client import KubeClient, KubeError
 from controlplane.common.kube.controller import Controller
-from controlplane.common.kube.events import EventRecorder
 from controlplane.common.kube.informer import Informer, key_of
-from controlplane.nodehandler import tls
+from controlplane.common.kube.settings import RuntimeSettings
+from controlplane.nodehandler import indexes, registry_access, tls
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.console import ConsoleServer
 from controlplane.nodehandler.consoleauth import TokenReviewer
@@ -35,13 +40,18 @@ from controlplane.nodehandler.hypervisor import decide_required, gather_facts
 from controlplane.nodehandler.images import ImageCache, ImageSource, LocalFileSource
 from controlplane.nodehandler.instances import InstanceReconciler
 from controlplane.nodehandler.layout import Layout
+from controlplane.nodehandler.metrics import NodeMetrics
+from controlplane.nodehandler.migrations import Migrations
 from controlplane.nodehandler.network import NodeNetwork
 from controlplane.nodehandler.node import NodeRegistrar
+from controlplane.nodehandler.user_events import UserEventRecorder
+from controlplane.nodehandler.vmroutes import NodeRoutes
 from controlplane.nodehandler.volumes import VolumeReconciler
 
 log = logging.getLogger(__name__)
+INCOMING_GRACE = 600.0
+"""Seconds an instance directory without a domain is kept (an incoming migration copies the seed first)."""
 
-SWEEP_EVERY = 30.0
 
 
 class AgentStartError(RuntimeError):
@@ -59,10 +69,13 @@ class Agent:
         self.image_sources = [*image_sources, LocalFileSource()]
         self.ctx: NodeContext | None = None
         self.registrar: NodeRegistrar | None = None
+        self.access_watch: registry_access.AccessWatch | None = None
         self.console: ConsoleServer | None = None
         self.instance_controller: Controller | None = None
         self.volume_controller: Controller | None = None
         self.instance_reconciler: InstanceReconciler | None = None
+        self.metrics: NodeMetrics | None = None
+        self.routes: NodeRoutes | None = None
         self._stop = threading.Event()
         self._sweep_now = threading.Event()
 
@@ -81,7 +94,7 @@ class Agent:
         log.info("hypervisor: %s (%s): %s", decision.domain_type, decision.reason, decision.message)
         kube = await self._step(f"connecting to the API server ({c.kubeconfig})", self._connect_api)
         domains = Domains(c.libvirt_uri, prefix=c.domain_prefix, node=c.node_name)
-        await self._step(f"connecting to libvirt at {c.libvirt_uri}", domains.connect)
+        libvirt_down = await self._try_libvirt(domains)
         network = NodeNetwork(bridge=c.bridge, subnet=c.network, state_dir=self.layout.network_dir(c.bridge))
         await self._step(f"setting up the VM network (bridge {c.bridge}, {c.vm_cidr})", network.ensure)
         selector = f"{NODE_LABEL}={c.node_name}"
@@ -90,20 +103,24 @@ class Agent:
             images=ImageCache(self.layout.images, self.image_sources), facts=facts, decision=decision,
             instances=Informer(kube, INSTANCES, label_selector=selector),
             volumes=Informer(kube, VOLUMES, label_selector=selector),
-            events=EventRecorder(kube, "dvp-node-handler", host=c.node_name),
+            events=UserEventRecorder(kube, "dvp-node-handler", host=c.node_name),
         )
         self.ctx = ctx
         self.instance_reconciler = InstanceReconciler(ctx)
         self.instance_controller = Controller("instances", self.instance_reconciler.reconcile,
-                                              workers=c.instance_workers)
-        self.volume_controller = Controller("volumes", VolumeReconciler(ctx).reconcile, workers=c.volume_workers)
+                                              workers=c.instance_workers, settings=ctx.runtime)
+        self.volume_controller = Controller("volumes", VolumeReconciler(ctx).reconcile, workers=c.volume_workers,
+                                            settings=ctx.runtime)
+        self.instance_reconciler.migrations = Migrations(ctx, self.instance_controller.enqueue)
+        indexes.register(ctx.instances)
         ctx.instances.add_handler(self._on_instance)
         ctx.volumes.add_handler(self._on_volume)
         domains.on_event(self._on_domain_event)
         await self._step("watching this node's instances and volumes", self._start_watches)
-        await self._step("adopting running domains", self._adopt)
-        self.instance_controller.start()
-        self.volume_controller.start()
+        if libvirt_down is None:
+            await self._step("adopting running domains", self._adopt)
+            self.instance_controller.start()
+            self.volume_controller.start()
         node_ip = c.node_ip or tls.default_node_ip()
         pair = await self._step("preparing the console endpoint's certificate",
                                 lambda: tls.serving_pair(c, self.layout, node_ip))
@@ -114,19 +131,38 @@ class Agent:
             console_port = await self.console.start()
         except OSError as exc:
             raise AgentStartError(f"listening on {c.console_listen} for consoles: {exc}") from exc
-        self.registrar = NodeRegistrar(kube, c, facts, decision, node_ip=node_ip)
+        self.registrar = registrar = NodeRegistrar(kube, c, facts, decision, node_ip=node_ip)
         self.registrar.console_port = console_port
-        self.registrar.set_ready(True, str(NodeReason.HANDLER_READY), "libvirt and the VM network are up")
+        if libvirt_down is None:
+            self.registrar.set_ready(True, str(NodeReason.HANDLER_READY), "libvirt and the VM network are up")
+        else:
+            self.registrar.set_ready(False, str(NodeReason.LIBVIRT_UNAVAILABLE), libvirt_down)
+        await self._step("asking DVCR whether it accepts this node's credentials",
+                         lambda: registry_access.probe(self.image_sources, registrar))
         await self._step(f"registering node {c.node_name}", self.registrar.register)
         await self._step("renewing the node lease", self.registrar.renew_lease)
         self.registrar.start()
-        threading.Thread(target=self._sweeper, name="orphan-sweep", daemon=True).start()
-        threading.Thread(target=self._health, name="libvirt-health", daemon=True).start()
-        print(f"dvp agent: node {c.node_name} ready; consoles on {host}:{console_port}", flush=True)
+        self.access_watch = registry_access.AccessWatch(self.image_sources, self.registrar,
+                                                        every=c.timings.node_status_every)
+        self.access_watch.start()
+        if c.vm_routes:
+            self.routes = NodeRoutes(ctx, node_ip=node_ip)
+            await self._step("routing VM addresses of other nodes", self.routes.start)
+        self.metrics = NodeMetrics(ctx)
+        if libvirt_down is None:
+            self._background()
+        else:
+            threading.Thread(target=self._await_libvirt, name="libvirt-wait", daemon=True).start()
+        print(f"dvp agent: node {c.node_name} {'ready' if libvirt_down is None else 'running, NotReady until libvirt answers'}"
+              f"; consoles on {host}:{console_port}", flush=True)
 
     async def stop(self) -> None:
         self._stop.set()
         self._sweep_now.set()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.routes is not None:
+            self.routes.stop()  # the routes stay: VMs elsewhere stay reachable while the handler is away
         for ctl in (self.instance_controller, self.volume_controller):
             if ctl is not None:
                 ctl.stop()
@@ -135,10 +171,55 @@ class Agent:
             self.ctx.volumes.stop()
         if self.registrar is not None:
             self.registrar.stop()
+        if self.access_watch is not None:
+            self.access_watch.stop()
         if self.console is not None:
             await self.console.stop()
         if self.ctx is not None:
             self.ctx.domains.close()
+
+    # -- libvirt down at start: run NotReady, connect when it is back ------------------------------
+    def _libvirt_down(self, exc: BaseException) -> str:
+        return (f"libvirt at {self.config.libvirt_uri} does not answer ({exc}); start libvirtd "
+                f"(systemctl start libvirtd): the node handler connects by itself when it is back")
+
+    async def _try_libvirt(self, domains: Domains) -> str | None:
+        """None when libvirt answers; else why not (the node then registers NotReady)."""
+        log.info("node handler: connecting to libvirt at %s", self.config.libvirt_uri)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, domains.connect)
+        except Exception as exc:
+            message = self._libvirt_down(exc)
+            log.warning("node handler: %s; the node is NotReady (%s) until then", message,
+                        NodeReason.LIBVIRT_UNAVAILABLE)
+            return message
+        return None
+
+    def _await_libvirt(self) -> None:
+        """Retry libvirt until it answers, then do what start-up skipped: adopt, reconcile, watch health."""
+        assert self.ctx is not None and self.registrar is not None
+        assert self.instance_controller is not None and self.volume_controller is not None
+        while not self._stop.wait(self.config.timings.libvirt_retry_every):
+            try:
+                self.ctx.domains.connect()
+                self._adopt()
+            except Exception as exc:
+                self.registrar.set_ready(False, str(NodeReason.LIBVIRT_UNAVAILABLE), self._libvirt_down(exc))
+                continue
+            self.instance_controller.start()
+            self.volume_controller.start()
+            self.registrar.set_ready(True, str(NodeReason.HANDLER_READY), "libvirt and the VM network are up")
+            log.info("node handler: libvirt at %s answers; node %s is Ready", self.config.libvirt_uri,
+                     self.config.node_name)
+            print(f"dvp agent: node {self.config.node_name} ready (libvirt is back)", flush=True)
+            self._background()
+            return
+
+    def _background(self) -> None:
+        if self.metrics is not None:  # domain stats need libvirt
+            self.metrics.start()
+        threading.Thread(target=self._sweeper, name="orphan-sweep", daemon=True).start()
+        threading.Thread(target=self._health, name="libvirt-health", daemon=True).start()
 
     # -- steps -----------------------------------------------------------------------------------
     def _connect_api(self) -> KubeClient:
@@ -194,17 +275,14 @@ class Agent:
         if typ != "DELETED":
             self.volume_controller.enqueue(key_of(obj))
         ns, name = key_of(obj)
-        for inst in self.ctx.instances.list(ns):
-            if any((d.get("volume") or {}).get("name") == name for d in (inst.get("spec") or {}).get("disks") or []):
-                self.instance_controller.enqueue(key_of(inst))
+        for inst in self.ctx.instances.by_index(indexes.BY_VOLUME, f"{ns}/{name}"):
+            self.instance_controller.enqueue(key_of(inst))
 
     def _on_domain_event(self, uid: str) -> None:
         if self.ctx is None or self.instance_controller is None:
             return
-        for obj in self.ctx.instances.list():
-            if obj["metadata"].get("uid") == uid:
-                self.instance_controller.enqueue(key_of(obj))
-                return
+        for obj in self.ctx.instances.by_index(indexes.BY_UID, uid):
+            self.instance_controller.enqueue(key_of(obj))
 
     # -- background ------------------------------------------------------------------------------
     def sweep(self) -> list[str]:
@@ -222,7 +300,7 @@ class Agent:
             removed.append(uid)
         instances_dir = ctx.layout.state_dir / "instances"
         for d in instances_dir.iterdir() if instances_dir.is_dir() else ():
-            if d.name not in known and ctx.domains.lookup(d.name) is None:
+            if d.name not in known and ctx.domains.lookup(d.name) is None and not _young(d):
                 shutil.rmtree(d, ignore_errors=True)
         return removed
 
@@ -237,7 +315,7 @@ class Agent:
 
     def _sweeper(self) -> None:
         while not self._stop.is_set():
-            self._sweep_now.wait(SWEEP_EVERY)
+            self._sweep_now.wait(self.ctx.runtime.sweep_every if self.ctx else RuntimeSettings().sweep_every)
             self._sweep_now.clear()
             if self._stop.is_set():
                 return
@@ -268,3 +346,11 @@ def _split(listen: str) -> tuple[str, int]:
     from controlplane.nodehandler.config import split_listen
 
     return split_listen(listen, field_name="console-listen")
+
+
+def _young(path: Path) -> bool:
+    """Made within the last 10 minutes: maybe an incoming migration's, whose domain starts here soon."""
+    try:
+        return time.time() - path.stat().st_mtime < INCOMING_GRACE
+    except OSError:
+        return False

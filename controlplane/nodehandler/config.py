@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 
 
 DOMAIN_TYPES = ("auto", "kvm", "qemu")
+ROUTE_MODES = ("auto", "direct", "vxlan")
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
@@ -39,6 +40,8 @@ class Timings:
     shutdown_poll_every: float = 0.5
     api_wait: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 5.0, 5.0, 10.0, 10.0)
     """Delays between attempts to reach an API server that is not up yet, at start-up."""
+    libvirt_retry_every: float = 5.0
+    """How often libvirt is tried again when it did not answer at start-up."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class AgentConfig:
     """Where /proc, /sys and /dev are read for the hypervisor decision and capacity."""
     node_ip: str = ""
     """The address published in Node status.addresses (InternalIP); empty: the default route's."""
+    node_role: str = "worker"
+    """Shown by `kubectl get nodes` (label node-role.kubernetes.io/<role>): `dvp agent` on a worker,
+    `control-plane` for the handler `dvp server` runs on the master."""
     console_listen: str = "0.0.0.0:10250"
     """HOST:PORT of the console/VNC websocket endpoint (port 0 picks a free one)."""
     tls_cert_file: Path | None = None
@@ -68,6 +74,24 @@ class AgentConfig:
     bridge: str = "dvpbr0"
     vm_cidr: str = "10.66.0.0/16"
     """The subnet of the node's VM network; the host takes its first address on the bridge."""
+    vm_routes: bool = False
+    """Route every VM address that runs on another node to that node (vmroutes.py, docs/network.md).
+    It changes the host's routing (a policy rule, a table, forwarding, proxy ARP on the bridge):
+    installs turn it on; off by default so a handler run for tests in a shared namespace leaves
+    the host's routing alone."""
+    vm_route_mode: str = "auto"
+    """`auto`: nodes on a subnet of this host directly, the others through VXLAN; `direct`: never
+    a tunnel (a node off the segment gets no routes, and a warning); `vxlan`: always the tunnel."""
+    route_table: int = 166
+    """The routing table the VM routes live in (only ever written by the node handler)."""
+    route_protocol: int = 166
+    """The protocol number the VM routes carry: only routes with it are ever deleted."""
+    route_rule_priority: int = 166
+    """Priority of the policy rule `to <vm-cidr> lookup <route-table>`; `from <vm-cidr>` takes the next
+    one (both before `main`, 32766)."""
+    dvcr_url: str = ""
+    """DVCR, for a worker's `dvp agent`: images are pulled with this node's own token (pull role)."""
+    dvcr_ca_file: Path | None = None
     reserved_cpu: int = 0
     reserved_memory: str = "512Mi"
     instance_workers: int = 16
@@ -102,8 +126,19 @@ class AgentConfig:
         if self.tls_cert_file is None and self.pki_dir is None:
             raise bad("tls-cert-file", "the console endpoint needs TLS: give --tls-cert-file/--tls-key-file "
                                        "or --pki-dir (a directory with the platform CA)")
+        if self.dvcr_url and not self.dvcr_url.startswith(("https://", "http://")):
+            raise bad("dvcr-url", f"{self.dvcr_url!r} is not a URL (e.g. https://10.0.0.1:5443)")
         if len(str(self.run_dir)) > 60:
             raise bad("run-dir", f"{self.run_dir} is too long for unix socket paths (keep it under 60 bytes)")
+        if self.vm_route_mode not in ROUTE_MODES:
+            raise bad("vm-route-mode", f"{self.vm_route_mode!r} is not one of {', '.join(ROUTE_MODES)}")
+        if not 0 < self.route_table < 2**32 or self.route_table in (253, 254, 255):
+            raise bad("route-table", f"{self.route_table} is not a free routing table id (1..2^32-1, not 253-255)")
+        if not 0 < self.route_protocol < 256:
+            raise bad("route-protocol", f"{self.route_protocol} is not a route protocol number (1..255)")
+        if not 0 < self.route_rule_priority < 32765:
+            raise bad("route-rule-priority", f"{self.route_rule_priority} and the next priority must be below 32766 "
+                                             "(the main table's rule)")
         if self.instance_workers < 1 or self.volume_workers < 1:
             raise bad("instance-workers", "worker counts must be at least 1")
         return self
@@ -120,7 +155,7 @@ def split_listen(value: str, *, field_name: str = "listen") -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-_PATHS = {"kubeconfig", "state_dir", "run_dir", "host_root", "tls_cert_file", "tls_key_file", "pki_dir"}
+_PATHS = {"kubeconfig", "state_dir", "run_dir", "host_root", "tls_cert_file", "tls_key_file", "pki_dir", "dvcr_ca_file"}
 
 
 def load_config_file(path: Path, **overrides: Any) -> AgentConfig:

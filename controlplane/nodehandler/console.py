@@ -25,6 +25,7 @@ from typing import Any
 import libvirt
 from aiohttp import WSMsgType, web
 
+from controlplane.nodehandler import metrics
 from controlplane.nodehandler.consoleauth import Denied, TokenReviewer
 from controlplane.nodehandler.context import NodeContext
 
@@ -46,6 +47,7 @@ class ConsoleServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", metrics.handler(self.reviewer))
         app.router.add_get("/v1/namespaces/{namespace}/instances/{name}/console", self._console)
         app.router.add_get("/v1/namespaces/{namespace}/instances/{name}/vnc", self._vnc)
         return app

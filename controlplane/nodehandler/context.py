@@ -19,6 +19,7 @@ from controlplane.api.internal import (
 from controlplane.common.kube.client import KubeClient, KubeError, Resource
 from controlplane.common.kube.events import EventRecorder
 from controlplane.common.kube.informer import Informer
+from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.domains import Domains
 from controlplane.nodehandler.hypervisor import Decision, HostFacts
@@ -47,6 +48,8 @@ class NodeContext:
     instances: Informer
     volumes: Informer
     events: EventRecorder
+    runtime: RuntimeSettings = DEFAULT
+    """Every delay the node handler waits or retries after (`common.kube.settings`)."""
     cpu_quota: bool = True
     """False once libvirt refused a CPU quota (no cgroup cpu controller): coreFraction is then not
     enforced on this node, and instances that ask for one say so in their status message."""

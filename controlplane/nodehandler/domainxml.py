@@ -24,8 +24,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.api.instance import DiskSpec, InstanceSpec
 from controlplane.api.internal import DomainType
-from controlplane.nodehandler.instancespec import DiskSpec, InstanceSpec
 
 METADATA_NS = "https://virtualization.deckhouse.io/node-handler/v1"
 METADATA_KEY = "dvp"

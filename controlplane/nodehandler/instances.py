@@ -25,23 +25,24 @@ from typing import Any
 
 import libvirt
 
+from controlplane.api.instance import InstanceSpec, SpecError, parse_instance
 from controlplane.api.internal import INSTANCE_FINALIZER
 from controlplane.common.kube.client import KubeError
-from controlplane.common.kube.controller import Result, TemporaryError
+from controlplane.common.kube.controller import Result
+from controlplane.common.kube.errors import TemporaryError
 from controlplane.common.kube.informer import Key
 from controlplane.nodehandler.cloudinit_seed import SeedError
 from controlplane.nodehandler.context import INSTANCES, NodeContext, now
 from controlplane.nodehandler.domains import DomainStatus
 from controlplane.nodehandler.domainxml import guest_agent_state
 from controlplane.nodehandler.images import ImageError
-from controlplane.nodehandler.instancespec import InstanceSpec, SpecError, parse_instance
 from controlplane.nodehandler.instancestatus import Observed, build_status
 from controlplane.nodehandler.lifecycle import Action, Plan, plan, plan_deletion
+from controlplane.nodehandler.migrations import Migrations
 from controlplane.nodehandler.prepare import NotReady, PrepareError, bindings, domain_xml
 
 log = logging.getLogger(__name__)
 
-START_RETRY = 10.0
 
 
 class InstanceReconciler:
@@ -52,6 +53,8 @@ class InstanceReconciler:
         # behind it, and acting on a stale status would undo what was just done (e.g. destroy a
         # domain a restart has just started again, because the old shutdown deadline passed)
         self._written: dict[str, dict[str, Any]] = {}
+        self.migrations: Migrations | None = None
+        """Set by the agent: live migrations of this node's instances (they own the domain meanwhile)."""
 
     # -- entry point -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
@@ -72,6 +75,8 @@ class InstanceReconciler:
         dom = ctx.domains.status(uid)
         if dom is not None and dom.active and not dom.persistent:
             ctx.domains.ensure_persistent(uid)  # started by a handler that died before defining it
+        if self.migrations is not None and self.migrations.handle(obj, dom):
+            return None
         status = obj.get("status") or {}
         if obs.deleting:
             return self._delete(obj, obs, dom)
@@ -96,7 +101,7 @@ class InstanceReconciler:
             obs.start_error = f"starting the domain failed: {exc}"
             log.warning("instance %s/%s: %s", *key, obs.start_error)
             ctx.events.record(obj, type="Warning", reason="StartFailed", message=obs.start_error[:1000])
-            retry = START_RETRY
+            retry = ctx.runtime.start_retry
         obj = self._write_status(obj, p, dom, obs)
         ctx.add_finalizer(INSTANCES, obj, INSTANCE_FINALIZER)
         if retry is not None:
@@ -212,6 +217,8 @@ class InstanceReconciler:
                 fresh = ctx.kube.get(INSTANCES, meta["name"], meta["namespace"])
                 if fresh["metadata"]["uid"] != meta["uid"]:
                     return obj
+                if (fresh.get("status") or {}).get("migration"):  # written by the migration's thread only
+                    new = {**new, "migration": fresh["status"]["migration"]}
                 written = ctx.kube.replace(INSTANCES, {**fresh, "status": new}, subresource="status")
         except KubeError as exc:
             if exc.not_found:

@@ -14,12 +14,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.api.condition_builder import apply as set_condition
+from controlplane.api.instance import InstanceSpec
 from controlplane.api.internal import InstanceCondition, InstancePhase, InstanceReason
-from controlplane.nodehandler.conditions import set_condition
 from controlplane.nodehandler.domains import ABSENT, DomainStatus
 from controlplane.nodehandler.domainxml import guest_agent_state
 from controlplane.nodehandler.hypervisor import Decision
-from controlplane.nodehandler.instancespec import InstanceSpec
 from controlplane.nodehandler.lifecycle import ts
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import libvirt
 
+from controlplane.api.instance import InstanceSpec
 from controlplane.api.internal import InstancePhase, PowerAction, RunState, StopReason
 from controlplane.nodehandler.domains import DomainStatus
-from controlplane.nodehandler.instancespec import InstanceSpec
 
 
 class Action(Enum):

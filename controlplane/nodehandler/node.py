@@ -7,7 +7,9 @@ version — also as an annotation, for the upgrade), capacity and allocatable CP
 the console endpoint's port in `daemonEndpoints.kubeletEndpoint.Port`, node info, and two
 conditions: Ready (libvirt reachable, VM network up) and KVM (the hypervisor decision with its
 reason). A Lease in `kube-node-lease` named after the node is renewed every few seconds (the
-cheap heartbeat); the Node status is refreshed less often, or at once when something changes.
+cheap heartbeat); the Node status is refreshed less often, or at once when something changes
+or when a heartbeat gets through after failed ones (the node lifecycle controller sets
+Ready=Unknown on a node whose Lease it has not seen renewed for its grace period).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import re
 import threading
 from typing import Any
 
+from controlplane.api.condition_builder import apply as set_condition
+from controlplane.api.instance import quantity_bytes
 from controlplane.api.internal import (
     LABEL_CPU_MODEL,
     LABEL_CPU_VENDOR,
@@ -31,10 +35,8 @@ from controlplane.api.internal import (
 )
 from controlplane.common.kube.client import LEASES, NODES, KubeClient, KubeError
 from controlplane.common.version import __version__
-from controlplane.nodehandler.conditions import set_condition
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.hypervisor import Decision, HostFacts
-from controlplane.nodehandler.instancespec import quantity_bytes
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def node_labels(config: AgentConfig, facts: HostFacts, decision: Decision) -> di
         LABEL_CPU_VENDOR: label_value(facts.vendor),
         LABEL_CPU_MODEL: label_value(facts.model),
         LABEL_HANDLER_VERSION: label_value(__version__),
+        f"node-role.kubernetes.io/{config.node_role}": "",
     }
     if decision.nested is not None:
         labels[LABEL_KVM_NESTED] = "true" if decision.nested else "false"
@@ -70,7 +73,7 @@ def node_labels(config: AgentConfig, facts: HostFacts, decision: Decision) -> di
 
 def node_status(config: AgentConfig, facts: HostFacts, decision: Decision, *, old: dict[str, Any], node_ip: str,
                 console_port: int, ready: bool, ready_reason: str, ready_message: str,
-                now: dt.datetime) -> dict[str, Any]:
+                now: dt.datetime, extra: dict[str, tuple[bool, str, str]] | None = None) -> dict[str, Any]:
     stamp = _ts(now)
     mem_kib = facts.memory_bytes // 1024
     reserved_kib = quantity_bytes(config.reserved_memory, "reserved-memory") // 1024
@@ -79,6 +82,8 @@ def node_status(config: AgentConfig, facts: HostFacts, decision: Decision, *, ol
                           heartbeat=True)
     conds = set_condition(conds, str(NodeCondition.KVM), decision.kvm, str(decision.reason), decision.message,
                           now=stamp, heartbeat=True)
+    for type_, (ok, reason, message) in sorted((extra or {}).items()):
+        conds = set_condition(conds, type_, ok, reason, message, now=stamp, heartbeat=True)
     return {
         "capacity": {"cpu": str(facts.cpus), "memory": f"{mem_kib}Ki", "pods": "0"},
         "allocatable": {"cpu": str(max(facts.cpus - config.reserved_cpu, 0)),
@@ -114,6 +119,7 @@ class NodeRegistrar:
         self.node_ip = node_ip
         self.console_port = 0
         self.ready = (False, str(NodeReason.LIBVIRT_UNAVAILABLE), "starting")
+        self.conditions: dict[str, tuple[bool, str, str]] = {}
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,6 +131,12 @@ class NodeRegistrar:
     def set_ready(self, ready: bool, reason: str, message: str) -> None:
         if (ready, reason, message) != self.ready:
             self.ready = (ready, reason, message)
+            self._dirty.set()
+
+    def set_condition(self, type_: str, ok: bool, reason: str, message: str) -> None:
+        """Another condition the node reports about itself (e.g. DVCRAccess), written with its status."""
+        if self.conditions.get(type_) != (ok, reason, message):
+            self.conditions[type_] = (ok, reason, message)
             self._dirty.set()
 
     # -- Node ------------------------------------------------------------------------------------
@@ -152,7 +164,7 @@ class NodeRegistrar:
         ready, reason, message = self.ready
         status = node_status(self.config, self.facts, self.decision, old=node.get("status") or {},
                              node_ip=self.node_ip, console_port=self.console_port, ready=ready, ready_reason=reason,
-                             ready_message=message, now=dt.datetime.now(dt.UTC))
+                             ready_message=message, now=dt.datetime.now(dt.UTC), extra=dict(self.conditions))
         return self.kube.patch(NODES, self.name, {"status": status}, subresource="status")
 
     # -- Lease -----------------------------------------------------------------------------------
@@ -190,4 +202,9 @@ class NodeRegistrar:
                     last_status = dt.datetime.now(dt.UTC)
             except Exception as exc:
                 log.warning("node %s heartbeat: %s", self.name, exc)
+                # back from an outage the node lifecycle controller may have set Ready=Unknown:
+                # the first heartbeat that gets through writes the node's own status again
+                self._dirty.set()
+                self._stop.wait(t.lease_renew_every)
+                continue
             self._dirty.wait(t.lease_renew_every)

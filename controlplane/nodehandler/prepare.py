@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from controlplane.api.instance import InstanceSpec
 from controlplane.api.internal import VolumePhase
 from controlplane.common.kube.client import SECRETS, KubeError
+from controlplane.nodehandler import indexes
 from controlplane.nodehandler.cloudinit_seed import SeedData, build_seed
 from controlplane.nodehandler.context import NodeContext
 from controlplane.nodehandler.domainxml import DomainInputs, ResolvedDisk, build_domain_xml
-from controlplane.nodehandler.instancespec import InstanceSpec
 
 USER_DATA_KEYS = ("userData", "userdata", "user-data", "value")
 
@@ -76,17 +77,16 @@ def user_data(ctx: NodeContext, namespace: str, spec: InstanceSpec) -> str:
 def check_addresses(ctx: NodeContext, obj: dict[str, Any], spec: InstanceSpec) -> None:
     """An IP or MAC of this instance bound to another live instance of the node is an error."""
     uid = obj["metadata"]["uid"]
-    for other in ctx.instances.list():
-        meta = other.get("metadata") or {}
-        if meta.get("uid") == uid or not ctx.mine(other) or meta.get("deletionTimestamp"):
-            continue
-        for nic in (other.get("spec") or {}).get("nics") or []:
-            for i, mine in enumerate(spec.nics):
-                clash = ("ip", mine.ip) if mine.ip and nic.get("ip") == mine.ip else \
-                    ("mac", mine.mac) if str(nic.get("mac", "")).lower() == mine.mac else None
-                if clash:
-                    raise PrepareError(f"spec.nics[{i}].{clash[0]}: {clash[1]} is already used by instance "
-                                       f"{meta.get('namespace')}/{meta.get('name')} on this node")
+    for i, mine in enumerate(spec.nics):
+        for kind, value in (("ip", mine.ip), ("mac", mine.mac)):
+            if not value:
+                continue
+            for other in ctx.instances.by_index(indexes.BY_ADDRESS, indexes.address(kind, value)):
+                meta = other.get("metadata") or {}
+                if meta.get("uid") == uid or not ctx.mine(other) or meta.get("deletionTimestamp"):
+                    continue
+                raise PrepareError(f"spec.nics[{i}].{kind}: {value} is already used by instance "
+                                   f"{meta.get('namespace')}/{meta.get('name')} on this node")
 
 
 def bindings(ctx: NodeContext) -> dict[str, str]:

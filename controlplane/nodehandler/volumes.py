@@ -5,8 +5,10 @@ One cycle (`reconcile(key)`):
 2. being deleted: wait while a running domain of this node uses the file; then delete the file
    and drop our finalizer;
 3. hold our finalizer before creating anything (so a file is never leaked);
-4. no file yet: create it — empty, or a full copy of its source image pulled into the node
-   image cache (progress shown in `status.progress`);
+4. no file yet: create it — empty, a full copy of its source image pulled into the node
+   image cache (progress shown in `status.progress`), or a copy of another volume of this node
+   (`volume_copy`: snapshots, disks from snapshots; `status.consistent` says whether a running
+   guest's filesystems were frozen for it);
 5. `spec.size` larger than the file: grow it — through libvirt's block resize when a running
    domain has it attached (the guest sees the new size at once), else with `qemu-img resize`.
    A smaller size is refused with a message (volumes only grow);
@@ -18,25 +20,28 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
-from controlplane.api.internal import VOLUME_FINALIZER, VolumePhase
+from controlplane.api.condition_builder import apply as set_condition
+from controlplane.api.internal import VOLUME_FINALIZER, VolumeCondition, VolumePhase, VolumeReason
+from controlplane.api.volume import SpecError, VolumeSpec, parse_volume
 from controlplane.common.kube.client import KubeError
-from controlplane.common.kube.controller import Result, TemporaryError
+from controlplane.common.kube.controller import Result
+from controlplane.common.kube.errors import TemporaryError
 from controlplane.common.kube.informer import Key
 from controlplane.nodehandler import storage
-from controlplane.nodehandler.conditions import set_condition
 from controlplane.nodehandler.context import VOLUMES, NodeContext, now
 from controlplane.nodehandler.domainxml import disk_targets
 from controlplane.nodehandler.images import ImageError
-from controlplane.nodehandler.instancespec import SpecError, quantity_bytes
 from controlplane.nodehandler.lifecycle import ts
+from controlplane.nodehandler.volume_copy import InconsistentCopy, copy_in_use, copy_offline
 
 log = logging.getLogger(__name__)
 
-IN_USE_RETRY = 2.0
-FAILED_RETRY = 15.0
-PROGRESS_EVERY = 1.0
+
+class SourceNotReady(Exception):
+    """The volume to copy from is not (yet) a Ready volume of this node."""
 
 
 def _human(size: int) -> str:
@@ -71,32 +76,41 @@ class VolumeReconciler:
             users = self.users(str(path))
             if users:
                 self._status(obj, VolumePhase.TERMINATING, path, f"in use by {', '.join(u for _, u in users)}: "
-                             "deleted once it is detached or its VM stopped", ready=False, reason="InUse")
-                return Result(requeue_after=IN_USE_RETRY)
+                             "deleted once it is detached or its VM stopped", ready=False, reason=VolumeReason.IN_USE)
+                return Result(requeue_after=ctx.runtime.volume_in_use_retry)
             storage.delete(path)
             ctx.remove_finalizer(VOLUMES, obj, VOLUME_FINALIZER)
             log.info("volume %s/%s: file %s deleted", meta["namespace"], meta["name"], path)
             return None
         obj = ctx.add_finalizer(VOLUMES, obj, VOLUME_FINALIZER)
-        spec = obj.get("spec") or {}
         try:
-            size = quantity_bytes(spec.get("size"), "spec.size")
+            spec = parse_volume(obj)
         except SpecError as exc:
-            self._status(obj, VolumePhase.FAILED, path, str(exc), ready=False, reason="InvalidSpec")
+            self._status(obj, VolumePhase.FAILED, path, str(exc), ready=False, reason=VolumeReason.INVALID_SPEC)
             return None
+        size = spec.size_bytes
         if not path.exists():
             try:
-                obj = self._provision(obj, path, size)
+                obj = self._provision(obj, spec, path)
+            except SourceNotReady as exc:
+                self._status(obj, VolumePhase.PENDING, path, str(exc), ready=False, reason=VolumeReason.SOURCE_NOT_READY)
+                return Result(requeue_after=ctx.runtime.volume_in_use_retry)
+            except InconsistentCopy as exc:
+                ctx.events.record(obj, type="Warning", reason=str(VolumeReason.POTENTIALLY_INCONSISTENT),
+                                  message=str(exc)[:1000])
+                self._status(obj, VolumePhase.FAILED, path, str(exc), ready=False,
+                             reason=VolumeReason.POTENTIALLY_INCONSISTENT)
+                return None
             except (ImageError, storage.VolumeError, OSError) as exc:
                 msg = f"provisioning failed: {exc}"
                 ctx.events.record(obj, type="Warning", reason="ProvisioningFailed", message=msg[:1000])
-                self._status(obj, VolumePhase.FAILED, path, msg, ready=False, reason="ProvisioningFailed")
-                raise TemporaryError(msg, delay=FAILED_RETRY) from exc
+                self._status(obj, VolumePhase.FAILED, path, msg, ready=False, reason=VolumeReason.PROVISIONING_FAILED)
+                raise TemporaryError(msg, delay=ctx.runtime.volume_failed_retry) from exc
         cap = storage.capacity(path)
         message = ""
         if size > cap:
             obj = self._status(obj, VolumePhase.RESIZING, path, f"growing from {_human(cap)} to {_human(size)}",
-                               ready=True, reason="Resizing", capacity=cap)
+                               ready=True, reason=VolumeReason.RESIZING, capacity=cap)
             users = self.users(str(path))
             if users:
                 ctx.domains.block_resize(users[0][0], str(path), size)
@@ -109,20 +123,27 @@ class VolumeReconciler:
         elif size < cap:
             message = (f"spec.size {_human(size)} is smaller than the volume ({_human(cap)}): volumes only grow; "
                        f"keeping {_human(cap)}")
-        self._status(obj, VolumePhase.READY, path, message, ready=True, reason="Ready", capacity=cap,
+        self._status(obj, VolumePhase.READY, path, message, ready=True, reason=VolumeReason.READY, capacity=cap,
                      progress="100%")
         return None
 
-    def _provision(self, obj: dict[str, Any], path: Any, size: int) -> dict[str, Any]:
+    def _provision(self, obj: dict[str, Any], spec: VolumeSpec, path: Any) -> dict[str, Any]:
         ctx = self.ctx
-        source = ((obj.get("spec") or {}).get("source") or {}).get("image")
-        what = f"copying image {source['ref']}" if source else "creating an empty volume"
+        size = spec.size_bytes
+        source = self._source(spec, obj["metadata"]["namespace"]) if spec.source_volume else None
+        what = (f"copying image {spec.image_ref}" if spec.image_ref else
+                f"copying volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
         if (obj.get("status") or {}).get("phase") != str(VolumePhase.FAILED):
             # a retry after a failure keeps Failed until it succeeds: flipping to Provisioning and
             # back would wake this reconciler with its own writes and defeat the retry backoff
-            obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason="Provisioning",
+            obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
                                progress="0%")
-        if not source:
+        if source is not None:
+            consistent, how = self._copy(spec, source, path)
+            obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
+                               progress="100%", consistent=consistent)
+            what = f"copy of volume {spec.source_volume} ({how})"
+        elif not spec.image_ref:
             storage.create_empty(path, size)
         else:
             last = [0.0]
@@ -130,24 +151,46 @@ class VolumeReconciler:
             def progress(stage: str, weight: float, offset: float) -> Any:
                 def report(done: int, total: int) -> None:
                     nonlocal obj
-                    if time.monotonic() - last[0] < PROGRESS_EVERY or not total:
+                    if time.monotonic() - last[0] < ctx.runtime.progress_every or not total:
                         return
                     last[0] = time.monotonic()
                     pct = f"{int(offset + weight * done / total)}%"
                     try:
                         obj = self._status(obj, VolumePhase.PROVISIONING, path, f"{what}: {stage}", ready=False,
-                                           reason="Provisioning", progress=pct)
+                                           reason=VolumeReason.PROVISIONING, progress=pct)
                     except KubeError as exc:
                         log.debug("progress of %s not written: %s", path, exc)
                 return report
 
-            image = ctx.images.ensure(source["ref"], source.get("digest"), progress=progress("pulling", 50, 0))
+            image = ctx.images.ensure(spec.image_ref, spec.image_digest, progress=progress("pulling", 50, 0))
             storage.create_from_image(path, image, size, progress=progress("copying", 50, 50))
         ctx.events.record(obj, type="Normal", reason="Provisioned", message=f"{path.name}: {what} done")
         return obj
 
-    def _status(self, obj: dict[str, Any], phase: VolumePhase, path: Any, message: str, *, ready: bool, reason: str,
-                capacity: int | None = None, progress: str | None = None) -> dict[str, Any]:
+    def _source(self, spec: VolumeSpec, namespace: str) -> Path:
+        """The file of the Ready volume of this node to copy from; SourceNotReady otherwise."""
+        source = self.ctx.volumes.get(namespace, spec.source_volume or "")
+        if source is None or not self.ctx.mine(source):
+            raise SourceNotReady(f"waiting for volume {spec.source_volume} of node {self.ctx.node} to copy from")
+        src_meta = source["metadata"]
+        src_path = self.ctx.layout.volume(namespace, src_meta["name"], src_meta["uid"])
+        if (source.get("status") or {}).get("phase") != str(VolumePhase.READY) or not src_path.exists():
+            raise SourceNotReady(f"waiting for volume {spec.source_volume} to be Ready before copying it")
+        return src_path
+
+    def _copy(self, spec: VolumeSpec, src_path: Path, path: Path) -> tuple[bool, str]:
+        """Copy the source volume's file into `path`: (consistent, how)."""
+        users = self.users(str(src_path))
+        dom = self.ctx.domains.lookup(users[0][0]) if users else None
+        if dom is None:
+            copy_offline(src_path, path, spec.size_bytes)
+            return True, "offline"
+        done = copy_in_use(dom, src_path, path, spec.size_bytes, require_consistency=spec.require_consistency)
+        return done.consistent, f"{done.method}, in use by {users[0][1]}"
+
+    def _status(self, obj: dict[str, Any], phase: VolumePhase, path: Any, message: str, *, ready: bool, reason: VolumeReason,
+                capacity: int | None = None, progress: str | None = None,
+                consistent: bool | None = None) -> dict[str, Any]:
         old = obj.get("status") or {}
         stamp = ts(now())
         new = {**old, "phase": str(phase), "path": str(path),
@@ -156,11 +199,13 @@ class VolumeReconciler:
             new.update(capacity=_human(capacity), capacityBytes=capacity)
         if progress is not None:
             new["progress"] = progress
+        if consistent is not None:
+            new["consistent"] = consistent
         if message:
             new["message"] = message
         else:
             new.pop("message", None)
-        new["conditions"] = set_condition(list(old.get("conditions") or []), "Ready", ready, reason, message,
+        new["conditions"] = set_condition(list(old.get("conditions") or []), VolumeCondition.READY, ready, reason, message,
                                           now=stamp)
         if new == old:
             return obj

@@ -60,24 +60,57 @@ def host_table(host: HostReport) -> Table:
     return table
 
 
+LINE_MODE_BELOW = 100
+"""Narrower than this (or not a terminal at all), a report is one line per check, not a table."""
+
+
+def check_line(host: str, r: CheckResult) -> str:
+    """`host check result observed — expected — fix`: whole words, nothing cut, greppable."""
+    word = STYLE[r.verdict][0]
+    observed = " ".join(p for p in (r.message if r.verdict != "passed" else "", r.observed) if p) or "-"
+    parts = [observed, "" if r.blocked_by else r.expected, r.fix]
+    while parts and not parts[-1]:
+        parts.pop()
+    return f"{host} {r.name} {word} " + " — ".join(p or "-" for p in parts)
+
+
+def summary_counts(report: PreflightReport) -> dict[str, int]:
+    counts = {"passed": 0, "warning": 0, "error": 0, "blocked": 0, "skipped": 0}
+    for h in report.hosts:
+        for r in h.results:
+            counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    return counts
+
+
+def summary_line(report: PreflightReport) -> str:
+    """`36 checks: 29 passed, 3 warnings, 0 errors, 4 blocked` — every kind counted, none hidden."""
+    c = summary_counts(report)
+    total = sum(c.values())
+    text = (f"{total} checks: {c['passed']} passed, {c['warning']} warning{'s' if c['warning'] != 1 else ''}, "
+            f"{c['error']} error{'s' if c['error'] != 1 else ''}, {c['blocked']} blocked")
+    return text + (f", {c['skipped']} skipped" if c["skipped"] else "")
+
+
 def print_report(report: PreflightReport, console: Console) -> None:
+    lines = not console.is_terminal or console.width < LINE_MODE_BELOW
     for host in report.hosts:
-        console.print(host_table(host))
-        console.print()
-    errors = sum(1 for h in report.hosts for r in h.results if r.is_error)
-    warnings = sum(1 for h in report.hosts for r in h.results if r.is_warning)
+        if lines:
+            console.print(f"host {host.name}: {host.address}, {host.role}, {host.connection}", highlight=False,
+                          markup=False, soft_wrap=True)
+            for r in host.results:
+                console.print(check_line(host.name, r), highlight=False, markup=False, soft_wrap=True)
+        else:
+            console.print(host_table(host))
+            console.print()
     bad = [h.name for h in report.hosts if not h.ok]
+    where = f"{'all ' + str(len(report.hosts)) + ' hosts' if len(report.hosts) > 1 else 'the host'}"
+    took = f"profile {report.profile}, {report.duration_ms / 1000:.1f} s"
     if report.ok:
-        console.print(
-            f"[green]{'All ' + str(len(report.hosts)) + ' hosts' if len(report.hosts) > 1 else 'The host'} passed[/] "
-            f"({warnings} warning{'s' if warnings != 1 else ''}, profile {report.profile}) "
-            f"in {report.duration_ms / 1000:.1f} s."
-        )
+        console.print(f"[green]passed[/] on {where}: {summary_line(report)} ({took})", highlight=False,
+                      soft_wrap=lines)
     else:
-        console.print(
-            f"[red]{errors} errors[/] on {', '.join(bad)} ({warnings} warnings, profile {report.profile}) "
-            f"in {report.duration_ms / 1000:.1f} s. Fix them, or skip checks by name with --skip."
-        )
+        console.print(f"[red]failed[/] on {', '.join(bad)}: {summary_line(report)} ({took}). "
+                      "Fix the errors, or skip checks by name with --skip.", highlight=False, soft_wrap=lines)
 
 
 def print_catalog(catalog: list[CheckSpec], console: Console) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -80,10 +80,13 @@ def run_preflight(
     listener: PreflightListener | None = None,
     keep_connections: bool = False,
     connector: Connector | None = None,
+    skip_for: Mapping[str, Iterable[str]] | None = None,
 ) -> PreflightRun:
     """Check every host of `config`. Connections are closed at the end unless
     `keep_connections` (then the caller closes `state.connection`). `connector` replaces how
-    hosts are reached (the benchmark runs the same checks over OpenSSH's client with it)."""
+    hosts are reached (the benchmark runs the same checks over OpenSSH's client with it).
+    `skip_for` skips more checks on some hosts (by address): an install run again skips the
+    checks that would see its own platform on the hosts it installed before."""
     events = listener or NullListener()
     skipped = set(config.checks.skip) | set(skip)
     started_wall = dt.datetime.now(dt.UTC)
@@ -117,7 +120,8 @@ def run_preflight(
             _record_crash(st, exc)
         _safe(events.host_phase, name, "evaluating")
         evaluate(
-            host_specs, CheckContext(config, st, states), skip=skipped, done=done[i],
+            host_specs, CheckContext(config, st, states), skip=skipped | set((skip_for or {}).get(st.host.address, ())),
+            done=done[i],
             on_result=lambda r: _safe(events.check_finished, name, r),
         )
         durations[i] = int((time.monotonic() - t0) * 1000)
@@ -129,7 +133,8 @@ def run_preflight(
         hosts = []
         for i, st in enumerate(states):
             evaluate(
-                cluster_specs, CheckContext(config, st, states), skip=skipped, done=done[i],
+                cluster_specs, CheckContext(config, st, states),
+                skip=skipped | set((skip_for or {}).get(st.host.address, ())), done=done[i],
                 on_result=_forward(events, st.target.name),
             )
             host_report = HostReport(

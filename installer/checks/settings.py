@@ -34,6 +34,8 @@ MIN_KERNEL = (5, 8)
 RECOMMENDED_KERNEL = (5, 15)
 MIN_PYTHON = (3, 8)  # what ansible-core 2.18 requires on managed hosts
 MAX_CLOCK_DRIFT_SECONDS = 600.0
+# Between the hosts of one platform (a worker against the master), as `dvp agent --check` judges it.
+MAX_NODE_CLOCK_SKEW_SECONDS = 60.0
 
 # Ports the platform listens on, by role (embedded target); dkp adds etcd on masters.
 API_PORT = 6443

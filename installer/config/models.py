@@ -216,6 +216,15 @@ class VirtualizationSettings(_Model):
     """Directory on every host where VM disks live; its file system needs the free space."""
 
 
+class MonitoringSettings(_Model):
+    """A Prometheus the operator runs on the master host (target `embedded`)."""
+
+    prometheus_rules_dir: AbsPath | None = None
+    """Directory that Prometheus loads rule files from (a `rule_files:` glob such as
+    `/etc/prometheus/rules.d/*.yaml`); the install writes dvp's alert rules there as
+    `dvp.rules.yaml` (what `dvp monitoring rules` prints)."""
+
+
 class CheckSettings(_Model):
     """Preflight check settings."""
 
@@ -253,6 +262,9 @@ class InstallConfig(_Model):
 
     checks: CheckSettings = Field(default_factory=CheckSettings)
     """Preflight check settings."""
+
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    """Where the platform's Prometheus alert rules are installed, if anywhere."""
 
     def platform_cidrs(self) -> list[tuple[str, IPNetwork]]:
         """Networks the platform itself allocates from, with their field paths."""

@@ -1,6 +1,6 @@
 """Rules of the install config that span fields, checked once its structure is valid:
 overlapping networks, unique hosts, the master count each target needs, fields that only
-`dkp` uses, known check names, and secrets and key files that can actually be read.
+`dkp` uses, a Prometheus rules directory outside the platform's own, known check names, and secrets and key files that can actually be read.
 
 Each rule reports a `ConfigIssue` at the field it is about, so users see file:line:column.
 """
@@ -12,6 +12,7 @@ import os
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
+from installer import hostlayout
 from installer.config.errors import ConfigIssue, Loc
 from installer.config.models import InstallConfig
 from installer.config.secrets import SecretError, SecretRef
@@ -32,6 +33,7 @@ def semantic_issues(
     issues += _overlapping_networks(config, doc)
     issues += _hosts(config, doc)
     issues += _dkp_only(config, doc)
+    issues += _rules_dir(config, doc)
     if known_checks is not None:
         issues += _check_names(config, doc, known_checks)
     if check_files:
@@ -101,6 +103,23 @@ def _dkp_only(config: InstallConfig, doc: Document) -> Iterator[ConfigIssue]:
     for field, alias in aliases.items():
         if field in config.cluster.model_fields_set:
             yield doc.issue(("cluster", alias), "only used with target: dkp (target is embedded)")
+
+
+_PLATFORM_DIRS = tuple(Path(d) for d in (hostlayout.CONFIG_DIR, hostlayout.STATE_DIR, hostlayout.RUN_DIR,
+                                         hostlayout.LOG_DIR, hostlayout.BIN_DIR))
+
+
+def _rules_dir(config: InstallConfig, doc: Document) -> Iterator[ConfigIssue]:
+    path = config.monitoring.prometheus_rules_dir
+    if path is None:
+        return
+    loc = ("monitoring", "prometheusRulesDir")
+    if config.target != "embedded":
+        yield doc.issue(loc, "only used with target: embedded (on dkp, DVP's virtualization module brings its "
+                             "own alert rules)")
+    elif path == Path("/") or any(path == p or p in path.parents for p in _PLATFORM_DIRS):
+        yield doc.issue(loc, f'"{path}" is not a Prometheus rules directory: it is / or inside the platform\'s own '
+                             f"directories ({', '.join(str(p) for p in _PLATFORM_DIRS)})")
 
 
 def _check_names(config: InstallConfig, doc: Document, known: Collection[str]) -> Iterator[ConfigIssue]:

@@ -166,6 +166,7 @@ def run_playbook(
     sink: EventSink,
     log: Callable[[str], None],
     limit: str | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> PlaybookOutcome:
     import ansible_runner
 
@@ -189,6 +190,7 @@ def run_playbook(
         quiet=True,
         suppress_env_files=True,
         limit=limit,
+        cancel_callback=cancel,
     )
     scrub_command_files(private_dir, secret_names=[k for k in envvars if k.startswith(SECRET_ENV_PREFIX)])
     stats = translator.stats_changed

@@ -3,19 +3,22 @@ otherwise. Both call the same engine (installer/install/engine.py); this file on
 events as rich progress (one line per phase and host: current task, ok/changed/failed, time)
 and prints where the kubeconfig is and what to do next.
 
-Exit status: 0 installed, 1 a phase failed (resumable with --resume), 2 bad config or usage.
+Exit status: 0 installed, 1 a phase failed (resumable with --resume), 2 bad config or usage,
+130 interrupted by SIGINT/SIGTERM (the phase is recorded as `interrupted`; the exact `--resume`
+command is printed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _extra_vars(value: str | None) -> dict[str, Any]:
@@ -55,7 +58,7 @@ def install(config_path: Path | None, edit_path: Path | None, state_dir: Path | 
 
     options = InstallOptions(state_dir=state_dir, resume=resume, dry_run=dry_run,
                              accept_new_host_keys=accept_new_host_keys, skip_checks=skip_checks, smoke=smoke,
-                             extra_vars=_extra_vars(extra_vars))
+                             extra_vars=_extra_vars(extra_vars), command=os.environ.get("DVP_EXECUTABLE") or "dvp")
     if edit_path is not None and config_path is not None:
         raise click.UsageError("--edit opens the interactive installer; --config installs unattended: give one")
     if config_path is None and not resume:
@@ -117,18 +120,24 @@ def _unattended(config_path: Path, options: Any, output: str) -> int:
         else:
             out = Console()
             for plan in plans:
-                out.print(f"[bold]{plan.host}[/] ({plan.address}, {plan.role})")
+                out.print(f"[bold]{plan.host}[/] ({plan.address}, {plan.role})", highlight=False, soft_wrap=True)
                 for line in plan.lines():
-                    out.print(f"  {line}")
+                    out.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_OK
-    with ProgressView(err, enabled=err.is_terminal and output == "table") as view:
+    from installer.install.interrupt import Interrupt, catch_signals
+
+    options.interrupt = Interrupt()
+    with catch_signals(options.interrupt), ProgressView(err, enabled=err.is_terminal and output == "table") as view:
         result = run_install(config, options, view.sink, config_path=config_path)
     if output == "json":
         click.echo(json.dumps({
             "ok": result.ok, "runDir": str(result.run_dir), "kubeconfig": str(result.kubeconfig or ""),
             "apiUrl": result.api_url or "", "failedPhase": result.failed_phase, "message": result.message,
             "changed": result.changed, "nextSteps": result.next_steps, "phases": view.phases,
+            "interrupted": result.interrupted,
         }, indent=2))
     else:
         print_result(Console(), result, view.phases)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -10,6 +10,7 @@ again changes nothing (every task is idempotent; the phases report what they cha
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from installer.install.events import (
     PhaseName,
     PhaseStarted,
 )
+from installer.install.interrupt import Interrupt, close_control_masters, control_dir
 from installer.install.inventory import ansible_env, build_inventory, masters, playbook_vars
 from installer.install.plan import HostPlan, plan_hosts
 from installer.install.rundir import RunDir, RunDirError, default_state_dir
@@ -51,6 +53,28 @@ class InstallOptions:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     """More playbook variables (overrides of role defaults, e.g. `dvp_extra_packages`)."""
     verify_timeout: float = 180.0
+    interrupt: Interrupt | None = None
+    """Set by SIGINT/SIGTERM (installer/install/interrupt.py): the phase ends as `interrupted`."""
+    command: str = "dvp"
+    """How the user started this dvp (for the exact `--resume` command printed)."""
+
+    def resume_command(self, config_path: Path | None) -> str:
+        """The exact command that continues this install."""
+        parts = [self.command, "install", "--resume"]
+        if config_path is not None:
+            parts += ["--config", str(config_path.resolve())]
+        if self.state_dir is not None:
+            parts += ["--state-dir", str(self.state_dir.expanduser().resolve())]
+        if self.accept_new_host_keys:
+            parts.append("--accept-new-host-keys")
+        for name in self.skip_checks:
+            parts += ["--skip", name]
+        if self.smoke:
+            parts.append("--smoke")
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.is_set()
 
 
 class PhaseFailed(Exception):
@@ -108,6 +132,8 @@ def run_install(config: InstallConfig, options: InstallOptions, sink: EventSink,
                 resume_from is None or PHASES.index(phase) < PHASES.index(resume_from)):
             ctx.emit(PhaseFinished(phase, "done-before", 0.0, "recorded as done in " + str(run.path)))
             continue
+        if options.interrupted():
+            return _interrupted(ctx, phase, 0.0)
         hosts = tuple(h.display_name for h in _phase_hosts(config, phase))
         ctx.emit(PhaseStarted(phase, hosts))
         run.mark_started(phase)
@@ -115,11 +141,15 @@ def run_install(config: InstallConfig, options: InstallOptions, sink: EventSink,
         try:
             message = PHASE_FUNCTIONS[phase](ctx)
         except PhaseFailed as exc:
+            if options.interrupted():
+                return _interrupted(ctx, phase, time.monotonic() - t0)
             return _failed(ctx, phase, time.monotonic() - t0, str(exc))
         except Exception as exc:  # an installer bug: still recorded, resumable
             run.log(f"[{phase}] internal error:\n{traceback.format_exc()}")
             return _failed(ctx, phase, time.monotonic() - t0, f"internal error: {type(exc).__name__}: {exc}")
         elapsed = time.monotonic() - t0
+        if options.interrupted() and phase != "validate":  # a phase cut short may look finished
+            return _interrupted(ctx, phase, elapsed)
         run.record_phase(phase, "ok", elapsed=elapsed, message=message, changed=ctx.changed.get(phase))
         ctx.emit(PhaseFinished(phase, "ok", elapsed, message))
     if options.dry_run:
@@ -129,13 +159,22 @@ def run_install(config: InstallConfig, options: InstallOptions, sink: EventSink,
                          changed=_changed_totals(run))
 
 
+def _interrupted(ctx: _Run, phase: PhaseName, elapsed: float) -> InstallResult:
+    signal_name = ctx.options.interrupt.signal_name if ctx.options.interrupt else "a signal"
+    message = f"interrupted by {signal_name} during phase {phase}; nothing after it ran"
+    ctx.run.record_phase(phase, "interrupted", elapsed=elapsed, message=message, changed=ctx.changed.get(phase))
+    ctx.run.log(f"[{phase}] INTERRUPTED: {message}")
+    ctx.emit(PhaseFinished(phase, "interrupted", elapsed, message))
+    return InstallResult(ok=False, run_dir=ctx.run.path, failed_phase=phase, message=message, interrupted=True,
+                         next_steps=[ctx.options.resume_command(ctx.config_path)], changed=_changed_totals(ctx.run))
+
+
 def _failed(ctx: _Run, phase: PhaseName, elapsed: float, message: str) -> InstallResult:
     ctx.run.record_phase(phase, "failed", elapsed=elapsed, message=message, changed=ctx.changed.get(phase))
     ctx.run.log(f"[{phase}] FAILED: {message}")
     ctx.emit(PhaseFinished(phase, "failed", elapsed, message))
     return InstallResult(ok=False, run_dir=ctx.run.path, failed_phase=phase, message=message,
-                         next_steps=[f"fix the cause, then: dvp install --resume --config FILE"
-                                     f"{' --state-dir ' + str(ctx.state_dir) if ctx.options.state_dir else ''}"],
+                         next_steps=[f"fix the cause, then: {ctx.options.resume_command(ctx.config_path)}"],
                          changed=_changed_totals(ctx.run))
 
 
@@ -187,15 +226,17 @@ def _validate(ctx: _Run) -> str:
     return f"{len(config.hosts)} host(s), target {config.target}"
 
 
-def _installed_here_before(ctx: _Run) -> bool:
-    """Did an earlier run in this state dir get past the preflight on these very hosts?"""
-    hosts = sorted(h.address for h in ctx.config.hosts)
+def _installed_here_before(ctx: _Run) -> set[str]:
+    """Addresses of this config's hosts that an earlier run in this state dir got past the
+    preflight on (a host added since is checked in full)."""
+    current = {h.address for h in ctx.config.hosts}
+    done: set[str] = set()
     for other in RunDir.all_runs(ctx.state_dir):
         if other.path == ctx.run.path:
             continue
-        if other.state.get("hosts") == hosts and other.phase_status("prepare") is not None:
-            return True
-    return False
+        if other.phase_status("prepare") is not None:
+            done.update(set(other.state.get("hosts") or ()) & current)
+    return done
 
 
 def _preflight(ctx: _Run) -> str:
@@ -204,11 +245,15 @@ def _preflight(ctx: _Run) -> str:
     from installer.checks.runner import run_preflight
 
     skip = set(ctx.options.skip_checks)
-    if _installed_here_before(ctx) or ctx.options.resume:
-        skip.update(REINSTALL_SKIPS)
-        ctx.log("preflight", "these hosts were installed from this state directory before: "
-                             f"not checking {', '.join(REINSTALL_SKIPS)}")
-    report_run = run_preflight(ctx.config, skip=sorted(skip), accept_new_host_keys=ctx.options.accept_new_host_keys)
+    before = _installed_here_before(ctx)
+    if ctx.options.resume:
+        before = {h.address for h in ctx.config.hosts}
+    if before:
+        names = sorted(h.display_name for h in ctx.config.hosts if h.address in before)
+        ctx.log("preflight", f"installed from this state directory before: {', '.join(names)}: not checking "
+                             f"{', '.join(REINSTALL_SKIPS)} there")
+    report_run = run_preflight(ctx.config, skip=sorted(skip), accept_new_host_keys=ctx.options.accept_new_host_keys,
+                               skip_for=dict.fromkeys(before, REINSTALL_SKIPS))
     ctx.run.write_text("preflight.json", json.dumps(report_run.report.to_json(), indent=1))
     write_fact_cache(report_run.states, ctx.run.facts_dir)
     problems = []
@@ -223,14 +268,33 @@ def _preflight(ctx: _Run) -> str:
         raise PhaseFailed("preflight failed: " + " | ".join(problems[:8])
                           + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
                           + "; skip a check by name with --skip NAME")
-    counts = sum(len(h.results) for h in report_run.report.hosts)
-    return f"{counts} checks on {len(report_run.report.hosts)} host(s) passed"
+    from installer.checks.render import summary_line
+
+    _check_removed_hosts(ctx)
+    return f"{len(report_run.report.hosts)} host(s): {summary_line(report_run.report)}"
+
+
+def _check_removed_hosts(ctx: _Run) -> None:
+    """Refuse to drop a host that an earlier run joined while VMs run there (installer/install/removal.py)."""
+    from installer.install.removal import notes, refusal, removed_nodes
+
+    kubeconfig = ctx.state_dir / "kubeconfig"
+    if ctx.config.target != "embedded" or not kubeconfig.is_file():
+        return  # a first install: nothing joined before
+    try:
+        removed = removed_nodes(kubeconfig, _expected_nodes(ctx))
+    except Exception as exc:  # the platform may be down (this run is to repair it): nothing to compare with
+        ctx.log("preflight", f"warning: could not ask the API which hosts left the config: {type(exc).__name__}: {exc}")
+        return
+    problem = refusal(removed)
+    if problem:
+        raise PhaseFailed(problem)
+    for line in notes(removed):
+        ctx.log("preflight", line)
 
 
 def _ansible_phase(phase: PhaseName) -> Callable[[_Run], str]:
     def run_phase(ctx: _Run) -> str:
-        from installer.install.ansible_phase import run_playbook
-
         if not ctx.run.facts_dir.is_dir():
             raise PhaseFailed(f"no preflight facts in {ctx.run.facts_dir}: run the preflight first")
         work = ctx.run.path / "bin"
@@ -242,24 +306,36 @@ def _ansible_phase(phase: PhaseName) -> Callable[[_Run], str]:
             config_file, connection_file = write_documents(ctx.config, ctx.run.path / "dkp")
             extra.update(dvp_dhctl_config=str(config_file), dvp_dhctl_connection_config=str(connection_file))
         inventory, secrets = build_inventory(ctx.config, accept_new_host_keys=ctx.options.accept_new_host_keys)
-        outcome = run_playbook(
-            phase,
-            binmod.playbooks_dir() / PLAYBOOKS[phase],
-            private_dir=ctx.run.ansible_dir,
-            inventory=inventory,
-            extravars=playbook_vars(ctx.config, binary=binmod.installable_binary(work), extra=extra),
-            envvars=ansible_env(facts_dir=ctx.run.facts_dir, secrets=secrets),
-            binary=binmod.ansible_playbook_wrapper(work),
-            fact_cache=ctx.run.facts_dir,
-            sink=ctx.emit,
-            log=ctx.run.log,
-        )
+        sockets = control_dir()
+        try:
+            outcome = _playbook(ctx, phase, work, extra, inventory, secrets, sockets)
+        finally:
+            close_control_masters(sockets)
         ctx.changed[phase] = outcome.changed
         if not outcome.ok:
             raise PhaseFailed(outcome.message)
         total = sum(outcome.changed.values())
         return f"{total} change(s)" + (f": {', '.join(outcome.changed_tasks[:6])}" if outcome.changed_tasks else "")
     return run_phase
+
+
+def _playbook(ctx: _Run, phase: PhaseName, work: Path, extra: dict[str, Any], inventory: dict[str, Any],
+              secrets: dict[str, str], sockets: Path) -> Any:
+    from installer.install.ansible_phase import run_playbook
+
+    return run_playbook(
+        phase,
+        binmod.playbooks_dir() / PLAYBOOKS[phase],
+        private_dir=ctx.run.ansible_dir,
+        inventory=inventory,
+        extravars=playbook_vars(ctx.config, binary=binmod.installable_binary(work), extra=extra),
+        envvars=ansible_env(facts_dir=ctx.run.facts_dir, secrets=secrets, control_dir=sockets),
+        binary=binmod.ansible_playbook_wrapper(work),
+        fact_cache=ctx.run.facts_dir,
+        sink=ctx.emit,
+        log=ctx.run.log,
+        cancel=ctx.options.interrupted,
+    )
 
 
 def _verify(ctx: _Run) -> str:
@@ -303,9 +379,10 @@ def _next_steps(ctx: _Run) -> list[str]:
     return [
         f"export KUBECONFIG={kc}",
         "kubectl get nodes",
-        "kubectl apply -f examples/  # a VirtualImage, a VirtualDisk from it, a VirtualMachine",
+        "dvp examples quickstart | kubectl apply -f -  # a VirtualImage, a VirtualDisk from it, a VirtualMachine",
         "kubectl get vi,vd,vm -w",
-        "dvp v console <vm name>",
+        "dvp v console linux-vm",
+        "dvp docs install  # more: `dvp docs`; to remove it all again: dvp uninstall --dry-run",
     ]
 
 

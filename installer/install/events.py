@@ -15,7 +15,7 @@ from typing import Literal
 
 PhaseName = Literal["validate", "preflight", "prepare", "bootstrap", "controlplane", "verify"]
 PHASES: tuple[PhaseName, ...] = ("validate", "preflight", "prepare", "bootstrap", "controlplane", "verify")
-PhaseStatus = Literal["ok", "failed", "skipped", "done-before"]
+PhaseStatus = Literal["ok", "failed", "skipped", "done-before", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,5 @@ class InstallResult:
     next_steps: list[str] = field(default_factory=list)
     changed: dict[str, int] = field(default_factory=dict)
     """Changed Ansible tasks per host in this run (all zero when re-running an install)."""
+    interrupted: bool = False
+    """Stopped by SIGINT/SIGTERM (the phase is recorded as `interrupted`; `--resume` continues)."""

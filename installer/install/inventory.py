@@ -118,14 +118,17 @@ def playbook_vars(config: InstallConfig, *, binary: Path, extra: dict[str, Any] 
         "dvp_vm_cidrs": [str(n) for n in config.virtualization.virtual_machine_cidrs],
         "dvp_vm_storage_dir": str(config.virtualization.vm_storage_directory),
         "dvp_dvcr_storage_size": config.virtualization.dvcr_storage_size,
+        "dvp_prometheus_rules_dir": str(config.monitoring.prometheus_rules_dir or ""),
         **(extra or {}),
     }
 
 
-def ansible_env(*, facts_dir: Path, secrets: dict[str, str]) -> dict[str, str]:
+def ansible_env(*, facts_dir: Path, secrets: dict[str, str], control_dir: Path | None = None) -> dict[str, str]:
     """Environment of ansible-playbook: the preflight's facts as the fact cache (`gathering =
-    smart` uses them instead of running setup), quiet deprecation noise, secrets."""
+    smart` uses them instead of running setup), quiet deprecation noise, secrets; SSH control
+    sockets in `control_dir` (closed after the phase, installer/install/interrupt.py)."""
     return {
+        **({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)} if control_dir is not None else {}),
         "ANSIBLE_CACHE_PLUGIN": "jsonfile",
         "ANSIBLE_CACHE_PLUGIN_TIMEOUT": str(7 * 24 * 3600),
         "ANSIBLE_GATHERING": "smart",

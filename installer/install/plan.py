@@ -13,6 +13,8 @@ from installer.config.models import InstallConfig
 from installer.install import binary as binmod
 from installer.install.inventory import masters
 
+RULES_FILE = "dvp.rules.yaml"  # the monitoring_rules role's dvp_prometheus_rules_file
+
 
 @dataclass
 class HostPlan:
@@ -53,6 +55,9 @@ def plan_hosts(config: InstallConfig, *, extra_vars: dict[str, Any] | None = Non
         plan.files += ["/etc/modules-load.d/dvp.conf", "/etc/sysctl.d/90-dvp.conf",
                        f"{hostlayout.CONFIG_DIR}/ {hostlayout.STATE_DIR}/ {hostlayout.RUN_DIR}/ {hostlayout.LOG_DIR}/ "
                        f"{config.virtualization.vm_storage_directory}/ (directories)"]
+        qemu_keys = ", ".join(str(k) for k in (prep.get("dvp_qemu_conf_no_systemd") or {}))
+        if qemu_keys:
+            plan.files.append(f"/etc/libvirt/qemu.conf (edited: {qemu_keys}; on hosts where systemd is not PID 1)")
         plan.services.append("libvirtd, virtlogd (if not running)")
         if config.target == "embedded":
             plan.files.append(hostlayout.BINARY)
@@ -60,6 +65,9 @@ def plan_hosts(config: InstallConfig, *, extra_vars: dict[str, Any] | None = Non
                 plan.files += [hostlayout.SERVER_CONFIG, hostlayout.AGENT_CONFIG,
                                f"{hostlayout.SERVER_DATA_DIR}/ (datastore, PKI, tokens, kubeconfig; by dvp server)"]
                 plan.services.append("dvp-server (API server, DVCR, controllers, node handler)")
+                if config.monitoring.prometheus_rules_dir is not None:
+                    plan.files.append(f"{config.monitoring.prometheus_rules_dir}/{RULES_FILE} "
+                                      "(alert rules for Prometheus; reload it to pick them up)")
             else:
                 plan.files += [hostlayout.AGENT_CONFIG, f"{hostlayout.CONFIG_DIR}/agent.kubeconfig",
                                f"{hostlayout.CONFIG_DIR}/agent-tls.crt, agent-tls.key"]

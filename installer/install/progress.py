@@ -21,7 +21,7 @@ from installer.install.events import (
     TaskProgress,
 )
 
-_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "done-before": "cyan"}
+_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "done-before": "cyan", "interrupted": "yellow"}
 
 
 class ProgressView:
@@ -75,22 +75,35 @@ class ProgressView:
 
 
 def print_result(console: Console, result: InstallResult, phases: list[dict[str, Any]]) -> None:
-    table = Table(title="dvp install", show_lines=False)
-    for col in ("phase", "status", "time", "details"):
-        table.add_column(col)
-    for p in phases:
-        style = _STYLE.get(p["status"], "white")
-        table.add_row(p["phase"], f"[{style}]{p['status']}[/]", f"{p['elapsed']:.1f} s", p["message"][:200])
-    console.print(table)
-    console.print(f"run directory: {result.run_dir}")
-    if not result.ok:
-        console.print(f"[red]install failed in phase {result.failed_phase}:[/] {result.message}")
+    if console.is_terminal and console.width >= 100:
+        table = Table(title="dvp install", show_lines=False, expand=True)
+        for col in ("phase", "status", "time"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("details", overflow="fold")
+        for p in phases:
+            style = _STYLE.get(p["status"], "white")
+            table.add_row(p["phase"], f"[{style}]{p['status']}[/]", f"{p['elapsed']:.1f} s", p["message"])
+        console.print(table)
+    else:  # one whole line per phase: nothing cut, whatever the width
+        for p in phases:
+            console.print(f"{p['phase']} {p['status']} {p['elapsed']:.1f} s {p['message']}".rstrip(),
+                          highlight=False, markup=False, soft_wrap=True)
+    console.print(f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
+    if result.interrupted:
+        console.print(f"[yellow]install interrupted in phase {result.failed_phase}[/]; to continue, run:",
+                      highlight=False)
         for step in result.next_steps:
-            console.print(f"  {step}")
+            console.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
+        return
+    if not result.ok:
+        console.print(f"[red]install failed in phase {result.failed_phase}:[/] {result.message}",
+                      highlight=False, soft_wrap=True)
+        for step in result.next_steps:
+            console.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
         return
     console.print(f"[green]{result.message}[/]")
     if result.kubeconfig:
-        console.print(f"kubeconfig: {result.kubeconfig}")
+        console.print(f"kubeconfig: {result.kubeconfig}", highlight=False, soft_wrap=True)
     if result.api_url:
         console.print(f"API: {result.api_url}")
     console.print(f"changed tasks: {sum(result.changed.values())} "
@@ -98,4 +111,4 @@ def print_result(console: Console, result: InstallResult, phases: list[dict[str,
     if result.next_steps:
         console.print("next:")
         for step in result.next_steps:
-            console.print(f"  {step}")
+            console.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)

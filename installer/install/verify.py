@@ -102,6 +102,11 @@ class _Api:
         return data if isinstance(data, dict) else {}
 
 
+def api_reader(kubeconfig: Path) -> _Api:
+    """GET access to the API with a kubeconfig's CA and token (what the install asks the API)."""
+    return _Api(kubeconfig)
+
+
 def verify_api(kubeconfig: Path, expected_nodes: list[str], *, timeout: float = 180.0) -> VerifyResult:
     """Wait (up to `timeout`) until every expected Node is Ready and the CRDs are served."""
     api = _Api(kubeconfig)

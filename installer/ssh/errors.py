@@ -31,8 +31,11 @@ class ConnectTimeout(Unreachable):
 class HostKeyUnknown(SSHError):
     """The host's key is not in known_hosts and new keys are not accepted."""
 
-    def __init__(self, host: str, key_type: str, fingerprint: str, known_hosts: str) -> None:
+    def __init__(self, host: str, key_type: str, fingerprint: str, known_hosts: str, *, known_hosts_line: str = "") -> None:
         self.host, self.key_type, self.fingerprint = host, key_type, fingerprint
+        self.known_hosts = known_hosts
+        self.known_hosts_line = known_hosts_line
+        """The line that trusts this key (`name type base64`), for a front end that asks the user."""
         super().__init__(
             f"host key of {host} is not in {known_hosts}: {key_type} {fingerprint}",
             fix=(

@@ -68,13 +68,20 @@ class KnownHosts:
 
     def add(self, name: str, key: paramiko.PKey) -> None:
         """Append `name key` to the file (created 0600 in a 0700 directory if missing)."""
-        line = f"{name} {key.get_name()} {key.get_base64()}\n"
+        self.add_line(known_hosts_line(name, key))
+        log.info("recorded host key of %s in %s: %s", name, self.path, key_label(key))
+
+    def add_line(self, line: str) -> None:
+        """Append one known_hosts line (what the TUI's host-key screen writes once trusted)."""
         with _write_lock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "a", encoding="ascii") as fh:
-                fh.write(line)
-        log.info("recorded host key of %s in %s: %s", name, self.path, key_label(key))
+                fh.write(line.rstrip("\n") + "\n")
+
+
+def known_hosts_line(name: str, key: paramiko.PKey) -> str:
+    return f"{name} {key.get_name()} {key.get_base64()}"
 
 
 class _Policy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
@@ -87,6 +94,7 @@ class _Policy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
         accepted = self.known.accept_new or (self.known.confirm is not None and self.known.confirm(hostname, kind, fp))
         if not accepted:
             log.warning("refused unknown host key of %s: %s", hostname, label)
-            raise HostKeyUnknown(hostname, kind, fp, str(self.known.path))
+            raise HostKeyUnknown(hostname, kind, fp, str(self.known.path),
+                                 known_hosts_line=known_hosts_line(hostname, key))
         client.get_host_keys().add(hostname, key.get_name(), key)
         self.known.add(hostname, key)

@@ -10,6 +10,7 @@ report back through `from_thread` (`App.call_from_thread`), never touching widge
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from installer.checks.runner import PreflightListener
 from installer.config.models import InstallConfig
 from installer.install.events import EventSink, InstallEvent, InstallResult
 from installer.tui.draft import ConfigDraft
+from installer.tui.draftfile import DRAFT_NAME, DraftFile
 from installer.tui.hostcheck import ConnectionTester, try_connection
 
 if TYPE_CHECKING:
@@ -60,9 +62,14 @@ class InstallApp(App[int]):
         runner: Runner | None = None,
         preflight: Preflight | None = None,
         connection_tester: ConnectionTester | None = None,
+        draft_file: DraftFile | None = None,
     ) -> None:
         super().__init__()
         self.draft = draft
+        self.draft_file = draft_file
+        self.pristine = copy.deepcopy(draft.doc)
+        """The document as started or last saved to a config file: "unsaved input" differs from it."""
+        self._drafted = copy.deepcopy(draft.doc)  # what the draft file holds
         self.options = options
         self.config_path = config_path
         self.saved_path: Path | None = None
@@ -70,6 +77,7 @@ class InstallApp(App[int]):
         self.preflight: Preflight = preflight or self._real_preflight
         self.connection_tester: ConnectionTester = connection_tester or try_connection
         self.installing = False
+        self.draft_saved = False
         self.result: InstallResult | None = None
 
     @property
@@ -77,9 +85,44 @@ class InstallApp(App[int]):
         return bool(getattr(self.options, "accept_new_host_keys", False))
 
     def on_mount(self) -> None:
+        from installer.tui.screens.dialogs import Confirm
         from installer.tui.screens.welcome import WelcomeScreen
 
-        self.push_screen(WelcomeScreen())
+        saved = self.draft_file.load() if self.draft_file is not None and self.config_path is None else None
+        if saved is None or saved == self.draft.doc:
+            self.push_screen(WelcomeScreen())
+            return
+        draft_file = self.draft_file
+        assert draft_file is not None
+        hosts = ", ".join(str(h.get("address", "?")) for h in saved.get("hosts") or [] if isinstance(h, dict))
+
+        def decided(restore: bool | None) -> None:
+            if restore:
+                self.draft.doc = saved
+                self._drafted = copy.deepcopy(saved)
+            else:
+                draft_file.discard()
+            self.push_screen(WelcomeScreen())
+
+        self.push_screen(Confirm(f"Restore the draft saved {draft_file.saved_at()} in {draft_file.path}"
+                                 f"{' (hosts: ' + hosts + ')' if hosts else ''}?", yes="Restore", no="Start afresh",
+                                 dialog_id="restore-draft"), decided)
+
+    def save_draft(self) -> None:
+        """Called at every step: the document so far, for the next start to offer."""
+        if self.draft_file is None or self.draft.doc == self._drafted:
+            return
+        try:
+            self.draft_file.save(self.draft.doc)
+        except OSError as exc:
+            log.warning("cannot save the draft to %s: %s", self.draft_file.path, exc)
+            return
+        self._drafted = copy.deepcopy(self.draft.doc)
+        self.draft_saved = True
+
+    @property
+    def unsaved(self) -> bool:
+        return self.draft.doc != self.pristine
 
     def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run `callback(*args)` on the UI thread; dropped once the app has exited."""
@@ -87,6 +130,10 @@ class InstallApp(App[int]):
             self.call_from_thread(callback, *args)
 
     def action_quit_wizard(self) -> None:
+        from installer.tui.screens.dialogs import Confirm
+
+        if isinstance(self.screen, Confirm):
+            return
         if self.installing:
             self.notify("the install is running; it stops at the end of the current phase only when "
                         "killed — wait for it (an interrupted run continues with dvp install --resume)",
@@ -96,6 +143,17 @@ class InstallApp(App[int]):
             code = EXIT_INSTALLED if self.result.ok else EXIT_FAILED
         else:
             code = EXIT_CANCELLED
+        if self.result is None and self.unsaved:
+            where = f" as a draft in {self.draft_file.path}" if self.draft_file is not None else ""
+
+            def decided(quit_: bool | None) -> None:
+                if quit_:
+                    self.save_draft()
+                    self.exit(code, return_code=code)
+
+            self.push_screen(Confirm(f"Quit the installer? What you typed is kept{where} and offered next time.",
+                                     yes="Quit", no="Stay", dialog_id="confirm-quit"), decided)
+            return
         self.exit(code, return_code=code)
 
     # --- the real services ------------------------------------------------------------------
@@ -161,6 +219,8 @@ class InstallApp(App[int]):
 
         self.installing = False
         self.result = result
+        if result.ok and self.draft_file is not None:
+            self.draft_file.discard()
         self.switch_screen(DoneScreen(result, state_dir=getattr(self.options, "state_dir", None)))
 
 
@@ -172,8 +232,10 @@ def make_app(
     preflight: Preflight | None = None,
     connection_tester: ConnectionTester | None = None,
     environ: Mapping[str, str] | None = None,
+    draft_path: Path | None = None,
 ) -> InstallApp:
-    """The app `run_tui` runs and the Pilot tests drive."""
+    """The app `run_tui` runs and the Pilot tests drive. The draft lives at `draft_path`, by
+    default in the state directory of `options` (no draft file when neither is given)."""
     from installer.checks.catalog import check_names
 
     known = check_names()
@@ -181,8 +243,13 @@ def make_app(
         draft = ConfigDraft.from_file(config_path, known_checks=known, environ=environ)
     else:
         draft = ConfigDraft(known_checks=known, environ=environ)
+    if draft_path is None and options is not None:
+        from installer.install.rundir import default_state_dir
+
+        draft_path = (options.state_dir or default_state_dir()).expanduser() / DRAFT_NAME
     return InstallApp(draft, options, config_path=config_path, runner=runner, preflight=preflight,
-                      connection_tester=connection_tester)
+                      connection_tester=connection_tester,
+                      draft_file=DraftFile(draft_path) if draft_path is not None else None)
 
 
 def run_tui(config_path: Path | None, options: InstallOptions | None) -> int:

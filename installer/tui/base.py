@@ -68,6 +68,12 @@ class WizardScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         yield from ()
 
+    def on_screen_suspend(self) -> None:
+        self.wizard.save_draft()  # a step was taken (or a form opened on top): keep what is typed
+
+    def on_screen_resume(self) -> None:
+        self.wizard.save_draft()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "next":
             event.stop()

@@ -19,19 +19,20 @@ import yaml
 
 from installer.config.errors import ConfigInvalid, ConfigIssue
 from installer.config.loader import parse_config
-from installer.config.models import API_VERSION, KIND, LOCALHOST, InstallConfig
+from installer.config.models import API_VERSION, KIND, InstallConfig
 
 DEFAULT_VM_CIDR = "10.66.10.0/24"
 DKP_ONLY = ("kubernetesVersion", "releaseChannel", "registry")
 
 
 def default_document() -> dict[str, Any]:
-    """A one-host embedded install on this machine (local connection, no SSH)."""
+    """An embedded install with no host yet: the user adds the master (`localhost` for this
+    machine) — a pre-filled one would clash with the real master ("exactly one master")."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "target": "embedded",
-        "hosts": [{"address": LOCALHOST, "role": "master"}],
+        "hosts": [],
         "virtualization": {"virtualMachineCIDRs": [DEFAULT_VM_CIDR]},
         "checks": {"profile": "production"},
     }
@@ -97,8 +98,13 @@ class ConfigDraft:
 
     # --- validation -----------------------------------------------------------------------
 
+    def document(self) -> dict[str, Any]:
+        """The document as it would be written (without the empty mappings editing leaves)."""
+        doc: dict[str, Any] = _pruned(self.doc)
+        return doc
+
     def text(self) -> str:
-        return yaml.safe_dump(_pruned(self.doc), sort_keys=False, default_flow_style=False)
+        return yaml.safe_dump(self.document(), sort_keys=False, default_flow_style=False)
 
     def validate(self) -> tuple[InstallConfig | None, list[ConfigIssue]]:
         try:

@@ -16,15 +16,27 @@ from installer.checks.session import connect
 from installer.config.models import InstallConfig
 from installer.config.secrets import SecretError
 from installer.ssh.bastion import BastionPool
-from installer.ssh.errors import SSHError
+from installer.ssh.errors import HostKeyUnknown, SSHError
 from installer.ssh.hostkeys import KnownHosts
 from installer.ssh.target import target_for
+
+
+@dataclass(frozen=True)
+class UnknownHostKey:
+    """A host key to show the user (type, fingerprint) and, once trusted, write to `known_hosts`."""
+
+    host: str
+    key_type: str
+    fingerprint: str
+    known_hosts: str
+    line: str
 
 
 @dataclass(frozen=True)
 class ConnectionOutcome:
     ok: bool
     text: str
+    unknown_key: UnknownHostKey | None = None
 
 
 ConnectionTester = Callable[[InstallConfig, int, bool], ConnectionOutcome]
@@ -48,6 +60,9 @@ def try_connection(config: InstallConfig, index: int, accept_new_host_keys: bool
         if not res.ok:
             return ConnectionOutcome(False, f"connected, but `id -un` failed with status {res.exit_status}")
         return ConnectionOutcome(True, f"ok: {res.out.strip()} via {conn.describe()}")
+    except HostKeyUnknown as exc:
+        key = UnknownHostKey(exc.host, exc.key_type, exc.fingerprint, exc.known_hosts, exc.known_hosts_line)
+        return ConnectionOutcome(False, f"unknown host key {exc.key_type} {exc.fingerprint}: trust it to go on", key)
     except SSHError as exc:
         fix = f" — {exc.fix}" if exc.fix else ""
         return ConnectionOutcome(False, f"{exc.message}{fix}")

@@ -21,13 +21,14 @@ from rich.table import Table
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
-def _load_platform(config_path: Path | None, accept_new_host_keys: bool) -> Any:
+def _load_platform(config_path: Path | None, accept_new_host_keys: bool, state_dir: Path | None = None) -> Any:
     from installer.config.errors import ConfigInvalid
     from installer.config.loader import load_config
+    from installer.uninstall.cli import find_config
     from installer.upgrade.platform import PlatformError, from_install_config
 
-    if config_path is None:  # not `required=True`: the group's options must not block `dvp upgrade history`
-        raise click.UsageError("--config FILE is required (the install config of the platform)")
+    # without --config: the config the last `dvp install` in the state directory recorded
+    config_path = find_config(config_path, state_dir)
     try:
         config = load_config(config_path)
         return from_install_config(config, accept_new_host_keys=accept_new_host_keys)
@@ -56,7 +57,8 @@ def _connect(platform: Any, run_dir: Path, kubeconfig: Path | None) -> Any:
 
 _common = [
     click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="The install config the platform was installed with (hosts, SSH). Required."),
+                 help="The install config the platform was installed with (hosts, SSH) "
+                 "[default: the one the last install in the state directory used]."),
     click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True),
                  help="Admin kubeconfig [default: read from the server host]."),
     click.option("--accept-new-host-keys", is_flag=True, help="Record host keys not yet in known_hosts."),
@@ -102,7 +104,7 @@ def upgrade(ctx: click.Context, config_path: Path | None, kubeconfig: Path | Non
     request = UpgradeRequest(bundle=bundle, sha256=sha256, dry_run=dry_run, allow_downgrade=allow_downgrade, yes=yes,
                              rollback_only=rollback_only, server_timeout=server_timeout, node_timeout=node_timeout,
                              output=output)
-    platform = _load_platform(config_path, accept_new_host_keys)
+    platform = _load_platform(config_path, accept_new_host_keys, state_dir)
     sys.exit(execute(platform, request, state_dir=state_dir, kubeconfig=kubeconfig, connect=_connect))
 
 
@@ -114,7 +116,7 @@ def history(config_path: Path | None, kubeconfig: Path | None, accept_new_host_k
     from installer.upgrade.records import RecordStore
     from installer.upgrade.remote import RemoteError
 
-    platform = _load_platform(config_path, accept_new_host_keys)
+    platform = _load_platform(config_path, accept_new_host_keys, state_dir)
     try:
         platform.connect()
         records = RecordStore(platform.server.s()).all()

@@ -74,7 +74,7 @@ def version_refusals(cv: ClusterVersions, bundle: Bundle, *, allow_downgrade: bo
     except VersionError as exc:
         return [Refusal("versions.jump", str(exc), "give a released dvp binary")]
     if reason:
-        out.append(Refusal("versions.jump", reason, "choose a bundle the policy allows (see docs/upgrade.md)"))
+        out.append(Refusal("versions.jump", reason, "choose a bundle the policy allows (`dvp docs upgrade` explains the policy)"))
     if cv.data_version and bundle.data_version < cv.data_version:
         out.append(Refusal("versions.datastore",
                            f"the datastore is at data version {cv.data_version}; {bundle.version} reads up to "

@@ -116,8 +116,12 @@ class Run:
         except BundleError as exc:
             return self.refuse([Refusal("bundle", str(exc), "give the new dvp single binary")])
         cv = cluster_versions(kube)
-        refusals = gather(self.platform, kube, cv, bundle, allow_downgrade=self.req.allow_downgrade)
         from_sha = {h.name: h.s().sha256("/usr/local/bin/dvp") for h in self.platform.hosts}
+        if cv.server == bundle.version and len(cv.versions()) <= 1 and set(from_sha.values()) == {bundle.sha256}:
+            self.emit({"result": "nothing-to-do", "version": bundle.version})
+            self.out.print(f"nothing to do: every host already runs {bundle.version} (this very binary)")
+            return EXIT_OK
+        refusals = gather(self.platform, kube, cv, bundle, allow_downgrade=self.req.allow_downgrade)
         if len(set(from_sha.values())) != 1 or None in from_sha.values():
             refusals.append(Refusal("binary.consistent", f"hosts run different dvp binaries: {from_sha}",
                                     "reinstall the hosts whose binary differs"))

@@ -67,8 +67,8 @@ class ApiServerProcess:
         return self.data_dir / "dvcr.json"
 
     def start(self, timeout: float = 30.0, *, ready_line: str = READY_LINE) -> None:
-        with self.log_path.open("a") as log:
-            log.write(f"--- start {time.ctime()}\n")
+        with self.log_path.open("a") as marker:
+            marker.write(f"--- start {time.ctime()}\n")
         before = self.log_path.read_text().count(ready_line)
         log = self.log_path.open("ab")
         dvcr = [] if any(a.startswith("--dvcr-listen") for a in self.extra_args) else ["--dvcr-listen", "127.0.0.1:0"]
@@ -89,7 +89,11 @@ class ApiServerProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
+            try:  # the supervisor stops its components in turn, each allowed its stop timeout
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a loaded machine: end it; its components die with it
+                self.proc.kill()
+                self.proc.wait(timeout=30)
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
@@ -111,7 +115,7 @@ class ApiServerProcess:
     def client(self) -> Any:
         from kubernetes import config
 
-        return config.new_client_from_config(str(self.kubeconfig))
+        return config.new_client_from_config(str(self.kubeconfig))  # type: ignore[no-untyped-call]
 
     def raw(self, method: str, path: str, body: bytes | None = None, *, headers: dict[str, str] | None = None,
             token: str | None = None, timeout: float = 30) -> tuple[int, bytes]:
@@ -131,3 +135,32 @@ class ApiServerProcess:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+    # --- readiness as an API (`/readyz?verbose`) and the supervisor's component processes ---
+
+    def readyz(self, timeout: float = 5) -> tuple[int, str]:
+        """GET /readyz?verbose: (status, text); (0, reason) while nothing answers."""
+        try:
+            code, body = self.raw("GET", "/readyz?verbose", timeout=timeout)
+        except OSError as exc:
+            return 0, str(exc)
+        return code, body.decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 120) -> str:
+        """Poll /readyz?verbose until every component is ready; its text."""
+        deadline = time.monotonic() + timeout
+        code, text = 0, ""
+        while time.monotonic() < deadline:
+            code, text = self.readyz()
+            if code == 200:
+                return text
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"dvp server not ready ({code}): {text}\nlog:\n{self.log_path.read_text()[-3000:]}")
+
+    def components(self) -> dict[str, dict[str, Any]]:
+        """The supervisor's view of its component processes (DATA_DIR/components.json)."""
+        import json
+
+        return {c["name"]: c for c in json.loads((self.data_dir / "components.json").read_text())}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import libvirt
+import yaml
 
 from controlplane.apiserver.auth import TokenAuthenticator
 from controlplane.common.kubeconfig import write_kubeconfig
@@ -62,6 +63,19 @@ def allocate_network(state_dir: Path) -> NodeNetwork:
     return NodeNetwork(bridge=bridge, subnet=subnet, state_dir=state_dir / "network" / bridge)
 
 
+def write_agent_config(path: Path, node: str, state: Path, network: NodeNetwork, run_tag: str,
+                       **extra: str) -> Path:
+    """The `--agent-config` file of `dvp server`'s in-process node handler, on `network`, with
+    its run dir tagged `run_tag`; `extra` adds keys (underscores written as dashes)."""
+    path.write_text(yaml.safe_dump({
+        "node-name": node, "state-dir": str(state), "run-dir": str(RUN_DIR / f"{run_tag}-{network.bridge[-6:]}"),
+        "domain-prefix": domain_name_for(""), "bridge": network.bridge, "vm-cidr": str(network.subnet),
+        "node-ip": "127.0.0.1", "console-listen": "127.0.0.1:0",
+        **{k.replace("_", "-"): v for k, v in extra.items()},
+    }))
+    return path
+
+
 def record_dnsmasq(network: NodeNetwork) -> None:
     """Add the agent's dnsmasq to the record, so a killed test run's dnsmasq is stopped too."""
     pid = network.dnsmasq_pid()
@@ -79,7 +93,10 @@ def release_network(network: NodeNetwork) -> None:
 
 def remove_domains(conn: libvirt.virConnect, prefix: str, node: str) -> None:
     for dom in conn.listAllDomains():
-        if not dom.name().startswith(prefix) or f"<dvp:node>{node}</dvp:node>" not in dom.XMLDesc(0):
+        try:  # a transient domain may vanish between the listing and reading it: nothing left to remove
+            if not dom.name().startswith(prefix) or f"<dvp:node>{node}</dvp:node>" not in dom.XMLDesc(0):
+                continue
+        except libvirt.libvirtError:
             continue
         try:
             if dom.isActive():

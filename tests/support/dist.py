@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "dist"
-_INPUTS = ("installer", "controlplane", "nodeimage", "playbooks", "packaging", "build.spec", "pyproject.toml")
+_INPUTS = ("installer", "controlplane", "nodeimage", "playbooks", "packaging", "docs", "examples", "build.spec", "pyproject.toml")
 
 
 def source_hash() -> str:

@@ -3,7 +3,11 @@ and user database, each running a real OpenSSH server.
 
 Layout per lab: a random /24 in 10.200-250.x.0 (checked against existing routes), made
 `unreachable` as a whole in the root namespace so nothing leaks out through a default route;
-host i gets the /30 block i (root side .4i+1, host .4i+2) over a veth pair. Each host runs
+host i gets the /30 block i (root side .4i+1, host .4i+2) over a veth pair. A lab made with
+`lan=True` is one L2 segment instead, as the hosts of a cluster are: a bridge in the root
+namespace holds .1/24 (its route takes the unreachable route's place), every host's veth
+joins it and host i has .4i+2/24, so hosts reach each other (and the root namespace reaches
+them) directly, on-link. Each host runs
 `ip netns exec NS unshare --uts --pid --mount --fork --kill-child --mount-proc` with its own
 hostname, bind-mounted /etc/{hosts,passwd,shadow,group,sudoers}, then `sshd -D -f <own
 config>`. `DVP_HOST_ROOT` is set for SSH sessions (sshd `SetEnv`) when the host is given a
@@ -84,7 +88,7 @@ class LabHost:
 
 
 class HostLab:
-    def __init__(self, workdir: Path | None = None, *, prefix: str | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, *, prefix: str | None = None, lan: bool = False) -> None:
         # sshd reads authorized_keys with the user's own rights: the lab directory must be
         # reachable by the test users, so by default it is a fresh 0755 directory in /tmp.
         if workdir is None:
@@ -98,9 +102,16 @@ class HostLab:
         self._links: list[str] = []
         self._next_block = 0
         self._closed = False
+        self.bridge = f"{self.prefix}br"[:15] if lan else None
         workdir.mkdir(parents=True, exist_ok=True)
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        _run("ip", "route", "add", "unreachable", str(self.subnet))
+        if self.bridge is None:
+            _run("ip", "route", "add", "unreachable", str(self.subnet))
+        else:
+            _run("ip", "link", "add", self.bridge, "type", "bridge")
+            self._links.append(self.bridge)
+            _run("ip", "addr", "add", f"{self.subnet.network_address + 1}/{self.subnet.prefixlen}", "dev", self.bridge)
+            _run("ip", "link", "set", self.bridge, "up")
         self.client_key = workdir / "client_ed25519"
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dvp-lab-client", "-f", str(self.client_key))
         self.client_key_pub = (workdir / "client_ed25519.pub").read_text()
@@ -150,10 +161,15 @@ class HostLab:
             _run("ip", "link", "set", outer, "netns", peer_ns)
         _run("ip", "link", "set", f"{outer[:13]}p", "netns", ns)
         where = ["ip", "-n", peer_ns] if peer_ns else ["ip"]
-        _run(*where, "addr", "add", f"{outer_addr}/30", "dev", outer)
+        prefixlen = 30
+        if self.bridge is not None and peer_ns is None:
+            _run("ip", "link", "set", outer, "master", self.bridge)
+            prefixlen = self.subnet.prefixlen
+        else:
+            _run(*where, "addr", "add", f"{outer_addr}/30", "dev", outer)
         _run(*where, "link", "set", outer, "up")
         _run("ip", "-n", ns, "link", "set", f"{outer[:13]}p", "name", "eth0")
-        _run("ip", "-n", ns, "addr", "add", f"{inner_addr}/30", "dev", "eth0")
+        _run("ip", "-n", ns, "addr", "add", f"{inner_addr}/{prefixlen}", "dev", "eth0")
         _run("ip", "-n", ns, "link", "set", "eth0", "up")
         _run("ip", "-n", ns, "link", "set", "lo", "up")
         return ns, outer, outer_addr, inner_addr
@@ -324,7 +340,8 @@ class HostLab:
             _run("ip", "netns", "del", ns, check=False)
         for link in self._links:
             _run("ip", "link", "del", link, check=False)
-        _run("ip", "route", "del", "unreachable", str(self.subnet), check=False)
+        if self.bridge is None:
+            _run("ip", "route", "del", "unreachable", str(self.subnet), check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

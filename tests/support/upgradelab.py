@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -89,8 +90,11 @@ class LabNode:
 
 
 class UpgradeLab:
-    def __init__(self, *, workers: int = 0) -> None:
-        self.lab = HostLab(prefix=None)
+    def __init__(self, *, workers: int = 0, lan: bool | None = None, fresh: bool = False) -> None:
+        self.fresh = fresh
+        """dvp's own directories absent at first (overlay whiteouts), as on a host nobody installed on
+        (the install's preflight refuses leftovers); otherwise empty, as `install_by_hand` expects."""
+        self.lab = HostLab(prefix=None, lan=workers > 0 if lan is None else lan)  # a cluster's hosts share a LAN
         self.nodes: list[LabNode] = []
         try:
             with locked(RUN_DIR / "libvirt" / "ctl.lock"):
@@ -106,6 +110,14 @@ class UpgradeLab:
     def master(self) -> LabNode:
         return self.nodes[0]
 
+    def add_worker(self, short: str) -> LabNode:
+        """One more lab host with role worker (for a later install run to join)."""
+        with locked(RUN_DIR / "libvirt" / "ctl.lock"):
+            prepare_host()
+        node = self._node(short, "worker")
+        self.nodes.append(node)
+        return node
+
     def _node(self, short: str, role: str) -> LabNode:
         host = self.lab.add_host(short, hostname=f"upg-{short}-{self.lab.prefix[-4:]}")
         root = self.lab.workdir / short / "root"
@@ -114,7 +126,11 @@ class UpgradeLab:
             ov = root / "ov" / parent.strip("/").replace("/", "-")
             (ov / "work").mkdir(parents=True)
             for child in children:
-                (ov / "upper" / child).mkdir(parents=True)
+                (ov / "upper" / child).parent.mkdir(parents=True, exist_ok=True)
+                if self.fresh and child == "dvp":
+                    os.mknod(ov / "upper" / child, stat.S_IFCHR | 0o600, os.makedev(0, 0))  # a whiteout: absent
+                    continue
+                (ov / "upper" / child).mkdir()
                 os.setxattr(ov / "upper" / child, "trusted.overlay.opaque", b"y")
             mounts.append(f"mount -t overlay overlay -o lowerdir={parent},upperdir={ov / 'upper'},"
                           f"workdir={ov / 'work'} {parent}")
@@ -173,18 +189,22 @@ class UpgradeLab:
                                    f"{log.read_text(errors='replace')[-3000:] if log.exists() else '(none)'}")
             time.sleep(0.2)
 
-    def install_config(self, path: Path) -> Path:
+    def install_config(self, path: Path, *, nodes: list[LabNode] | None = None,
+                       checks: dict[str, Any] | None = None) -> Path:
+        """The install config naming `nodes` (default: every host of the lab)."""
         known = self.lab.workdir / "known_hosts"
         known.write_text(self.lab.known_hosts())
         doc: dict[str, Any] = {
             "apiVersion": "dvp.deckhouse.io/v1alpha1", "kind": "InstallConfig", "target": "embedded",
             "ssh": {"user": "root", "privateKeyFiles": [str(self.lab.client_key)], "useAgent": False,
                     "knownHostsFile": str(known)},
-            "hosts": [{"address": n.host.address, "name": n.name, "role": n.role} for n in self.nodes],
+            "hosts": [{"address": n.host.address, "name": n.name, "role": n.role} for n in (nodes or self.nodes)],
             "cluster": {"internalNetworkCIDRs": [str(self.lab.subnet)], "podSubnetCIDR": "172.30.0.0/16",
                         "serviceSubnetCIDR": "172.31.0.0/16"},  # the lab's 10.200-250.x.0/24 may hit the defaults
             "virtualization": {"virtualMachineCIDRs": ["10.66.0.0/16"]},
         }
+        if checks is not None:
+            doc["checks"] = checks
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 

@@ -71,7 +71,8 @@ def test_kinds_plurals_and_scopes_match_the_crds() -> None:
 
 
 CONDITION_GROUPS = [api.VMCondition, api.VDCondition, api.VICondition, api.CVICondition, api.VMClassCondition,
-                    api.VMIPCondition, api.VMIPLCondition, api.VMBDACondition, api.VMOPCondition]
+                    api.VMIPCondition, api.VMIPLCondition, api.VMMACCondition, api.VMMACLCondition,
+                    api.VMBDACondition, api.VMOPCondition]
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 

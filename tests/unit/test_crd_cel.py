@@ -38,6 +38,10 @@ def vm(**fields: Any) -> dict[str, Any]:
     return {**SPEC, **fields}
 
 
+VMSOP_SPEC = {"type": "CreateVirtualMachine", "virtualMachineSnapshotName": "s",
+              "createVirtualMachine": {"mode": "Strict", "customization": {"nameSuffix": "-c"}}}
+
+
 # (kind, schema path, message start, accepted value, refused value, old value or None)
 RULES: list[tuple[str, str, str, Any, Any, Any]] = [
     ("VirtualMachine", "spec", "Core fraction", vm(cpu={"cores": 1, "coreFraction": "10%"}),
@@ -58,7 +62,11 @@ RULES: list[tuple[str, str, str, Any, Any, Any]] = [
           ("HTTP requires", {"type": "HTTP", "http": HTTP}, {"type": "HTTP", "http": HTTP, "objectRef": REF}),
           ("ContainerImage requires", {"type": "ContainerImage", "containerImage": IMAGE}, {"type": "ContainerImage"}),
           ("ObjectRef requires", {"type": "ObjectRef", "objectRef": REF},
-           {"type": "ObjectRef", "objectRef": REF, "containerImage": IMAGE})]],
+           {"type": "ObjectRef", "objectRef": REF, "containerImage": IMAGE}),
+          ("HTTP requires", {"type": "HTTP", "http": HTTP}, {"type": "HTTP", "http": HTTP, "upload": {}}),
+          ("Upload cannot", {"type": "Upload", "upload": {"checksum": {"sha1": "a" * 40}}},
+           {"type": "Upload", "upload": {}, "http": HTTP}),
+          ("Upload cannot", {"type": "Upload"}, {"type": "Upload", "objectRef": REF})]],
     ("ClusterVirtualImage", "spec.dataSource.objectRef", "The namespace is required",
      {"kind": "VirtualImage", "name": "a", "namespace": "ns"}, {"kind": "VirtualDisk", "name": "a"}, None),
     ("ClusterVirtualImage", "spec.dataSource.objectRef", "The namespace is required",
@@ -80,12 +88,14 @@ RULES: list[tuple[str, str, str, Any, Any, Any]] = [
      {"min": 1, "max": 4}, {"min": 4, "max": 4}, None),
     ("VirtualMachineClass", "spec.sizingPolicies[].cores", "The maximum must be greater than the step",
      {"min": 1, "max": 4, "step": 2}, {"min": 1, "max": 4, "step": 4}, None),
+    ("VirtualMachineClass", "spec.sizingPolicies[].defaultCoreFraction", "The default core fraction", "Auto",
+     "auto", None),
+    ("VirtualMachineClass", "spec.sizingPolicies[].defaultCoreFraction", "The default core fraction", 100, 0, None),
+    ("VirtualMachineClass", "spec.sizingPolicies[].defaultCoreFraction", "The default core fraction", 1, 101, None),
     ("VirtualMachineOperation", "spec", ".spec is immutable", {"type": "Stop", "virtualMachineName": "vm"},
      {"type": "Stop", "virtualMachineName": "vm"}, {"type": "Start", "virtualMachineName": "vm"}),
     ("VirtualMachineOperation", "spec", "The `Start` operation", {"type": "Start", "force": False},
      {"type": "Start", "force": True}, None),
-    ("VirtualMachineOperation", "spec", "The `Migrate` operation", {"type": "Migrate"},
-     {"type": "Migrate", "force": True}, None),
     ("VirtualMachineOperation", "spec", "Restore requires",
      {"type": "Restore", "restore": {"mode": "Strict", "virtualMachineSnapshotName": "s"}}, {"type": "Restore"}, None),
     ("VirtualMachineOperation", "spec", "Clone requires", {"type": "Clone", "clone": {"mode": "DryRun"}},
@@ -104,6 +114,19 @@ RULES: list[tuple[str, str, str, Any, Any, Any]] = [
      {"namePrefix": "p" * 60}, None),
     ("VirtualMachineOperation", "spec.clone.customization", "nameSuffix length", {"nameSuffix": "s"},
      {"nameSuffix": ""}, None),
+    ("VirtualMachineSnapshotOperation", "spec", ".spec is immutable", VMSOP_SPEC, {**VMSOP_SPEC, "type": "X"},
+     VMSOP_SPEC),
+    # DVP's rule names a type its enum lacks ('CreateVirtualMachineName'): it refuses nothing the enum admits
+    ("VirtualMachineSnapshotOperation", "spec", "CreateVirtualMachineName requires", VMSOP_SPEC,
+     {"type": "CreateVirtualMachineName", "virtualMachineSnapshotName": "s"}, None),
+    ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine", "At least one of",
+     {"mode": "Strict", "customization": {"namePrefix": "c-"}}, {"mode": "DryRun"}, None),
+    ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine.nameReplacement", "Each nameReplacement.to",
+     [{"from": {"name": "a"}, "to": "b"}], [{"from": {"name": "a"}, "to": "b" * 60}], None),
+    ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine.customization", "namePrefix length",
+     {"namePrefix": "p"}, {"namePrefix": ""}, None),
+    ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine.customization", "nameSuffix length",
+     {"nameSuffix": "s" * 59}, {"nameSuffix": "s" * 60}, None),
 ]
 
 
@@ -181,15 +204,20 @@ VMOP_SCHEMA = served_schema(crds_by_kind()["VirtualMachineOperation"])
      [("spec.dataSource.objectRef", "The namespace is required for VirtualDisk, VirtualImage and VirtualDiskSnapshot"),
       ("spec.dataSource.objectRef", "The namespace must be no longer than 63 characters.")]),
     ("VirtualDisk", {"spec": {"dataSource": {"http": HTTP}}}, None,  # no type: evaluation errors fail the rules
-     [("spec.dataSource", "HTTP requires http and cannot have ContainerImage or ObjectRef."),
-      ("spec.dataSource", "ContainerImage requires containerImage and cannot have HTTP or ObjectRef."),
-      ("spec.dataSource", "ObjectRef requires objectRef and cannot have HTTP or ContainerImage.")]),
+     [("spec.dataSource", "HTTP requires http and cannot have ContainerImage, ObjectRef or Upload."),
+      ("spec.dataSource", "ContainerImage requires containerImage and cannot have HTTP, ObjectRef or Upload."),
+      ("spec.dataSource", "ObjectRef requires objectRef and cannot have HTTP, ContainerImage or Upload."),
+      ("spec.dataSource", "Upload cannot have HTTP, ContainerImage or ObjectRef.")]),
     ("VirtualMachineOperation", {"spec": {"type": "Stop", "virtualMachineName": "a"}}, None, []),
     ("VirtualMachineOperation", {"spec": {"type": "Stop", "virtualMachineName": "a"}},
      {"spec": {"type": "Stop", "virtualMachineName": "b"}}, [("spec", ".spec is immutable")]),
     ("VirtualMachineClass", {"spec": {"cpu": {"type": "Host"}}}, {"spec": {"cpu": {"type": "Host"}}}, []),
+    # DVP's user guide migrates with force: true (AutoConverge); no rule refuses it
+    ("VirtualMachineOperation", {"spec": {"type": "Migrate", "virtualMachineName": "linux-vm", "force": True,
+                                          "migrate": {"nodeSelector": {"kubernetes.io/hostname": "production-1"}}}},
+     None, []),
 ], ids=["vm-legacy-efi", "vm-userdata-too-long", "cvi-objectref-no-namespace", "vd-no-type",
-        "vmop-create-skips-transition", "vmop-update-changes-spec", "vmclass-update-same-cpu"])
+        "vmop-create-skips-transition", "vmop-update-changes-spec", "vmclass-update-same-cpu", "vmop-migrate-force"])
 def test_rules_on_whole_objects_report_their_path(kind: str, obj: dict[str, Any], old: Any,
                                                   expected: list[tuple[str, str]]) -> None:
     assert cel_violations(served_schema(crds_by_kind()[kind]), obj, old) == expected

@@ -40,17 +40,30 @@ NAMES = {
                                 ["virtualization"]),
     "VirtualMachineIPAddressLease": ("virtualmachineipaddressleases", "virtualmachineipaddresslease",
                                      ["vmipl", "vmiplease"], "Cluster", ["virtualization-cluster"]),
+    "VirtualMachineMACAddress": ("virtualmachinemacaddresses", "virtualmachinemacaddress", ["vmmac"], "Namespaced",
+                                 ["virtualization"]),
+    "VirtualMachineMACAddressLease": ("virtualmachinemacaddressleases", "virtualmachinemacaddresslease",
+                                      ["vmmacl", "vmmaclease"], "Cluster", ["virtualization-cluster"]),
     "VirtualMachineBlockDeviceAttachment": ("virtualmachineblockdeviceattachments",
                                             "virtualmachineblockdeviceattachment", ["vmbda"], "Namespaced",
                                             ["virtualization"]),
     "VirtualMachineOperation": ("virtualmachineoperations", "virtualmachineoperation", ["vmop"], "Namespaced",
                                 ["virtualization"]),
+    "VirtualDiskSnapshot": ("virtualdisksnapshots", "virtualdisksnapshot", ["vdsnapshot", "vds"], "Namespaced",
+                            ["virtualization"]),
+    "VirtualMachineSnapshot": ("virtualmachinesnapshots", "virtualmachinesnapshot", ["vmsnapshot", "vms"],
+                               "Namespaced", ["virtualization"]),
+    "VirtualMachineSnapshotOperation": ("virtualmachinesnapshotoperations", "virtualmachinesnapshotoperation",
+                                        ["vmsop"], "Namespaced", ["virtualization"]),
 }
 # The short name the issue asks for, per kind.
 ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage": "vi",
                      "ClusterVirtualImage": "cvi", "VirtualMachineClass": "vmclass",
                      "VirtualMachineIPAddress": "vmip", "VirtualMachineIPAddressLease": "vmipl",
-                     "VirtualMachineBlockDeviceAttachment": "vmbda", "VirtualMachineOperation": "vmop"}
+                     "VirtualMachineBlockDeviceAttachment": "vmbda", "VirtualMachineOperation": "vmop",
+                     "VirtualMachineMACAddress": "vmmac", "VirtualMachineMACAddressLease": "vmmacl",
+                     "VirtualDiskSnapshot": "vds", "VirtualMachineSnapshot": "vms",
+                     "VirtualMachineSnapshotOperation": "vmsop"}
 
 COND = ".status.conditions[?(@.type=='{}')].status"
 # kind: [(name, type, jsonPath, priority)] in DVP's order
@@ -96,14 +109,30 @@ COLUMNS: dict[str, list[tuple[str, str, str, int]]] = {
     "VirtualMachineIPAddressLease": [
         ("VirtualMachineIPAddress", "string", ".spec.virtualMachineIPAddressRef", 0),
         ("Status", "string", ".status.phase", 0), ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "VirtualMachineMACAddress": [
+        ("Address", "string", ".status.address", 0), ("Status", "string", ".status.phase", 0),
+        ("VM", "string", ".status.virtualMachineName", 0), ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "VirtualMachineMACAddressLease": [
+        ("VirtualMachineMACAddress", "string", ".spec.virtualMachineMACAddressRef", 0),
+        ("Status", "string", ".status.phase", 0), ("Age", "date", ".metadata.creationTimestamp", 0)],
     "VirtualMachineBlockDeviceAttachment": [
         ("PHASE", "string", ".status.phase", 0), ("BLOCKDEVICE KIND", "string", ".spec.blockDeviceRef.kind", 1),
         ("BLOCKDEVICE NAME", "string", ".spec.blockDeviceRef.name", 1),
         ("VIRTUALMACHINE", "string", ".status.virtualMachineName", 0),
         ("AGE", "date", ".metadata.creationTimestamp", 0)],
     "VirtualMachineOperation": [
+        ("Phase", "string", ".status.phase", 0), ("Progress", "string", ".status.progress", 0),
+        ("Type", "string", ".spec.type", 0), ("VirtualMachine", "string", ".spec.virtualMachineName", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "VirtualDiskSnapshot": [
+        ("Phase", "string", ".status.phase", 0), ("Consistent", "boolean", ".status.consistent", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "VirtualMachineSnapshot": [
+        ("Phase", "string", ".status.phase", 0), ("Consistent", "boolean", ".status.consistent", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "VirtualMachineSnapshotOperation": [
         ("Phase", "string", ".status.phase", 0), ("Type", "string", ".spec.type", 0),
-        ("VirtualMachine", "string", ".spec.virtualMachineName", 0),
+        ("VirtualMachineSnapshot", "string", ".spec.virtualMachineSnapshotName", 0),
         ("Age", "date", ".metadata.creationTimestamp", 0)],
 }
 
@@ -191,11 +220,13 @@ def test_names_scope_and_categories_match_dvp(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_only_v1alpha2_is_served_with_status_subresource(kind: str) -> None:
+def test_v1alpha2_is_stored_with_status_subresource(kind: str) -> None:
     versions = crds_by_kind()[kind]["spec"]["versions"]
-    assert [(v["name"], v["served"], v["storage"]) for v in versions] == [("v1alpha2", True, True)]
-    assert versions[0]["subresources"] == {"status": {}}
-    assert "deprecated" not in versions[0]
+    # DVP serves VirtualMachineClass v1alpha3 too, v1alpha2 being its deprecated storage version
+    v3 = [("v1alpha3", True, False)] if kind == "VirtualMachineClass" else []
+    assert [(v["name"], v["served"], v["storage"]) for v in versions] == [("v1alpha2", True, True), *v3]
+    assert all(v["subresources"] == {"status": {}} for v in versions)
+    assert versions[0].get("deprecated", False) is (kind == "VirtualMachineClass")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -245,12 +276,23 @@ VMCLASS = {"kind": "VirtualMachineClass", "spec": {"cpu": {"type": "Host"},
                                                    "sizingPolicies": [{"cores": {"min": 1, "max": 4}}]}}
 VMIP = {"kind": "VirtualMachineIPAddress", "spec": {"type": "Auto"}}
 VMIPL = {"kind": "VirtualMachineIPAddressLease", "spec": {"virtualMachineIPAddressRef": {"name": "a", "namespace": "b"}}}
+VMMAC = {"kind": "VirtualMachineMACAddress", "spec": {"address": "aa:bb:cc:dd:ee:ff"}}
+VMMACL = {"kind": "VirtualMachineMACAddressLease",
+          "spec": {"virtualMachineMACAddressRef": {"name": "a", "namespace": "b"}}}
 VMBDA = {"kind": "VirtualMachineBlockDeviceAttachment",
          "spec": {"virtualMachineName": "vm", "blockDeviceRef": {"kind": "VirtualDisk", "name": "d"}}}
 VMOP = {"kind": "VirtualMachineOperation", "spec": {"type": "Restart", "virtualMachineName": "vm"}}
+VDS = {"kind": "VirtualDiskSnapshot", "spec": {"virtualDiskName": "d"}}
+VMS = {"kind": "VirtualMachineSnapshot", "spec": {"virtualMachineName": "vm", "keepIPAddress": "Never",
+                                                  "requiredConsistency": True}}
+VMSOP = {"kind": "VirtualMachineSnapshotOperation",
+         "spec": {"type": "CreateVirtualMachine", "virtualMachineSnapshotName": "s",
+                  "createVirtualMachine": {"mode": "Strict", "customization": {"nameSuffix": "-copy"}}}}
 BASES = {"VirtualMachine": VM, "VirtualDisk": VD, "VirtualImage": VI, "ClusterVirtualImage": CVI,
          "VirtualMachineClass": VMCLASS, "VirtualMachineIPAddress": VMIP, "VirtualMachineIPAddressLease": VMIPL,
-         "VirtualMachineBlockDeviceAttachment": VMBDA, "VirtualMachineOperation": VMOP}
+         "VirtualMachineMACAddress": VMMAC, "VirtualMachineMACAddressLease": VMMACL,
+         "VirtualMachineBlockDeviceAttachment": VMBDA, "VirtualMachineOperation": VMOP,
+         "VirtualDiskSnapshot": VDS, "VirtualMachineSnapshot": VMS, "VirtualMachineSnapshotOperation": VMSOP}
 
 
 def with_value(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -308,6 +350,10 @@ INVALID = [
     ("VirtualMachineIPAddress", "spec.type", "DHCP", "spec.type", "is not one of"),
     ("VirtualMachineIPAddressLease", "spec.virtualMachineIPAddressRef.namespace", "_DELETE_",
      "spec.virtualMachineIPAddressRef.namespace", "'namespace' is a required property"),
+    ("VirtualMachineMACAddress", "spec.address", "aa:bb:cc:dd:ee", "spec.address", "does not match"),
+    ("VirtualMachineMACAddress", "status", {"phase": "Released"}, "status.phase", "is not one of"),
+    ("VirtualMachineMACAddressLease", "spec.virtualMachineMACAddressRef.name", "_DELETE_",
+     "spec.virtualMachineMACAddressRef.name", "'name' is a required property"),
     ("VirtualMachineBlockDeviceAttachment", "spec.blockDeviceRef.kind", "Pod", "spec.blockDeviceRef.kind",
      "is not one of"),
     ("VirtualMachineBlockDeviceAttachment", "spec.virtualMachineName", "", "spec.virtualMachineName",
@@ -316,6 +362,11 @@ INVALID = [
     ("VirtualMachineOperation", "spec.virtualMachineName", "_DELETE_", "spec.virtualMachineName",
      "'virtualMachineName' is a required property"),
     ("VirtualMachineOperation", "status", {"conditions": []}, "status.phase", "'phase' is a required property"),
+    ("VirtualDiskSnapshot", "spec.virtualDiskName", "", "spec.virtualDiskName", "should be non-empty"),
+    ("VirtualDiskSnapshot", "status", {"phase": "Done"}, "status.phase", "is not one of"),
+    ("VirtualMachineSnapshot", "spec.keepIPAddress", "Sometimes", "spec.keepIPAddress", "is not one of"),
+    ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine.mode", "Fast", "spec.createVirtualMachine.mode",
+     "is not one of"),
 ]
 
 

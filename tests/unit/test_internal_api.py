@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import pytest
 
-from controlplane.api import internal
+from controlplane.api import instance, internal
 from controlplane.api.crds import INTERNAL_GROUP, crds_by_kind, served_schema
 from tests.unit.crd_support import schema_at
 
@@ -17,6 +17,9 @@ MIRRORS: list[tuple[type[StrEnum], str, str]] = [
     (internal.StopReason, internal.INSTANCE_KIND, "status.stopReason"),
     (internal.DomainType, internal.INSTANCE_KIND, "status.emulation.domainType"),
     (internal.VolumePhase, internal.VOLUME_KIND, "status.phase"),
+    (instance.Firmware, internal.INSTANCE_KIND, "spec.firmware"),
+    (instance.DiskBus, internal.INSTANCE_KIND, "spec.disks[].bus"),
+    (instance.NicModel, internal.INSTANCE_KIND, "spec.nics[].model"),
 ]
 
 

@@ -19,17 +19,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from controlplane.common.kube.local import LocalTransport
+
 
 class KubeError(Exception):
-    def __init__(self, status: int, reason: str, message: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, reason: str, message: str, body: dict[str, Any] | None = None, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
         self.body = body or {}
+        details = self.body.get("details") or {}
+        hinted = details.get("retryAfterSeconds") if isinstance(details, dict) else None
+        self.retry_after: float | None = retry_after if retry_after is not None else \
+            float(hinted) if isinstance(hinted, int | float) and hinted > 0 else None
+        """Seconds the server asked us to wait (`Retry-After` header, `details.retryAfterSeconds`)."""
 
     @property
     def not_found(self) -> bool:
@@ -87,19 +96,35 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "Cust
 class KubeClient:
     """Thread-safe: the underlying urllib3 pool is shared by all threads of a component."""
 
-    def __init__(self, api_client: k8s.ApiClient, *, user_agent: str = "dvp") -> None:
+    def __init__(self, api_client: k8s.ApiClient, *, user_agent: str = "dvp",
+                 local: LocalTransport | None = None) -> None:
         self.api = api_client
         self.api.user_agent = user_agent
         self._lock = threading.Lock()
+        self.local = local
 
     @classmethod
-    def from_kubeconfig(cls, path: Path | str, *, user_agent: str = "dvp", pool_size: int = 32) -> KubeClient:
+    def from_kubeconfig(cls, path: Path | str, *, user_agent: str = "dvp", pool_size: int = 32,
+                        local_socket: Path | None = None) -> KubeClient:
         """A client for the kubeconfig's cluster; `pool_size` connections are kept open (one per
-        informer watch plus the workers of every controller sharing this client)."""
+        informer watch plus the workers of every controller sharing this client). With
+        `local_socket` (a component on the API server's host) requests go over that Unix
+        socket in plain HTTP, with the kubeconfig's token (see `local.py`)."""
         configuration = k8s.Configuration()
-        k8s_config.load_kube_config(config_file=str(path), client_configuration=configuration)
+        k8s_config.load_kube_config(config_file=str(path), client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool_size
-        return cls(k8s.ApiClient(configuration), user_agent=user_agent)
+        local = None
+        if local_socket is not None:
+            keys = configuration.api_key or {}
+            header = keys.get("BearerToken") or keys.get("authorization") or ""
+            token = header.removeprefix("Bearer ").strip()
+            local = LocalTransport(local_socket, token, user_agent=user_agent) if token else None
+        return cls(k8s.ApiClient(configuration), user_agent=user_agent, local=local)
+
+    @staticmethod
+    def _query(query: dict[str, Any] | None) -> list[tuple[str, str]]:
+        return [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()
+                if v is not None]
 
     # -- raw requests ----------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
@@ -115,14 +140,21 @@ class KubeClient:
         try:
             return self.api.call_api(m, url, header_params=hdrs, body=b, post_params=post, _request_timeout=timeout)
         except k8s.ApiException as exc:
-            raise _error(exc.status or 0, exc.body) from exc
+            raise _error(exc.status or 0, exc.body, exc.headers) from exc
 
     def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = 30) -> dict[str, Any]:
+        if self.local is not None:
+            data = orjson.dumps(body) if body is not None else None
+            status, raw_local = self.local.call(method, path, self._query(query), data, content_type, timeout)
+            if not 200 <= status < 300:
+                raise _error(status, raw_local)
+            result_local: dict[str, Any] = orjson.loads(raw_local) if raw_local else {}
+            return result_local
         resp = self._call(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
         raw = resp.read()
         if not 200 <= resp.status < 300:
-            raise _error(resp.status, raw)
+            raise _error(resp.status, raw, resp.headers)
         result: dict[str, Any] = json.loads(raw) if raw else {}
         return result
 
@@ -136,9 +168,15 @@ class KubeClient:
         return int(resp.status)
 
     def stream_lines(self, path: str, query: dict[str, Any], *, timeout: float | None = None) -> Iterator[bytes]:
+        if self.local is not None:
+            status, lines = self.local.stream(path, self._query(query), timeout)
+            if isinstance(lines, bytes):
+                raise _error(status, lines)
+            yield from lines
+            return
         resp = self._call("GET", path, query=query, timeout=(10, timeout) if timeout else None)
         if not 200 <= resp.status < 300:
-            raise _error(resp.status, resp.read())
+            raise _error(resp.status, resp.read(), resp.headers)
         buf = b""
         try:
             for chunk in resp.response.stream(65536, decode_content=False):
@@ -214,11 +252,16 @@ class KubeClient:
             yield event
 
 
-def _error(status: int, raw: Any) -> KubeError:
+def _error(status: int, raw: Any, headers: Any = None) -> KubeError:
     body: dict[str, Any] = {}
+    retry_after: float | None = None
+    getter = getattr(headers, "get", None)
+    value = getter("Retry-After") if getter is not None else None
+    if value is not None and str(value).strip().isdigit():
+        retry_after = float(str(value).strip())
     if raw:
         try:
             body = json.loads(raw)
         except (ValueError, TypeError):
             body = {"message": raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)}
-    return KubeError(status, str(body.get("reason", "")), str(body.get("message", "")), body)
+    return KubeError(status, str(body.get("reason", "")), str(body.get("message", "")), body, retry_after=retry_after)

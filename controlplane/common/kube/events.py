@@ -1,5 +1,10 @@
 """Kubernetes Events for users (`kubectl describe` shows them): one Event per
-(object, reason, message), its count and lastTimestamp bumped on repeats."""
+(object, reason, message), its count and lastTimestamp bumped on repeats.
+
+The recorder remembers the counts of the events it wrote (a bounded cache, as client-go's
+event correlator keeps), so a new event is one POST and a repeat one PATCH: no GET before each.
+An event it does not remember but the API holds (written before a restart) is found by the
+POST's AlreadyExists, then read and bumped."""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from controlplane.common.kube.client import EVENTS, KubeClient, KubeError
 
 log = logging.getLogger(__name__)
+
+CACHE_SIZE = 4096
+"""Events whose counts the recorder remembers (the least recently recorded are forgotten)."""
 
 
 def _now() -> str:
@@ -24,6 +33,18 @@ class EventRecorder:
         self.component = component
         self.host = host
         self._lock = threading.Lock()
+        self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def _remember(self, key: tuple[str, str], count: int) -> None:
+        with self._lock:
+            self._counts[key] = count
+            self._counts.move_to_end(key)
+            while len(self._counts) > CACHE_SIZE:
+                self._counts.popitem(last=False)
+
+    def _bump(self, name: str, ns: str, count: int, now: str) -> None:
+        self.kube.patch(EVENTS, name, {"count": count, "lastTimestamp": now}, ns)
+        self._remember((ns, name), count)
 
     def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:
         """Record an event about `obj` (type Normal or Warning); never raises."""
@@ -32,22 +53,40 @@ class EventRecorder:
         digest = hashlib.sha256(f"{meta.get('uid')}/{reason}/{message}".encode()).hexdigest()[:10]
         name = f"{meta.get('name', 'object')}.{digest}"[:253]
         now = _now()
-        try:
+        try:  # the lock guards the cache only: workers recording different events never wait for each other
             with self._lock:
+                known = self._counts.get((ns, name))
+            if known is not None:
+                try:
+                    self._bump(name, ns, known + 1, now)
+                    return
+                except KubeError as exc:
+                    with self._lock:
+                        self._counts.pop((ns, name), None)
+                    if not exc.not_found:
+                        raise
+            try:
+                self._create(obj, name, ns, type=type, reason=reason, message=message, now=now)
+            except KubeError as exc:
+                if not exc.already_exists:
+                    raise
                 existing = self.kube.get_or_none(EVENTS, name, ns)
                 if existing is not None:
-                    self.kube.patch(EVENTS, name, {"count": int(existing.get("count") or 1) + 1,
-                                                   "lastTimestamp": now}, ns)
-                    return
-                self.kube.create(EVENTS, {
-                    "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
-                    "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-                                       "name": meta.get("name"), "namespace": meta.get("namespace"),
-                                       "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
-                    "reason": reason, "message": message, "type": type, "count": 1,
-                    "firstTimestamp": now, "lastTimestamp": now,
-                    "source": {"component": self.component, "host": self.host},
-                    "reportingComponent": self.component, "reportingInstance": self.host,
-                }, ns)
+                    self._bump(name, ns, int(existing.get("count") or 1) + 1, now)
         except KubeError as exc:
             log.debug("event %s on %s not recorded: %s", reason, meta.get("name"), exc)
+
+    def _create(self, obj: dict[str, Any], name: str, ns: str, *, type: str, reason: str, message: str,
+                now: str) -> None:
+        meta = obj.get("metadata") or {}
+        self.kube.create(EVENTS, {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                               "name": meta.get("name"), "namespace": meta.get("namespace"),
+                               "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+            "reason": reason, "message": message, "type": type, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": self.component, "host": self.host},
+            "reportingComponent": self.component, "reportingInstance": self.host,
+        }, ns)
+        self._remember((ns, name), 1)

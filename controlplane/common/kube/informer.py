@@ -6,13 +6,17 @@ renews the watch from the last version it saw (bookmarks keep that fresh), relis
 registered handlers as (event type, object, previous object); a periodic resync hands
 every cached object again, so level-triggered controllers converge even if they missed
 something. Handlers run on the informer's thread: keep them to enqueuing keys.
+
+Indexes (client-go's Indexer): `add_index(name, fn)` keeps, for every value `fn` gives an
+object, the keys of the objects giving it, updated with the cache; `by_index(name, value)`
+answers "which VMs use class X" in O(answer) instead of scanning every cached object.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from controlplane.common.kube.client import KubeClient, KubeError, Resource
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
 Handler = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+IndexFunc = Callable[[dict[str, Any]], Iterable[str]]
 
 
 def key_of(obj: dict[str, Any]) -> Key:
@@ -46,9 +51,54 @@ class Informer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rv = ""
+        self._indexers: dict[str, IndexFunc] = {}
+        self._indices: dict[str, dict[str, set[Key]]] = {}
 
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    # -- indexes ------------------------------------------------------------------------------------
+    def add_index(self, name: str, fn: IndexFunc) -> None:
+        """Keep an index `name` of the cache by the values `fn` gives each object (idempotent by name)."""
+        with self._lock:
+            if name in self._indexers:
+                return
+            self._indexers[name] = fn
+            index: dict[str, set[Key]] = {}
+            for key, obj in self._cache.items():
+                for value in fn(obj):
+                    index.setdefault(value, set()).add(key)
+            self._indices[name] = index
+
+    def has_index(self, name: str) -> bool:
+        with self._lock:
+            return name in self._indexers
+
+    def by_index(self, name: str, value: str) -> list[dict[str, Any]]:
+        """The cached objects whose index `name` holds `value`, in key order."""
+        with self._lock:
+            keys = sorted(self._indices[name].get(value, ()))
+            return [self._cache[k] for k in keys if k in self._cache]
+
+    def index_count(self, name: str, value: str) -> int:
+        """How many cached objects index `name` holds under `value`, in O(1)."""
+        with self._lock:
+            return len(self._indices[name].get(value, ()))
+
+    def _index(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Move `key` from the values `old` gave to those `new` gives (called under the lock)."""
+        for name, fn in self._indexers.items():
+            index = self._indices[name]
+            before = set(fn(old)) if old is not None else set()
+            after = set(fn(new)) if new is not None else set()
+            for value in before - after:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in after - before:
+                index.setdefault(value, set()).add(key)
 
     # -- cache reads (objects are shared: copy before changing them) -------------------------------
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -93,6 +143,12 @@ class Informer:
             old = self._cache
             self._cache = fresh
             self._rv = rv
+            for name, fn in self._indexers.items():
+                index: dict[str, set[Key]] = {}
+                for k, o in fresh.items():
+                    for value in fn(o):
+                        index.setdefault(value, set()).add(k)
+                self._indices[name] = index
         for k, o in fresh.items():
             self._emit("ADDED" if k not in old else "MODIFIED", o, old.get(k))
         for k, o in old.items():
@@ -112,8 +168,10 @@ class Informer:
             old = self._cache.get(k)
             if typ == "DELETED":
                 self._cache.pop(k, None)
+                self._index(k, old, None)
             else:
                 self._cache[k] = obj
+                self._index(k, old, obj)
             self._rv = rv or self._rv
         self._emit(typ, obj, old)
 

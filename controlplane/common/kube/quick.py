@@ -14,6 +14,6 @@ from controlplane.common.kube.client import KubeClient
 
 def quick_client(kubeconfig: Path | str, *, user_agent: str = "dvp") -> KubeClient:
     configuration = k8s.Configuration()
-    k8s_config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+    k8s_config.load_kube_config(str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.retries = 0
     return KubeClient(k8s.ApiClient(configuration), user_agent=user_agent)

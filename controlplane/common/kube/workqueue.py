@@ -1,6 +1,10 @@
-"""A thread-safe work queue of keys, as client-go's: a key is queued at most once, never
+"""The one work queue of the project, as client-go's: a key is queued at most once, never
 handed to two workers at once, re-queued after `done` if it was added while in flight,
-and retried with per-key exponential backoff (`add_rate_limited`) until `forget`."""
+and retried with per-key exponential backoff (`add_rate_limited`) until `forget`.
+
+Controllers' worker threads block in `get`; the API server's asyncio background loops
+(garbage collection, namespace and CRD clean-up) drive the same queue without blocking
+through `get_nowait` and `next_delay` (`apiserver/workqueue.py`)."""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ import threading
 import time
 from collections.abc import Hashable
 
+from controlplane.common.kube.metrics import QueueMetrics
 from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
 
 
 class WorkQueue:
-    def __init__(self, settings: RuntimeSettings = DEFAULT) -> None:
+    def __init__(self, settings: RuntimeSettings = DEFAULT, *, name: str = "") -> None:
         self.settings = settings
+        self._metrics = QueueMetrics(name) if name else None
         self._cond = threading.Condition()
         self._queue: list[Hashable] = []
         self._dirty: set[Hashable] = set()
@@ -32,6 +38,8 @@ class WorkQueue:
             if key not in self._processing:
                 self._queue.append(key)
                 self._cond.notify()
+            if self._metrics:
+                self._metrics.added(key, len(self._queue))
 
     def add_after(self, key: Hashable, delay: float) -> None:
         if delay <= 0:
@@ -46,6 +54,8 @@ class WorkQueue:
         with self._cond:
             n = self._failures.get(key, 0)
             self._failures[key] = n + 1
+            if self._metrics:
+                self._metrics.retried()
         # the exponent is capped: a key failing for hours must not overflow the float
         delay = min(self.settings.retry_max, self.settings.retry_base * (2.0 ** min(n, 60)))
         self.add_after(key, delay)
@@ -71,10 +81,14 @@ class WorkQueue:
                         self._dirty.add(key)
                         if key not in self._processing:
                             self._queue.append(key)
+                        if self._metrics:
+                            self._metrics.added(key, len(self._queue))
                 if self._queue:
                     key = self._queue.pop(0)
                     self._processing.add(key)
                     self._dirty.discard(key)
+                    if self._metrics:
+                        self._metrics.taken(key, len(self._queue))
                     return key
                 if self._shutdown:
                     return None
@@ -86,12 +100,23 @@ class WorkQueue:
                     return None
                 self._cond.wait(wait)
 
+    def get_nowait(self) -> Hashable | None:
+        """The next key that is ready now, or None (never waits). Call `done(key)` after."""
+        return self.get(timeout=0)
+
+    def next_delay(self) -> float | None:
+        """Seconds until the earliest delayed key is due (None: nothing delayed)."""
+        with self._cond:
+            return max(0.0, self._delayed[0][0] - time.monotonic()) if self._delayed else None
+
     def done(self, key: Hashable) -> None:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty:
                 self._queue.append(key)
                 self._cond.notify()
+            if self._metrics:
+                self._metrics.done(key, len(self._queue))
 
     def shutdown(self) -> None:
         with self._cond:

@@ -7,7 +7,8 @@
 4. source    — the data source: none (empty, size required), an image (must be Ready; the
                size defaults to the image's), or HTTP/ContainerImage/Upload (imported into
                DVCR first, as a private image of the disk);
-5. volume    — WaitForFirstConsumer until a VM using the disk is placed; then an
+5. volume    — a disk from a VirtualDiskSnapshot is made at once on the snapshot's node;
+               others wait (WaitForFirstConsumer) until a VM using the disk is placed; then an
                InternalVirtualDiskVolume on that VM's node; Provisioning -> Ready; growing
                `spec.persistentVolumeClaim.size` resizes it (online when the VM runs);
                shrinking is refused.
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
     NODE_LABEL,
+    VIRTUAL_DISK_SNAPSHOTS,
     VIRTUAL_DISKS,
     VIRTUAL_IMAGES,
     VIRTUAL_MACHINES,
@@ -27,16 +30,18 @@ from controlplane.api.resources import (
 )
 from controlplane.api.v1alpha2 import DiskPhase as Phase
 from controlplane.api.v1alpha2 import VDCondition as C
+from controlplane.api.volume import VolumeSpec, size_patch
 from controlplane.common import quantity
 from controlplane.common.kube.client import KubeError
 from controlplane.controllers.disk import sources
 from controlplane.controllers.dvcr_access import DvcrApi, Importer
 from controlplane.controllers.names import FINALIZER_VD_PROTECTION
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.phase_events import PhaseEvents
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind
+from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key, owners_of_kind
 
 
 def _set(state: State, type_: str, ok: bool | str, reason: str, message: str = "") -> None:
@@ -44,13 +49,7 @@ def _set(state: State, type_: str, ok: bool | str, reason: str, message: str = "
 
 
 def users(state: State) -> list[dict[str, Any]]:
-    out = []
-    for vm in state.list(VIRTUAL_MACHINES, state.namespace):
-        refs = [*((vm.get("spec") or {}).get("blockDeviceRefs") or []),
-                *((vm.get("status") or {}).get("blockDeviceRefs") or [])]
-        if any(r.get("kind") == "VirtualDisk" and r.get("name") == state.name for r in refs):
-            out.append(vm)
-    return out
+    return state.lookup(indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", state.namespace, state.name))
 
 
 class InitHandler:
@@ -98,7 +97,7 @@ class DeletionHandler:
         if volume is not None:
             if not volume["metadata"].get("deletionTimestamp"):
                 state.ctx.kube.delete_if_exists(VOLUMES, state.name, state.namespace)
-            state.requeue(1)
+            state.requeue(state.ctx.runtime.requeue_soon)
             return
         self.sources.cleanup(state)
         state.remove_finalizer(FINALIZER_VD_PROTECTION)
@@ -156,15 +155,16 @@ class VolumeHandler:
 
     def _create(self, state: State, src: sources.Source, size: int) -> None:
         placed = [vm for vm in users(state) if (vm.get("status") or {}).get("nodeName")]
+        if src.node:  # a snapshot's data lives on its node: the disk is made there at once
+            placed = [{"status": {"nodeName": src.node}}]
         if not placed:
             state.status["phase"] = Phase.WAIT_FOR_FIRST_CONSUMER
             _set(state, C.Type.READY, False, C.ReadyReason.WAITING_FOR_FIRST_CONSUMER,
                  "the disk is created on the node of the first virtual machine that uses it")
             return
         node = placed[0]["status"]["nodeName"]
-        spec: dict[str, Any] = {"nodeName": node, "size": str(size)}
-        if src.image_ref:
-            spec["source"] = {"image": {"ref": src.image_ref}}
+        spec = VolumeSpec(node_name=node, size_bytes=size, image_ref=src.image_ref or None,
+                          source_volume=src.source_volume or None).to_api()
         try:
             state.ctx.kube.create(VOLUMES, {
                 "apiVersion": VOLUMES.api_version, "kind": VOLUMES.kind,
@@ -182,7 +182,7 @@ class VolumeHandler:
         vstatus = volume.get("status") or {}
         current = quantity.to_bytes((volume.get("spec") or {}).get("size") or 0)
         if size > current:
-            state.ctx.kube.patch(VOLUMES, state.name, {"spec": {"size": str(size)}}, state.namespace)
+            state.ctx.kube.patch(VOLUMES, state.name, size_patch(size), state.namespace)
             state.status["phase"] = Phase.RESIZING
             _set(state, C.Type.RESIZING, True, C.ResizingReason.IN_PROGRESS,
                  f"growing from {quantity.format_bytes(current)} to {quantity.format_bytes(size)}")
@@ -214,11 +214,16 @@ class VolumeHandler:
         state.status["observedGeneration"] = state.generation
 
 
+PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value, Phase.PVC_LOST.value}))
+
+
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     importer = Importer(ctx.settings, on_change=lambda key: ctx.enqueue(VIRTUAL_DISKS, (key[1], key[2])))
     disk_sources = sources.DiskSources(importer, DvcrApi(ctx.settings))
     reconciler = Reconciler(ctx, VIRTUAL_DISKS, [InitHandler(), UsageHandler(), DeletionHandler(disk_sources),
-                                                 SourceHandler(disk_sources), VolumeHandler()])
+                                                 SourceHandler(disk_sources), VolumeHandler()],
+                            failure_condition=C.Type.READY,
+                            after=[PHASE_EVENTS])
 
     def disks_of_vm(vm: dict[str, Any]) -> list[tuple[str, str]]:
         ns = vm["metadata"].get("namespace", "")
@@ -228,17 +233,17 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
 
     def disks_from_image(kind: str) -> Any:
         def keys(image: dict[str, Any]) -> list[tuple[str, str]]:
-            name = image["metadata"]["name"]
-            ns = image["metadata"].get("namespace")
-            return [own_key(d) for d in ctx.informer(VIRTUAL_DISKS).list(ns if kind == "VirtualImage" else None)
-                    if (((d.get("spec") or {}).get("dataSource") or {}).get("objectRef") or {}).get("kind") == kind
-                    and d["spec"]["dataSource"]["objectRef"].get("name") == name]
+            value = indexes.block_device(kind, image["metadata"].get("namespace") or "", image["metadata"]["name"])
+            return indexes.keys(ctx, indexes.DISKS_BY_IMAGE, value)
         return keys
 
     return reconciler, [
         Watch(VIRTUAL_DISKS, lambda o: [own_key(o)]),
         Watch(VOLUMES, owners_of_kind("VirtualDisk")),
-        Watch(VIRTUAL_MACHINES, disks_of_vm),
+        # a disk reads of its VMs only which disks they name, where they are placed and their phase
+        Watch(VIRTUAL_MACHINES, disks_of_vm, relevant=fields_changed(
+            ("spec", "blockDeviceRefs"), ("status", "blockDeviceRefs"), ("status", "nodeName"), ("status", "phase"))),
         Watch(VIRTUAL_IMAGES, disks_from_image("VirtualImage")),
         Watch(CLUSTER_VIRTUAL_IMAGES, disks_from_image("ClusterVirtualImage")),
+        Watch(VIRTUAL_DISK_SNAPSHOTS, disks_from_image("VirtualDiskSnapshot")),
     ]

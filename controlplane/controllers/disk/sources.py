@@ -1,6 +1,7 @@
-"""A VirtualDisk's data source, resolved: empty, an existing image in DVCR, or an import of
-the disk's own (HTTP, ContainerImage, Upload) into DVCR as `vd/<ns>/<name>`, from which the
-node handler fills the volume."""
+"""A VirtualDisk's data source, resolved: empty, an existing image in DVCR, a Ready
+VirtualDiskSnapshot (its volume copied on its node), or an import of the disk's own (HTTP,
+ContainerImage, Upload) into DVCR as `vd/<ns>/<name>`, from which the node handler fills the
+volume."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
+from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_DISK_SNAPSHOTS, VIRTUAL_IMAGES, VOLUMES
 from controlplane.api.v1alpha2 import VDCondition as C
 from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer
 from controlplane.controllers.image.controller import apply_result
@@ -25,6 +26,9 @@ class Source:
     failed: bool = False
     waiting_upload: bool = False
     importing: bool = False
+    source_volume: str = ""
+    """A VirtualDiskSnapshot's volume to copy (the disk is then made on `node`, the snapshot's)."""
+    node: str = ""
 
 
 class DiskSources:
@@ -38,6 +42,8 @@ class DiskSources:
             return Source()
         if kind == "ObjectRef":
             ref = ds.get("objectRef") or {}
+            if ref.get("kind") == "VirtualDiskSnapshot":
+                return self._from_snapshot(state, str(ref.get("name") or ""))
             res = VIRTUAL_IMAGES if ref.get("kind") == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES
             if ref.get("kind") not in ("VirtualImage", "ClusterVirtualImage"):
                 return Source(problem=f"objectRef kind {ref.get('kind')!r} is not supported on this platform",
@@ -48,7 +54,8 @@ class DiskSources:
             not_ready = C.DatasourceReadyReason.IMAGE_NOT_READY if res.namespaced \
                 else C.DatasourceReadyReason.CLUSTER_IMAGE_NOT_READY
             if image is None:
-                return Source(problem=f"{ref.get('kind')} {ref.get('name')!r} not found", reason=not_found)
+                return Source(problem=f"{ref.get('kind')} {ref.get('name')!r} does not exist: create it, or fix "
+                                      "spec.dataSource.objectRef", reason=not_found)
             status = image.get("status") or {}
             if status.get("phase") != "Ready":
                 return Source(problem=f"{ref.get('kind')} {ref.get('name')!r} is {status.get('phase') or 'Pending'}",
@@ -78,6 +85,25 @@ class DiskSources:
             return Source(problem=outcome.message, reason=C.DatasourceReadyReason.DATASOURCE_READY, waiting_upload=True)
         return Source(problem=outcome.message, reason=outcome.reason or "ProvisioningFailed",
                       failed=outcome.state == "failed")
+
+    @staticmethod
+    def _from_snapshot(state: State, name: str) -> Source:
+        snap = state.get(VIRTUAL_DISK_SNAPSHOTS, name)
+        reason = C.DatasourceReadyReason.VIRTUAL_DISK_SNAPSHOT_NOT_READY
+        own = state.get(VOLUMES, state.name)
+        if own is not None and (snap is None or (snap.get("status") or {}).get("phase") != "Ready"):
+            # made already: the disk is a copy and keeps its dataSource when the snapshot goes (as on DVP)
+            return Source(size=int((own.get("status") or {}).get("capacityBytes") or 0),
+                          node=str((own.get("spec") or {}).get("nodeName") or ""))
+        if snap is None:
+            return Source(problem=f"VirtualDiskSnapshot {name!r} does not exist: create it, or fix "
+                                  "spec.dataSource.objectRef", reason=reason)
+        status = snap.get("status") or {}
+        volume = state.get(VOLUMES, str(status.get("volumeSnapshotName") or ""))
+        if status.get("phase") != "Ready" or volume is None:
+            return Source(problem=f"VirtualDiskSnapshot {name!r} is {status.get('phase') or 'Pending'}", reason=reason)
+        size = int((volume.get("status") or {}).get("capacityBytes") or 0)
+        return Source(size=size, source_volume=volume["metadata"]["name"], node=volume["spec"]["nodeName"])
 
     def cleanup(self, state: State) -> None:
         """A deleted disk's own DVCR image goes too."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
 from controlplane.api.v1alpha2 import CVICondition, ImagePhase, VICondition
 from controlplane.common import quantity
@@ -22,7 +23,8 @@ from controlplane.common.kube.client import Resource
 from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer
 from controlplane.controllers.image.importing import Outcome, advance, apply_progress
 from controlplane.controllers.names import FINALIZER_CVI, FINALIZER_VI
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.phase_events import PhaseEvents
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -85,7 +87,7 @@ class ImageHandlers:
         except DvcrError as exc:
             self._set(state, self.C.Type.READY, False, self.C.ReadyReason.PROVISIONING_FAILED,
                       f"removing the image from DVCR failed: {exc}; retrying")
-            state.requeue(5)
+            state.requeue(state.ctx.runtime.requeue_waiting)
             return
         state.remove_finalizer(self.finalizer)
 
@@ -94,9 +96,10 @@ class ImageHandlers:
         Then GC keeps young blobs (its grace period); otherwise the deleted image goes at once."""
         if self.importer.busy():
             return True
-        return any((o.get("status") or {}).get("phase") in (ImagePhase.PROVISIONING, ImagePhase.WAIT_FOR_USER_UPLOAD)
-                   and o["metadata"]["uid"] != state.uid
-                   for res in (VIRTUAL_IMAGES, CLUSTER_VIRTUAL_IMAGES) for o in state.list(res))
+        return any(o["metadata"]["uid"] != state.uid
+                   for res in (VIRTUAL_IMAGES, CLUSTER_VIRTUAL_IMAGES)
+                   for phase in (ImagePhase.PROVISIONING, ImagePhase.WAIT_FOR_USER_UPLOAD)
+                   for o in state.lookup(indexes.images_by_phase(res), phase))
 
     def provision(self, state: State) -> None:
         status = state.status
@@ -111,7 +114,7 @@ class ImageHandlers:
             status["phase"] = ImagePhase.PENDING
             self._set(state, self.C.Type.DATASOURCE_READY, False, outcome.reason, outcome.message)
             self._set(state, self.C.Type.READY, False, self.C.ReadyReason.PROVISIONING_NOT_STARTED, outcome.message)
-            state.requeue(5)
+            state.requeue(state.ctx.runtime.requeue_waiting)
             return
         self._set(state, self.C.Type.DATASOURCE_READY, True, self.C.DatasourceReadyReason.DATASOURCE_READY)
         if outcome.upload_url:
@@ -120,12 +123,12 @@ class ImageHandlers:
         if outcome.state == "upload":
             status["phase"] = ImagePhase.WAIT_FOR_USER_UPLOAD
             self._set(state, self.C.Type.READY, False, self.C.ReadyReason.WAIT_FOR_USER_UPLOAD, outcome.message)
-            state.requeue(2)
+            state.requeue(state.ctx.runtime.requeue_progress)
         elif outcome.state == "running":
             status["phase"] = ImagePhase.PROVISIONING
             apply_progress(status, outcome.progress)
             self._set(state, self.C.Type.READY, False, self.C.ReadyReason.PROVISIONING, outcome.message)
-            state.requeue(2)
+            state.requeue(state.ctx.runtime.requeue_progress)
         elif outcome.state == "done":
             status["phase"] = ImagePhase.READY
             apply_result(status, outcome.result, registry_url)
@@ -146,21 +149,20 @@ class _Step:
         self.fn(state)
 
 
+PHASE_EVENTS = PhaseEvents(warning=frozenset({ImagePhase.FAILED.value, ImagePhase.IMAGE_LOST.value,
+                                             ImagePhase.PVC_LOST.value}))
+
+
 def build_for(resource: Resource) -> Any:
     def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         api = DvcrApi(ctx.settings)
         importer = Importer(ctx.settings, on_change=lambda key: ctx.enqueue(resource, (key[1], key[2])))
         steps = ImageHandlers(resource, importer, api)
-        reconciler = Reconciler(ctx, resource, steps.handlers())
+        reconciler = Reconciler(ctx, resource, steps.handlers(), failure_condition=VICondition.Type.READY,
+                                after=[PHASE_EVENTS])
 
         def dependents(obj: dict[str, Any]) -> list[tuple[str, str]]:
-            kind, name = obj.get("kind"), obj["metadata"]["name"]
-            out = []
-            for img in ctx.informer(resource).list():
-                ref = ((img.get("spec") or {}).get("dataSource") or {}).get("objectRef") or {}
-                if ref.get("kind") == kind and ref.get("name") == name:
-                    out.append(own_key(img))
-            return out
+            return indexes.keys(ctx, indexes.images_by_source(resource), f"{obj.get('kind')}/{obj['metadata']['name']}")
 
         return reconciler, [Watch(resource, lambda o: [own_key(o)]), Watch(VIRTUAL_IMAGES, dependents),
                             Watch(CLUSTER_VIRTUAL_IMAGES, dependents)]

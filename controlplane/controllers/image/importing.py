@@ -7,6 +7,7 @@ user's upload, done (with the result), or failed (with the reason to show)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,16 +94,24 @@ def advance(state: State, importer: Importer, api: DvcrApi, repository: str) -> 
                            "ProvisioningFailed")
         other = state.get(res, ref.get("name", ""), state.namespace if res.namespaced else "")
         if other is None:
-            return Outcome("blocked", f"{ref.get('kind')} {ref.get('name')!r} not found", "ImageNotFound")
+            return Outcome("blocked", f"{ref.get('kind')} {ref.get('name')!r} does not exist: create it, or fix "
+                                      "spec.dataSource.objectRef", "ImageNotFound")
         if (other.get("status") or {}).get("phase") != "Ready":
             return Outcome("blocked", f"{ref.get('kind')} {ref.get('name')!r} is not Ready", "ImageNotReady")
         url = "docker://" + other["status"]["target"]["registryURL"]
         pull_secret = _dvcr_pull_secret(state)
         ca_bundle = Path(state.ctx.settings.dvcr_ca_file).read_text() if state.ctx.settings.dvcr_ca_file else None
     elif kind == "Upload":
-        return _upload(state, api, repository)
+        checksums = {k: v for k, v in ((source.get("upload") or {}).get("checksum") or {}).items() if v}
+        refused = unverifiable(checksums)
+        if refused:
+            return refused
+        return _upload(state, api, repository, checksums)
     else:
         return Outcome("failed", f"dataSource.type {kind!r} is not supported", "ProvisioningFailed")
+    refused = unverifiable(checksums)
+    if refused:
+        return refused
     job = importer.start(key, url, repository, checksums=checksums, ca_bundle=ca_bundle, pull_secret=pull_secret)
     if job.error:
         return Outcome("failed", job.error, "ProvisioningFailed")
@@ -111,13 +120,37 @@ def advance(state: State, importer: Importer, api: DvcrApi, repository: str) -> 
     return Outcome("running", f"importing from {url.split('?')[0]}", "Provisioning", progress=job.progress)
 
 
-def _upload(state: State, api: DvcrApi, repository: str) -> Outcome:
+def unverifiable(checksums: dict[str, str]) -> Outcome | None:
+    """A failed outcome naming the checksum algorithms this platform cannot compute, if any.
+
+    DVP's schema takes streebog256/512 (GOST R 34.11-2012); hashlib has them only when its
+    OpenSSL does. Such a checksum is refused up front rather than skipped.
+    """
+    missing = [alg for alg in checksums if not _hash_available(alg)]
+    if not missing:
+        return None
+    usable = ", ".join(a for a in ("md5", "sha1", "sha256", "sha512") if _hash_available(a))
+    return Outcome("failed", f"checksum {', '.join(missing)} cannot be verified here: this platform has no "
+                             f"implementation of the algorithm (GOST R 34.11-2012); remove it or give one of "
+                             f"{usable}", "ProvisioningFailed")
+
+
+def _hash_available(alg: str) -> bool:
+    try:
+        hashlib.new(alg)
+    except ValueError:
+        return False
+    return True
+
+
+def _upload(state: State, api: DvcrApi, repository: str, checksums: dict[str, str]) -> Outcome:
     annotations = state.meta.setdefault("annotations", {})
     upload_id = annotations.get(UPLOAD_ANNOTATION)
     try:
         ticket = api.upload_status(upload_id) if upload_id else None
         if ticket is None:
-            created = api.create_upload(repository, ttl=state.ctx.settings.upload_wait_seconds)
+            created = api.create_upload(repository, ttl=state.ctx.settings.upload_wait_seconds,
+                                        checksums=checksums)
             annotations[UPLOAD_ANNOTATION] = created["id"]
             return Outcome("upload", "waiting for the image to be uploaded", "WaitForUserUpload",
                            upload_url=created["url"])

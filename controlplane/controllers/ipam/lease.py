@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     VIRTUAL_MACHINE_IP_ADDRESS_LEASES as LEASES,
 )
@@ -17,7 +18,6 @@ from controlplane.api.v1alpha2 import VirtualMachineIPAddressLeasePhase as Phase
 from controlplane.api.v1alpha2 import VMIPLCondition as C
 from controlplane.controllers.ipam import allocator
 from controlplane.controllers.names import ANNOTATION_RELEASED_AT
-from controlplane.controllers.runtime import conditions
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -46,7 +46,7 @@ class BoundHandler:
                                  f"released; held for namespace {ref.get('namespace')!r} for a while",
                                  generation=state.generation)
         annotations = state.meta.setdefault("annotations", {})
-        released = annotations.setdefault(ANNOTATION_RELEASED_AT, conditions.now())
+        released = annotations.setdefault(ANNOTATION_RELEASED_AT, conditions.timestamp())
         at = dt.datetime.fromisoformat(released.replace("Z", "+00:00"))
         left = state.ctx.settings.ip_lease_hold_seconds - (dt.datetime.now(dt.UTC) - at).total_seconds()
         if left <= 0:
@@ -61,5 +61,5 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         address = (vmip.get("status") or {}).get("address")
         return [("", allocator.lease_name(address))] if address else []
 
-    return Reconciler(ctx, LEASES, [BoundHandler()]), [Watch(LEASES, lambda o: [own_key(o)]),
+    return Reconciler(ctx, LEASES, [BoundHandler()], failure_condition=C.Type.BOUND), [Watch(LEASES, lambda o: [own_key(o)]),
                                                        Watch(VMIPS, lease_of_vmip)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     VIRTUAL_MACHINE_IP_ADDRESS_LEASES as LEASES,
 )
@@ -22,13 +23,14 @@ from controlplane.api.resources import VIRTUAL_MACHINES
 from controlplane.api.v1alpha2 import VirtualMachineIPAddressPhase as Phase
 from controlplane.api.v1alpha2 import VMIPCondition as C
 from controlplane.common.kube.client import KubeError
-from controlplane.controllers.ipam import allocator
+from controlplane.controllers.ipam import allocator, binding
 from controlplane.controllers.names import ANNOTATION_RELEASED_AT, FINALIZER_VMIP
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.phase_events import PhaseEvents
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key
+from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key
 
 
 def _now() -> str:
@@ -74,6 +76,9 @@ class DeletionHandler:
 
 class BindingHandler:
     name = "binding"
+
+    def __init__(self, lowest_free: allocator.LowestFree | None = None) -> None:
+        self.lowest_free = lowest_free or allocator.LowestFree()
 
     def _mine(self, state: State, lease: dict[str, Any] | None) -> bool:
         ref = ((lease or {}).get("spec") or {}).get("virtualMachineIPAddressRef") or {}
@@ -125,70 +130,47 @@ class BindingHandler:
                 release(ctx, allocator.lease_name(address), namespace=state.namespace, vmip_name=state.name)
             address = wanted
         elif not address or allocator.usable(address, networks) is None:
-            leases = {lease["metadata"]["name"]: lease for lease in state.list(LEASES)}
-
             def taken(a: str) -> bool:
-                lease = leases.get(allocator.lease_name(a))
+                lease = state.ctx.cached(LEASES, "", allocator.lease_name(a))  # the lease name is the IP
                 return lease is not None and not self._mine(state, lease)
 
-            address = allocator.pick(networks, taken)
+            address = self.lowest_free.pick(networks, taken)
             if address is None:
                 conditions.set_condition(state.status, C.Type.BOUND, False, C.BoundReason.LEASE_NOT_READY,
                                          "no free address left in virtualMachineCIDRs", generation=state.generation)
-                state.requeue(10)
+                state.requeue(state.ctx.runtime.requeue_no_capacity)
                 return
-        why = self._claim(state, address)
-        if why is not None:
-            reason = C.BoundReason.LEASE_ALREADY_EXISTS
-            conditions.set_condition(state.status, C.Type.BOUND, False, reason, why, generation=state.generation)
-            if spec.get("type") != "Static":
-                state.status.pop("address", None)
-            state.requeue(2)
-            return
-        state.status["address"] = address
-        conditions.set_condition(state.status, C.Type.BOUND, True, C.BoundReason.BOUND,
-                                 f"lease {allocator.lease_name(address)} holds {address}", generation=state.generation)
+        binding.record_claim(state, address, self._claim(state, address), lease_name=allocator.lease_name(address),
+                             conflict_reason=C.BoundReason.LEASE_ALREADY_EXISTS, keep_address=spec.get("type") == "Static")
 
 
 def user_of(state: State) -> dict[str, Any] | None:
-    for vm in state.list(VIRTUAL_MACHINES, state.namespace):
-        spec, status = vm.get("spec") or {}, vm.get("status") or {}
-        if state.name in (spec.get("virtualMachineIPAddressName"), status.get("virtualMachineIPAddressName")):
-            return vm
+    for vm in state.lookup(indexes.VMS_BY_IP_ADDRESS, f"{state.namespace}/{state.name}"):
+        return vm
     owner = next((r for r in state.meta.get("ownerReferences") or [] if r.get("kind") == "VirtualMachine"), None)
     return state.get(VIRTUAL_MACHINES, owner["name"]) if owner else None
 
 
-class AttachmentHandler:
-    name = "attachment"
-
-    def handle(self, state: State) -> None:
-        vm = user_of(state)
-        if vm is None:
-            state.status.pop("virtualMachineName", None)
-            conditions.set_condition(state.status, C.Type.ATTACHED, False, C.AttachedReason.VIRTUAL_MACHINE_NOT_FOUND,
-                                     "no virtual machine uses this address", generation=state.generation)
-            return
-        state.status["virtualMachineName"] = vm["metadata"]["name"]
-        conditions.set_condition(state.status, C.Type.ATTACHED, True, C.AttachedReason.ATTACHED,
-                                 f"used by virtual machine {vm['metadata']['name']}", generation=state.generation)
+class AttachmentHandler(binding.AttachmentHandler):
+    def __init__(self) -> None:
+        super().__init__(user_of, what="address")
 
 
-class PhaseHandler:
-    name = "phase"
+PhaseHandler = binding.PhaseHandler
+phase_of = binding.phase_of
 
-    def handle(self, state: State) -> None:
-        if not conditions.is_true(state.status, C.Type.BOUND):
-            state.status["phase"] = Phase.PENDING
-        elif conditions.is_true(state.status, C.Type.ATTACHED):
-            state.status["phase"] = Phase.ATTACHED
-        else:
-            state.status["phase"] = Phase.BOUND
-        state.status["observedGeneration"] = state.generation
+
+# an address that leaves Bound/Attached for Pending lost its lease: a Warning
+PHASE_EVENTS = PhaseEvents(warning=frozenset(), lost=frozenset({Phase.BOUND.value, Phase.ATTACHED.value}))
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
-    reconciler = Reconciler(ctx, VMIPS, [DeletionHandler(), BindingHandler(), AttachmentHandler(), PhaseHandler()])
+    lowest_free = allocator.LowestFree()
+    ctx.informer(LEASES).add_handler(lambda typ, _obj, _old: lowest_free.forget() if typ == "DELETED" else None)
+    reconciler = Reconciler(ctx, VMIPS, [DeletionHandler(), BindingHandler(lowest_free), AttachmentHandler(),
+                                         PhaseHandler()],
+                            failure_condition=C.Type.BOUND,
+                            after=[PHASE_EVENTS])
 
     def vmip_of_lease(lease: dict[str, Any]) -> list[tuple[str, str]]:
         ref = (lease.get("spec") or {}).get("virtualMachineIPAddressRef") or {}
@@ -201,4 +183,5 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         return [(ns, n) for n in names if n]
 
     return reconciler, [Watch(VMIPS, lambda o: [own_key(o)]), Watch(LEASES, vmip_of_lease),
-                        Watch(VIRTUAL_MACHINES, vmips_of_vm)]
+                        Watch(VIRTUAL_MACHINES, vmips_of_vm, relevant=fields_changed(  # which address a VM names
+                            ("spec", "virtualMachineIPAddressName"), ("status", "virtualMachineIPAddressName")))]

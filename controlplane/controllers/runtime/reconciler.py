@@ -1,14 +1,34 @@
 """A reconciler for one kind: an ordered chain of small handlers over one `State`, then one
 write — status through the status subresource guarded by the resourceVersion the cycle
-read, then metadata (finalizers, labels, annotations, owners) guarded the same way. A lost
-race is a quick requeue (the controller loop treats 409 Conflict so), not an error."""
+read, then metadata (finalizers, labels, annotations, owners) guarded the same way.
+
+A reconcile always reports, as DVP's reconcilers do: every handler of the chain runs even
+when an earlier one failed; a failing handler's condition (its `condition`, or the kind's
+`failure_condition`) says what failed and what to do; the status is written; then the
+handlers' errors, joined in one `ExceptionGroup`, go to the controller loop, which retries
+the key (`common.kube.errors` decides how soon). A failure report lasts as long as the failure:
+each cycle starts by taking back the previous cycle's reports (`clear_failures`). A lost race
+is a quick requeue, not an error.
+
+A cycle does not work from a copy its own last write has made stale: the reconciler remembers
+the resourceVersions its writes replaced, and a key whose cached object is still one of them
+waits for the watch event of the write (which queues it again) instead of deciding again from
+old data — which would redo creates and events and end in a conflicting write. The wait is
+bounded (`stale_cache_wait`, the key is looked at again then): an event that never comes
+costs a delay, never a stuck object.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
+import threading
+import time
 from typing import Any, Protocol
 
+from controlplane.api import condition_builder as conditions
+from controlplane.api.condition_builder import FailureReason
+from controlplane.common.kube import errors
 from controlplane.common.kube.client import KubeError, Resource
 from controlplane.common.kube.controller import Result
 from controlplane.controllers.runtime.context import Context
@@ -25,34 +45,110 @@ class Handler(Protocol):
     def handle(self, state: State) -> None: ...
 
 
+class ReconcileError(ExceptionGroup):
+    """The errors of one reconcile's handlers (and of its write), joined."""
+
+
 class Reconciler:
-    def __init__(self, ctx: Context, resource: Resource, handlers: list[Handler]) -> None:
+    def __init__(self, ctx: Context, resource: Resource, handlers: list[Handler], *,
+                 failure_condition: str | None = None, after: list[Handler] | None = None) -> None:
         self.ctx = ctx
         self.resource = resource
         self.handlers = handlers
+        self.after = after or []
+        """Handlers run after the chain even when one of it stopped the cycle (phase events)."""
+        self.failure_condition = failure_condition
+        """The condition that reports a failing handler that names none of its own."""
+        self._replaced: dict[tuple[str, str], tuple[set[str], float]] = {}
+        """Per key, the resourceVersions this reconciler's writes replaced (the cache may still
+        hold one) and until when to wait for the cache to move past them."""
+        self._replaced_lock = threading.Lock()
+
+    def _stale(self, key: tuple[str, str], current: dict[str, Any] | None) -> float | None:
+        """Seconds left to wait when the cache still holds a version of the object this
+        reconciler has replaced; None when the cycle can go on."""
+        with self._replaced_lock:
+            entry = self._replaced.get(key)
+            if entry is None:
+                return None
+            replaced, until = entry
+            left = until - time.monotonic()
+            if current is not None and current["metadata"].get("resourceVersion") in replaced and left > 0:
+                return left
+            del self._replaced[key]  # the cache has caught up, the object is gone, or the wait is over
+            return None
+
+    def _wrote(self, key: tuple[str, str], before: str, after: str) -> None:
+        if before != after:  # a write that changed nothing keeps the version
+            with self._replaced_lock:
+                replaced, _ = self._replaced.get(key) or (set(), 0.0)
+                replaced.add(before)
+                self._replaced[key] = (replaced, time.monotonic() + self.ctx.runtime.stale_cache_wait)
 
     def __call__(self, key: Any) -> Result | None:
         namespace, name = key
         current = self.ctx.cached(self.resource, namespace, name)
         if current is None:
+            self._stale((namespace, name), None)
             return None
+        wait = self._stale((namespace, name), current)
+        if wait is not None:
+            return Result(wait)  # the write's watch event queues the key sooner, as a rule
         state = State(self.ctx, self.resource, current)
+        conditions.clear_failures(state.status)
+        failures: list[tuple[Handler, Exception]] = []
         for handler in self.handlers:
-            handler.handle(state)
+            try:
+                handler.handle(state)
+            except Exception as exc:  # noqa: BLE001 - joined and re-raised after the status is written
+                exc.add_note(f"handler {handler.name!r} of {self.resource.kind} {namespace}/{name}")
+                failures.append((handler, exc))
             if state.stop:
                 break
-        self.write(state)
+        for handler in self.after:
+            try:
+                handler.handle(state)
+            except Exception as exc:  # noqa: BLE001 - as above
+                exc.add_note(f"handler {handler.name!r} of {self.resource.kind} {namespace}/{name}")
+                failures.append((handler, exc))
+        for failing, error in failures:  # last, so a later handler does not overwrite the report
+            self.report(state, failing, error)
+        failed = [error for _, error in failures]
+        try:
+            self.write(state)
+        except Exception as write_error:
+            if not failed:
+                raise
+            failed.append(write_error)
+        if failed:
+            raise ReconcileError(f"{len(failed)} handler(s) of {self.resource.kind} {namespace}/{name} failed", failed)
         return Result(state.requeue_after) if state.requeue_after is not None else None
+
+    def report(self, state: State, handler: Handler, exc: Exception) -> None:
+        """Leave the failure in the status: the handler's condition says what failed and what to do."""
+        if errors.is_conflict(exc):
+            return  # a lost race says nothing about the object; the quick requeue settles it
+        type_ = getattr(handler, "condition", None) or self.failure_condition
+        if not type_:
+            log.warning("%s %s/%s: handler %s failed with no condition to report it in: %s", self.resource.kind,
+                        state.namespace, state.name, handler.name, exc)
+            return
+        api_down = errors.is_temporary(exc) and not isinstance(exc, errors.TemporaryError)
+        reason = FailureReason.API_UNAVAILABLE if api_down else FailureReason.RECONCILE_FAILED
+        conditions.set_condition(state.status, type_, conditions.UNKNOWN, reason,
+                                 f"{handler.name}: {errors.describe(exc)}", generation=state.generation)
 
     def write(self, state: State) -> None:
         current = state.current
         rv = current["metadata"]["resourceVersion"]
         ns = current["metadata"].get("namespace")
+        key = (ns or "", state.name)
         try:
             if (state.changed.get("status") or {}) != (current.get("status") or {}):
                 body = copy.deepcopy(current)
                 body["status"] = state.changed["status"]
                 updated = self.ctx.kube.replace(self.resource, body, subresource="status")
+                self._wrote(key, rv, updated["metadata"]["resourceVersion"])
                 rv = updated["metadata"]["resourceVersion"]
             patch: dict[str, Any] = {}
             for f in _META_FIELDS:
@@ -61,7 +157,8 @@ class Reconciler:
                     patch[f] = new if new else None
             if patch:
                 patch["resourceVersion"] = rv
-                self.ctx.kube.patch(self.resource, state.name, {"metadata": patch}, ns)
+                patched = self.ctx.kube.patch(self.resource, state.name, {"metadata": patch}, ns)
+                self._wrote(key, rv, ((patched or {}).get("metadata") or {}).get("resourceVersion") or rv)
         except KubeError as exc:
             if exc.not_found:
                 return

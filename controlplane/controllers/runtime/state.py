@@ -4,11 +4,13 @@ requeue wish of the cycle. The reconciler writes `changed` back once, at the end
 
 from __future__ import annotations
 
+import builtins
 import copy
 import math
 from typing import TYPE_CHECKING, Any
 
 from controlplane.common.kube.client import Resource
+from controlplane.controllers.runtime import indexes
 
 if TYPE_CHECKING:
     from controlplane.controllers.runtime.context import Context
@@ -74,6 +76,10 @@ class State:
 
     def list(self, resource: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.ctx.informer(resource).list(namespace)
+
+    def lookup(self, index: indexes.Index, value: str) -> builtins.list[dict[str, Any]]:
+        """Related objects by an informer index (`runtime.indexes`), without scanning the cache."""
+        return indexes.lookup(self.ctx, index, value)
 
     # -- flow ---------------------------------------------------------------------------------
     def requeue(self, after: float) -> None:

@@ -41,6 +41,34 @@ def connect(ctx: Context, controller: Controller, watches: list[Watch]) -> None:
         ctx.informer(w.resource).add_handler(handler)
 
 
+def spec_changed(obj: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """`relevant` for watchers that read only a related object's spec, existence and deletion:
+    its status writes (a class counting its users, a disk's progress) wake nobody."""
+    if old is None:
+        return True
+    meta, old_meta = obj.get("metadata") or {}, old.get("metadata") or {}
+    return (obj.get("spec") != old.get("spec") or meta.get("deletionTimestamp") != old_meta.get("deletionTimestamp")
+            or meta.get("generation") != old_meta.get("generation"))
+
+
+def fields_changed(*paths: tuple[str, ...]) -> Callable[[dict[str, Any], dict[str, Any] | None], bool]:
+    """`relevant` for watchers that read only these fields of a related object (and its deletion):
+    `fields_changed(("spec", "blockDeviceRefs"), ("status", "nodeName"))`."""
+    def value(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
+        cur: Any = obj
+        for part in path:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(part)
+        return cur
+
+    def relevant(obj: dict[str, Any], old: dict[str, Any] | None) -> bool:
+        if old is None:
+            return True
+        return any(value(obj, p) != value(old, p) for p in (*paths, ("metadata", "deletionTimestamp")))
+    return relevant
+
+
 def owners_of_kind(kind: str) -> Callable[[dict[str, Any]], Iterable[Key]]:
     """Keys of the owners of `kind` named in an object's ownerReferences (same namespace)."""
     def keys(obj: dict[str, Any]) -> Iterable[Key]:

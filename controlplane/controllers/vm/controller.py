@@ -5,18 +5,22 @@
                  then the finalizer goes; the Auto address claim goes with the VM (owner);
 3. class       — VirtualMachineClassReady and SizingPolicyMatched;
 4. ipam        — VirtualMachineIPAddressReady (creating the Auto address claim);
+4b. mac        — VirtualMachineMACAddressReady (a VirtualMachineMACAddress per interface, vm/mac.py);
 5. blockdevices— BlockDevicesReady (disks and images exist and are ready, or wait for
                  the first consumer);
 6. provisioning— ProvisioningReady (cloud-init user data, inline or from a Secret);
 7. instance    — placement and the InternalVirtualMachineInstance (run state, power
                  requests, changes awaiting restart);
-8. status      — phase, node, IP, guest OS, resources, Running and AgentReady, from the instance.
+8. status      — phase, node, IP, guest OS, resources, Running and AgentReady, from the instance;
+9. nodehealth  — Running=Unknown naming the node when the VM's node is lost or gone.
+10. migration  — migrationState, phase Migrating, Migratable (vm/migration_status.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
     INSTANCES,
@@ -25,17 +29,27 @@ from controlplane.api.resources import (
     VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
     VIRTUAL_MACHINE_CLASSES,
     VIRTUAL_MACHINE_IP_ADDRESSES,
+    VIRTUAL_MACHINE_MAC_ADDRESSES,
     VIRTUAL_MACHINES,
+    VOLUMES,
 )
+from controlplane.api.v1alpha2 import MachinePhase
 from controlplane.api.v1alpha2 import VMCondition as C
 from controlplane.common.kube.client import NODES
+from controlplane.controllers import scheduling
 from controlplane.controllers.names import FINALIZER_VM
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.phase_events import PhaseEvents
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind
+from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind, spec_changed
+from controlplane.controllers.scheduler.assumed import AssumedPlacements
+from controlplane.controllers.vm import placement
 from controlplane.controllers.vm.instance import InstanceHandler
+from controlplane.controllers.vm.mac import MACAddressHandler
+from controlplane.controllers.vm.migration_status import MigrationStatusHandler
+from controlplane.controllers.vm.nodehealth import NodeHealthHandler
 from controlplane.controllers.vm.prerequisites import (
     BlockDevicesHandler,
     ClassHandler,
@@ -44,7 +58,7 @@ from controlplane.controllers.vm.prerequisites import (
 )
 from controlplane.controllers.vm.status import StatusHandler
 
-REPORTED = [C.Type.CLASS_READY, C.Type.IP_ADDRESS_READY, C.Type.BLOCK_DEVICES_READY, C.Type.PROVISIONING_READY,
+REPORTED = [C.Type.CLASS_READY, C.Type.IP_ADDRESS_READY, C.Type.MAC_ADDRESS_READY, C.Type.BLOCK_DEVICES_READY, C.Type.PROVISIONING_READY,
             C.Type.RUNNING, C.Type.AGENT_READY]
 
 
@@ -68,55 +82,68 @@ class DeletionHandler:
         if inst is not None:
             if not inst["metadata"].get("deletionTimestamp"):
                 state.ctx.kube.delete_if_exists(INSTANCES, state.name, state.namespace)
-            state.requeue(1)
+            state.requeue(state.ctx.runtime.requeue_soon)
         else:
             state.remove_finalizer(FINALIZER_VM)
         state.stop = True
 
 
+PHASE_EVENTS = PhaseEvents(warning=frozenset({MachinePhase.DEGRADED.value}))
+
+
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINES, [
-        InitHandler(), DeletionHandler(), ClassHandler(), IPAddressHandler(), BlockDevicesHandler(),
-        ProvisioningHandler(), InstanceHandler(), StatusHandler()])
+        InitHandler(), DeletionHandler(), ClassHandler(), IPAddressHandler(), MACAddressHandler(), BlockDevicesHandler(),
+        ProvisioningHandler(), InstanceHandler(AssumedPlacements()), StatusHandler(), NodeHealthHandler(), MigrationStatusHandler()], failure_condition=C.Type.RUNNING,
+        after=[PHASE_EVENTS])
+
+    indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.VMS_BY_CLASS, indexes.VMS_BY_IP_ADDRESS,
+                     indexes.VMS_BY_MAC_ADDRESS, indexes.VMS_UNPLACED, indexes.INSTANCES_BY_NODE, indexes.ATTACHMENTS_BY_VM,
+                     placement.VMS_BY_NODE)
+    ctx.informer(VOLUMES)  # a provisioned disk pins its VM to the volume's node (vm/placement.py)
 
     def vms_using(kind: str) -> Any:
         def keys(obj: dict[str, Any]) -> list[tuple[str, str]]:
-            name, ns = obj["metadata"]["name"], obj["metadata"].get("namespace")
-            out = []
-            for vm in ctx.informer(VIRTUAL_MACHINES).list(ns):
-                refs = [*((vm.get("spec") or {}).get("blockDeviceRefs") or []),
-                        *((vm.get("status") or {}).get("blockDeviceRefs") or [])]
-                if any(r.get("kind") == kind and r.get("name") == name for r in refs):
-                    out.append(own_key(vm))
-            return out
+            value = indexes.block_device(kind, obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+            return indexes.keys(ctx, indexes.VMS_BY_BLOCK_DEVICE, value)
         return keys
 
     def vms_of_class(cls: dict[str, Any]) -> list[tuple[str, str]]:
-        return [own_key(vm) for vm in ctx.informer(VIRTUAL_MACHINES).list()
-                if (vm.get("spec") or {}).get("virtualMachineClassName") == cls["metadata"]["name"]]
+        return indexes.keys(ctx, indexes.VMS_BY_CLASS, cls["metadata"]["name"])
 
     def vm_of_vmip(vmip: dict[str, Any]) -> list[tuple[str, str]]:
         ns = vmip["metadata"].get("namespace", "")
-        keys = owners_of_kind("VirtualMachine")(vmip)
-        keys += [own_key(vm) for vm in ctx.informer(VIRTUAL_MACHINES).list(ns)
-                 if (vm.get("spec") or {}).get("virtualMachineIPAddressName") == vmip["metadata"]["name"]]
-        return list(keys)
+        return [*owners_of_kind("VirtualMachine")(vmip),
+                *indexes.keys(ctx, indexes.VMS_BY_IP_ADDRESS, f"{ns}/{vmip['metadata']['name']}")]
 
-    def pending_vms(_node: dict[str, Any]) -> list[tuple[str, str]]:
-        return [own_key(vm) for vm in ctx.informer(VIRTUAL_MACHINES).list()
-                if not (vm.get("status") or {}).get("nodeName")]
+    def vms_of_vmmac(vmmac: dict[str, Any]) -> list[tuple[str, str]]:
+        ns = vmmac["metadata"].get("namespace", "")
+        return [*owners_of_kind("VirtualMachine")(vmmac),
+                *indexes.keys(ctx, indexes.VMS_BY_MAC_ADDRESS, f"{ns}/{vmmac['metadata']['name']}")]
+
+    def pending_vms(node: dict[str, Any]) -> list[tuple[str, str]]:
+        """Unplaced VMs (the node may take them now) and the node's own VMs (it may be lost or back)."""
+        return [*indexes.keys(ctx, indexes.VMS_UNPLACED, "true"),
+                *indexes.keys(ctx, placement.VMS_BY_NODE, node["metadata"]["name"])]
+
+    def freed_room(vm: dict[str, Any]) -> list[tuple[str, str]]:
+        """A placed VM going away frees room on its node: the unplaced VMs try again at once."""
+        if vm["metadata"].get("deletionTimestamp") and (vm.get("status") or {}).get("nodeName"):
+            return indexes.keys(ctx, indexes.VMS_UNPLACED, "true")
+        return []
 
     watches = [
         Watch(VIRTUAL_MACHINES, lambda o: [own_key(o)]),
+        Watch(VIRTUAL_MACHINES, freed_room),
         Watch(INSTANCES, owners_of_kind("VirtualMachine")),
         Watch(VIRTUAL_DISKS, vms_using("VirtualDisk")),
         Watch(VIRTUAL_IMAGES, vms_using("VirtualImage")),
         Watch(CLUSTER_VIRTUAL_IMAGES, vms_using("ClusterVirtualImage")),
-        Watch(VIRTUAL_MACHINE_CLASSES, vms_of_class),
+        Watch(VIRTUAL_MACHINE_CLASSES, vms_of_class, relevant=spec_changed),  # its status is not read
         Watch(VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
               lambda b: [(b["metadata"].get("namespace", ""), (b.get("spec") or {}).get("virtualMachineName", ""))]),
         Watch(VIRTUAL_MACHINE_IP_ADDRESSES, vm_of_vmip),
-        Watch(NODES, pending_vms, relevant=lambda o, old: old is None or
-              (o.get("status") or {}).get("conditions") != (old.get("status") or {}).get("conditions")),
+        Watch(VIRTUAL_MACHINE_MAC_ADDRESSES, vms_of_vmmac),
+        Watch(NODES, pending_vms, relevant=scheduling.placement_changed),
     ]
     return reconciler, watches

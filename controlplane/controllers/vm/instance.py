@@ -16,6 +16,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
+from controlplane.api.instance import (
+    DiskBus,
+    DiskSpec,
+    Firmware,
+    MachineType,
+    NicModel,
+    NicSpec,
+    PowerRequest,
+    build_spec,
+)
+from controlplane.api.internal import InstancePhase, PowerAction, RunState, StopReason
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
     INSTANCES,
@@ -26,17 +38,18 @@ from controlplane.api.resources import (
 from controlplane.api.v1alpha2 import VMCondition as C
 from controlplane.common.kube.client import KubeError
 from controlplane.controllers.names import LABEL_VM_NAME
-from controlplane.controllers.runtime import conditions
 from controlplane.controllers.runtime.state import State
+from controlplane.controllers.scheduler.assumed import AssumedPlacements
 from controlplane.controllers.vm import requests
+from controlplane.controllers.vm.mac import mac_of_main
 from controlplane.controllers.vm.placement import choose_node
 from controlplane.controllers.vm.prerequisites import user_data
 
 HARDWARE = ("hostname", "firmware", "machineType", "paravirtualization", "cpu", "memory", "nics", "cloudInit",
             "shutdownGracePeriodSeconds")
-RUNNING_PHASES = ("Starting", "Running", "Stopping")
+RUNNING_PHASES = (InstancePhase.STARTING, InstancePhase.RUNNING, InstancePhase.STOPPING)
 # stop reasons of an instance that stopped without being asked to (docs/nodehandler.md)
-GUEST_STOPS = ("GuestShutdown", "Crashed", "Destroyed")
+GUEST_STOPS = (StopReason.GUEST_SHUTDOWN, StopReason.CRASHED, StopReason.DESTROYED)
 CPU_MODELS = {"Host": "host-model", "HostPassthrough": "host-passthrough", "Discovery": "host-model",
               "Features": "host-model"}
 
@@ -52,28 +65,22 @@ def disk_name(kind: str, name: str) -> str:
     return f"{prefix}-{name.replace('.', '-')}"[:63].rstrip("-")
 
 
-def _disks(state: State) -> list[dict[str, Any]]:
+def _disks(state: State) -> list[DiskSpec]:
     paravirt = state.spec.get("enableParavirtualization", True)
-    out = []
+    bus = DiskBus.VIRTIO if paravirt else DiskBus.SATA
+    out: list[DiskSpec] = []
     for ref in state.status.get("blockDeviceRefs") or []:
-        disk: dict[str, Any] = {"name": disk_name(ref["kind"], ref["name"]), "bootOrder": len(out) + 1}
+        name, hotplugged = disk_name(ref["kind"], ref["name"]), bool(ref.get("hotplugged"))
         if ref["kind"] == "VirtualDisk":
-            disk["volume"] = {"name": ref["name"]}
-            disk["bus"] = "virtio" if paravirt else "sata"
-        else:
-            image = state.get(VIRTUAL_IMAGES if ref["kind"] == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES, ref["name"])
-            status = (image or {}).get("status") or {}
-            disk["image"] = {"ref": (status.get("target") or {}).get("registryURL", "")}
-            disk["readOnly"] = True
-            if status.get("cdrom"):
-                disk["cdrom"] = True
-                disk["bus"] = "scsi"
-            else:
-                disk["bus"] = "virtio" if paravirt else "sata"
-        if ref.get("hotplugged"):
-            disk["hotplugged"] = True
-            disk.pop("bootOrder")
-        out.append(disk)
+            out.append(DiskSpec(name=name, bus=bus, read_only=False, cdrom=False, boot_order=len(out) + 1,
+                                volume=ref["name"], image_ref=None, hotplugged=hotplugged))
+            continue
+        image = state.get(VIRTUAL_IMAGES if ref["kind"] == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES, ref["name"])
+        status = (image or {}).get("status") or {}
+        cdrom = bool(status.get("cdrom"))
+        out.append(DiskSpec(name=name, bus=DiskBus.SCSI if cdrom else bus, read_only=True, cdrom=cdrom,
+                            boot_order=len(out) + 1, volume=None,
+                            image_ref=(status.get("target") or {}).get("registryURL", ""), hotplugged=hotplugged))
     return out
 
 
@@ -81,35 +88,23 @@ def desired_spec(state: State, node: str) -> dict[str, Any]:
     spec = state.spec
     cls = (state.get(VIRTUAL_MACHINE_CLASSES, spec.get("virtualMachineClassName", "")) or {}).get("spec") or {}
     cls_cpu = cls.get("cpu") or {}
-    cpu = {"cores": int((spec.get("cpu") or {}).get("cores") or 1),
-           "model": cls_cpu.get("model") if cls_cpu.get("type") == "Model" else CPU_MODELS.get(cls_cpu.get("type"), "host-model"),
-           "coreFraction": (spec.get("cpu") or {}).get("coreFraction") or "100%"}
-    if cpu["coreFraction"] == "Auto":
-        cpu["coreFraction"] = "100%"
-    bootloader = spec.get("bootloader") or "BIOS"
-    cloud_init: dict[str, Any] = {}
+    vm_cpu = spec.get("cpu") or {}
+    model = cls_cpu.get("model") if cls_cpu.get("type") == "Model" else CPU_MODELS.get(cls_cpu.get("type") or "",
+                                                                                      "host-model")
+    fraction = vm_cpu.get("coreFraction") or "100%"
+    efi = (spec.get("bootloader") or "BIOS").startswith("EFI")
     prov = spec.get("provisioning") or {}
-    if prov.get("type") == "UserData":
-        cloud_init["userData"] = user_data(state)[0] or ""
-    elif prov.get("type") == "UserDataRef":
-        cloud_init["userDataSecretRef"] = {"name": (prov.get("userDataRef") or {}).get("name", "")}
-    paravirt = spec.get("enableParavirtualization", True)
-    out: dict[str, Any] = {
-        "nodeName": node,
-        "hostname": state.name[:63],
-        "firmware": "EFI" if bootloader.startswith("EFI") else "BIOS",
-        "machineType": "q35" if bootloader.startswith("EFI") else "pc",
-        "paravirtualization": paravirt,
-        "cpu": cpu,
-        "memory": {"size": (spec.get("memory") or {}).get("size")},
-        "disks": _disks(state),
-        "nics": [{"name": "default", "mac": mac_for(state.uid), "ip": state.status.get("ipAddress", ""),
-                  "network": "default", "model": "virtio" if paravirt else "e1000"}],
-        "shutdownGracePeriodSeconds": int(spec.get("terminationGracePeriodSeconds") or 60),
-    }
-    if cloud_init:
-        out["cloudInit"] = cloud_init
-    return out
+    paravirt = bool(spec.get("enableParavirtualization", True))
+    nic = NicSpec(name="default", mac=mac_of_main(state) or mac_for(state.uid), ip=state.status.get("ipAddress", ""), network="default",
+                  model=NicModel.VIRTIO if paravirt else NicModel.E1000)
+    return build_spec(
+        node_name=node, hostname=state.name[:63], firmware=Firmware.EFI if efi else Firmware.BIOS,
+        machine_type=MachineType.Q35 if efi else MachineType.PC, paravirtualization=paravirt,
+        cores=int(vm_cpu.get("cores") or 1), cpu_model=str(model), core_fraction="100%" if fraction == "Auto" else fraction,
+        memory_size=(spec.get("memory") or {}).get("size"), disks=_disks(state), nics=[nic],
+        grace_period=int(spec.get("terminationGracePeriodSeconds") or 60),
+        user_data=(user_data(state)[0] or "") if prov.get("type") == "UserData" else None,
+        user_data_secret=(prov.get("userDataRef") or {}).get("name", "") if prov.get("type") == "UserDataRef" else None)
 
 
 def _covers(current: Any, desired: Any) -> bool:
@@ -139,7 +134,8 @@ def _changes(current: dict[str, Any], desired: dict[str, Any]) -> list[dict[str,
 def _prerequisites_met(state: State) -> bool:
     s = state.status
     return (conditions.is_true(s, C.Type.CLASS_READY) and conditions.get(s, C.Type.SIZING_POLICY_MATCHED) is None
-            and conditions.is_true(s, C.Type.IP_ADDRESS_READY) and conditions.is_true(s, C.Type.BLOCK_DEVICES_READY)
+            and conditions.is_true(s, C.Type.IP_ADDRESS_READY) and conditions.is_true(s, C.Type.MAC_ADDRESS_READY)
+            and conditions.is_true(s, C.Type.BLOCK_DEVICES_READY)
             and conditions.is_true(s, C.Type.PROVISIONING_READY))
 
 
@@ -152,6 +148,10 @@ def _placeable(state: State) -> bool:
 
 class InstanceHandler:
     name = "instance"
+    condition = C.Type.RUNNING
+
+    def __init__(self, assumed: AssumedPlacements | None = None) -> None:
+        self.assumed = assumed if assumed is not None else AssumedPlacements()
 
     def handle(self, state: State) -> None:
         inst = state.get(INSTANCES, state.name)
@@ -159,11 +159,12 @@ class InstanceHandler:
         if not node:
             if not _placeable(state):
                 return
-            node, why = choose_node(state)
+            decision = choose_node(state, self.assumed)
+            node = decision.node
             if node is None:
                 conditions.set_condition(state.status, C.Type.RUNNING, False, C.RunningReason.VIRTUAL_MACHINE_NOT_RUNNING,
-                                         why, generation=state.generation)
-                state.requeue(10)
+                                         decision.message, generation=state.generation)
+                state.requeue(state.ctx.runtime.requeue_no_capacity)
                 return
         state.status["nodeName"] = node
         if not _prerequisites_met(state):
@@ -174,15 +175,15 @@ class InstanceHandler:
         else:
             self._update(state, inst, desired)
 
-    def _run_state(self, state: State, current: str | None) -> str:
+    def _run_state(self, state: State, current: str | None) -> RunState:
         policy = state.spec.get("runPolicy") or "AlwaysOnUnlessStoppedManually"
         if policy == "AlwaysOff":
-            return "Stopped"
+            return RunState.STOPPED
         if policy == "AlwaysOn":
-            return "Running"
+            return RunState.RUNNING
         if current:
-            return current
-        return "Stopped" if policy == "Manual" else "Running"
+            return RunState(current)
+        return RunState.STOPPED if policy == "Manual" else RunState.RUNNING
 
     def _create(self, state: State, desired: dict[str, Any]) -> None:
         desired["runState"] = self._run_state(state, None)
@@ -209,25 +210,25 @@ class InstanceHandler:
                                                          (current.get("powerRequest") or {}).get("id"))
         policy = state.spec.get("runPolicy") or "AlwaysOnUnlessStoppedManually"
         # a guest that powered itself off: AlwaysOn starts it again, other policies keep it off
-        guest_stopped = (inst_status.get("phase") == "Stopped" and current.get("runState") == "Running"
+        guest_stopped = (inst_status.get("phase") == InstancePhase.STOPPED and current.get("runState") == RunState.RUNNING
                          and inst_status.get("stopReason") in GUEST_STOPS and not pending
                          and (current.get("powerRequest") or {}).get("id") in (None, inst_status.get("handledPowerRequest")))
         if guest_stopped and policy == "AlwaysOn":
-            new["powerRequest"] = {"id": f"{state.uid[:8]}-autostart-{inst['metadata']['resourceVersion']}",
-                                   "action": "Start", "force": False}
+            new["powerRequest"] = PowerRequest(id=f"{state.uid[:8]}-autostart-{inst['metadata']['resourceVersion']}",
+                                               action=PowerAction.START, force=False).to_api()
         elif guest_stopped and policy in ("Manual", "AlwaysOnUnlessStoppedManually"):
-            new["runState"] = "Stopped"
+            new["runState"] = RunState.STOPPED
         if pending and req is not None:
-            action = req["action"]
-            if action == "Start":
-                new["runState"] = "Running"
-            elif action == "Stop":
-                new["runState"] = "Stopped" if policy != "AlwaysOn" else "Running"
-            new["powerRequest"] = {"id": req["id"], "action": action, "force": bool(req.get("force"))}
-        running = inst_status.get("phase") in RUNNING_PHASES and new["runState"] == "Running"
+            action = PowerAction(req["action"])
+            if action == PowerAction.START:
+                new["runState"] = RunState.RUNNING
+            elif action == PowerAction.STOP:
+                new["runState"] = RunState.STOPPED if policy != "AlwaysOn" else RunState.RUNNING
+            new["powerRequest"] = PowerRequest(id=req["id"], action=action, force=bool(req.get("force"))).to_api()
+        running = inst_status.get("phase") in RUNNING_PHASES and new["runState"] == RunState.RUNNING
         changes = _changes(current, desired)
         approve = (state.spec.get("disruptions") or {}).get("restartApprovalMode") == "Automatic"
-        restarting = (new.get("powerRequest") or {}).get("action") in ("Restart", "Start", "Stop") and \
+        restarting = (new.get("powerRequest") or {}).get("action") in tuple(PowerAction) and \
             (new.get("powerRequest") or {}).get("id") != (current.get("powerRequest") or {}).get("id")
         if running and changes and not restarting and not approve:
             for f in ("nodeName",):
@@ -242,11 +243,11 @@ class InstanceHandler:
         else:
             new.update(desired)
             if running and changes and approve and not restarting:
-                new["powerRequest"] = {"id": f"{state.uid[:8]}-apply-{state.generation}", "action": "Restart",
-                                       "force": False}
+                new["powerRequest"] = PowerRequest(id=f"{state.uid[:8]}-apply-{state.generation}",
+                                                   action=PowerAction.RESTART, force=False).to_api()
             state.status.pop("restartAwaitingChanges", None)
             conditions.remove(state.status, C.Type.AWAITING_RESTART_TO_APPLY_CONFIGURATION)
-        if new != current:
+        if not _covers(current, new):  # the stored spec holds the schema's defaults too: no PUT that changes nothing
             body = dict(inst)
             body["spec"] = new
             state.ctx.kube.replace(INSTANCES, body)

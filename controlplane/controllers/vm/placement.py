@@ -1,17 +1,32 @@
-"""Placing a VirtualMachine on a node: Ready and schedulable, matching the class's and the
-VM's node selectors and required node affinity, tolerating its taints, with free CPU and
-memory for it; nodes with usable KVM first, then the least loaded. Once placed, a VM stays
-on its node (its disks live there)."""
+"""Placing a VirtualMachine on a node: the VM controller's side of the scheduler
+(`controllers.scheduler`), which decides from what this module gathers out of the caches.
+
+- the request: the VM's CPU (cores x coreFraction) and memory, the class's and the VM's
+  `nodeSelector`, their tolerations, the VM's affinity, and the node a provisioned VirtualDisk
+  pins it to (local storage: the disk lives on that node);
+- the load of a node: the VMs placed there (`status.nodeName`, by index), their instances (by
+  index), and the placements assumed but not yet in the cache — the decision and its
+  assumption are taken under one lock, so VMs placed at the same instant never over-commit a
+  node;
+- once placed, a VM stays on its node (its disks live there).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_CLASSES
+from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES, VOLUMES
 from controlplane.common import quantity
 from controlplane.common.kube.client import NODES
-from controlplane.controllers import scheduling
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
+from controlplane.controllers.scheduler.assumed import AssumedPlacements, Assumption, Key
+from controlplane.controllers.scheduler.decide import Decision, Request, decide
+from controlplane.controllers.scheduler.vmaffinity import Placed, placed_of
+
+VMS_BY_NODE = indexes.Index(VIRTUAL_MACHINES, "scheduledNode",
+                            lambda vm: [n] if (n := (vm.get("status") or {}).get("nodeName")) else [])
+"""VMs by the node they are placed on (`status.nodeName`): a node's load without a scan."""
 
 
 def requested(spec: dict[str, Any]) -> tuple[float, int]:
@@ -23,51 +38,91 @@ def requested(spec: dict[str, Any]) -> tuple[float, int]:
     return int(cpu.get("cores") or 1) * frac, mem
 
 
-def _affinity_selectors(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = required.get("nodeSelectorTerms") or []
-    return [{"matchExpressions": t.get("matchExpressions") or []} for t in terms[:1]]
+def _key(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
-def choose_node(state: State) -> tuple[str | None, str]:
-    """A node for the VM, or None and why none fits."""
+def pinned_node(state: State) -> tuple[str | None, str]:
+    """The node a VirtualDisk of the VM is provisioned on, and which disk it is."""
+    for ref in state.spec.get("blockDeviceRefs") or []:
+        if ref.get("kind") != "VirtualDisk" or not ref.get("name"):
+            continue
+        volume = state.get(VOLUMES, ref["name"])
+        node = ((volume or {}).get("spec") or {}).get("nodeName")
+        if node:
+            return str(node), f"VirtualDisk {ref['name']!r}"
+    return None, ""
+
+
+class NodeView:
+    """What the scheduler sees of each node: the VMs there (placed, instantiated, assumed) and their load."""
+
+    def __init__(self, state: State, assumed: AssumedPlacements) -> None:
+        self.state = state
+        self.assumed = assumed
+        self.me = (state.namespace, state.name)
+        self._memo: dict[str, dict[Key, tuple[float, int, dict[str, Any]]]] = {}
+
+    def on(self, node: str) -> dict[Key, tuple[float, int, dict[str, Any]]]:
+        """(cpu, memory, VM object) per VM on `node`, this VM excepted."""
+        if node not in self._memo:
+            found: dict[Key, tuple[float, int, dict[str, Any]]] = {}
+            for key, a in self.assumed.on_node(node).items():
+                found[key] = (a.cpu, a.memory, a.vm)
+            for vm in self.state.lookup(VMS_BY_NODE, node):
+                found[_key(vm)] = (*requested(vm.get("spec") or {}), vm)
+            for inst in self.state.lookup(indexes.INSTANCES_BY_NODE, node):
+                key = _key(inst)
+                vm = found.get(key, (0.0, 0, {"metadata": inst.get("metadata") or {}}))[2]
+                found[key] = (*requested(inst.get("spec") or {}), vm)
+            found.pop(self.me, None)
+            self._memo[node] = found
+        return self._memo[node]
+
+    def load(self, node: str) -> tuple[float, int]:
+        entries = self.on(node).values()
+        return sum(e[0] for e in entries), sum(e[1] for e in entries)
+
+    def placed(self, nodes: list[dict[str, Any]]) -> dict[str, list[Placed]]:
+        return {n["metadata"]["name"]: [placed_of(e[2]) for e in self.on(n["metadata"]["name"]).values()]
+                for n in nodes}
+
+
+def _settled(state: State) -> Any:
+    def settled(key: Key, a: Assumption) -> bool:
+        vm = state.ctx.cached(VIRTUAL_MACHINES, *key)
+        if vm is None:
+            return True
+        return bool((vm.get("status") or {}).get("nodeName")) or state.ctx.cached(INSTANCES, *key) is not None
+    return settled
+
+
+def request_of(state: State) -> Request:
     spec = state.spec
     cls = state.get(VIRTUAL_MACHINE_CLASSES, spec.get("virtualMachineClassName", "")) or {}
     cls_spec = cls.get("spec") or {}
-    selectors = [cls_spec.get("nodeSelector"), spec.get("nodeSelector"), *_affinity_selectors(spec)]
-    tolerations = [*(cls_spec.get("tolerations") or []), *(spec.get("tolerations") or [])]
     cpu, mem = requested(spec)
-    used: dict[str, tuple[float, int]] = {}
-    for inst in state.list(INSTANCES):
-        if inst["metadata"].get("namespace") == state.namespace and inst["metadata"]["name"] == state.name:
-            continue
-        node = (inst.get("spec") or {}).get("nodeName")
-        c, m = _instance_request(inst)
-        uc, um = used.get(node, (0.0, 0))
-        used[node] = (uc + c, um + m)
-    fits: list[tuple[bool, float, str]] = []
-    reasons: list[str] = []
-    for node in state.list(NODES):
-        name = node["metadata"]["name"]
-        if not scheduling.eligible(node, selectors=selectors, tolerations=tolerations):
-            reasons.append(f"{name}: not ready, unschedulable, or not matching selectors/tolerations")
-            continue
-        acpu, amem = scheduling.allocatable(node)
-        ucpu, umem = used.get(name, (0.0, 0))
-        if ucpu + cpu > acpu + 1e-9 or umem + mem > amem:
-            reasons.append(f"{name}: not enough free CPU or memory (free {acpu - ucpu:.2f} cores, "
-                           f"{quantity.format_bytes(max(0, amem - umem))} memory)")
-            continue
-        fits.append((not scheduling.has_kvm(node), (ucpu + cpu) / max(acpu, 1e-9), name))
-    if not fits:
-        return None, "no node can run the machine: " + ("; ".join(reasons) if reasons else "there are no nodes")
-    fits.sort()
-    return fits[0][2], ""
+    pinned, pinned_by = pinned_node(state)
+    return Request(vm=placed_of(state.changed), spec=spec, cpu=cpu, memory=mem,
+                   selectors=[cls_spec.get("nodeSelector"), spec.get("nodeSelector")],
+                   tolerations=[*(cls_spec.get("tolerations") or []), *(spec.get("tolerations") or [])],
+                   pinned=pinned, pinned_by=pinned_by)
 
 
-def _instance_request(inst: dict[str, Any]) -> tuple[float, int]:
-    spec = inst.get("spec") or {}
-    cpu = spec.get("cpu") or {}
-    fraction = str(cpu.get("coreFraction") or "100%").rstrip("%")
-    return int(cpu.get("cores") or 1) * int(fraction) / 100, quantity.to_bytes((spec.get("memory") or {}).get("size") or 0)
+def choose_node(state: State, assumed: AssumedPlacements) -> Decision:
+    """A node for the VM (recorded as assumed until the cache shows it), or None and why none fits."""
+    key = (state.namespace, state.name)
+    with assumed.deciding():
+        assumed.prune(_settled(state))
+        again = assumed.node_of(key)
+        if again is not None:
+            return Decision(again)
+        req = request_of(state)
+        nodes = state.list(NODES)
+        view = NodeView(state, assumed)
+        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes))
+        if decision.node is not None:
+            assumed.assume(key, node=decision.node, cpu=req.cpu, memory=req.memory,
+                           vm={"metadata": state.changed["metadata"], "spec": state.spec})
+        return decision

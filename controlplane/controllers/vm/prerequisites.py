@@ -7,17 +7,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
     VIRTUAL_DISKS,
     VIRTUAL_IMAGES,
-    VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
     VIRTUAL_MACHINE_CLASSES,
     VIRTUAL_MACHINE_IP_ADDRESSES,
 )
 from controlplane.api.v1alpha2 import VMCondition as C
 from controlplane.common.kube.client import SECRETS, KubeError
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.vmclass.sizing import violations
 
@@ -31,20 +31,25 @@ def _set(state: State, type_: str, ok: bool, reason: str, message: str) -> None:
 
 class ClassHandler:
     name = "class"
+    condition = C.Type.CLASS_READY
 
     def handle(self, state: State) -> None:
         name = state.spec.get("virtualMachineClassName", "")
         cls = state.get(VIRTUAL_MACHINE_CLASSES, name)
         if cls is None:
             _set(state, C.Type.CLASS_READY, False, C.ClassReadyReason.CLASS_NOT_READY,
-                 f"VirtualMachineClass {name!r} not found")
+                 f"VirtualMachineClass {name!r} does not exist: specify an existing VirtualMachineClass in "
+                 "spec.virtualMachineClassName, or create it")
             _set(state, C.Type.SIZING_POLICY_MATCHED, False,
-                 C.SizingPolicyMatchedReason.VIRTUAL_MACHINE_CLASS_NOT_EXISTS, f"class {name!r} does not exist")
+                 C.SizingPolicyMatchedReason.VIRTUAL_MACHINE_CLASS_NOT_EXISTS, f"VirtualMachineClass {name!r} does not exist: specify an existing class in "
+                 "spec.virtualMachineClassName")
             return
         if cls["metadata"].get("deletionTimestamp"):
-            _set(state, C.Type.CLASS_READY, False, C.ClassReadyReason.CLASS_NOT_READY, f"class {name!r} is being deleted")
+            _set(state, C.Type.CLASS_READY, False, C.ClassReadyReason.CLASS_NOT_READY,
+                 f"VirtualMachineClass {name!r} is being deleted: specify another class in spec.virtualMachineClassName")
             _set(state, C.Type.SIZING_POLICY_MATCHED, False,
-                 C.SizingPolicyMatchedReason.VIRTUAL_MACHINE_CLASS_TERMINATING, f"class {name!r} is being deleted")
+                 C.SizingPolicyMatchedReason.VIRTUAL_MACHINE_CLASS_TERMINATING,
+                 f"VirtualMachineClass {name!r} is being deleted: specify another class in spec.virtualMachineClassName")
             return
         _set(state, C.Type.CLASS_READY, True, C.ClassReadyReason.CLASS_READY, "")
         broken = violations(name, state.spec, (cls.get("spec") or {}).get("sizingPolicies") or [])
@@ -59,6 +64,7 @@ class IPAddressHandler:
     """The VM's address claim: the named VirtualMachineIPAddress, or an Auto one it owns."""
 
     name = "ipam"
+    condition = C.Type.IP_ADDRESS_READY
 
     def handle(self, state: State) -> None:
         wanted = state.spec.get("virtualMachineIPAddressName") or state.status.get("virtualMachineIPAddressName")
@@ -82,7 +88,8 @@ class IPAddressHandler:
         phase = ((vmip or {}).get("status") or {}).get("phase")
         if vmip is None:
             _set(state, C.Type.IP_ADDRESS_READY, False, C.IPAddressReadyReason.IP_ADDRESS_NOT_READY,
-                 f"VirtualMachineIPAddress {wanted!r} not found")
+                 f"VirtualMachineIPAddress {wanted!r} does not exist: create it in this namespace, or clear "
+                 "spec.virtualMachineIPAddressName to get an address allocated automatically")
         elif not address or phase not in ("Bound", "Attached"):
             _set(state, C.Type.IP_ADDRESS_READY, False, C.IPAddressReadyReason.IP_ADDRESS_NOT_ASSIGNED,
                  f"waiting for VirtualMachineIPAddress {wanted!r} to be bound")
@@ -97,7 +104,7 @@ def resolve_device(state: State, ref: dict[str, Any]) -> tuple[dict[str, Any] | 
     if kind == "VirtualDisk":
         obj = state.get(VIRTUAL_DISKS, name)
         if obj is None:
-            return None, f"VirtualDisk {name!r} not found"
+            return None, f"VirtualDisk {name!r} does not exist: create it, or remove it from spec.blockDeviceRefs"
         phase = (obj.get("status") or {}).get("phase")
         if phase in ("Ready", "WaitForFirstConsumer", "Resizing"):
             return obj, ""
@@ -105,7 +112,7 @@ def resolve_device(state: State, ref: dict[str, Any]) -> tuple[dict[str, Any] | 
     res = VIRTUAL_IMAGES if kind == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES
     obj = state.get(res, name)
     if obj is None:
-        return None, f"{kind} {name!r} not found"
+        return None, f"{kind} {name!r} does not exist: create it, or remove it from spec.blockDeviceRefs"
     if (obj.get("status") or {}).get("phase") != "Ready":
         return obj, f"{kind} {name!r} is {(obj.get('status') or {}).get('phase') or 'Pending'}"
     return obj, ""
@@ -113,6 +120,7 @@ def resolve_device(state: State, ref: dict[str, Any]) -> tuple[dict[str, Any] | 
 
 class BlockDevicesHandler:
     name = "blockdevices"
+    condition = C.Type.BLOCK_DEVICES_READY
 
     def handle(self, state: State) -> None:
         refs = list(state.spec.get("blockDeviceRefs") or [])
@@ -130,9 +138,8 @@ class BlockDevicesHandler:
             out.append({"kind": ref.get("kind"), "name": ref.get("name"), "size": size, "bootOrder": i + 1,
                         "attached": False})
         own = {(d["kind"], d["name"]) for d in out}
-        for vmbda in state.list(VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS, state.namespace):
-            if (vmbda.get("spec") or {}).get("virtualMachineName") != state.name or \
-                    vmbda["metadata"].get("deletionTimestamp"):
+        for vmbda in state.lookup(indexes.ATTACHMENTS_BY_VM, f"{state.namespace}/{state.name}"):
+            if vmbda["metadata"].get("deletionTimestamp"):
                 continue
             ref = (vmbda.get("spec") or {}).get("blockDeviceRef") or {}
             if (ref.get("kind"), ref.get("name")) in own:
@@ -178,16 +185,18 @@ def user_data(state: State) -> tuple[str | None, str]:
         ref = prov.get("userDataRef") or {}
         secret = state.ctx.kube.get_or_none(SECRETS, ref.get("name", ""), state.namespace)
         if secret is None:
-            return None, f"Secret {ref.get('name')!r} (provisioning.userDataRef) not found"
+            return None, (f"Secret {ref.get('name')!r} does not exist: create it in this namespace with a userData "
+                          "key, or fix spec.provisioning.userDataRef.name")
         raw = (secret.get("data") or {}).get("userData")
         if raw is None:
-            return None, f"Secret {ref.get('name')!r} has no key userData"
+            return None, f"Secret {ref.get('name')!r} has no key userData: add the cloud-init user data under that key"
         return base64.b64decode(raw).decode(errors="replace"), ""
     return None, f"provisioning type {kind!r} is not supported on this platform"
 
 
 class ProvisioningHandler:
     name = "provisioning"
+    condition = C.Type.PROVISIONING_READY
 
     def handle(self, state: State) -> None:
         _data, problem = user_data(state)

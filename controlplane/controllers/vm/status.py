@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import INSTANCES
 from controlplane.api.v1alpha2 import MachinePhase as Phase
 from controlplane.api.v1alpha2 import VMCondition as C
-from controlplane.controllers.runtime import conditions
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.vm.instance import disk_name
 
@@ -40,7 +40,7 @@ class StatusHandler:
         phase = phase_of(state, inst)
         if state.status.get("phase") != phase:
             transitions = list((state.status.get("stats") or {}).get("phasesTransitions") or [])
-            transitions.append({"phase": phase, "timestamp": conditions.now()})
+            transitions.append({"phase": phase, "timestamp": conditions.timestamp()})
             state.status.setdefault("stats", {})["phasesTransitions"] = transitions[-20:]
         state.status["phase"] = phase
         if inst_status.get("startedAt"):

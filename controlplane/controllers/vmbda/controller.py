@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS as VMBDAS,
 )
@@ -17,7 +18,7 @@ from controlplane.api.resources import VIRTUAL_MACHINES
 from controlplane.api.v1alpha2 import BlockDeviceAttachmentPhase as Phase
 from controlplane.api.v1alpha2 import VMBDACondition as C
 from controlplane.controllers.names import FINALIZER_VMBDA
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -52,7 +53,8 @@ class Steps:
         state.add_finalizer(FINALIZER_VMBDA)
         if vm is None:
             _set(state, C.Type.VIRTUAL_MACHINE_READY, False, C.VirtualMachineReadyReason.VIRTUAL_MACHINE_NOT_READY,
-                 f"VirtualMachine {vm_name!r} not found")
+                 f"VirtualMachine {vm_name!r} does not exist: name an existing VirtualMachine of this namespace "
+                 "in spec.virtualMachineName")
             state.status["phase"] = Phase.PENDING
             return
         running = (vm.get("status") or {}).get("phase") == "Running"
@@ -86,7 +88,6 @@ class Steps:
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     def of_vm(vm: dict[str, Any]) -> list[tuple[str, str]]:
         ns = vm["metadata"].get("namespace", "")
-        return [own_key(b) for b in ctx.informer(VMBDAS).list(ns)
-                if (b.get("spec") or {}).get("virtualMachineName") == vm["metadata"]["name"]]
+        return indexes.keys(ctx, indexes.ATTACHMENTS_BY_VM, f"{ns}/{vm['metadata']['name']}")
 
-    return Reconciler(ctx, VMBDAS, [Steps()]), [Watch(VMBDAS, lambda o: [own_key(o)]), Watch(VIRTUAL_MACHINES, of_vm)]
+    return Reconciler(ctx, VMBDAS, [Steps()], failure_condition=C.Type.ATTACHED), [Watch(VMBDAS, lambda o: [own_key(o)]), Watch(VIRTUAL_MACHINES, of_vm)]

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES
 from controlplane.api.v1alpha2 import VirtualMachineClassPhase as Phase
 from controlplane.api.v1alpha2 import VMClassCondition as C
@@ -19,7 +20,7 @@ from controlplane.common import quantity
 from controlplane.common.kube.client import NODES, KubeError
 from controlplane.controllers import scheduling
 from controlplane.controllers.names import FINALIZER_VMCLASS
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -27,24 +28,36 @@ from controlplane.controllers.runtime.watchers import Watch, own_key
 
 
 def _users(state: State) -> list[str]:
-    return sorted(f"{vm['metadata']['namespace']}/{vm['metadata']['name']}" for vm in state.list(VIRTUAL_MACHINES)
-                  if (vm.get("spec") or {}).get("virtualMachineClassName") == state.name)
+    return sorted(f"{vm['metadata']['namespace']}/{vm['metadata']['name']}"
+                  for vm in state.lookup(indexes.VMS_BY_CLASS, state.name))
 
 
 class DeletionHandler:
+    """InUse while VMs use the class. Its message names them only while the class is being
+    deleted (what the user must move away); otherwise it stays the same however many VMs come
+    and go, so a new VM of the class costs no write of the class (and no O(n) listing)."""
+
     name = "deletion"
 
     def handle(self, state: State) -> None:
+        if not state.deleting:
+            in_use = indexes.count(state.ctx, indexes.VMS_BY_CLASS, state.name) > 0
+            if in_use:
+                conditions.set_condition(state.status, C.Type.IN_USE, True, C.Reason.VM_CLASS_IN_USE,
+                                         "used by virtual machines: deleting the class waits until none uses it",
+                                         generation=state.generation)
+            else:
+                conditions.remove(state.status, C.Type.IN_USE)
+            state.add_finalizer(FINALIZER_VMCLASS)
+            return
         users = _users(state)
         if users:
             conditions.set_condition(state.status, C.Type.IN_USE, True, C.Reason.VM_CLASS_IN_USE,
-                                     f"used by {len(users)} virtual machine(s): {', '.join(users[:5])}",
+                                     f"used by {len(users)} virtual machine(s): {', '.join(users[:5])}; delete "
+                                     "them or move them to another class to finish deleting this one",
                                      generation=state.generation)
         else:
             conditions.remove(state.status, C.Type.IN_USE)
-        if not state.deleting:
-            state.add_finalizer(FINALIZER_VMCLASS)
-            return
         state.status["phase"] = Phase.TERMINATING
         if not users:
             state.remove_finalizer(FINALIZER_VMCLASS)
@@ -100,7 +113,8 @@ class PhaseHandler:
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINE_CLASSES,
-                            [DeletionHandler(), NodesHandler(), CPUHandler(), PhaseHandler()])
+                            [DeletionHandler(), NodesHandler(), CPUHandler(), PhaseHandler()],
+                            failure_condition=C.Type.READY)
 
     def all_classes(_obj: dict[str, Any]) -> list[tuple[str, str]]:
         return [own_key(c) for c in ctx.informer(VIRTUAL_MACHINE_CLASSES).list()]
@@ -111,21 +125,13 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
 
     watches = [
         Watch(VIRTUAL_MACHINE_CLASSES, lambda o: [own_key(o)]),
-        Watch(NODES, all_classes, relevant=_node_changed),
+        Watch(NODES, all_classes, relevant=scheduling.placement_changed),
         Watch(VIRTUAL_MACHINES, class_of_vm,
               relevant=lambda o, old: (o.get("spec") or {}).get("virtualMachineClassName")
               != ((old or {}).get("spec") or {}).get("virtualMachineClassName")),
     ]
     return reconciler, watches
 
-
-def _node_changed(node: dict[str, Any], old: dict[str, Any] | None) -> bool:
-    if old is None:
-        return True
-    return (scheduling.node_ready(node) != scheduling.node_ready(old)
-            or node["metadata"].get("labels") != old["metadata"].get("labels")
-            or node.get("spec") != old.get("spec")
-            or (node.get("status") or {}).get("allocatable") != (old.get("status") or {}).get("allocatable"))
 
 
 def ensure_generic(ctx: Context) -> None:

@@ -1,15 +1,20 @@
 """The VirtualMachineOperation reconciler. Handlers in order:
 
 1. init       — phase Pending, condition Completed Unknown;
-2. terminal   — Completed and Failed operations are final;
+2. terminal   — Completed, Failed and Superseded operations are final;
+   (a deleted Migrate/Evict in progress is cancelled: migrate.py)
 3. validate   — the VM exists; the type applies to its run policy and phase; Migrate/Evict
-                need a second node; Restore/Clone need snapshots (not served here);
+                need a second node and a Migratable machine (migrate.py);
 4. queue      — one operation per VM at a time (oldest first); a newer power operation
-                supersedes an older one still waiting;
+                supersedes an older one still waiting (phase Superseded, reason Superseded);
+                migrations also wait for DVP's per-node and cluster limits;
+   restore    — a Restore runs in `restore.py`, a Clone in `clone.py` (DryRun, Strict, BestEffort);
+   clone        each ends the chain;
 5. execute    — the request goes to the VM controller (annotation on the VM) -> InProgress,
-                SignalSent;
+                SignalSent; a migration's goes to the instance (`spec.migration`);
 6. complete   — the instance has handled the request and the VM reached the phase the
-                operation wants -> Completed; too long -> Failed.
+                operation wants -> Completed; too long -> Failed; a migration follows the
+                instance's `status.migration`.
 """
 
 from __future__ import annotations
@@ -17,17 +22,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS, VIRTUAL_MACHINES
 from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
 from controlplane.common.kube.client import NODES
 from controlplane.controllers import scheduling
-from controlplane.controllers.runtime import conditions
+from controlplane.controllers.phase_events import PhaseEvents
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.runtime.watchers import Watch, own_key
 from controlplane.controllers.vm import requests
+from controlplane.controllers.vmop import migrate
+from controlplane.controllers.vmop.clone import CloneHandler
+from controlplane.controllers.vmop.restore import RestoreHandler
 
 POWER = ("Start", "Stop", "Restart")
 TIMEOUT_MARGIN = 300
@@ -41,9 +51,17 @@ def _fail(state: State, reason: str, message: str) -> None:
     state.stop = True
 
 
+def _supersede(state: State, newer: str) -> None:
+    """DVP's phase for an operation a newer one of the same machine replaced before it ran."""
+    message = f"superseded by the newer operation {newer}"
+    state.status["phase"] = Phase.SUPERSEDED
+    conditions.set_condition(state.status, C.Type.COMPLETED, False, R.SUPERSEDED, message, generation=state.generation)
+    state.ctx.recorder.record(state.changed, type="Normal", reason="Superseded", message=message)
+    state.stop = True
+
+
 def _ops_of(state: State, vm_name: str) -> list[dict[str, Any]]:
-    ops = [o for o in state.list(VIRTUAL_MACHINE_OPERATIONS, state.namespace)
-           if (o.get("spec") or {}).get("virtualMachineName") == vm_name]
+    ops = state.lookup(indexes.OPERATIONS_BY_VM, f"{state.namespace}/{vm_name}")
     return sorted(ops, key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
 
 
@@ -51,10 +69,12 @@ class Init:
     name = "init"
 
     def handle(self, state: State) -> None:
+        if state.deleting:
+            return migrate.cancel(state)
         if not state.status.get("phase"):
             state.status["phase"] = Phase.PENDING
         conditions.init_unknown(state.status, [C.Type.COMPLETED], generation=state.generation)
-        if state.status["phase"] in (Phase.COMPLETED, Phase.FAILED):
+        if state.status["phase"] in (Phase.COMPLETED, Phase.FAILED, Phase.SUPERSEDED):
             state.stop = True
 
 
@@ -68,17 +88,18 @@ class Validate:
         kind, vm_name = spec.get("type"), spec.get("virtualMachineName", "")
         vm = state.get(VIRTUAL_MACHINES, vm_name)
         if vm is None:
-            return _fail(state, R.VIRTUAL_MACHINE_NOT_FOUND, f"VirtualMachine {vm_name!r} not found")
-        if kind in ("Migrate", "Evict"):
+            return _fail(state, R.VIRTUAL_MACHINE_NOT_FOUND,
+                         f"VirtualMachine {vm_name!r} does not exist: name an existing VirtualMachine of this "
+                         "namespace in spec.virtualMachineName")
+        if kind in migrate.TYPES:
             nodes = [n for n in state.list(NODES) if scheduling.node_ready(n)]
             if len(nodes) < 2:
                 return _fail(state, R.NOT_APPLICABLE_FOR_VM_PHASE,
                              f"{kind} needs a second node to move the machine to; this platform has {len(nodes)} "
                              f"Ready node(s)")
-            return _fail(state, R.OPERATION_FAILED, f"{kind}: live migration is not available on this platform yet")
+            return migrate.validate(state, vm)
         if kind in ("Restore", "Clone"):
-            return _fail(state, R.OPERATION_FAILED, f"{kind} needs VirtualMachineSnapshots, which this platform does "
-                                                    f"not serve")
+            return  # restore.RestoreHandler / clone.CloneHandler check the rest
         policy = (vm.get("spec") or {}).get("runPolicy") or "AlwaysOnUnlessStoppedManually"
         phase = (vm.get("status") or {}).get("phase")
         if policy == "AlwaysOff" or (policy == "AlwaysOn" and kind in ("Start", "Stop")):
@@ -112,7 +133,9 @@ class Queue:
                  and (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]) > (mine, state.name)
                  and (o.get("status") or {}).get("phase") in (None, Phase.PENDING)]
         if newer and state.spec.get("type") in POWER:
-            _fail(state, R.OPERATION_FAILED, f"superseded by the newer operation {newer[-1]['metadata']['name']}")
+            _supersede(state, newer[-1]["metadata"]["name"])
+        elif state.spec.get("type") in migrate.TYPES and (vm := state.get(VIRTUAL_MACHINES, vm_name)) is not None:
+            migrate.queue(state, vm)
 
 
 class Execute:
@@ -122,6 +145,10 @@ class Execute:
         if state.status["phase"] != Phase.PENDING:
             return
         vm_name = state.spec.get("virtualMachineName", "")
+        if state.spec.get("type") in migrate.TYPES:
+            vm = state.get(VIRTUAL_MACHINES, vm_name)
+            return migrate.execute(state, vm) if vm is not None else _fail(
+                state, R.VIRTUAL_MACHINE_NOT_FOUND, f"VirtualMachine {vm_name!r} was deleted")
         value = requests.encode(id=state.uid, action=state.spec["type"], force=bool(state.spec.get("force")))
         state.ctx.kube.patch(VIRTUAL_MACHINES, vm_name, {"metadata": {"annotations": {requests.ANNOTATION: value}}},
                              state.namespace)
@@ -133,7 +160,7 @@ class Execute:
                                  f"{state.spec['type']} requested", generation=state.generation)
         state.ctx.recorder.record(state.changed, type="Normal", reason="OperationStarted",
                                   message=f"{state.spec['type']} of {vm_name} requested")
-        state.requeue(1)
+        state.requeue(state.ctx.runtime.requeue_soon)
 
 
 class Complete:
@@ -144,6 +171,8 @@ class Complete:
             return
         vm_name = state.spec.get("virtualMachineName", "")
         vm = state.get(VIRTUAL_MACHINES, vm_name)
+        if state.spec.get("type") in migrate.TYPES:
+            return migrate.complete(state, vm)
         inst = state.get(INSTANCES, vm_name)
         if vm is None:
             return _fail(state, R.VIRTUAL_MACHINE_NOT_FOUND, f"VirtualMachine {vm_name!r} was deleted")
@@ -165,17 +194,22 @@ class Complete:
             if (dt.datetime.now(dt.UTC) - t).total_seconds() > grace + TIMEOUT_MARGIN:
                 return _fail(state, R.OPERATION_FAILED, f"the machine did not become {want} in time "
                                                         f"(it is {phase})")
-        state.requeue(2)
+        state.requeue(state.ctx.runtime.requeue_progress)
+
+
+PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
-    reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(), Execute(), Complete()])
+    reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(), RestoreHandler(),
+                                                              CloneHandler(), Execute(), Complete()],
+                            failure_condition=C.Type.COMPLETED,
+                            after=[PHASE_EVENTS])
 
     def ops_of_vm(obj: dict[str, Any]) -> list[tuple[str, str]]:
         ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-        return [own_key(o) for o in ctx.informer(VIRTUAL_MACHINE_OPERATIONS).list(ns)
-                if (o.get("spec") or {}).get("virtualMachineName") == name
-                and (o.get("status") or {}).get("phase") not in (Phase.COMPLETED, Phase.FAILED)]
+        return [own_key(o) for o in indexes.lookup(ctx, indexes.OPERATIONS_BY_VM, f"{ns}/{name}")
+                if (o.get("status") or {}).get("phase") not in (Phase.COMPLETED, Phase.FAILED, Phase.SUPERSEDED)]
 
     def siblings(op: dict[str, Any]) -> list[tuple[str, str]]:
         vm = (op.get("spec") or {}).get("virtualMachineName", "")

@@ -1,6 +1,11 @@
-"""Checksums a user gives for a source (DVP's `dataSource.http.checksum`): md5, sha1,
-sha256 and sha512 of the file as downloaded. All given are checked; one mismatch fails
-the import before anything becomes visible in DVCR."""
+"""Checksums a user gives for a source (DVP's `dataSource.http.checksum` and
+`dataSource.upload.checksum`): md5, sha1, sha256 and sha512 of the file as downloaded or
+uploaded. All given are checked; one mismatch fails the import before anything becomes
+visible in DVCR.
+
+DVP also takes streebog256/streebog512 (GOST R 34.11-2012). They are verified when this
+Python's hashlib (its OpenSSL) provides them; otherwise such a checksum is refused with a
+message saying so, never skipped: an unchecked checksum would read as a verified one."""
 
 from __future__ import annotations
 
@@ -9,7 +14,22 @@ from typing import Any
 
 from controlplane.dvcr.importer.errors import ImportFailed, checksum_error
 
-LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128, "streebog256": 64, "streebog512": 128}
+
+
+def available(alg: str) -> bool:
+    """Whether this process can compute ``alg`` (hashlib's OpenSSL may lack the GOST hashes)."""
+    try:
+        hashlib.new(alg)
+    except ValueError:
+        return False
+    return True
+
+
+def unavailable_message(alg: str) -> str:
+    usable = ", ".join(a for a in LENGTHS if available(a))
+    return (f"checksum {alg} (GOST R 34.11-2012) cannot be verified here: this platform has no implementation "
+            f"of the algorithm; give one of {usable} instead")
 
 
 def parse_checksum(value: str) -> tuple[str, str]:
@@ -22,6 +42,8 @@ def parse_checksum(value: str) -> tuple[str, str]:
     if len(hex_) != LENGTHS[alg] or any(c not in "0123456789abcdef" for c in hex_):
         raise ImportFailed("InvalidSource", f"checksum {alg}: expected {LENGTHS[alg]} hex characters, "
                            f"got {len(hex_)}")
+    if not available(alg):
+        raise ImportFailed("InvalidSource", unavailable_message(alg))
     return alg, hex_
 
 

@@ -30,7 +30,7 @@ import aiohttp
 from controlplane.dvcr.client import RegistryClientError
 from controlplane.dvcr.digest import Digest, check_name, check_tag
 from controlplane.dvcr.errors import RegistryError
-from controlplane.dvcr.importer import artifact
+from controlplane.dvcr.importer import artifact, metrics
 from controlplane.dvcr.importer.checksum import Checksums
 from controlplane.dvcr.importer.errors import ImportFailed, format_error, push_error, source_error
 from controlplane.dvcr.importer.formats import HEAD_BYTES, Detected, FormatError, detect, detect_compression
@@ -164,7 +164,27 @@ async def _spool(disk: AsyncIterator[bytes], spool_dir: Path | None) -> tuple[Pa
 async def import_image(source: Any, sink: Sink, repository: str, *, tag: str = "latest",
                        checksums: dict[str, str] | None = None, progress: ProgressCallback | None = None,
                        spool_dir: Path | None = None) -> ImportResult:
-    """Import one image; raises ImportFailed (with a reason) and stores nothing on failure."""
+    """Import one image; raises ImportFailed (with a reason) and stores nothing on failure.
+    Every finished attempt is counted in the importer's metrics (importer/metrics.py)."""
+    fetched = _Count()
+    started = time.monotonic()
+    result, stored = "Cancelled", 0
+    try:
+        done = await _import(source, sink, repository, tag, checksums, progress, spool_dir, fetched)
+        result, stored = metrics.SUCCEEDED, done.stored_size
+        return done
+    except ImportFailed as exc:
+        result = exc.reason
+        raise
+    except Exception:
+        result = "InternalError"
+        raise
+    finally:
+        metrics.record(metrics.source_type(source), result, time.monotonic() - started, fetched.bytes, stored)
+
+
+async def _import(source: Any, sink: Sink, repository: str, tag: str, checksums: dict[str, str] | None,
+                  progress: ProgressCallback | None, spool_dir: Path | None, fetched: _Count) -> ImportResult:
     try:
         check_name(repository)
         check_tag(tag)
@@ -187,7 +207,6 @@ async def import_image(source: Any, sink: Sink, repository: str, *, tag: str = "
         sums.verify()
 
     spooled: Path | None = None
-    fetched = _Count()
     try:
         src = Peeker(_counted(opened.chunks, meter, hashes, fetched))
         compression = detect_compression(await src.peek(8))

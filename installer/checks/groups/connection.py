@@ -84,6 +84,34 @@ def clock(ctx: CheckContext) -> Outcome:
     )
 
 
+@check(
+    "connection.clock_skew",
+    f"the host's clock is within {settings.MAX_NODE_CLOCK_SKEW_SECONDS:g} s of the master's",
+    severity=Severity.ERROR,
+    depends=("connection.shell",),
+    scope="cluster",
+)
+def clock_skew(ctx: CheckContext) -> Outcome:
+    """Hosts of one platform judge each other's timestamps (Node Leases, certificates' validity, VM
+    events): a worker's clock must agree with the master's far more closely than with the installer's."""
+    limit = settings.MAX_NODE_CLOCK_SKEW_SECONDS
+    expected = f"within ±{limit:g} s of the master's clock"
+    masters = [p for p in ctx.peers if p.host.role == "master" and p.probe is not None and p.probe.clock_drift is not None]
+    mine = ctx.state.probe.clock_drift if ctx.state.probe is not None else None
+    if ctx.role == "master" or not masters or mine is None:
+        return ok("the master's clock is the reference" if ctx.role == "master" else "no master clock to compare with",
+                  expected)
+    master = masters[0]
+    assert master.probe is not None and master.probe.clock_drift is not None
+    skew = mine - master.probe.clock_drift
+    uncertainty = (ctx.state.probe.round_trip + master.probe.round_trip) / 2 if ctx.state.probe else 0.0
+    observed = f"{skew:+.1f} s against master {master.target.name} (±{uncertainty:.2f} s)"
+    if abs(skew) <= limit + uncertainty:
+        return ok(observed, expected)
+    return fail(observed, expected, "synchronise the clocks of all hosts: enable NTP on each (chrony, "
+                                    "systemd-timesyncd or ntpd) against the same servers")
+
+
 @check("connection.facts", "the host's facts were gathered (one read-only script run as root)", severity=Severity.ERROR, depends=("connection.sudo_allowed",))
 def facts(ctx: CheckContext) -> Outcome:
     st = ctx.state
@@ -95,4 +123,4 @@ def facts(ctx: CheckContext) -> Outcome:
     return ok(f"gathered in {st.facts_ms} ms{where}", expected)
 
 
-CHECKS = [ssh, shell, sudo_available, sudo_allowed, clock, facts]
+CHECKS = [ssh, shell, sudo_available, sudo_allowed, clock, clock_skew, facts]

@@ -1,11 +1,12 @@
 """Step 2: the hosts. A table of the machines (name, address, role, SSH user, key, connection
-test result); `a` adds, `e`/enter edits, `d` removes, `t` tests the connection of the selected
-host in a worker thread. A one-host install on this machine is the default (`localhost`,
-local connection). ctrl+n validates every host and the SSH settings before the preflight.
+test result); `a` adds, `e`/enter edits, `d` removes (after a confirmation), `t` tests the connection of the selected
+host in a worker thread; an unknown host key opens the host-key screen (type, fingerprint; trust
+writes it to the known_hosts file in use, then the test runs again). No host is pre-filled. ctrl+n validates every host and the SSH settings before the preflight.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
@@ -25,12 +26,14 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 class HostsScreen(WizardScreen):
-    HELP = "The machines to install on. a: add  e/enter: edit  d: remove  t: test connection  ctrl+n: preflight"
+    HELP = ("The machines to install on. a: add  e/enter: edit  d: remove  t: test connection  s: SSH settings  "
+            "ctrl+n: preflight")
     BINDINGS = [
         Binding("a", "add", "Add"),
         Binding("e", "edit", "Edit"),
         Binding("d", "remove", "Remove"),
         Binding("t", "test", "Test connection"),
+        Binding("s", "ssh_settings", "SSH settings"),
     ]
 
     def __init__(self) -> None:
@@ -101,11 +104,32 @@ class HostsScreen(WizardScreen):
         self.app.push_screen(HostForm(self.draft, index), done)
 
     def action_remove(self) -> None:
+        from installer.tui.screens.dialogs import Confirm
+
         index = self.selected()
         if index is None:
             return
-        self.draft.remove_host(index)
-        self.refresh_table(select=index)
+        label = host_label(self.draft.hosts[index]) if isinstance(self.draft.hosts[index], dict) else "this host"
+
+        def decided(yes: bool | None) -> None:
+            if yes and index < len(self.draft.hosts):
+                self.draft.remove_host(index)
+                self.refresh_table(select=index)
+
+        self.app.push_screen(Confirm(f"Remove the host {label} from the install?", yes="Remove", no="Keep"), decided)
+
+    def action_ssh_settings(self) -> None:
+        from installer.tui.screens.ssh_settings import SSHSettingsScreen
+
+        def done(ssh: dict[str, Any] | None) -> None:
+            if ssh is None:
+                return
+            self.draft.set_field(("ssh",), ssh or None)
+            self.connection.clear()  # how hosts are reached changed: earlier tests say nothing
+            self.refresh_table()
+            self.wizard.save_draft()
+
+        self.app.push_screen(SSHSettingsScreen(self.draft), done)
 
     def action_test(self) -> None:
         index = self.selected()
@@ -130,6 +154,29 @@ class HostsScreen(WizardScreen):
     def _tested(self, name: str, outcome: ConnectionOutcome) -> None:
         self.connection[name] = outcome.text
         self.refresh_table()
+        if outcome.unknown_key is not None:
+            self._ask_trust(outcome)
+
+    def _ask_trust(self, outcome: ConnectionOutcome) -> None:
+        """Show the unknown key; trusted, it goes to the known_hosts file in use and the test reruns."""
+        from installer.ssh.hostkeys import KnownHosts
+        from installer.tui.screens.dialogs import HostKeyScreen
+
+        key = outcome.unknown_key
+        assert key is not None
+        index = self.selected()
+
+        def decided(trust: bool | None) -> None:
+            if not trust:
+                self.set_screen_error(f"host key of {key.host} rejected: the install cannot connect to it")
+                return
+            KnownHosts(Path(key.known_hosts)).add_line(key.line)
+            self.notify(f"trusted {key.key_type} {key.fingerprint} (added to {key.known_hosts})")
+            if index is not None:
+                self.refresh_table(select=index)
+                self.action_test()
+
+        self.app.push_screen(HostKeyScreen(key), decided)
 
     def action_next(self) -> None:
         if not self.draft.hosts:

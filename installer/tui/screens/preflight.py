@@ -136,9 +136,9 @@ class PreflightScreen(WizardScreen):
 
     def host_finished(self, run_id: int, report: HostReport) -> None:
         if run_id == self.run_id:
-            errors = sum(r.is_error for r in report.results)
-            warnings = sum(r.is_warning for r in report.results)
-            self.host_status[report.name] = f"done: {errors} errors, {warnings} warnings"
+            counts = {v: sum(r.verdict == v for r in report.results) for v in ("passed", "warning", "error", "blocked")}
+            self.host_status[report.name] = (f"done: {counts['passed']} passed, {counts['warning']} warnings, "
+                                             f"{counts['error']} errors, {counts['blocked']} blocked")
             self._show_status()
 
     def finished(self, run_id: int, report: PreflightReport) -> None:
@@ -155,8 +155,9 @@ class PreflightScreen(WizardScreen):
             )
         else:
             self.set_screen_error("")
-            self.notify("Preflight passed" + (" with warnings" if any(
-                r.is_warning for h in report.hosts for r in h.results) else ""))
+            from installer.checks.render import summary_line
+
+            self.notify(f"Preflight passed: {summary_line(report)}")
 
     def _redraw_in_report_order(self, report: PreflightReport) -> None:
         """Rows came in as checks finished; once all are in, list them host by host in
@@ -197,7 +198,10 @@ class PreflightScreen(WizardScreen):
         text = Text()
         text.append(f"{result.name} on {host}: ", style="bold")
         text.append(result.verdict, style=STYLES.get(result.verdict, ""))
-        text.append(f" ({result.severity.value})\n{result.description}\n")
+        if result.verdict not in ("passed", "skipped"):  # "passed (error)" reads as a contradiction
+            text.append(f" (a failure here is {'an' if result.severity.value == 'error' else 'a'} "
+                        f"{result.severity.value})")
+        text.append(f"\n{result.description}\n")
         for label, value in (("message", result.message), ("observed", result.observed),
                              ("expected", result.expected), ("fix", result.fix),
                              ("blocked by", result.blocked_by or "")):

@@ -1,13 +1,17 @@
 """Step 5: the exact YAML the unattended mode takes (`dump_config` of the validated config),
 saved to a path the user types (ctrl+s), then — after a confirmation modal — the install.
 
-Saving writes through a temporary file and a rename, then reads the file back with
-`load_config`, so "saved" means `dvp install --config FILE` accepts it. Cancelling the
-confirmation returns here with nothing run.
+"Save as": with a pre-filled file (`--edit FILE`) the path offered is a new file beside it, and
+the text saved is the user's own file with the edits merged in (installer/tui/roundtrip.py:
+comments and number types kept); writing over an existing file asks first. Saving writes
+through a temporary file and a rename, then reads the file back with `load_config`, so "saved"
+means `dvp install --config FILE` accepts it. Cancelling the confirmation returns here with
+nothing run.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
@@ -51,8 +55,11 @@ class ReviewScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield TextArea("", id="yaml", read_only=True, show_line_numbers=True)
-        default = self.wizard.config_path or Path.cwd() / "install.yaml"
-        yield field("Save to", Input(str(default), id="save-path"))
+        source = self.wizard.config_path
+        default = source.with_name(f"{source.stem}-edited{source.suffix or '.yaml'}") if source else \
+            Path.cwd() / "install.yaml"
+        yield field("Save as", Input(str(default), id="save-path"),
+                    hint=f"edits of {source} are merged into a copy of it (comments kept)" if source else "")
 
     def on_mount(self) -> None:
         self.config, issues = self.draft.validate()
@@ -76,8 +83,32 @@ class ReviewScreen(WizardScreen):
         if path.is_dir():
             error.update(f"{path} is a directory; type a file name")
             return
+        if path.exists() and path.resolve() != self.wizard.saved_path:
+            from installer.tui.screens.dialogs import Confirm
+
+            def decided(overwrite: bool | None) -> None:
+                if overwrite:
+                    self._write(path)
+
+            self.app.push_screen(Confirm(f"{path} exists. Write over it? (Its comments are kept where the "
+                                         "config did not change.)", yes="Overwrite", no="Cancel",
+                                         dialog_id="confirm-overwrite"), decided)
+            return
+        self._write(path)
+
+    def _text_for(self, path: Path) -> str:
+        """The wizard's config; merged into the user's file when there is one to keep."""
+        from installer.tui.roundtrip import merge_into
+
+        source = self.wizard.config_path
+        if source is None or not source.is_file():
+            return self.yaml_text
+        return merge_into(source.read_text(encoding="utf-8"), self.draft.document())
+
+    def _write(self, path: Path) -> None:
+        error = self.query_one("#save-path-error", Static)
         try:
-            save_text(path, self.yaml_text)
+            save_text(path, self._text_for(path))
             load_config(path, known_checks=self.draft.known_checks, environ=self.draft.environ)
         except OSError as exc:
             error.update(f"cannot write {path}: {exc.strerror or exc}")
@@ -87,6 +118,7 @@ class ReviewScreen(WizardScreen):
             return
         error.update("")
         self.wizard.saved_path = path.resolve()
+        self.wizard.pristine = copy.deepcopy(self.draft.doc)  # nothing unsaved any more
         self.notify(f"saved to {path}")
         self.query_one("#save-path-error", Static).update(f"saved: {path}")
 

@@ -28,6 +28,12 @@ def api(dvcr: DvcrProcess) -> Api:
 
 
 @pytest.fixture(scope="session")
+def admin_api(dvcr: DvcrProcess) -> Api:
+    """The registry API as the admin (the only role that may delete tags, manifests, blobs)."""
+    return Api(dvcr.url, dvcr.ca_file, dvcr.creds("admin"))
+
+
+@pytest.fixture(scope="session")
 def disk_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DiskImage]:
     return make_disk_images(tmp_path_factory.mktemp("images") / "www")
 

@@ -320,31 +320,31 @@ def test_referrers_with_artifact_type_filter(api: Api) -> None:
 
 
 # --- content management --------------------------------------------------------------------------
-def test_deleted_tag_is_gone_but_its_manifest_stays(api: Api) -> None:
+def test_deleted_tag_is_gone_but_its_manifest_stays(api: Api, admin_api: Api) -> None:
     repo = repo_name()
     digest, doc = api.push_image(repo, "v1", [b"x"])
     api.push_manifest(repo, "v2", doc)
-    assert api("DELETE", f"/v2/{repo}/manifests/v1").status_code == 202
+    assert admin_api("DELETE", f"/v2/{repo}/manifests/v1").status_code == 202
     r = api("GET", f"/v2/{repo}/manifests/v1")
     assert r.status_code == 404 and Api.error_code(r) == "MANIFEST_UNKNOWN"
     assert api("GET", f"/v2/{repo}/manifests/{digest}").status_code == 200
     assert api("GET", f"/v2/{repo}/tags/list").json()["tags"] == ["v2"]
-    assert api("DELETE", f"/v2/{repo}/manifests/v1").status_code == 404
+    assert admin_api("DELETE", f"/v2/{repo}/manifests/v1").status_code == 404
 
 
-def test_deleting_a_manifest_removes_its_tags(api: Api) -> None:
+def test_deleting_a_manifest_removes_its_tags(api: Api, admin_api: Api) -> None:
     repo = repo_name()
     digest, doc = api.push_image(repo, "v1", [b"y"])
     api.push_manifest(repo, "v2", doc)
-    assert api("DELETE", f"/v2/{repo}/manifests/{digest}").status_code == 202
+    assert admin_api("DELETE", f"/v2/{repo}/manifests/{digest}").status_code == 202
     for ref in ("v1", "v2", digest):
         assert api("GET", f"/v2/{repo}/manifests/{ref}").status_code == 404
     assert api("GET", f"/v2/{repo}/tags/list").json()["tags"] == []
 
 
-def test_blob_delete(api: Api) -> None:
+def test_blob_delete(api: Api, admin_api: Api) -> None:
     repo = repo_name()
     d = api.push_blob(repo, b"to delete")
-    assert api("DELETE", f"/v2/{repo}/blobs/{d}").status_code == 202
+    assert admin_api("DELETE", f"/v2/{repo}/blobs/{d}").status_code == 202
     r = api("GET", f"/v2/{repo}/blobs/{d}")
     assert r.status_code == 404 and Api.error_code(r) == "BLOB_UNKNOWN"

@@ -91,6 +91,27 @@ async def test_checksum_of_each_algorithm(dvcr: DvcrProcess, web: TlsFileServer,
     assert result.checksums == {alg: want}
 
 
+@pytest.mark.parametrize("alg", ["streebog256", "streebog512"])
+async def test_streebog_checksum_is_verified_or_refused(dvcr: DvcrProcess, web: TlsFileServer,
+                                                        disk_images: dict[str, DiskImage], alg: str) -> None:
+    """DVP's GOST checksums: checked when hashlib has them, else a clear refusal, never skipped."""
+    import hashlib
+
+    image = disk_images["vdi.xz"]
+    try:
+        want = hashlib.new(alg, image.path.read_bytes()).hexdigest()
+    except ValueError:  # no GOST in this OpenSSL: the import must say so, not pass unchecked
+        with pytest.raises(ImportFailed) as err:
+            await do_import(dvcr, HttpSource(web.url(image.name), ca_bundle=web.ca_file), f"vi/gost/{alg}",
+                            checksums={alg: "0" * (64 if alg == "streebog256" else 128)})
+        assert err.value.reason == "InvalidSource" and f"checksum {alg}" in err.value.message
+        assert "cannot be verified here" in err.value.message
+        return
+    result = await do_import(dvcr, HttpSource(web.url(image.name), ca_bundle=web.ca_file), f"vi/gost/{alg}",
+                             checksums={alg: want})
+    assert result.checksums == {alg: want}
+
+
 def storage_snapshot(dvcr: DvcrProcess) -> set[str]:
     root = dvcr.storage
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "upload-tickets" not in p.parts}

@@ -69,17 +69,28 @@ def test_exit_status_zero_with_warnings_and_skips(lab: Lab, make_config: ConfigF
     assert report["summary"]["error"] == 0 and report["summary"]["warning"] >= 1
 
 
-def test_exit_status_one_and_tables(lab: Lab, make_config: ConfigFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("columns", ["80", "200"], ids=["80-columns", "200-columns"])
+def test_exit_status_one_and_a_line_per_check_at_any_width(lab: Lab, make_config: ConfigFactory, tmp_path: Path,
+                                                           columns: str) -> None:
+    """`dvp check | cat`: off a terminal, one whole line per check whatever the width."""
     path = tmp_path / "install.yaml"
     make_config([host(lab["pvm-this-machine"], role="master"), host(lab["intel-nested"])], write_to=path)
-    res = dvp("check", "--config", str(path), env={"COLUMNS": "400"})  # wide enough not to wrap cells
+    res = dvp("check", "--config", str(path), env={"COLUMNS": columns})
     assert res.returncode == 1
-    assert re.search(r"pvm \(10\.[0-9.]+, master, ssh\)", res.stdout)
-    assert re.search(r"intel \(10\.[0-9.]+, worker, ssh\)", res.stdout)
-    assert "no hardware virtualization; VMs will run under software emulation" in res.stdout
-    line = next(ln for ln in res.stdout.splitlines() if "virt.cpu_flags" in ln and "FAIL" in ln)
-    assert line
-    assert "errors on pvm, intel" in res.stdout
+    lines = res.stdout.splitlines()
+    assert any(re.fullmatch(r"host pvm: 10\.[0-9.]+, master, ssh", ln) for ln in lines)
+    assert any(re.fullmatch(r"host intel: 10\.[0-9.]+, worker, ssh", ln) for ln in lines)
+    for name in ("pvm", "intel"):
+        mine = [ln for ln in lines if ln.startswith(f"{name} ")]
+        assert [ln.split()[1] for ln in mine] == check_names()  # one line per check, in catalog order
+        assert all(ln.split()[2] in ("pass", "FAIL", "warn", "blocked", "skipped") for ln in mine)
+    cpu = next(ln for ln in lines if ln.startswith("pvm virt.cpu_flags "))
+    assert cpu.startswith("pvm virt.cpu_flags FAIL no hardware virtualization; VMs will run under software emulation")
+    assert " — " in cpu and "\n" not in cpu
+    assert not any(ch in res.stdout for ch in "│┃╭┏")
+    summary = lines[-1]
+    assert summary.startswith("failed on pvm, intel: ")
+    assert re.search(r"\d+ checks: \d+ passed, \d+ warnings?, \d+ errors?, \d+ blocked", summary)
 
 
 def test_exit_status_two_for_an_invalid_config(tmp_path: Path) -> None:
@@ -124,3 +135,22 @@ def test_list_and_help() -> None:
     listed = json.loads(dvp("check", "--list", "-o", "json").stdout)
     assert [c["name"] for c in listed] == check_names()
     assert next(c for c in listed if c["name"] == "virt.cpu_flags")["severity"] == "varies"
+
+
+@pytest.mark.parametrize("columns", ["80", "200"], ids=["80-columns", "200-columns"])
+def test_install_dry_run_prints_whole_lines_and_names_qemu_conf(tmp_path: Path, columns: str) -> None:
+    """`dvp install --dry-run | cat`: every path whole on its own line, /etc/libvirt/qemu.conf too."""
+    storage = "/srv/a/rather/long/directory/for/the/virtual/machine/disks/of/this/platform/volumes"
+    path = tmp_path / "install.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "dvp.deckhouse.io/v1alpha1", "kind": "InstallConfig",
+        "hosts": [{"address": "192.0.2.10", "role": "master"}],
+        "virtualization": {"virtualMachineCIDRs": ["10.66.10.0/24"], "vmStorageDirectory": storage},
+    }))
+    res = dvp("install", "--config", str(path), "--dry-run", env={"COLUMNS": columns})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("192.0.2.10 (192.0.2.10, master)")
+    assert any(ln.strip().startswith("write: /etc/libvirt/qemu.conf (edited: user, group") for ln in lines)
+    assert any(storage + "/" in ln for ln in lines)  # never cut
+    assert "  write: /usr/local/bin/dvp" in lines

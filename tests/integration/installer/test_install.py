@@ -15,31 +15,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from installer import hostlayout
 from tests.services.apiserver import KUBECTL
-from tests.services.libvirtd import LibvirtDaemons
-from tests.support.dist import built_dvp
-from tests.support.hostlab import HostLab, LabHost
-from tests.support.installed_host import layout_session
+from tests.support.installed_host import InstallTarget, install_target
 
 pytestmark = pytest.mark.integration
 
 BAD_PACKAGE = "dvp-no-such-package"
 
 
-@dataclass
-class InstallLab:
-    dvp: Path
-    host: LabHost
-    config: Path
-    state: Path
-    env: dict[str, str]
-
+class InstallLab(InstallTarget):
     def install(self, *args: str, timeout: float = 600) -> tuple[int, dict[str, object], str]:
         done = subprocess.run(
             [str(self.dvp), "install", "--config", str(self.config), "--state-dir", str(self.state), "-o", "json", *args],
@@ -57,38 +46,8 @@ class InstallLab:
 
 @pytest.fixture(scope="module")
 def install_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstallLab]:
-    dvp = built_dvp()
-    work = tmp_path_factory.mktemp("install")
-    daemons = LibvirtDaemons()
-    daemons.acquire()
-    lab = HostLab()
-    try:
-        with layout_session():
-            host = lab.add_host("inst")
-            known = work / "known_hosts"
-            known.write_text(lab.known_hosts())
-            config = work / "install.yaml"
-            config.write_text(f"""apiVersion: dvp.deckhouse.io/v1alpha1
-kind: InstallConfig
-ssh:
-  user: root
-  privateKeyFiles: [{lab.client_key}]
-  useAgent: false
-  knownHostsFile: {known}
-hosts:
-  - address: {host.address}
-    role: master
-virtualization:
-  virtualMachineCIDRs: [10.66.10.0/24]
-checks:
-  profile: evaluation
-""")
-            env = {**os.environ, "DVP_CACHE_DIR": str(work / "dvp-cache")}
-            yield InstallLab(dvp=dvp, host=host, config=config, state=work / "state", env=env)
-            lab.close()  # stops the services the install started (they live in the host's PID namespace)
-    finally:
-        lab.close()
-        daemons.release()
+    with install_target(InstallLab, tmp_path_factory.mktemp("install"), host_name="inst", cidr="10.66.10.0/24") as target:
+        yield target
 
 
 def _phases(run_dir: Path) -> dict[str, str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import yaml
 
 from controlplane.common.kube.client import NODES, KubeClient
 from controlplane.common.kubeconfig import read_kubeconfig
@@ -21,8 +20,13 @@ from nodeimage.guest import GuestImage
 from tests.integration.nodehandler.support import NodeEnv, instance, wait_for
 from tests.services.apiserver import ApiServerProcess
 from tests.services.libvirtd import LibvirtService, domain_name_for
-from tests.services.nodeagent import allocate_network, record_dnsmasq, release_network, remove_domains
-from tests.services.processes import RUN_DIR
+from tests.services.nodeagent import (
+    allocate_network,
+    record_dnsmasq,
+    release_network,
+    remove_domains,
+    write_agent_config,
+)
 
 pytestmark = pytest.mark.integration
 READY = re.compile(r"dvp agent: node (\S+) ready; consoles on \S+:(\d+)")
@@ -38,12 +42,7 @@ def server(tmp_path: Path, libvirt_service: LibvirtService, libvirt_conn: libvir
     state = tmp_path / "agent-state"
     network = allocate_network(state)
     node = f"one-host-{network.bridge[-6:]}"
-    config = tmp_path / "agent.yaml"
-    config.write_text(yaml.safe_dump({
-        "node-name": node, "state-dir": str(state), "run-dir": str(RUN_DIR / f"e-{network.bridge[-6:]}"),
-        "domain-prefix": domain_name_for(""), "bridge": network.bridge, "vm-cidr": str(network.subnet),
-        "node-ip": "127.0.0.1", "console-listen": "127.0.0.1:0",
-    }))
+    config = write_agent_config(tmp_path / "agent.yaml", node, state, network, "e")
     srv = ApiServerProcess(tmp_path / "data", agent=True, extra_args=["--agent-config", str(config)])
     srv.node = node  # type: ignore[attr-defined]
     srv.state = state  # type: ignore[attr-defined]
@@ -63,7 +62,10 @@ def test_server_runs_the_agent_with_a_node_identity(server: ApiServerProcess, gu
     node: str = server.node  # type: ignore[attr-defined]
     kube = KubeClient.from_kubeconfig(server.kubeconfig)
     status = kube.get(NODES, node)["status"]
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "KVM": "False"}
+    conds = {c["type"]: c["status"] for c in status["conditions"]}
+    # ClockSynchronized comes from the node lifecycle controller once it has seen a renewal live
+    assert conds.pop("ClockSynchronized", "True") == "True"
+    assert conds == {"Ready": "True", "KVM": "False", "DVCRAccess": "True"}
 
     token = read_kubeconfig(server.data_dir / "agent" / "kubeconfig")["token"]
     code, body = server.raw("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
@@ -95,3 +97,32 @@ def test_server_runs_the_agent_with_a_node_identity(server: ApiServerProcess, gu
     time.sleep(0.5)
     assert KubeClient.from_kubeconfig(server.kubeconfig).get(INSTANCES, "vm-one", "default")["status"]["phase"] == \
         "Running"
+
+
+def test_sigkill_of_the_node_handler_process_leaves_the_vm_running_once(
+        server: ApiServerProcess, guest_image: GuestImage, libvirt_conn: libvirt.virConnect) -> None:
+    """The supervisor restarts the node handler it runs; the VM it started keeps running as the
+    same domain (adopted, not started again), and /readyz?verbose shows it come back."""
+    import os
+    import signal
+
+    node: str = server.node  # type: ignore[attr-defined]
+    kube = KubeClient.from_kubeconfig(server.kubeconfig)
+    env = NodeEnv(kube=kube, agent=None, image=guest_image.qcow2, node_name=node)  # type: ignore[arg-type]
+    env.boot_volume("kill-root")
+    kube.create(INSTANCES, instance("vm-kill", node, disks=[{"name": "root", "volume": {"name": "kill-root"}}]))
+    uid = env.wait_phase("vm-kill", "Running", timeout=60)["metadata"]["uid"]
+    dom_id = libvirt_conn.lookupByUUIDString(uid).ID()
+    assert "[+]node-handler ok" in server.wait_ready()
+    before = server.components()["node-handler"]
+
+    os.kill(before["pid"], signal.SIGKILL)
+    wait_for(lambda: "[-]node-handler" in server.readyz()[1], timeout=30, what="/readyz reporting it down")
+    assert "[+]node-handler ok" in server.wait_ready(timeout=120)
+    after = server.components()["node-handler"]
+    assert after["pid"] != before["pid"] and after["restarts"] == before["restarts"] + 1
+    assert libvirt_conn.lookupByUUIDString(uid).ID() == dom_id, "the VM kept running as the same domain"
+    ours = [d for d in libvirt_conn.listAllDomains() if d.UUIDString() == uid or "vm-kill" in d.name()]
+    assert len(ours) == 1, f"one domain for the VM, found {[d.name() for d in ours]}"
+    time.sleep(0.5)
+    assert kube.get(INSTANCES, "vm-kill", "default")["status"]["phase"] == "Running"

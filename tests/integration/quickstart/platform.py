@@ -22,8 +22,13 @@ from controlplane.common.kube.client import KubeClient, Resource
 from controlplane.nodehandler.network import NodeNetwork
 from tests.services.apiserver import ApiServerProcess
 from tests.services.libvirtd import domain_name_for
-from tests.services.nodeagent import allocate_network, record_dnsmasq, release_network, remove_domains
-from tests.services.processes import RUN_DIR
+from tests.services.nodeagent import (
+    allocate_network,
+    record_dnsmasq,
+    release_network,
+    remove_domains,
+    write_agent_config,
+)
 
 API = "virtualization.deckhouse.io/v1alpha2"
 
@@ -149,7 +154,8 @@ class Platform:
         """The serial console log the node handler keeps for the VM's instance."""
         inst = self.get("internalvirtualmachineinstances.internal.virtualization.deckhouse.io",
                         vm["metadata"]["name"], vm["metadata"]["namespace"])
-        return self.state / "instances" / inst["metadata"]["uid"] / "serial.log"
+        state: Path = self.state
+        return state / "instances" / str(inst["metadata"]["uid"]) / "serial.log"
 
 
 def start_platform(tmp: Path, conn: libvirt.virConnect, image_dir: Path, *, extra_args: list[str] | None = None,
@@ -160,12 +166,7 @@ def start_platform(tmp: Path, conn: libvirt.virConnect, image_dir: Path, *, extr
     suffix = network.bridge[-6:]
     node = f"qs-{suffix}"
     prefix = domain_name_for("")
-    config = tmp / "agent.yaml"
-    config.write_text(yaml.safe_dump({
-        "node-name": node, "state-dir": str(state), "run-dir": str(RUN_DIR / f"q-{suffix}"),
-        "domain-prefix": prefix, "bridge": network.bridge, "vm-cidr": str(network.subnet),
-        "node-ip": "127.0.0.1", "console-listen": "127.0.0.1:0",
-    }))
+    config = write_agent_config(tmp / "agent.yaml", node, state, network, "q")
     server = ApiServerProcess(tmp / "data", agent=True, extra_args=[
         "--agent-config", str(config), "--vm-cidr", str(network.subnet), *(extra_args or [])])
     images = ImageServer.start(image_dir)

@@ -63,6 +63,12 @@ def test_quick_start_reaches_running_through_each_phase(platform: Platform, runn
 def test_guest_boots_with_its_ip_and_user_data(platform: Platform, running_vm: dict) -> None:
     marker = wait_for_marker(platform.serial_log(running_vm), timeout=120)
     ip = running_vm["status"]["ipAddress"]
+    # the guest's NIC has the MAC of the VM's VirtualMachineMACAddress, leased under the platform's prefix
+    mac = running_vm["status"]["networks"][0]["macAddress"]
+    inst = platform.get("internalvirtualmachineinstances.internal.virtualization.deckhouse.io", "quick")
+    assert [n["mac"] for n in inst["spec"]["nics"]] == [mac] and mac.startswith("02:d8:76:")
+    assert platform.get("vmmacl", "mac-" + mac.replace(":", "-"))["spec"]["virtualMachineMACAddressRef"]["name"] \
+        == running_vm["status"]["networks"][0]["virtualMachineMACAddressName"]
     assert marker.hostname == "quick" and marker.ip == ip
     assert parse_marker(http_get(ip)) == marker
     # the guest runs a user-data script right after its marker line

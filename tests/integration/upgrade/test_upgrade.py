@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from controlplane.api.nodemetrics import USAGE_ANNOTATION
 from controlplane.common.kube.client import NAMESPACES, NODES, KubeClient, Resource
 from controlplane.nodehandler.context import INSTANCES, VOLUMES
 from installer import hostlayout
@@ -113,9 +114,11 @@ def api_objects(lab: UpgradeLab) -> dict[str, Any]:
     for res in (INSTANCES, VOLUMES, CLASSES, NAMESPACES, NODES):
         for obj in kube.list(res)["items"]:
             meta = obj["metadata"]
+            # the node handler's usage figures are live readings, rewritten every few seconds
+            annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != USAGE_ANNOTATION}
             out[f"{res.plural}/{meta.get('namespace', '')}/{meta['name']}"] = {
                 "uid": meta["uid"], "spec": obj.get("spec"), "labels": meta.get("labels"),
-                "annotations": meta.get("annotations")}
+                "annotations": annotations}
     return out
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.apiserver import datastore, migrations
-from controlplane.apiserver.errors import ApiError
+from controlplane.apiserver import backups, migrations
 from controlplane.apiserver.storage import Store
 from controlplane.common import upgradetest, version
 
@@ -32,17 +31,12 @@ def feature_b() -> Iterator[None]:
         version.BUILD_FEATURES = before
 
 
-def _exists() -> ApiError:
-    return ApiError(409, "AlreadyExists", "")
-
-
 async def _filled(path: Path, n: int = 3) -> int:
     s = Store(path)
     s.start()
     for i in range(n):
-        await s.create(CLASSES, f"/c{i}", {"metadata": {"name": f"c{i}"}, "spec": {"cpu": {"type": "Host"}}},
-                       exists=_exists)
-    await s.create("/configmaps", "default/x", {"metadata": {"name": "x"}}, exists=_exists)
+        await s.create(CLASSES, f"/c{i}", {"metadata": {"name": f"c{i}"}, "spec": {"cpu": {"type": "Host"}}})
+    await s.create("/configmaps", "default/x", {"metadata": {"name": "x"}})
     rv = s.rv
     await s.close()
     return rv
@@ -51,7 +45,7 @@ async def _filled(path: Path, n: int = 3) -> int:
 async def test_a_plain_build_is_at_the_base_data_version(tmp_path: Path) -> None:
     await _filled(tmp_path / "state.db")
     assert migrations.data_version() == migrations.BASE_DATA_VERSION
-    assert datastore.describe(tmp_path / "state.db")["dataVersion"] == 1
+    assert backups.describe(tmp_path / "state.db")["dataVersion"] == 1
 
 
 async def test_migration_fills_the_new_field_with_new_revisions_in_one_go(tmp_path: Path, feature_b: None) -> None:
@@ -67,7 +61,7 @@ async def test_migration_fills_the_new_field_with_new_revisions_in_one_go(tmp_pa
     assert [e.type for e in s.events_since(rv_before)] == ["MODIFIED"] * 3
     assert s.get("/configmaps", "default/x").rv <= rv_before  # type: ignore[union-attr]
     await s.close()
-    assert datastore.describe(tmp_path / "state.db")["dataVersion"] == 2
+    assert backups.describe(tmp_path / "state.db")["dataVersion"] == 2
     s2 = Store(tmp_path / "state.db")  # nothing pending the second time
     assert s2.migration.applied == [] and s2.rv == rv_before + 3
     await s2.close()
@@ -91,7 +85,7 @@ async def test_a_failing_migration_changes_nothing(tmp_path: Path, feature_b: No
     monkeypatch.setattr(upgradetest, "migrations", lambda: [(2, "broken", (upgradetest.CLASSES,), broken)])
     with pytest.raises(ValueError, match="conversion bug"):
         Store(tmp_path / "state.db")
-    info = datastore.describe(tmp_path / "state.db")
+    info = backups.describe(tmp_path / "state.db")
     assert info["dataVersion"] == 1
     conn = sqlite3.connect(tmp_path / "state.db")
     assert all(b"upgradeTestLevel" not in row[0] for row in conn.execute("SELECT data FROM objects"))
@@ -115,14 +109,14 @@ async def test_online_backup_is_one_consistent_snapshot_while_writes_go_on(tmp_p
     async def writer() -> None:
         i = 0
         while not stop.is_set():
-            await s.create("/configmaps", f"default/w{i}", {"metadata": {"name": f"w{i}"}}, exists=_exists)
+            await s.create("/configmaps", f"default/w{i}", {"metadata": {"name": f"w{i}"}})
             i += 1
 
     task = asyncio.create_task(writer())
     await asyncio.sleep(0.2)
     infos = []
     for n in range(3):  # another connection, as `dvp datastore backup` on the host does
-        infos.append(await asyncio.to_thread(datastore.backup, tmp_path, tmp_path / f"backup-{n}.db"))
+        infos.append(await asyncio.to_thread(backups.backup, tmp_path, tmp_path / f"backup-{n}.db"))
         await asyncio.sleep(0.05)
     stop.set()
     await task
@@ -139,23 +133,23 @@ async def test_restore_puts_the_backup_back_and_keeps_the_replaced_files(tmp_pat
     data = tmp_path / "data"
     data.mkdir()
     await _filled(data / "state.db", n=2)
-    datastore.backup(data, tmp_path / "b.db")
+    backups.backup(data, tmp_path / "b.db")
     s = Store(data / "state.db")
     s.start()
-    await s.create("/configmaps", "default/after", {"metadata": {"name": "after"}}, exists=_exists)
+    await s.create("/configmaps", "default/after", {"metadata": {"name": "after"}})
     # another process holding the datastore open (as a running server does) blocks the restore
     child = subprocess.Popen([sys.executable, "-c", f"import sqlite3,time; c=sqlite3.connect('{data}/state.db'); "
                               "c.execute('select 1').fetchall(); print('ok', flush=True); time.sleep(30)"],
                              stdout=subprocess.PIPE)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == b"ok"
-        with pytest.raises(datastore.DatastoreError, match="open by process"):
-            datastore.restore(data, tmp_path / "b.db")
+        with pytest.raises(backups.DatastoreError, match="open by process"):
+            backups.restore(data, tmp_path / "b.db")
     finally:
         child.kill()
         child.wait()
     await s.close()
-    info = datastore.restore(data, tmp_path / "b.db")
+    info = backups.restore(data, tmp_path / "b.db")
     moved = Path(info["previousFilesMovedTo"])
     assert (moved / "state.db").exists()
     s2 = Store(data / "state.db")
@@ -165,5 +159,5 @@ async def test_restore_puts_the_backup_back_and_keeps_the_replaced_files(tmp_pat
 
 def test_restore_refuses_a_file_that_is_not_a_datastore(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
-    with pytest.raises(datastore.DatastoreError, match="not a dvp datastore"):
-        datastore.restore(tmp_path, tmp_path / "junk.db")
+    with pytest.raises(backups.DatastoreError, match="not a dvp datastore"):
+        backups.restore(tmp_path, tmp_path / "junk.db")

@@ -38,6 +38,18 @@ async def test_generation_bumps_on_spec_changes_only(api: Api) -> None:
     assert s.obj["metadata"]["generation"] == 2
 
 
+
+async def test_an_update_that_only_restates_defaults_or_pruned_fields_changes_nothing(api: Api) -> None:
+    """Generation follows the spec as stored (after defaulting and pruning): a controller that
+    sends `mode: Slow` (the default) or a field the schema prunes gets the object back as it was,
+    with no new resourceVersion and so no watch event for anyone to react to."""
+    s = await api.service.create(api.widgets, "default", widget())
+    for extra in ({"mode": "Slow"}, {"unknownField": 1}):
+        body = s.copy()
+        body["spec"] = {**body["spec"], **extra}
+        again = await api.service.update(api.widgets, "default", "w", body)
+        assert (again.rv, again.obj["metadata"]["generation"]) == (s.rv, 1), extra
+
 async def test_status_and_spec_are_written_separately(api: Api) -> None:
     obj = widget()
     obj["status"] = {"phase": "Forged"}

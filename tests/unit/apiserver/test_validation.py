@@ -57,6 +57,40 @@ async def test_invalid_widget_is_refused_with_field_and_rule(api: Api, spec: dic
     assert api.store.count(api.widgets.storage_resource) == 0
 
 
+@pytest.mark.parametrize(("spec", "field", "message"), [
+    ({"size": 101}, "spec.size", "Invalid value: 101: spec.size in body should be less than or equal to 100"),
+    ({"mode": "Turbo"}, "spec.mode", 'Unsupported value: "Turbo": supported values: "Fast", "Slow"'),
+    ({"tags": ["a", "a"]}, "spec.tags[1]", 'Duplicate value: "a"'),
+    ({"size": 0}, "spec", "Invalid value: \"object\": size may not shrink"),
+], ids=["maximum", "enum", "set", "cel-transition"])
+async def test_a_changed_field_is_checked_on_update_as_on_create(api: Api, spec: dict, field: str,
+                                                                  message: str) -> None:
+    created = await api.service.create(api.widgets, "default", widget(size=5))
+    body = created.copy()
+    body["spec"].update(spec)
+    with pytest.raises(ApiError) as err:
+        await api.service.update(api.widgets, "default", "w", body)
+    causes = err.value.details["causes"]
+    assert any(c["field"] == field and c["message"].startswith(message) for c in causes), causes
+
+
+async def test_a_status_write_does_not_revalidate_the_unchanged_spec(api: Api) -> None:
+    """Only changed top-level fields are checked on update (kube's validation ratcheting): a
+    spec stored before a stricter schema still lets the status be written."""
+    created = await api.service.create(api.widgets, "default", widget(size=5))
+    api.widgets.schema._json_schema["properties"]["spec"]["properties"]["size"]["maximum"] = 3  # type: ignore[union-attr]
+    api.widgets.schema._property_validators.clear()  # type: ignore[union-attr]
+    body = created.copy()
+    body["status"] = {"phase": "Ready"}
+    stored = await api.service.update(api.widgets, "default", "w", body, subresource="status")
+    assert stored.obj["status"] == {"phase": "Ready"}
+    body = stored.copy()
+    body["spec"]["mode"] = "Fast"
+    with pytest.raises(ApiError) as err:  # a spec write checks the whole spec again
+        await api.service.update(api.widgets, "default", "w", body)
+    assert err.value.details["causes"][0]["field"] == "spec.size"
+
+
 async def test_required_field_missing(api: Api) -> None:
     obj = widget()
     del obj["spec"]["size"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ POLICIES = [
     ],
     ids=["fits", "no-policy", "step", "fraction", "mem-min", "per-core-max", "edges"],
 )
-def test_sizing_policy_verdicts(cpu: dict, memory: str, expected: list[str]) -> None:
+def test_sizing_policy_verdicts(cpu: dict[str, Any], memory: str, expected: list[str]) -> None:
     got = violations("generic", {"cpu": cpu, "memory": {"size": memory}}, POLICIES)
     assert len(got) == len(expected)
     for want, msg in zip(expected, got, strict=True):
@@ -74,7 +75,7 @@ def test_lease_names_round_trip() -> None:
     ],
     ids=str,
 )
-def test_node_selectors(selector: dict | None, expected: bool) -> None:
+def test_node_selectors(selector: dict[str, Any] | None, expected: bool) -> None:
     assert scheduling.matches_selector({"zone": "a"}, selector) is expected
 
 
@@ -84,3 +85,33 @@ def test_taints_need_tolerations() -> None:
     assert scheduling.tolerates(taints, [{"key": "dedicated", "operator": "Equal", "value": "vm"}])
     assert scheduling.tolerates(taints, [{"operator": "Exists"}])
     assert scheduling.tolerates([{"key": "x", "effect": "PreferNoSchedule"}], [])
+
+
+def test_the_lowest_free_search_starts_where_the_last_one_ended_until_a_lease_goes() -> None:
+    nets = [ipaddress.ip_network("10.66.0.0/29"), ipaddress.ip_network("10.67.0.0/29")]
+    assert list(allocator.candidates(nets, 6)) == [f"10.67.0.{i}" for i in range(3, 7)]
+    assert list(allocator.candidates(nets, 10)) == []
+    leased: set[str] = set()
+    looked: list[str] = []
+
+    def taken(a: str) -> bool:
+        looked.append(a)
+        return a in leased
+
+    free = allocator.LowestFree()
+    for want in ("10.66.0.2", "10.66.0.3", "10.66.0.4", "10.66.0.5", "10.66.0.6", "10.67.0.2"):
+        looked.clear()
+        got = free.pick(nets, taken)
+        assert got == want
+        leased.add(got)
+        assert len(looked) == 1, "no scan of the addresses already handed out"
+    leased.discard("10.66.0.3")
+    free.forget()  # a lease was deleted: the lowest free address is found again
+    assert free.pick(nets, taken) == "10.66.0.3"
+    leased.add("10.66.0.3")
+    leased.discard("10.66.0.2")  # deleted while nothing told the search: found once the end is reached
+    assert free.pick(nets, taken) == "10.67.0.3"
+    leased.update(f"10.67.0.{i}" for i in range(3, 7))
+    assert free.pick(nets, taken) == "10.66.0.2"
+    leased.add("10.66.0.2")
+    assert free.pick(nets, taken) is None

@@ -194,3 +194,39 @@ def test_progress_reports_totals_and_speeds() -> None:
     assert seen[0].done == 250 and seen[1].percent == 50.0
     assert final.phase == "done" and final.done == 500 and final.average_speed > 0
     assert final.to_json()["percent"] == 50.0
+
+
+# hashes of b"abc": FIPS 180 and RFC 1321 test vectors
+ABC = {"sha1": "a9993e364706816aba3e25717850c26c9cd0d89d",
+       "sha512": "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd"
+                 "454d4423643ce80e2a9ac94fa54ca49f"}
+# GOST R 34.11-2012 of the empty message (the examples in DVP's CRD)
+STREEBOG_EMPTY = {"streebog256": "3f539a213e97c802cc229d474c6aa32a825a360b2a933a949fd925208d9ce1bb",
+                  "streebog512": "8e945da209aa869f0455928529bcae4679e9873ab707b55315f56ceb98bef0a7362f715528356ee83cda5f2aac"
+                                 "4c6ad2ba3a715c1bcd81cb8e9f90bf4c1c1a8a"}
+
+
+@pytest.mark.parametrize("alg", sorted(ABC))
+def test_sha1_and_sha512_verify(alg: str) -> None:
+    sums = Checksums({alg: ABC[alg]})
+    sums.hashers[alg].update(b"abc")
+    assert sums.verify() == {alg: ABC[alg]}
+
+
+@pytest.mark.parametrize("alg", sorted(STREEBOG_EMPTY))
+def test_streebog_is_verified_or_refused_never_skipped(alg: str) -> None:
+    import hashlib
+
+    try:
+        hashlib.new(alg)
+        has_it = True
+    except ValueError:
+        has_it = False
+    if has_it:  # an OpenSSL with the GOST hashes: checked like any other
+        assert Checksums({alg: STREEBOG_EMPTY[alg]}).verify() == {alg: STREEBOG_EMPTY[alg]}
+        return
+    with pytest.raises(ImportFailed) as err:
+        Checksums({alg: STREEBOG_EMPTY[alg]})
+    assert err.value.reason == "InvalidSource"
+    assert f"checksum {alg} (GOST R 34.11-2012) cannot be verified here" in err.value.message
+    assert "sha256" in err.value.message  # says what to use instead

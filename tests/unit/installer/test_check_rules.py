@@ -86,6 +86,17 @@ def test_clock_drift(drift: float, verdict: str) -> None:
     assert result.observed.startswith(f"{drift:+.1f} s against the installer")
 
 
+@pytest.mark.parametrize(("worker_drift", "verdict"), [(30.0, "passed"), (-59.0, "passed"), (75.0, "error"),
+                                                       (600.0, "error")])
+def test_clock_skew_between_worker_and_master(worker_drift: float, verdict: str) -> None:
+    cfg = config(n=2)
+    peers = [state(cfg, HostFacts(), 0, drift=5.0), state(cfg, HostFacts(), 1, drift=5.0 + worker_drift)]
+    worker = judge("connection.clock_skew", cfg, peers[1], peers)
+    assert worker.verdict == verdict
+    assert worker.observed.startswith(f"{worker_drift:+.1f} s against master h0")
+    assert judge("connection.clock_skew", cfg, peers[0], peers).verdict == "passed"
+
+
 def test_kernel_lines_must_match_across_hosts() -> None:
     cfg = config(n=3)
     peers = [state(cfg, HostFacts(kernel=k), i) for i, k in enumerate(["6.1.0-18-amd64", "6.1.0-9-amd64", "5.15.0-91-generic"])]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from controlplane.api.instance import parse_instance
 from controlplane.api.internal import DomainType
 from controlplane.nodehandler.domainxml import (
     DomainInputs,
@@ -18,7 +19,6 @@ from controlplane.nodehandler.domainxml import (
     guest_agent_state,
     parse_metadata,
 )
-from controlplane.nodehandler.instancespec import parse_instance
 
 UID = "0b3c1f2e-7a4d-4e59-9a6b-2f1d3c4b5a69"
 

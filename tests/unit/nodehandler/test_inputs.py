@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from controlplane.api.instance import SpecError, parse_instance
 from controlplane.nodehandler.config import AgentConfig, ConfigError, load_config_file
-from controlplane.nodehandler.instancespec import SpecError, parse_instance
 from controlplane.nodehandler.network import parse_hosts, parse_leases, render_hosts
 
 NET = ipaddress.IPv4Network("10.66.0.0/24")
@@ -71,7 +71,12 @@ BAD_CONFIGS = [
     ("no-tls", "kubeconfig: /k\n", "tls-cert-file"),
     ("bad-listen", "kubeconfig: /k\npki-dir: /p\nconsole-listen: nowhere\n", "console-listen"),
     ("bad-domain-type", "kubeconfig: /k\npki-dir: /p\ndomain-type: xen\n", "domain-type"),
+    ("bad-route-mode", "kubeconfig: /k\npki-dir: /p\nvm-route-mode: bgp\n", "vm-route-mode"),
+    ("main-route-table", "kubeconfig: /k\npki-dir: /p\nroute-table: 254\n", "route-table"),
+    ("bad-route-protocol", "kubeconfig: /k\npki-dir: /p\nroute-protocol: 300\n", "route-protocol"),
+    ("rule-after-main", "kubeconfig: /k\npki-dir: /p\nroute-rule-priority: 32765\n", "route-rule-priority"),
     ("not-a-mapping", "- a\n- b\n", "expected a mapping"),
+    ("bad-dvcr-url", "kubeconfig: /k\npki-dir: /p\ndvcr-url: 10.0.0.1:5443\n", "dvcr-url"),
 ]
 
 
@@ -81,6 +86,12 @@ def test_config_errors_name_the_setting_and_file(tmp_path: Path, text: str, fiel
     with pytest.raises(ConfigError) as err:
         load_config_file(path)
     assert field in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_workers_dvcr_settings(tmp_path: Path) -> None:
+    path = _config(tmp_path, "kubeconfig: /k\npki-dir: /p\ndvcr-url: https://10.0.0.1:5443\ndvcr-ca-file: /etc/dvp/ca\n")
+    config = load_config_file(path)
+    assert (config.dvcr_url, config.dvcr_ca_file) == ("https://10.0.0.1:5443", Path("/etc/dvp/ca"))
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import libvirt
 import pytest
 
+from controlplane.api.instance import parse_instance
 from controlplane.nodehandler.domains import DomainStatus
-from controlplane.nodehandler.instancespec import parse_instance
 from controlplane.nodehandler.lifecycle import Action, plan, plan_deletion, ts
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)

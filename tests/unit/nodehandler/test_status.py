@@ -9,10 +9,10 @@ from typing import Any
 import libvirt
 import pytest
 
+from controlplane.api.instance import parse_instance
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.domains import DomainStatus
 from controlplane.nodehandler.hypervisor import decide, gather_facts
-from controlplane.nodehandler.instancespec import parse_instance
 from controlplane.nodehandler.instancestatus import Observed, build_status
 from controlplane.nodehandler.node import label_value, node_labels, node_status
 
@@ -79,6 +79,7 @@ def test_node_labels_and_status_from_recorded_hosts() -> None:
     assert labels["virtualization.deckhouse.io/kvm"] == "true"
     assert labels["virtualization.deckhouse.io/kvm-nested"] == "true"
     assert labels["virtualization.deckhouse.io/cpu-model"] == "Intel-R-Xeon-R-Gold-6338-CPU-2.00GHz"
+    assert labels["node-role.kubernetes.io/worker"] == "", "kubectl get nodes shows the role"
     st = node_status(config, facts, decision, old={}, node_ip="10.0.0.5", console_port=10250, ready=True,
                      ready_reason="NodeHandlerReady", ready_message="", now=NOW)
     assert st["capacity"] == {"cpu": "4", "memory": "65859240Ki", "pods": "0"}

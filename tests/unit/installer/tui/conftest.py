@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from installer.install.events import EventSink, InstallResult
 from installer.tui.app import InstallApp, make_app
 
 SIZE = (130, 45)
+LOCAL_MASTER = [{"address": "localhost", "role": "master"}]
 
 
 def result(name: str, status: Status = Status.PASSED, severity: Severity = Severity.ERROR, **kw: Any) -> CheckResult:
@@ -81,11 +83,18 @@ def runner(tmp_path: Path) -> FakeRunner:
 
 @pytest.fixture
 def build(preflight: FakePreflight, runner: FakeRunner) -> Iterator[Callable[..., InstallApp]]:
-    def factory(config_path: Path | None = None, **kw: Any) -> InstallApp:
+    def factory(config_path: Path | None = None, *, hosts: list[dict[str, Any]] | None = None, **kw: Any) -> InstallApp:
+        """The app; without a config file the draft gets `hosts` (default: this machine as the
+        one master, which most tests start from — the wizard itself pre-fills no host)."""
         kw.setdefault("preflight", preflight)
         kw.setdefault("runner", runner)
         kw.setdefault("environ", {})
-        return make_app(config_path, None, **kw)
+        app = make_app(config_path, None, **kw)
+        if config_path is None:
+            app.draft.doc["hosts"] = [dict(h) for h in (LOCAL_MASTER if hosts is None else hosts)]
+            app.pristine = copy.deepcopy(app.draft.doc)
+            app._drafted = copy.deepcopy(app.draft.doc)
+        return app
 
     yield factory
 

@@ -27,8 +27,15 @@ def test_anything_but_a_reference_is_refused_without_echoing_it(text: str) -> No
     assert str(exc.value) == "expected env:VARIABLE or file:PATH (a reference, never the secret itself)"
 
 
+def test_no_host_is_pre_filled() -> None:
+    draft = ConfigDraft(environ={})
+    assert draft.hosts == []
+    assert [i.path for i in draft.issues("hosts")] == ["hosts"]
+
+
 def test_switching_to_embedded_drops_the_dkp_fields() -> None:
     draft = ConfigDraft(environ={})
+    draft.put_host(None, {"address": "localhost", "role": "master"})
     draft.set_target("dkp")
     draft.set_field(("cluster", "kubernetesVersion"), "1.29")
     draft.set_field(("cluster", "registry"), {"address": "registry.example/ce"})
@@ -41,6 +48,7 @@ def test_switching_to_embedded_drops_the_dkp_fields() -> None:
 
 def test_issues_are_filtered_by_field_path() -> None:
     draft = ConfigDraft(environ={})
+    draft.put_host(None, {"address": "localhost", "role": "master"})
     draft.set_field(("virtualization", "dvcrStorageSize"), "lots")
     draft.hosts[0]["name"] = "Bad_Name"
     assert [i.path for i in draft.issues("hosts")] == ["hosts[0].name"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Select, Static
 
+from installer.tui.screens.dialogs import Confirm
 from installer.tui.screens.host_form import HostForm
 from installer.tui.screens.hosts import HostsScreen
 from installer.tui.screens.preflight import PreflightScreen
@@ -31,11 +32,14 @@ def error_of(app, widget_id: str) -> str:  # type: ignore[no-untyped-def]
     return str(app.screen.query_one(f"#{widget_id}-error", Static).content)
 
 
-async def test_localhost_is_the_default_one_host_install(build) -> None:  # type: ignore[no-untyped-def]
-    app = build()
+async def test_no_host_is_pre_filled_and_the_first_one_added_is_the_master(build) -> None:  # type: ignore[no-untyped-def]
+    app = build(hosts=[])
     async with app.run_test(size=SIZE) as pilot:
         screen = await to_hosts(pilot, app)
-        assert rows(screen) == [["", "localhost", "master", "(local)", "", "not tested"]]
+        assert rows(screen) == []
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostForm))
+        assert app.screen.query_one("#role", Select).value == "master"
 
 
 async def test_add_edit_and_remove_a_host(build, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -69,8 +73,16 @@ async def test_add_edit_and_remove_a_host(build, tmp_path: Path) -> None:  # typ
         assert app.draft.hosts[1]["name"] == "worker-one"
         assert "sudoPassword" not in app.draft.hosts[1]["ssh"]
 
-        await pilot.press("up", "d")
-        await pilot.pause()
+        await pilot.press("up", "d")  # removing asks first; "n" keeps the host
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "localhost" in str(app.screen.query_one("#question", Static).content)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert [r[1] for r in rows(screen)] == ["localhost", "192.0.2.21"]
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is screen)
         assert [r[1] for r in rows(screen)] == ["192.0.2.21"]
         await pilot.press("ctrl+n")  # no master left: refused, with the config's message
         await pilot.pause()

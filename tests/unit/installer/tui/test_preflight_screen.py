@@ -50,7 +50,8 @@ async def test_results_per_host_and_check_with_details_of_the_selected_row(build
             ["localhost", "virt.kvm_module", "blocked", "blocked by virt.cpu_flags"],
             ["localhost", "resources.memory", "warning", "7 GiB is under 8 GiB"],
         ]
-        assert "localhost: done: 1 errors, 1 warnings" in text_of(screen, "#host-status")
+        assert "localhost: done: 1 passed, 1 warnings, 1 errors, 1 blocked" in text_of(screen, "#host-status")
+        assert "passed (" not in text_of(screen, "#detail")  # not "passed (error)"
         await pilot.press("down")
         detail = text_of(screen, "#detail")
         assert "virt.cpu_flags on localhost: error" in detail

@@ -4,7 +4,7 @@ confirmation modal: cancelling returns to the review with nothing run."""
 from __future__ import annotations
 
 import yaml
-from textual.widgets import Select, Static, TextArea
+from textual.widgets import DataTable, Select, Static, TextArea
 
 from installer.tui.screens.hosts import HostsScreen
 from installer.tui.screens.preflight import PreflightScreen
@@ -115,3 +115,30 @@ async def test_confirmation_cancel_returns_to_the_review_with_nothing_run(build,
         assert runner.calls == []
         assert not app.installing
         assert not [w for w in app.workers if w.group == "install"]
+
+
+THREE_HOSTS = [{"address": "192.0.2.10", "name": "m", "role": "master"},
+               {"address": "192.0.2.11", "name": "w0", "role": "worker"},
+               {"address": "192.0.2.12", "name": "w1", "role": "worker"}]
+
+
+async def test_every_host_is_shown_with_its_role(build) -> None:  # type: ignore[no-untyped-def]
+    app = build(hosts=THREE_HOSTS)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostsScreen))
+        table = app.screen.query_one("#hosts", DataTable)
+        shown = [[str(c) for c in table.get_row_at(i)][:3] for i in range(table.row_count)]
+        assert shown == [[h["name"], h["address"], h["role"]] for h in THREE_HOSTS]
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmInstall))
+        assert "Install target embedded on 3 host(s): m (master), w0 (worker), w1 (worker)?" in str(
+            app.screen.query_one("#confirm-text", Static).render())
+        await pilot.press("n")

@@ -89,7 +89,7 @@ async def test_a_config_file_prefills_every_step(build, tmp_path: Path) -> None:
         assert app.screen.query_one("#profile", RadioSet).pressed_button.id == "profile-evaluation"  # type: ignore[union-attr]
         review = await walk_to_review(pilot, app)
         assert review.config == expected
-        assert review.query_one("#save-path", Input).value == str(source)
+        assert review.query_one("#save-path", Input).value == str(tmp_path / "given-edited.yaml")  # save as, beside it
 
 
 async def test_an_unusable_file_starts_from_defaults_and_says_why(build, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -99,4 +99,4 @@ async def test_an_unusable_file_starts_from_defaults_and_says_why(build, tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen))
         assert "cannot be used to pre-fill the wizard" in app.draft.load_error
-        assert app.draft.hosts == [{"address": "localhost", "role": "master"}]
+        assert app.draft.hosts == []  # the defaults pre-fill no host

@@ -1,0 +1,1 @@
+"""bench/scale: the whole control plane at scale with hollow nodes (see `__main__`)."""

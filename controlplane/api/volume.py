@@ -1,0 +1,57 @@
+"""The InternalVirtualDiskVolume spec: one typed contract for the disk controller (writer) and
+the node handler (reader).
+
+The disk controller builds the spec with `VolumeSpec.to_api()` (and grows it with
+`size_patch`); a volume's initial content is empty, a DVCR image, or another volume of the same
+node (`source.volume`: snapshots and disks made from them); the node handler reads it back with `parse_volume`, which checks the size is
+a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise). Phases are
+`internal.VolumePhase`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.api.instance import SpecError, quantity_bytes
+
+__all__ = ["SpecError", "VolumeSpec", "parse_volume", "size_patch"]
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    node_name: str
+    size_bytes: int
+    image_ref: str | None = None
+    """DVCR image to copy the initial content from; None: an empty (zeroed) volume."""
+    image_digest: str | None = None
+    source_volume: str | None = None
+    """Another volume of the same namespace and node to copy (a snapshot's, or a disk's to snapshot)."""
+    require_consistency: bool = False
+    """With `source_volume` in use by a running VM: refuse the copy unless its filesystems freeze."""
+
+    def to_api(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"nodeName": self.node_name, "size": str(self.size_bytes)}
+        if self.image_ref:
+            spec["source"] = {"image": {"ref": self.image_ref}}
+            if self.image_digest:
+                spec["source"]["image"]["digest"] = self.image_digest
+        elif self.source_volume:
+            spec["source"] = {"volume": {"name": self.source_volume, "requireConsistency": self.require_consistency}}
+        return spec
+
+
+def size_patch(size_bytes: int) -> dict[str, Any]:
+    """The merge patch that grows a volume (volumes only grow)."""
+    return {"spec": {"size": str(size_bytes)}}
+
+
+def parse_volume(obj: dict[str, Any]) -> VolumeSpec:
+    """Typed spec of a volume as the API returns it; raises SpecError."""
+    spec = obj.get("spec") or {}
+    image = (spec.get("source") or {}).get("image") or {}
+    volume = (spec.get("source") or {}).get("volume") or {}
+    return VolumeSpec(node_name=str(spec.get("nodeName") or ""), size_bytes=quantity_bytes(spec.get("size"), "spec.size"),
+                      image_ref=image.get("ref") or None, image_digest=image.get("digest") or None,
+                      source_volume=volume.get("name") or None,
+                      require_consistency=bool(volume.get("requireConsistency", False)))

@@ -1,0 +1,128 @@
+"""`dvp node drain NODE` / `dvp node cordon|uncordon NODE`: empty a node of its VMs, live.
+
+Drain: cordon the node (`spec.unschedulable`, so nothing new lands there and no migration
+targets it), then one Evict operation per VM running there — the VMOP controller queues them
+within DVP's limits (one out per node: they leave one after another) and moves each live. A VM
+that cannot move (condition Migratable False: a local ISO CD-ROM, a host device) is named with
+the reason and fails the drain, unless `--force-stop`, which stops it instead. The progress
+callback sees every VM's state as it changes; the result lists each VM's outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from controlplane.api.resources import VIRTUAL_MACHINE_OPERATIONS, VIRTUAL_MACHINES
+from controlplane.common.kube.client import NODES, KubeClient
+
+FINAL = ("Completed", "Failed", "Superseded")
+
+
+@dataclass
+class VMDrain:
+    namespace: str
+    name: str
+    action: str  # Evict | Stop | None (cannot move)
+    operation: str = ""
+    phase: str = "Pending"
+    message: str = ""
+    target: str = ""
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.phase in FINAL or self.action == "None"
+
+    @property
+    def ok(self) -> bool:
+        return self.phase == "Completed"
+
+
+@dataclass
+class DrainResult:
+    node: str
+    vms: list[VMDrain]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.vms)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "ok": self.ok, "seconds": round(self.seconds, 1),
+                "vms": [{k: v for k, v in asdict(vm).items() if k != "started"} for vm in self.vms]}
+
+
+def cordon(kube: KubeClient, node: str, unschedulable: bool = True) -> None:
+    kube.patch(NODES, node, {"spec": {"unschedulable": unschedulable or None}})
+
+
+def vms_on(kube: KubeClient, node: str) -> list[dict[str, Any]]:
+    return [vm for vm in kube.list(VIRTUAL_MACHINES).get("items", [])
+            if (vm.get("status") or {}).get("nodeName") == node
+            and (vm.get("status") or {}).get("phase") not in ("Stopped", "Pending", "Terminating", None)]
+
+
+def not_migratable(vm: dict[str, Any]) -> str | None:
+    for cond in (vm.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Migratable" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason") or "not migratable")
+    return None
+
+
+def _operation(kube: KubeClient, vm: VMDrain, *, force: bool) -> str:
+    op = kube.create(VIRTUAL_MACHINE_OPERATIONS, {
+        "apiVersion": VIRTUAL_MACHINE_OPERATIONS.api_version, "kind": VIRTUAL_MACHINE_OPERATIONS.kind,
+        "metadata": {"generateName": f"drain-{vm.action.lower()}-{vm.name}-", "namespace": vm.namespace},
+        "spec": {"type": vm.action, "virtualMachineName": vm.name, **({"force": True} if force else {})}}, vm.namespace)
+    return str(op["metadata"]["name"])
+
+
+def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = False,
+          progress: Callable[[list[VMDrain]], None] | None = None, poll: float = 1.0) -> DrainResult:
+    t0 = time.monotonic()
+    if kube.get_or_none(NODES, node) is None:
+        raise ValueError(f"node {node!r} does not exist (see `kubectl get nodes`)")
+    cordon(kube, node)
+    vms: list[VMDrain] = []
+    for obj in vms_on(kube, node):
+        meta = obj["metadata"]
+        why = not_migratable(obj)
+        if why is None:
+            vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "Evict"))
+        elif force_stop:
+            vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "Stop", message=f"stopped: {why}"))
+        else:
+            vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "None", phase="Failed",
+                               message=f"cannot migrate live: {why} (use --force-stop to stop it instead)"))
+    for vm in vms:
+        if vm.action != "None":
+            vm.operation = _operation(kube, vm, force=vm.action == "Stop")
+    deadline = t0 + timeout
+    while True:
+        for vm in vms:
+            if vm.done or not vm.operation:
+                continue
+            op = kube.get_or_none(VIRTUAL_MACHINE_OPERATIONS, vm.operation, vm.namespace) or {}
+            status = op.get("status") or {}
+            vm.phase = status.get("phase") or "Pending"
+            completed: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Completed"), {})
+            if vm.action != "Stop" or vm.phase == "Failed":  # a stopped VM keeps why it was stopped
+                vm.message = str(completed.get("message") or "")
+            vm.seconds = time.monotonic() - vm.started
+            if vm.done and vm.action == "Evict":
+                current = kube.get_or_none(VIRTUAL_MACHINES, vm.name, vm.namespace) or {}
+                vm.target = (current.get("status") or {}).get("nodeName") or ""
+        if progress:
+            progress(vms)
+        if all(vm.done for vm in vms) or time.monotonic() > deadline:
+            break
+        time.sleep(poll)
+    for vm in vms:
+        if not vm.done:
+            vm.phase, vm.message = "Failed", f"still {vm.phase} after {timeout:.0f}s (--timeout): {vm.message}"
+    return DrainResult(node, vms, time.monotonic() - t0)

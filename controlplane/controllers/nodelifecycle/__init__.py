@@ -1,0 +1,1 @@
+"""The node lifecycle controller: Ready from the node handler's Lease, clock skew from it too."""

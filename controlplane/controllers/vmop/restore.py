@@ -1,0 +1,230 @@
+"""VirtualMachineOperation `Restore`: the machine made again from one of its VirtualMachineSnapshots.
+
+What the snapshot kept (its Secret, `snapshot/kept.py`) is the plan: the VirtualMachine's spec
+and one disk per VirtualDiskSnapshot. `status.resources` lists every object the restore touches,
+each with its own status and message. The modes, as DVP's user guide describes them:
+
+- `DryRun`: only the plan and its conflicts, in `status.resources`; nothing changes; Completed
+  (Failed when a conflict would stop a real restore);
+- `Strict`: the snapshot exactly: disks the snapshot's VM used that other machines use now are
+  conflicts that fail the operation; images the snapshot's VM used that are gone stay in its
+  spec (the machine then waits for them, Pending);
+- `BestEffort`: like Strict, but missing VirtualImage / ClusterVirtualImage block devices are
+  dropped from the restored spec.
+
+The VirtualMachineIPAddress the snapshot kept (`keepIPAddress`) is the machine's again: made again
+(static, the address of snapshot time) when it is gone, a conflict when another machine holds it.
+
+A real restore, level-triggered across cycles: the running machine is stopped (a Stop power
+request) -> each disk is deleted and made again from its VirtualDiskSnapshot (same name, marked
+with this operation's uid) -> the machine's spec is replaced by the kept one -> the machine is
+started again when it ran before -> Completed once the disks are Ready and the machine is back in
+its phase.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.api.resources import (
+    CLUSTER_VIRTUAL_IMAGES,
+    VIRTUAL_DISKS,
+    VIRTUAL_IMAGES,
+    VIRTUAL_MACHINE_IP_ADDRESSES,
+    VIRTUAL_MACHINE_SNAPSHOTS,
+    VIRTUAL_MACHINES,
+)
+from controlplane.api.v1alpha2 import VMOPCondition as C
+from controlplane.api.v1alpha2 import VMOPPhase as Phase
+from controlplane.common.kube.client import SECRETS, KubeError
+from controlplane.controllers.runtime import indexes
+from controlplane.controllers.runtime.state import State
+from controlplane.controllers.snapshot.kept import read_kept
+from controlplane.controllers.vm import requests
+from controlplane.controllers.vmop import outcome
+
+R = C.CompletedReason
+RESTORED_BY = "virtualization.deckhouse.io/restored-by"
+WAS_RUNNING = "virtualization.deckhouse.io/restore-was-running"
+API = VIRTUAL_MACHINES.api_version
+
+
+def _entry(kind: str, name: str, status: str, message: str, api: str = API) -> dict[str, str]:
+    return {"apiVersion": api, "kind": kind, "name": name, "status": status, "message": message}
+
+
+class Plan:
+    """What the snapshot asks for, and what stands in its way."""
+
+    def __init__(self, state: State, vm_name: str, snapshot: dict[str, Any], kept: dict[str, Any]) -> None:
+        uid = snapshot["metadata"]["uid"]
+        self.disks = {d["metadata"]["name"]: d for d in kept.get("vds") or []}
+        self.snapshots = {n.removesuffix(f"-{uid}"): n for n in snapshot["status"].get("virtualDiskSnapshotNames") or []}
+        self.spec: dict[str, Any] = dict((kept.get("vm") or {}).get("spec") or {})
+        self.conflicts: list[dict[str, str]] = []
+        self.missing: list[dict[str, str]] = []
+        self.address: dict[str, Any] | None = kept.get("vmip")
+        """The VirtualMachineIPAddress the snapshot kept (keepIPAddress): the machine gets it back."""
+        if self.address is not None:
+            ip_name = self.address["metadata"]["name"]
+            current = state.get(VIRTUAL_MACHINE_IP_ADDRESSES, ip_name)
+            holder = ((current or {}).get("status") or {}).get("virtualMachineName")
+            if holder and holder != vm_name:
+                self.conflicts.append(_entry("VirtualMachineIPAddress", ip_name, "Failed",
+                                             f"the address is used by virtual machine {holder!r}"))
+            self.spec["virtualMachineIPAddressName"] = ip_name
+        for disk in self.snapshots:
+            users = [vm["metadata"]["name"] for vm in state.lookup(
+                indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", state.namespace, disk))
+                if vm["metadata"]["name"] != vm_name]
+            if users:
+                self.conflicts.append(_entry("VirtualDisk", disk, "Failed",
+                                             f"the disk is attached to virtual machine {users[0]!r}: detach it first"))
+        for ref in self.spec.get("blockDeviceRefs") or []:
+            res = {"VirtualImage": VIRTUAL_IMAGES, "ClusterVirtualImage": CLUSTER_VIRTUAL_IMAGES}.get(ref.get("kind"))
+            if res is not None and state.get(res, ref.get("name", "")) is None:
+                self.missing.append(_entry(str(ref["kind"]), str(ref["name"]), "Failed",
+                                           "does not exist: Strict keeps it (the machine waits for it), BestEffort "
+                                           "drops it from the restored spec"))
+
+    def spec_for(self, mode: str) -> dict[str, Any]:
+        if mode != "BestEffort" or not self.missing:
+            return self.spec
+        gone = {(m["kind"], m["name"]) for m in self.missing}
+        refs = [r for r in self.spec.get("blockDeviceRefs") or [] if (r.get("kind"), r.get("name")) not in gone]
+        return {**self.spec, "blockDeviceRefs": refs}
+
+
+class RestoreHandler:
+    name = "restore"
+    condition = C.Type.COMPLETED
+
+    def handle(self, state: State) -> None:
+        if state.spec.get("type") != "Restore" or state.status.get("phase") not in (Phase.PENDING, Phase.IN_PROGRESS):
+            return
+        state.stop = True  # the power handlers after this one are not for a restore
+        opts = state.spec.get("restore") or {}
+        mode, vm_name = opts.get("mode", "Strict"), state.spec.get("virtualMachineName", "")
+        snapshot = state.get(VIRTUAL_MACHINE_SNAPSHOTS, opts.get("virtualMachineSnapshotName", ""))
+        if snapshot is None or (snapshot.get("status") or {}).get("phase") != "Ready":
+            what = "does not exist" if snapshot is None else f"is {(snapshot.get('status') or {}).get('phase')}"
+            return outcome.finish(state, False, f"VirtualMachineSnapshot {opts.get('virtualMachineSnapshotName')!r} {what}: "
+                                         "name a Ready snapshot of the machine in spec.restore.virtualMachineSnapshotName")
+        secret = state.get(SECRETS, snapshot["status"].get("virtualMachineSnapshotSecretName") or "")
+        kept = read_kept(secret) if secret else {}
+        if (kept.get("vm") or {}).get("metadata", {}).get("name") != vm_name:
+            return outcome.finish(state, False, f"VirtualMachineSnapshot {snapshot['metadata']['name']!r} is not a snapshot "
+                                         f"of virtual machine {vm_name!r} (or its kept manifests are gone)")
+        plan = Plan(state, vm_name, snapshot, kept)
+        if mode == "DryRun":
+            state.status["resources"] = (self._resources(vm_name, plan, "Completed", "would be restored")
+                                         + plan.conflicts + plan.missing)
+            return outcome.finish(state, not plan.conflicts, "dry run: " + ("the restore would succeed" if not plan.conflicts
+                                                                     else "conflicts would stop the restore"))
+        if plan.conflicts:
+            state.status["resources"] = plan.conflicts
+            return outcome.finish(state, False, "conflicts stop the restore: " + "; ".join(
+                f"{c['kind']} {c['name']}: {c['message']}" for c in plan.conflicts))
+        if state.status["phase"] == Phase.PENDING:
+            state.status["phase"] = Phase.IN_PROGRESS
+            outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"restoring {vm_name} from {snapshot['metadata']['name']}")
+        self._run(state, vm_name, mode, plan)
+
+    @staticmethod
+    def _resources(vm_name: str, plan: Plan, status: str, message: str) -> list[dict[str, str]]:
+        return [_entry("VirtualMachine", vm_name, status, message)] + [
+            _entry("VirtualDisk", d, status, f"{message} from VirtualDiskSnapshot {s}") for d, s in plan.snapshots.items()]
+
+    def _run(self, state: State, vm_name: str, mode: str, plan: Plan) -> None:
+        vm = state.get(VIRTUAL_MACHINES, vm_name)
+        if vm is None:
+            return outcome.finish(state, False, f"VirtualMachine {vm_name!r} was deleted during the restore")
+        phase = (vm.get("status") or {}).get("phase")
+        annotations = state.meta.setdefault("annotations", {})
+        if WAS_RUNNING not in annotations:
+            annotations[WAS_RUNNING] = str(phase not in ("Stopped", "Pending", None)).lower()
+        resources = self._resources(vm_name, plan, "InProgress", "restoring")
+        state.status["resources"] = resources
+        state.requeue(state.ctx.runtime.requeue_progress)
+        restored = ((vm.get("metadata") or {}).get("annotations") or {}).get(RESTORED_BY) == state.uid
+        if not restored and phase not in ("Stopped", "Pending", None):
+            self._power(state, vm_name, "Stop")
+            outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"stopping {vm_name} to restore its disks")
+            return
+        ready = 0
+        for i, (disk, snap) in enumerate(plan.snapshots.items(), start=1):
+            done = self._disk(state, disk, snap, plan.disks.get(disk))
+            ready += done
+            resources[i].update(status="Completed" if done else "InProgress",
+                                message=f"restored from VirtualDiskSnapshot {snap}" if done else "restoring")
+        if not restored:
+            self._address(state, plan)
+            body = {**vm, "spec": plan.spec_for(mode)}
+            body["metadata"] = {**vm["metadata"], "annotations": {**(vm["metadata"].get("annotations") or {}),
+                                                                  RESTORED_BY: state.uid}}
+            state.ctx.kube.replace(VIRTUAL_MACHINES, body)
+            return
+        resources[0].update(status="Completed", message="spec restored")
+        if ready < len(plan.snapshots):
+            outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"disks restored: {ready}/{len(plan.snapshots)}")
+            return
+        if annotations.get(WAS_RUNNING) == "true" and phase != "Running":
+            if phase in ("Stopped", None):
+                self._power(state, vm_name, "Start")
+            outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"starting {vm_name} again")
+            return
+        skipped = [f"{m['kind']} {m['name']}" for m in plan.missing] if mode == "BestEffort" else []
+        outcome.finish(state, True, f"{vm_name} restored from {state.spec['restore']['virtualMachineSnapshotName']}"
+                + (f"; dropped missing {', '.join(skipped)}" if skipped else ""))
+
+    @staticmethod
+    def _address(state: State, plan: Plan) -> None:
+        """The kept address, made again when it is gone (a static one of snapshot time)."""
+        if plan.address is None or state.get(VIRTUAL_MACHINE_IP_ADDRESSES, plan.address["metadata"]["name"]):
+            return
+        meta = plan.address["metadata"]
+        try:
+            state.ctx.kube.create(VIRTUAL_MACHINE_IP_ADDRESSES, {
+                "apiVersion": VIRTUAL_MACHINE_IP_ADDRESSES.api_version, "kind": VIRTUAL_MACHINE_IP_ADDRESSES.kind,
+                "metadata": {"name": meta["name"], "namespace": state.namespace, "labels": meta.get("labels") or {}},
+                "spec": plan.address.get("spec") or {}})
+        except KubeError as exc:
+            if not exc.already_exists:
+                raise
+
+    @staticmethod
+    def _power(state: State, vm_name: str, action: str) -> None:
+        rid = f"{state.uid}-{action.lower()}"
+        vm = state.get(VIRTUAL_MACHINES, vm_name) or {}
+        if (requests.read(vm) or {}).get("id") == rid:
+            return
+        value = requests.encode(id=rid, action=action, force=action == "Stop")
+        state.ctx.kube.patch(VIRTUAL_MACHINES, vm_name, {"metadata": {"annotations": {requests.ANNOTATION: value}}},
+                             state.namespace)
+
+    @staticmethod
+    def _disk(state: State, name: str, snapshot: str, kept: dict[str, Any] | None) -> bool:
+        """One disk made again from its snapshot; True once it is Ready."""
+        disk = state.get(VIRTUAL_DISKS, name)
+        if disk is not None and ((disk.get("metadata") or {}).get("annotations") or {}).get(RESTORED_BY) == state.uid:
+            return (disk.get("status") or {}).get("phase") == "Ready"
+        if disk is not None:
+            if not disk["metadata"].get("deletionTimestamp"):
+                state.ctx.kube.delete_if_exists(VIRTUAL_DISKS, name, state.namespace)
+            return False
+        meta = (kept or {}).get("metadata") or {}
+        spec: dict[str, Any] = {"dataSource": {"type": "ObjectRef",
+                                               "objectRef": {"kind": "VirtualDiskSnapshot", "name": snapshot}}}
+        pvc = ((kept or {}).get("spec") or {}).get("persistentVolumeClaim")
+        if pvc:
+            spec["persistentVolumeClaim"] = pvc
+        try:
+            state.ctx.kube.create(VIRTUAL_DISKS, {
+                "apiVersion": VIRTUAL_DISKS.api_version, "kind": VIRTUAL_DISKS.kind,
+                "metadata": {"name": name, "namespace": state.namespace, "labels": meta.get("labels") or {},
+                             "annotations": {**(meta.get("annotations") or {}), RESTORED_BY: state.uid}},
+                "spec": spec})
+        except KubeError as exc:
+            if not exc.already_exists:
+                raise
+        return False

@@ -1,0 +1,203 @@
+"""Live migration on an INSTALLED platform (`cluster3`: `dist/dvp install --config` onto a master
+and two workers; the install makes each libvirtd listen on qemu+tcp at the host's internal
+address, docs/live-migration.md), driven the way users drive it: `dvp v migrate` and
+`dvp node drain -o json` on the master, then a VMOP Migrate applied with kubectl 1.33.
+
+One VM (the guest test image, from a ClusterVirtualImage the master imports over HTTP) with a
+blank data disk: its user data writes a token (its boot id) to the data disk at boot, then every
+second drops the page cache and serves what it reads back from the disk as /disk.txt, and dirties
+1 MiB of memory. The master probes /cgi-bin/uptime every 100 ms throughout the move.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from installer import hostlayout
+from nodeimage.guest import ensure_image
+from tests.services import polling
+from tests.support.clusterlab import Cluster
+from tests.support.guestprobe import unreachable_intervals
+from tests.support.routelab import http, vm_routes, wait_routed
+from tests.support.upgradelab import LabNode
+
+pytestmark = pytest.mark.integration
+eventually = functools.partial(polling.eventually, timeout=300, interval=1.0)
+REPO = Path(__file__).resolve().parents[3]
+NS = "w15-migrate"
+VM, IMAGE_PORT = "mover", 18080
+MAX_GAP = 3.0
+"""Longest time the guest may not answer the master's 100 ms probes (1 s probe timeout) across a
+move. Measured here: 1.0 s (one probe lost; libvirt's switch-over is 0.3-0.9 s under TCG in
+bench/migrate). The master's route to the VM follows status.nodeName, written after the
+switch-over (docs/network.md); until then the old gateway forwards nothing. 3 s is that 1 s with
+room for the shared, loaded 2-core CI machine, and still far below a reboot (the guest's uptime
+check catches that anyway) or a stop-and-start (tens of seconds)."""
+
+USER_DATA = """#!/bin/sh
+d=/dev/vdb
+while [ ! -b $d ]; do sleep 1; done
+if ! dd if=$d bs=512 count=1 2>/dev/null | tr -d '\\000' | grep -q '^tok='; then
+  echo "tok=$(cat /proc/sys/kernel/random/boot_id)" | dd of=$d bs=512 count=1 conv=sync,fsync 2>/dev/null
+fi
+while true; do
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  dd if=$d bs=512 count=1 2>/dev/null | tr -d '\\000' | head -n 1 > /www/disk.tmp && mv /www/disk.tmp /www/disk.txt
+  head -c 1048576 /dev/urandom > /run/dirty
+  sleep 1
+done
+"""
+
+
+def dvp_on(node: LabNode, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    cmd = " ".join([hostlayout.BINARY, *args, "--kubeconfig", hostlayout.ADMIN_KUBECONFIG])
+    return node.sh(f"timeout {int(timeout)} {cmd}", check=False)
+
+
+def get_vm(cluster: Cluster) -> dict[str, Any]:
+    done = cluster.kubectl("get", "vm", VM, "-n", NS, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else {}
+
+
+def status(cluster: Cluster) -> dict[str, Any]:
+    return dict(get_vm(cluster).get("status") or {})
+
+
+def manifests(image_url: str, prefer: str) -> list[dict[str, Any]]:
+    v = "virtualization.deckhouse.io/v1alpha2"
+    meta = {"namespace": NS}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+        {"apiVersion": v, "kind": "ClusterVirtualImage", "metadata": {"name": f"{NS}-guest"},
+         "spec": {"dataSource": {"type": "HTTP", "http": {"url": image_url}}}},
+        {"apiVersion": v, "kind": "VirtualDisk", "metadata": {"name": f"{VM}-root", **meta},
+         "spec": {"dataSource": {"type": "ObjectRef", "objectRef": {"kind": "ClusterVirtualImage",
+                                                                     "name": f"{NS}-guest"}}}},
+        {"apiVersion": v, "kind": "VirtualDisk", "metadata": {"name": f"{VM}-data", **meta},
+         "spec": {"persistentVolumeClaim": {"size": "16Mi"}}},
+        {"apiVersion": v, "kind": "VirtualMachine", "metadata": {"name": VM, **meta},
+         "spec": {"virtualMachineClassName": "generic", "runPolicy": "AlwaysOn",
+                  "cpu": {"cores": 1}, "memory": {"size": "256Mi"},
+                  "terminationGracePeriodSeconds": 5,
+                  "provisioning": {"type": "UserData", "userData": USER_DATA},
+                  "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                      {"weight": 100, "preference": {"matchFields": [
+                          {"key": "metadata.name", "operator": "In", "values": [prefer]}]}}]}},
+                  "blockDeviceRefs": [{"kind": "VirtualDisk", "name": f"{VM}-root"},
+                                      {"kind": "VirtualDisk", "name": f"{VM}-data"}]}},
+    ]
+
+
+def guest(cluster: Cluster, ip: str, path: str) -> str | None:
+    return http(cluster.master, f"http://{ip}{path}")
+
+
+def start_probe(node: LabNode, ip: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(node.host.nsenter("env", f"PYTHONPATH={REPO}", str(REPO / ".venv/bin/python"), "-m",
+                                              "tests.support.guestprobe", "--every", "0.1", "--timeout", "1", ip),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def stop_probe(proc: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
+    out, _ = proc.communicate(timeout=30)  # closing its stdin ends the probe
+    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+
+def test_vm_migrates_live_then_drain_moves_it(cluster3: Cluster) -> None:
+    t_start = time.monotonic()
+    master, a = cluster3.master, cluster3.workers[0]
+    image = ensure_image("cloud").qcow2
+    server = subprocess.Popen(master.host.nsenter("python3", "-m", "http.server", "--bind", master.host.address,
+                                                  "--directory", str(image.parent), str(IMAGE_PORT)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://{master.host.address}:{IMAGE_PORT}/{image.name}"
+    try:
+        # the install made every libvirtd listen on its internal address only
+        for n in cluster3.nodes:
+            listeners = n.sh("ss -Hltn 'sport = :16509'").stdout
+            assert f"{n.host.address}:16509" in listeners and "0.0.0.0:16509" not in listeners, (n.name, listeners)
+        cluster3.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                "items": manifests(url, a.node)}))
+        st = eventually(lambda: (s := status(cluster3)).get("phase") == "Running" and s.get("ipAddress") and s,
+                        timeout=600)
+        ip, source = str(st["ipAddress"]), str(st["nodeName"])
+        token = eventually(lambda: (t := guest(cluster3, ip, "/disk.txt")) and t.startswith("tok=") and t,
+                           timeout=300)
+        up0 = float(str(guest(cluster3, ip, "/cgi-bin/uptime")))
+        # worker to worker: the master's route to the VM must move from one gateway to the other
+        target = next(n for n in cluster3.workers if n.node != source)
+        print(f"\nVM {VM} {ip} on {source}; ready after {time.monotonic() - t_start:.1f} s; token {token}")
+
+        probe = start_probe(master, ip)
+        time.sleep(2)
+        t0 = time.monotonic()
+        done = dvp_on(master, "v", "migrate", VM, "-n", NS, "--target-node", target.node, "-o", "json")
+        took = time.monotonic() - t0
+        time.sleep(3)
+        lines = stop_probe(probe)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        assert json.loads(done.stdout)["status"]["phase"] == "Completed", done.stdout
+        gap = unreachable_intervals(lines).get(ip, 0.0)
+        ups = [ln["uptime"] for ln in lines if ln["ok"]]
+        print(f"dvp v migrate {source} -> {target.node}: {took:.1f} s; {len(lines)} probes, "
+              f"{len(lines) - len(ups)} failed, longest gap {gap:.2f} s")
+        assert len(ups) > 20 and all(y >= x - 0.05 for x, y in zip(ups, ups[1:], strict=False)), ups  # never rebooted
+        assert ups[0] >= up0 and ups[-1] > ups[0] + took, (up0, ups[0], ups[-1])
+        assert gap <= MAX_GAP, f"guest unreachable for {gap:.2f} s (bound {MAX_GAP} s)"
+
+        st = status(cluster3)
+        assert st["nodeName"] == target.node and st["ipAddress"] == ip, st
+        assert (st.get("migrationState") or {}).get("result") == "Succeeded", st.get("migrationState")
+        wait_routed(master, ip, target.host.address, timeout=60)
+        assert ip not in vm_routes(target)  # its own VM: the bridge delivers it
+        assert guest(cluster3, ip, "/disk.txt") == token  # read back from the disk on the target
+        assert target.sh("virsh -c qemu:///system -q list --name").stdout.count(f"{NS}_{VM}") == 1
+        src = next(n for n in cluster3.nodes if n.node == source)
+        assert f"{NS}_{VM}" not in src.sh("virsh -c qemu:///system -q list --all --name").stdout  # moved, not copied
+
+        t1 = time.monotonic()
+        drained = dvp_on(master, "node", "drain", target.node, "-o", "json", "--timeout", "300")
+        try:
+            result = json.loads(drained.stdout)
+            mine = [v for v in result["vms"] if v["name"] == VM and v["namespace"] == NS]
+            print(f"dvp node drain {target.node}: {time.monotonic() - t1:.1f} s: {mine}")
+            assert drained.returncode == 0 and result["ok"], f"{drained.stdout}\n{drained.stderr}"
+            assert len(mine) == 1 and mine[0]["phase"] == "Completed" and mine[0]["action"] == "Evict", mine
+            after = status(cluster3)
+            assert after["nodeName"] not in (target.node, "") and after["ipAddress"] == ip, after
+            assert mine[0]["target"] == after["nodeName"]
+        finally:
+            dvp_on(master, "node", "uncordon", target.node)
+        up2 = float(eventually(lambda: guest(cluster3, ip, "/cgi-bin/uptime"), timeout=60))
+        assert up2 > ups[-1], (ups[-1], up2)  # still the same boot
+        assert guest(cluster3, ip, "/disk.txt") == token
+
+        # the API as DVP has it: a VMOP Migrate applied with kubectl 1.33
+        here = after["nodeName"]
+        cluster3.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "virtualization.deckhouse.io/v1alpha2", "kind": "VirtualMachineOperation",
+            "metadata": {"name": f"{VM}-back", "namespace": NS},
+            "spec": {"type": "Migrate", "virtualMachineName": VM}}))
+        op = eventually(lambda: (o := cluster3.kubectl_json("get", "vmop", f"{VM}-back", "-n", NS))
+                        .get("status", {}).get("phase") in ("Completed", "Failed") and o, timeout=300)
+        assert op["status"]["phase"] == "Completed", op["status"]
+        moved = status(cluster3)
+        assert moved["nodeName"] != here and moved["ipAddress"] == ip, moved
+        up3 = float(eventually(lambda: guest(cluster3, ip, "/cgi-bin/uptime"), timeout=60))
+        assert up3 > up2 and guest(cluster3, ip, "/disk.txt") == token, (up2, up3)
+        print(f"VMOP Migrate {here} -> {moved['nodeName']}: Completed")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        cluster3.kubectl("delete", "vm", VM, "-n", NS, "--wait=false", check=False)
+        eventually(lambda: not get_vm(cluster3), timeout=180)
+        cluster3.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+        cluster3.kubectl("delete", "cvi", f"{NS}-guest", "--wait=false", check=False)
+        print(f"module took {time.monotonic() - t_start:.1f} s")

@@ -1,0 +1,187 @@
+"""VMOP Restore: DryRun reports and changes nothing, a disk another machine uses is a conflict,
+Strict and BestEffort (a missing image dropped) walk stop -> disks made again from their
+snapshots -> spec replaced -> start again, cycle by cycle, to Completed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from controlplane.api.resources import (
+    CLUSTER_VIRTUAL_IMAGES,
+    VIRTUAL_DISKS,
+    VIRTUAL_IMAGES,
+    VIRTUAL_MACHINE_IP_ADDRESSES,
+    VIRTUAL_MACHINE_OPERATIONS,
+    VIRTUAL_MACHINE_SNAPSHOTS,
+    VIRTUAL_MACHINES,
+)
+from controlplane.common.kube.client import SECRETS
+from controlplane.controllers.runtime.context import Context
+from controlplane.controllers.runtime.state import State
+from controlplane.controllers.vm import requests
+from controlplane.controllers.vmop import restore
+from tests.unit.controllers.snapshot_support import Store, context
+
+NS = "default"
+REFS = [{"kind": "VirtualDisk", "name": "root"}, {"kind": "VirtualImage", "name": "iso"}]
+KEPT_SPEC: dict[str, Any] = {"runPolicy": "AlwaysOnUnlessStoppedManually", "memory": {"size": "1Gi"},
+                             "blockDeviceRefs": REFS}
+
+
+class Recorder:
+    def record(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+def _ctx(store: Store) -> Context:
+    ctx = context(store, VIRTUAL_MACHINES, VIRTUAL_DISKS, VIRTUAL_MACHINE_SNAPSHOTS, SECRETS, VIRTUAL_IMAGES,
+                  CLUSTER_VIRTUAL_IMAGES, VIRTUAL_MACHINE_IP_ADDRESSES)
+    ctx.recorder = Recorder()  # type: ignore[assignment]
+    return ctx
+
+
+def world(store: Store, *, vm_phase: str = "Stopped", other_user: bool = False) -> None:
+    kept = {"vm": {"metadata": {"name": "linux-vm"}, "spec": KEPT_SPEC},
+            "vds": [{"metadata": {"name": "root", "labels": {"l": "1"}},
+                     "spec": {"persistentVolumeClaim": {"size": "1Gi"}}}]}
+    store.put(SECRETS, {"metadata": {"name": "d8v-vms-snap-u9", "namespace": NS},
+                        "data": {k: base64.b64encode(json.dumps(v).encode()).decode() for k, v in kept.items()}})
+    store.put(VIRTUAL_MACHINE_SNAPSHOTS, {"metadata": {"name": "snap", "namespace": NS, "uid": "u9"},
+                                          "status": {"phase": "Ready", "virtualMachineSnapshotSecretName":
+                                                     "d8v-vms-snap-u9", "virtualDiskSnapshotNames": ["root-u9"]}})
+    store.put(VIRTUAL_MACHINES, {"apiVersion": VIRTUAL_MACHINES.api_version, "kind": "VirtualMachine",
+                                 "metadata": {"name": "linux-vm", "namespace": NS},
+                                 "spec": {"memory": {"size": "2Gi"},
+                                          "blockDeviceRefs": [{"kind": "VirtualDisk", "name": "root"}]},
+                                 "status": {"phase": vm_phase}})
+    store.put(VIRTUAL_DISKS, {"metadata": {"name": "root", "namespace": NS}, "status": {"phase": "Ready"}})
+    if other_user:
+        store.put(VIRTUAL_MACHINES, {"metadata": {"name": "other", "namespace": NS},
+                                     "spec": {"blockDeviceRefs": [{"kind": "VirtualDisk", "name": "root"}]}})
+
+
+def reconcile(ctx: Context, mode: str, status: dict[str, Any] | None = None,
+              annotations: dict[str, str] | None = None) -> State:
+    obj = {"apiVersion": VIRTUAL_MACHINE_OPERATIONS.api_version, "kind": VIRTUAL_MACHINE_OPERATIONS.kind,
+           "metadata": {"name": "restore-vm", "namespace": NS, "uid": "op1", "generation": 1, "resourceVersion": "1",
+                        "annotations": annotations or {}},
+           "spec": {"type": "Restore", "virtualMachineName": "linux-vm",
+                    "restore": {"mode": mode, "virtualMachineSnapshotName": "snap"}},
+           "status": status or {"phase": "Pending"}}
+    state = State(ctx, VIRTUAL_MACHINE_OPERATIONS, obj)
+    restore.RestoreHandler().handle(state)
+    return state
+
+
+def completed(state: State) -> dict[str, Any]:
+    return next(c for c in state.status["conditions"] if c["type"] == "Completed")
+
+
+def test_dry_run_reports_and_changes_nothing() -> None:
+    store = Store()
+    world(store)
+    before = json.dumps(sorted((str(k), v) for k, v in store.objects.items()), sort_keys=True)
+    state = reconcile(_ctx(store), "DryRun")
+    assert state.status["phase"] == "Completed" and completed(state)["status"] == "True"
+    assert [(r["kind"], r["name"], r["status"]) for r in state.status["resources"]] == [
+        ("VirtualMachine", "linux-vm", "Completed"), ("VirtualDisk", "root", "Completed"),
+        ("VirtualImage", "iso", "Failed")]
+    assert "root-u9" in state.status["resources"][1]["message"]
+    assert json.dumps(sorted((str(k), v) for k, v in store.objects.items()), sort_keys=True) == before and not store.deleted
+
+
+@pytest.mark.parametrize("mode", ["DryRun", "Strict", "BestEffort"])
+def test_a_disk_another_machine_uses_is_a_conflict(mode: str) -> None:
+    store = Store()
+    world(store, other_user=True)
+    state = reconcile(_ctx(store), mode)
+    assert state.status["phase"] == "Failed"
+    assert any(r["status"] == "Failed" and "'other'" in r["message"] for r in state.status["resources"])
+    assert not store.deleted
+
+
+def test_missing_snapshot_fails_naming_the_field() -> None:
+    store = Store()
+    world(store)
+    del store.objects[(VIRTUAL_MACHINE_SNAPSHOTS.plural, NS, "snap")]
+    state = reconcile(_ctx(store), "Strict")
+    assert state.status["phase"] == "Failed" and "spec.restore.virtualMachineSnapshotName" in completed(state)["message"]
+
+
+@pytest.mark.parametrize(("mode", "refs"), [
+    ("Strict", REFS),
+    ("BestEffort", REFS[:1]),
+], ids=["strict-keeps-the-missing-image", "best-effort-drops-it"])
+def test_restore_of_a_running_machine_cycle_by_cycle(mode: str, refs: list[dict[str, str]]) -> None:
+    store = Store()
+    world(store, vm_phase="Running")
+    ctx = _ctx(store)
+    state = reconcile(ctx, mode)
+    assert state.status["phase"] == "InProgress" and state.meta["annotations"][restore.WAS_RUNNING] == "true"
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None and (requests.read(vm) or {}).get("action") == "Stop"
+    assert not store.deleted, "nothing is touched while the machine runs"
+
+    vm["status"]["phase"] = "Stopped"
+    status, annotations = state.status, state.meta["annotations"]
+    state = reconcile(ctx, mode, status, annotations)  # disk deleted, spec replaced
+    assert (VIRTUAL_DISKS.plural, "root") in store.deleted
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None and vm["spec"]["blockDeviceRefs"] == refs and vm["spec"]["memory"] == {"size": "1Gi"}
+    assert vm["metadata"]["annotations"][restore.RESTORED_BY] == "op1"
+
+    state = reconcile(ctx, mode, state.status, annotations)  # disk made again from its snapshot
+    disk = store.find(VIRTUAL_DISKS, "root")
+    assert disk is not None and disk["spec"]["dataSource"]["objectRef"] == {"kind": "VirtualDiskSnapshot",
+                                                                            "name": "root-u9"}
+    assert disk["spec"]["persistentVolumeClaim"] == {"size": "1Gi"} and disk["metadata"]["labels"] == {"l": "1"}
+    assert state.status["phase"] == "InProgress"
+
+    disk["status"] = {"phase": "Ready"}
+    state = reconcile(ctx, mode, state.status, annotations)  # started again: it ran before
+    assert (requests.read(store.find(VIRTUAL_MACHINES, "linux-vm") or {}) or {}).get("action") == "Start"
+    assert state.status["phase"] == "InProgress"
+
+    vm["status"]["phase"] = "Running"
+    state = reconcile(ctx, mode, state.status, annotations)
+    assert state.status["phase"] == "Completed" and completed(state)["reason"] == "OperationCompleted"
+    assert all(r["status"] == "Completed" for r in state.status["resources"])
+    assert ("dropped missing VirtualImage iso" in completed(state)["message"]) is (mode == "BestEffort")
+
+
+def with_kept_address(store: Store) -> None:
+    secret = store.find(SECRETS, "d8v-vms-snap-u9")
+    assert secret is not None
+    secret["data"]["vmip"] = base64.b64encode(json.dumps({
+        "metadata": {"name": "linux-vm"}, "spec": {"type": "Static", "staticIP": "10.66.0.9"}}).encode()).decode()
+
+
+def test_the_kept_address_is_made_again_and_named_in_the_spec() -> None:
+    store = Store()
+    world(store)
+    with_kept_address(store)
+    ctx = context(store, VIRTUAL_MACHINES, VIRTUAL_DISKS, VIRTUAL_MACHINE_SNAPSHOTS, SECRETS, VIRTUAL_IMAGES,
+                  CLUSTER_VIRTUAL_IMAGES, VIRTUAL_MACHINE_IP_ADDRESSES)
+    ctx.recorder = Recorder()  # type: ignore[assignment]
+    reconcile(ctx, "Strict")
+    vmip = store.find(VIRTUAL_MACHINE_IP_ADDRESSES, "linux-vm")
+    assert vmip is not None and vmip["spec"] == {"type": "Static", "staticIP": "10.66.0.9"}
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None and vm["spec"]["virtualMachineIPAddressName"] == "linux-vm"
+
+
+def test_the_kept_address_held_by_another_machine_is_a_conflict() -> None:
+    store = Store()
+    world(store)
+    with_kept_address(store)
+    store.put(VIRTUAL_MACHINE_IP_ADDRESSES, {"metadata": {"name": "linux-vm", "namespace": NS},
+                                             "status": {"virtualMachineName": "intruder"}})
+    ctx = context(store, VIRTUAL_MACHINES, VIRTUAL_DISKS, VIRTUAL_MACHINE_SNAPSHOTS, SECRETS, VIRTUAL_IMAGES,
+                  CLUSTER_VIRTUAL_IMAGES, VIRTUAL_MACHINE_IP_ADDRESSES)
+    ctx.recorder = Recorder()  # type: ignore[assignment]
+    state = reconcile(ctx, "Strict")
+    assert state.status["phase"] == "Failed" and "'intruder'" in completed(state)["message"]

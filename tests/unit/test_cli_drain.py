@@ -1,0 +1,98 @@
+"""`dvp node drain` (controlplane/cli/drain.py) against a fake API: the node is cordoned, every
+running VM of it gets an Evict, a VM that cannot migrate is named with the reason and fails the
+drain (or is stopped with --force-stop), and each VM's outcome and new node are reported."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from controlplane.cli import node as node_cli
+from controlplane.cli.drain import drain
+
+
+class FakeKube:
+    """Nodes, VMs and VMOPs; a VMOP completes on its second read (its VM then runs on n2)."""
+
+    def __init__(self, vms: list[dict[str, Any]]) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {"n1": {"metadata": {"name": "n1"}, "spec": {}}}
+        self.vms = {vm["metadata"]["name"]: vm for vm in vms}
+        self.ops: dict[str, dict[str, Any]] = {}
+        self.reads: dict[str, int] = {}
+
+    def get_or_none(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        if res.kind == "Node":
+            return self.nodes.get(name)
+        if res.kind == "VirtualMachine":
+            return self.vms.get(name)
+        op = self.ops.get(name)
+        if op is None:
+            return None
+        self.reads[name] = self.reads.get(name, 0) + 1
+        if self.reads[name] >= 2:
+            op["status"] = {"phase": "Completed", "conditions": [{"type": "Completed", "message": "done"}]}
+            if op["spec"]["type"] == "Evict":
+                self.vms[op["spec"]["virtualMachineName"]]["status"]["nodeName"] = "n2"
+        return op
+
+    def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.nodes[name]["spec"].update(body["spec"])
+        return self.nodes[name]
+
+    def list(self, res: Any, namespace: str | None = None) -> dict[str, Any]:
+        return {"items": list(self.vms.values())}
+
+    def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        name = obj["metadata"]["generateName"] + str(len(self.ops))
+        self.ops[name] = {**obj, "metadata": {**obj["metadata"], "name": name}}
+        return self.ops[name]
+
+
+def _vm(name: str, *, node: str = "n1", phase: str = "Running", iso: bool = False) -> dict[str, Any]:
+    conds = [{"type": "Migratable", "status": "False", "message": "disk iso is a CD-ROM from the local ISO /x.iso"}] \
+        if iso else [{"type": "Migratable", "status": "True"}]
+    return {"metadata": {"name": name, "namespace": "ns"}, "status": {"phase": phase, "nodeName": node,
+                                                                      "conditions": conds}}
+
+
+def test_drain_cordons_and_evicts_every_running_vm() -> None:
+    kube = FakeKube([_vm("a"), _vm("b"), _vm("off", phase="Stopped"), _vm("elsewhere", node="n2")])
+    seen: list[int] = []
+    result = drain(kube, "n1", timeout=30, poll=0, progress=lambda vms: seen.append(len(vms)))  # type: ignore[arg-type]
+    assert kube.nodes["n1"]["spec"]["unschedulable"] is True
+    assert sorted(v.name for v in result.vms) == ["a", "b"] and result.ok and seen
+    assert {op["spec"]["type"] for op in kube.ops.values()} == {"Evict"}
+    assert all(v.target == "n2" and v.phase == "Completed" for v in result.vms)
+
+
+@pytest.mark.parametrize("force_stop", [False, True], ids=["fails", "force-stop"])
+def test_a_vm_that_cannot_migrate_is_named(force_stop: bool) -> None:
+    kube = FakeKube([_vm("a"), _vm("cd", iso=True)])
+    result = drain(kube, "n1", timeout=30, poll=0, force_stop=force_stop)  # type: ignore[arg-type]
+    cd = next(v for v in result.vms if v.name == "cd")
+    assert "local ISO /x.iso" in cd.message
+    if force_stop:
+        assert result.ok and cd.action == "Stop" and cd.phase == "Completed"
+    else:
+        assert not result.ok and cd.action == "None" and "--force-stop" in cd.message
+        assert [op["spec"]["virtualMachineName"] for op in kube.ops.values()] == ["a"]
+
+
+def test_unknown_node_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="node 'nope' does not exist"):
+        drain(FakeKube([]), "nope", timeout=1)  # type: ignore[arg-type]
+
+
+def test_drain_json_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube([_vm("a"), _vm("cd", iso=True)])
+    monkeypatch.setattr(node_cli, "_kube", lambda _k: kube)
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    out = CliRunner().invoke(node_cli.node, ["drain", "n1", "-o", "json"])
+    assert out.exit_code == 1, out.output
+    doc = json.loads(out.output)
+    assert doc["node"] == "n1" and doc["ok"] is False
+    assert {v["name"]: v["phase"] for v in doc["vms"]} == {"a": "Completed", "cd": "Failed"}
