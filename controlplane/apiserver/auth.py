@@ -35,20 +35,20 @@ class TokenAuthenticator:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, User] = {}
-        self._mtime = 0.0
-        self._checked = 0.0
+        self._signature: tuple[int, int, int] | None = None
         self._reload()
 
     def _reload(self, *, force: bool = False) -> None:
-        """Pick up tokens other processes added while the server runs."""
-        self._checked = time.monotonic()
+        """Pick up tokens other processes added or revoked while the server runs (one stat when
+        nothing changed: the file is replaced on every change, so inode, mtime and size tell)."""
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
             return
-        if mtime == self._mtime and not force:
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if signature == self._signature and not force:
             return
-        self._mtime = mtime
+        self._signature = signature
         self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])), float(e.get("expires", 0)))
                          for e in json.loads(self.path.read_text())}
 
@@ -56,7 +56,8 @@ class TokenAuthenticator:
         data = [{"sha256": digest, "user": u.name, "groups": list(u.groups), **({"expires": u.expires} if u.expires else {})}
                 for digest, u in self._entries.items()]
         write_private_file(self.path, json.dumps(data, indent=1).encode())
-        self._mtime = self.path.stat().st_mtime
+        st = self.path.stat()
+        self._signature = (st.st_ino, st.st_mtime_ns, st.st_size)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -98,14 +99,9 @@ class TokenAuthenticator:
     def authenticate(self, header: str | None) -> User | None:
         if not header or not header.startswith("Bearer "):
             return None
-        if time.monotonic() - self._checked > 1.0:
-            self._reload()
+        self._reload()  # a revoke by `dvp user delete` counts from the next request on
         # Looking up the SHA-256 of the presented token leaks nothing useful about stored ones.
-        digest = token_digest(header[7:].strip())
-        user = self._entries.get(digest)
-        if user is None:  # issued by another process since the last look (a component's own token)?
-            self._reload()  # one stat; the file is read again only when it changed
-            user = self._entries.get(digest)
+        user = self._entries.get(token_digest(header[7:].strip()))
         if user is not None and user.expires and time.time() >= user.expires:
             return None  # expired: as unknown as a token never issued
         return user
