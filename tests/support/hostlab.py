@@ -64,6 +64,11 @@ class LabHost:
     ns_pid: int = 0
     extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def sshd_log_tail(self, lines: int = 20) -> str:
+        """The end of this host's sshd log (why a login was refused, for a failing test's report)."""
+        log = self.dir / "sshd.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no sshd log)"
+
     def known_hosts_line(self) -> str:
         name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
         kind, blob = self.host_key_pub.split()[:2]
@@ -209,7 +214,7 @@ class HostLab:
             "PermitRootLogin prohibit-password",
             "AllowTcpForwarding yes",
             "MaxStartups 200:30:400",
-            "LogLevel INFO",
+            "LogLevel VERBOSE",  # names the reason a login is refused
         ]
         if host_root is not None:
             config.append(f"SetEnv DVP_HOST_ROOT={host_root}")

@@ -23,6 +23,14 @@ pytestmark = pytest.mark.integration
 BLOCKED_AFTER_SSH = ["connection.shell", "connection.sudo_available", "connection.facts", "virt.cpu_flags", "network.ports"]
 
 
+@pytest.fixture(autouse=True)
+def sshd_logs_on_failure(lab: Lab) -> Iterator[None]:
+    """Printed after each test; pytest shows it only for a failing one: what the sshd servers logged."""
+    yield
+    for name in ("plain", "port2222", "pvm-this-machine"):
+        print(f"--- sshd log of {name} ---\n{lab[name].sshd_log_tail()}")
+
+
 def keygen_fingerprint(pub: str, tmp: Path) -> str:
     path = tmp / "key.pub"
     path.write_text(pub)

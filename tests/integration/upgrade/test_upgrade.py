@@ -91,8 +91,13 @@ def lab(dist_a: Path, dist_b: Path, guest_image: GuestImage, tmp_path_factory: p
 
 
 def upgrade(lab: UpgradeLab, installer: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return dvp(installer, "upgrade", "--config", str(lab.config), "--state-dir", str(lab.state_dir),  # type: ignore[attr-defined]
+    done = dvp(installer, "upgrade", "--config", str(lab.config), "--state-dir", str(lab.state_dir),  # type: ignore[attr-defined]
                *args, timeout=timeout)
+    if done.returncode != 0:  # shown with a failing test's report: what the master's server logged
+        log = lab.master.path(f"{hostlayout.LOG_DIR}/dvp-server.log")
+        tail = log.read_text(errors="replace").splitlines()[-60:] if log.exists() else ["(no server log)"]
+        print("--- the master's dvp-server log ---", *tail, sep="\n")
+    return done
 
 
 def host_files(lab: UpgradeLab) -> dict[str, str]:
