@@ -9,6 +9,7 @@ VM stopped while it was away. Everything here is thread-safe (libvirt connection
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -86,7 +87,9 @@ class Domains:
         self.prefix = prefix
         self.node = node
         self._conn: libvirt.virConnect | None = None
-        self._lock = threading.Lock()
+        # re-entrant: libvirt runs the close callback (`_closed`) synchronously inside whichever
+        # call of this thread found the connection dead, possibly while the lock is held here
+        self._lock = threading.RLock()
         self._listeners: list[Callable[[str], None]] = []
         self._callback_id: int | None = None
 
@@ -111,21 +114,25 @@ class Domains:
             log.info("connected to libvirt at %s (version %s)", self.uri, conn.getLibVersion())
             return conn
 
-    def _closed(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+    def _closed(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
         log.warning("libvirt connection to %s closed (reason %s); reconnecting on next use", self.uri, reason)
         with self._lock:
-            self._conn = None
+            if self._conn is conn:
+                self._conn = None
 
     def close(self) -> None:
+        """Close the connection. The libvirt calls run outside the lock: on a connection that
+        died they run `_closed` first, on this thread."""
         with self._lock:
-            if self._conn is not None:
-                try:
-                    if self._callback_id is not None:
-                        self._conn.domainEventDeregisterAny(self._callback_id)
-                    self._conn.close()
-                except libvirt.libvirtError:
-                    pass
-                self._conn = None
+            conn, self._conn = self._conn, None
+            callback_id, self._callback_id = self._callback_id, None
+        if conn is None:
+            return
+        if callback_id is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.domainEventDeregisterAny(callback_id)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
 
     # -- events ----------------------------------------------------------------------------------
     def on_event(self, listener: Callable[[str], None]) -> None:

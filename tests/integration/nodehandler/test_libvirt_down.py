@@ -83,6 +83,17 @@ def ready_condition(kube: KubeClient, node: str) -> dict[str, Any] | None:
     return next((c for c in conds if c["type"] == "Ready"), None)
 
 
+def processes_naming(path: Path) -> list[int]:
+    """PIDs whose command line names `path` (a server's components name its data dir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(path).encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+    return found
+
+
 @pytest.fixture
 def sock_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="dvp-lv-", dir="/tmp"))  # short: Unix socket paths are limited
@@ -136,6 +147,11 @@ def test_server_runs_with_libvirt_down_and_the_node_recovers(
         assert "libvirt is back" in server.log_path.read_text(errors="replace")
         assert server.proc.poll() is None
         assert server.raw("GET", "/api/v1/namespaces/default/configmaps/still-here")[0] == 200
+        # the supervisor dies while its node handler's libvirt goes away: every component follows it
+        server.kill()
+        relay.stop()
+        wait_for(lambda: not processes_naming(tmp_path / "data"), timeout=30,
+                 what="no process of the killed dvp server left")
     finally:
         server.kill()
         relay.stop()
