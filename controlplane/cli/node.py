@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from controlplane.cli.drain import DrainResult, VMDrain, cordon, drain
+from controlplane.cli.drain import DrainResult, VMDrain, cordon, drain, vms_on
 
 _kubeconfig = click.option("--kubeconfig", default=None, envvar="KUBECONFIG", help="Kubeconfig file (default: $KUBECONFIG).")
 
@@ -25,29 +25,49 @@ def node() -> None:
     """Take nodes out of service and back: drain (VMs move live), cordon, uncordon."""
 
 
+_output = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+
+
+def _set_cordon(name: str, kubeconfig: str | None, output: str, unschedulable: bool) -> None:
+    from controlplane.common.kube.client import KubeError
+
+    kube = _kube(kubeconfig)
+    try:
+        cordon(kube, name, unschedulable)
+        vms = [f"{(vm.get('metadata') or {}).get('namespace')}/{(vm.get('metadata') or {}).get('name')}"
+               for vm in vms_on(kube, name)]
+    except KubeError as exc:
+        raise click.ClickException(f"node/{name}: {exc.message}" if exc.status == 404 else str(exc)) from exc
+    if output == "json":
+        click.echo(json.dumps({"node": name, "unschedulable": unschedulable, "runningVMs": vms}, indent=1))
+        return
+    click.echo(f"node/{name} {'cordoned' if unschedulable else 'uncordoned'}"
+               + (f"; {len(vms)} running VM(s) stay until drained" if unschedulable and vms else ""))
+
+
 @node.command("cordon")
 @click.argument("name")
+@_output
 @_kubeconfig
-def cordon_cmd(name: str, kubeconfig: str | None) -> None:
-    """Mark node NAME unschedulable (running VMs stay)."""
-    cordon(_kube(kubeconfig), name, True)
-    click.echo(f"node/{name} cordoned")
+def cordon_cmd(name: str, output: str, kubeconfig: str | None) -> None:
+    """Mark node NAME unschedulable (running VMs stay; `dvp node drain` moves them)."""
+    _set_cordon(name, kubeconfig, output, True)
 
 
 @node.command("uncordon")
 @click.argument("name")
+@_output
 @_kubeconfig
-def uncordon_cmd(name: str, kubeconfig: str | None) -> None:
+def uncordon_cmd(name: str, output: str, kubeconfig: str | None) -> None:
     """Mark node NAME schedulable again."""
-    cordon(_kube(kubeconfig), name, False)
-    click.echo(f"node/{name} uncordoned")
+    _set_cordon(name, kubeconfig, output, False)
 
 
 @node.command("drain")
 @click.argument("name")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds the whole drain may take.")
 @click.option("--force-stop", is_flag=True, help="Stop the VMs that cannot migrate live instead of failing.")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_output
 @_kubeconfig
 def drain_cmd(name: str, timeout: float, force_stop: bool, output: str, kubeconfig: str | None) -> None:
     """Cordon node NAME and move every VM off it live (one Evict each), showing progress."""

@@ -96,3 +96,27 @@ def test_drain_json_output(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = json.loads(out.output)
     assert doc["node"] == "n1" and doc["ok"] is False
     assert {v["name"]: v["phase"] for v in doc["vms"]} == {"a": "Completed", "cd": "Failed"}
+
+
+def test_cordon_and_uncordon_json_name_the_vms_that_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube([_vm("a"), _vm("b", node="n2"), _vm("off", phase="Stopped")])
+    monkeypatch.setattr(node_cli, "_kube", lambda _k: kube)
+    out = CliRunner().invoke(node_cli.node, ["cordon", "n1", "-o", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output) == {"node": "n1", "unschedulable": True, "runningVMs": ["ns/a"]}
+    assert kube.nodes["n1"]["spec"]["unschedulable"] is True
+    out = CliRunner().invoke(node_cli.node, ["uncordon", "n1"])
+    assert out.exit_code == 0 and out.output.strip() == "node/n1 uncordoned", out.output
+    assert kube.nodes["n1"]["spec"]["unschedulable"] is None  # the field is removed, as kubectl does
+
+
+def test_cordon_of_an_unknown_node_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controlplane.common.kube.client import KubeError
+
+    class NoNodes(FakeKube):
+        def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+            raise KubeError(404, "NotFound", f'nodes "{name}" not found')
+
+    monkeypatch.setattr(node_cli, "_kube", lambda _k: NoNodes([]))
+    out = CliRunner().invoke(node_cli.node, ["cordon", "ghost"])
+    assert out.exit_code == 1 and 'node/ghost: nodes "ghost" not found' in out.output, out.output
