@@ -22,7 +22,12 @@ from typing import Any
 from controlplane.common import quantity
 from controlplane.controllers import scheduling
 from controlplane.controllers.scheduler import nodefilters
-from controlplane.controllers.scheduler.vmaffinity import Affinity, Placed
+from controlplane.controllers.scheduler.vmaffinity import (
+    Affinity,
+    NamespaceLabels,
+    Placed,
+    no_namespace_labels,
+)
 
 INSUFFICIENT_CPU = "Insufficient cpu"
 INSUFFICIENT_MEMORY = "Insufficient memory"
@@ -66,14 +71,15 @@ def _free(acpu: float, amem: int, ucpu: float, umem: int) -> str:
     return f"{max(acpu - ucpu, 0):.2f} cores, {quantity.format_bytes(max(amem - umem, 0))} memory free"
 
 
-def decide(req: Request, nodes: list[dict[str, Any]], *, load: Load, placed: Mapping[str, list[Placed]]) -> Decision:
+def decide(req: Request, nodes: list[dict[str, Any]], *, load: Load, placed: Mapping[str, list[Placed]],
+           namespace_labels: NamespaceLabels = no_namespace_labels) -> Decision:
     candidates = nodes
     if req.pinned is not None:
         candidates = [n for n in nodes if n["metadata"]["name"] == req.pinned]
         if not candidates:
             return Decision(None, f"{req.pinned_by} is provisioned on node {req.pinned}, which no longer exists: "
                                   "the machine can only run where its disk is; restore the node or recreate the disk")
-    affinity = Affinity(req.vm, nodes, placed)
+    affinity = Affinity(req.vm, nodes, placed, namespace_labels=namespace_labels)
     terms = nodefilters.required_terms(req.spec)
     refusals: Counter[str] = Counter()
     details: list[str] = []

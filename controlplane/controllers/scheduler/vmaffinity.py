@@ -1,7 +1,8 @@
 """`virtualMachineAndPodAffinity` and `virtualMachineAndPodAntiAffinity`, as DVP defines them
 (a Pod's podAffinity/podAntiAffinity renamed): terms select other VirtualMachines by labels,
-in the VM's namespace unless `namespaces` (or an empty `namespaceSelector`: every namespace)
-says otherwise, and a node belongs to a topology domain by its `topologyKey` label
+in the VM's namespace unless `namespaces` and `namespaceSelector` (matched against the labels
+of the other VM's Namespace; `{}`: every namespace) name others — the union of both, as for a
+Pod — and a node belongs to a topology domain by its `topologyKey` label
 (`kubernetes.io/hostname`: the node itself).
 
 - required affinity: the node's domain must hold a matching VM — except for the first of a
@@ -16,7 +17,7 @@ from an index, never by scanning every VM.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,33 @@ def placed_of(vm: dict[str, Any]) -> Placed:
                   labels=dict(meta.get("labels") or {}), affinity=dict((vm.get("spec") or {}).get("affinity") or {}))
 
 
-def _term_selects(term: Mapping[str, Any], owner_ns: str, other: Placed) -> bool:
-    """Whether `term` (of a VM in `owner_ns`) selects the VM `other`."""
+NamespaceLabels = Callable[[str], Mapping[str, str]]
+"""The labels of a Namespace by name ({} when it is not known)."""
+
+
+def no_namespace_labels(_namespace: str) -> Mapping[str, str]:
+    return {}
+
+
+def _in_scope(term: Mapping[str, Any], owner_ns: str, other_ns: str, ns_labels: NamespaceLabels) -> bool:
+    """Whether a VM in `other_ns` is in the namespaces `term` (of a VM in `owner_ns`) looks at:
+    the union of `namespaces` and the namespaces `namespaceSelector` selects; neither given:
+    the owner's namespace; an empty selector: every namespace."""
     namespaces = term.get("namespaces") or []
     ns_selector = term.get("namespaceSelector")
-    all_namespaces = ns_selector is not None and not ns_selector
-    if not all_namespaces and other.namespace not in (namespaces or [owner_ns]):
+    if ns_selector is None and not namespaces:
+        return other_ns == owner_ns
+    if other_ns in namespaces:
+        return True
+    if ns_selector is None:
+        return False
+    return not ns_selector or scheduling.matches_selector(dict(ns_labels(other_ns)), ns_selector)
+
+
+def _term_selects(term: Mapping[str, Any], owner_ns: str, other: Placed,
+                  ns_labels: NamespaceLabels = no_namespace_labels) -> bool:
+    """Whether `term` (of a VM in `owner_ns`) selects the VM `other`."""
+    if not _in_scope(term, owner_ns, other.namespace, ns_labels):
         return False
     selector = term.get("labelSelector")
     if selector is None:
@@ -71,10 +93,12 @@ def _domain(node: dict[str, Any], key: str) -> str | None:
 class Affinity:
     """The affinity view of one placement: the VM, the nodes and the VMs on each node."""
 
-    def __init__(self, vm: Placed, nodes: list[dict[str, Any]], placed: Mapping[str, list[Placed]]) -> None:
+    def __init__(self, vm: Placed, nodes: list[dict[str, Any]], placed: Mapping[str, list[Placed]], *,
+                 namespace_labels: NamespaceLabels = no_namespace_labels) -> None:
         self.vm = vm
         self.nodes = nodes
         self.placed = placed
+        self.ns_labels = namespace_labels
         self._domains: dict[tuple[str, int, str], set[str]] = {}
 
     def _others(self, node: str) -> list[Placed]:
@@ -88,7 +112,8 @@ class Affinity:
             found = set()
             for node in self.nodes:
                 value = _domain(node, key)
-                if value is not None and any(_term_selects(term, owner_ns, p) for p in self._others(node["metadata"]["name"])):
+                others = self._others(node["metadata"]["name"])
+                if value is not None and any(_term_selects(term, owner_ns, p, self.ns_labels) for p in others):
                     found.add(value)
             self._domains[memo] = found
         return self._domains[memo]
@@ -99,7 +124,7 @@ class Affinity:
         for term in _terms(aff, AFFINITY, REQUIRED):
             value = _domain(node, term.get("topologyKey") or "")
             domains = self._matching_domains(term, self.vm.namespace)
-            first_of_group = not domains and _term_selects(term, self.vm.namespace, self.vm)
+            first_of_group = not domains and _term_selects(term, self.vm.namespace, self.vm, self.ns_labels)
             if not first_of_group and (value is None or value not in domains):
                 return AFFINITY_REFUSAL
         for term in _terms(aff, ANTI_AFFINITY, REQUIRED):
@@ -115,7 +140,7 @@ class Affinity:
                     key = term.get("topologyKey") or ""
                     value = _domain(node, key)
                     if (value is not None and value == _domain(other_node, key)
-                            and _term_selects(term, other.namespace, self.vm)):
+                            and _term_selects(term, other.namespace, self.vm, self.ns_labels)):
                         return ANTI_AFFINITY_REFUSAL
         return None
 

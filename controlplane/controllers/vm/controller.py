@@ -35,7 +35,7 @@ from controlplane.api.resources import (
 )
 from controlplane.api.v1alpha2 import MachinePhase
 from controlplane.api.v1alpha2 import VMCondition as C
-from controlplane.common.kube.client import NODES
+from controlplane.common.kube.client import NAMESPACES, NODES
 from controlplane.controllers import scheduling
 from controlplane.controllers.names import FINALIZER_VM
 from controlplane.controllers.phase_events import PhaseEvents
@@ -43,7 +43,13 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind, spec_changed
+from controlplane.controllers.runtime.watchers import (
+    Watch,
+    fields_changed,
+    own_key,
+    owners_of_kind,
+    spec_changed,
+)
 from controlplane.controllers.scheduler.assumed import AssumedPlacements
 from controlplane.controllers.vm import placement
 from controlplane.controllers.vm.instance import InstanceHandler
@@ -145,5 +151,8 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         Watch(VIRTUAL_MACHINE_IP_ADDRESSES, vm_of_vmip),
         Watch(VIRTUAL_MACHINE_MAC_ADDRESSES, vms_of_vmmac),
         Watch(NODES, pending_vms, relevant=scheduling.placement_changed),
+        # a Namespace's labels decide which VMs a namespaceSelector of VM affinity sees
+        Watch(NAMESPACES, lambda _ns: indexes.keys(ctx, indexes.VMS_UNPLACED, "true"),
+              relevant=fields_changed(("metadata", "labels"))),
     ]
     return reconciler, watches

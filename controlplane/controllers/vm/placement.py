@@ -17,7 +17,7 @@ from typing import Any
 
 from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES, VOLUMES
 from controlplane.common import quantity
-from controlplane.common.kube.client import NODES
+from controlplane.common.kube.client import NAMESPACES, NODES
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.scheduler.assumed import AssumedPlacements, Assumption, Key
@@ -121,7 +121,9 @@ def choose_node(state: State, assumed: AssumedPlacements) -> Decision:
         req = request_of(state)
         nodes = state.list(NODES)
         view = NodeView(state, assumed)
-        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes))
+        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes),
+                          namespace_labels=lambda ns: ((state.get(NAMESPACES, ns) or {}).get("metadata") or {})
+                          .get("labels") or {})
         if decision.node is not None:
             assumed.assume(key, node=decision.node, cpu=req.cpu, memory=req.memory,
                            vm={"metadata": state.changed["metadata"], "spec": state.spec})

@@ -4,7 +4,8 @@ which is enough for placement decisions (no VM runs on them).
 
 Six VMs spread two per node; required anti-affinity keeps two VMs apart that a preference
 would put together; a nodeSelector pins one; `kubectl cordon` (a patch of spec.unschedulable)
-keeps new VMs off a node; a VirtualDisk provisioned on a node pins its next VM there and says
+keeps new VMs off a node; an anti-affinity term with a namespaceSelector sees the VMs of the
+namespaces it selects; a VirtualDisk provisioned on a node pins its next VM there and says
 so while that node cannot take it, or is gone; ten VMs applied at once on room for eight: eight placed, two
 Pending naming memory, placed once two others are deleted."""
 
@@ -115,6 +116,30 @@ def test_anti_affinity_keeps_two_apart_and_a_node_selector_pins_one(server: ApiS
     apply(server, vm("pinned", nodeSelector={"disk": "ssd"}, affinity=prefer("sched-a")))
     assert placed(server, "pinned") == {"pinned": "sched-c"}
     delete(server, "db-1", "db-2", "pinned")
+
+
+def test_a_namespace_selector_sees_the_vms_of_the_namespaces_it_selects(server: ApiServerProcess,
+                                                                         nodes: FakeNodes) -> None:
+    kubectl(server, "create", "namespace", "sched-prod")
+    kubectl(server, "label", "namespace", "sched-prod", "env=prod")
+    other, disk = vm("prod-db", labels={"app": "nsdb"}, affinity=prefer("sched-a")), empty_disk("prod-db-root")
+    for doc in (other, disk):
+        doc["metadata"]["namespace"] = "sched-prod"
+    kubectl(server, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [disk, other]}))
+    eventually(lambda: get(server, "vm", "prod-db", "-n", "sched-prod").get("status", {}).get("nodeName") == "sched-a")
+    # in default, a VM that must not share a node with a db of any namespace labelled env=prod
+    anti = {"virtualMachineAndPodAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "nsdb"}}, "topologyKey": "kubernetes.io/hostname",
+         "namespaceSelector": {"matchLabels": {"env": "prod"}}}]}}
+    apply(server, vm("ns-aware", affinity={**prefer("sched-a"), **anti}))
+    assert placed(server, "ns-aware")["ns-aware"] != "sched-a"
+    # without the selector the term looks in default only, and the preference wins
+    apply(server, vm("ns-blind", affinity={**prefer("sched-a"), "virtualMachineAndPodAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "nsdb"}},
+                                                            "topologyKey": "kubernetes.io/hostname"}]}}))
+    assert placed(server, "ns-blind") == {"ns-blind": "sched-a"}
+    delete(server, "ns-aware", "ns-blind")
+    kubectl(server, "delete", "namespace", "sched-prod", "--wait=false")
 
 
 def test_cordoned_node_is_avoided_until_uncordoned(server: ApiServerProcess, nodes: FakeNodes) -> None:

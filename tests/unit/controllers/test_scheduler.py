@@ -165,6 +165,47 @@ def test_affinity_looks_in_the_vms_namespace_only_unless_told() -> None:
     assert place(req("db", labels={"app": "db"}, affinity=everywhere), nodes, placed).node == "a"
 
 
+def test_a_namespace_selector_adds_the_namespaces_it_selects_to_those_listed() -> None:
+    labels = {"team-a": {"tier": "prod"}, "team-b": {"tier": "dev"}, "team-c": {}}
+    nodes = [node("a"), node("b"), node("c", cpu="16", memory="64Gi")]
+    placed = {"a": [(vm("db-a", ns="team-a", labels={"app": "db"}), 1.0, 1 << 30)],
+              "b": [(vm("db-b", ns="team-b", labels={"app": "db"}), 1.0, 1 << 30)],
+              "c": [(vm("db-c", ns="team-c", labels={"app": "db"}), 1.0, 1 << 30)]}
+
+    def anti(**scope: Any) -> dict[str, Any]:
+        return {"virtualMachineAndPodAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": HOST, **scope}]}}
+
+    def where(**scope: Any) -> str | None:
+        r = req("db", labels={"app": "db"}, affinity=anti(**scope))
+        return decide(r, nodes, load=lambda n: (0.0, 0), placed={n: [p[0] for p in ps] for n, ps in placed.items()},
+                      namespace_labels=lambda ns: labels.get(ns, {})).node
+
+    prod = {"matchLabels": {"tier": "prod"}}
+    assert where() == "c"  # only its own namespace (default): c is the emptiest
+    assert where(namespaceSelector=prod) == "c"  # team-a's db on a is avoided
+    assert where(namespaceSelector=prod, namespaces=["team-c"]) == "b"  # the union: a and c avoided
+    assert where(namespaceSelector={"matchExpressions": [{"key": "tier", "operator": "Exists"}]}) == "c"
+    assert where(namespaceSelector={}) is None  # every namespace: a db on every node
+
+
+def test_namespace_labels_come_from_the_namespace_cache() -> None:
+    from controlplane.common.kube.client import NAMESPACES
+
+    other = _vm_obj("db-other")
+    other["metadata"].update(namespace="prod", labels={"app": "db"})
+    other["status"] = {"nodeName": "a"}
+    anti = {"virtualMachineAndPodAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": HOST,
+         "namespaceSelector": {"matchLabels": {"env": "prod"}}}]}}
+    mine = _vm_obj("db", affinity=anti)
+    mine["metadata"]["labels"] = {"app": "db"}
+    ctx = _ctx([node("a", cpu="16", memory="64Gi"), node("b")], [other, mine])
+    ctx.informer(NAMESPACES)._apply({"type": "ADDED", "object": {"metadata": {"name": "prod",
+                                                                             "labels": {"env": "prod"}}}})
+    assert choose_node(State(ctx, VIRTUAL_MACHINES, mine), AssumedPlacements()).node == "b"
+
+
 def test_preferred_vm_affinity_and_anti_affinity_weigh_in() -> None:
     nodes = [node("a"), node("b", cpu="16", memory="64Gi")]
     placed = {"a": [(vm("cache", labels={"app": "cache"}), 1.0, 1 << 30)]}
