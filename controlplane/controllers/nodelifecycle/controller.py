@@ -13,7 +13,9 @@ such a node (TLS, tokens and leases all depend on time).
 
 Handlers, in order:
 1. heartbeat — Ready=Unknown once the grace period is over; otherwise a requeue for when it ends;
-2. clock     — ClockSynchronized from the last skew measured.
+2. clock     — ClockSynchronized from the last skew measured;
+3. taints    — the NoSchedule taints of the node's state (`taints.py`): unreachable, not-ready,
+   unschedulable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from controlplane.api import condition_builder as conditions
 from controlplane.api.internal import NODE_LEASE_NAMESPACE, NodeCondition, NodeReason
 from controlplane.common.kube.client import LEASES, NODES
 from controlplane.controllers.nodelifecycle.heartbeats import Heartbeats
+from controlplane.controllers.nodelifecycle.taints import TaintHandler
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -85,7 +88,8 @@ class ClockHandler:
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     heartbeats = Heartbeats()
-    reconciler = Reconciler(ctx, NODES, [HeartbeatHandler(heartbeats), ClockHandler(heartbeats)])
+    reconciler = Reconciler(ctx, NODES, [HeartbeatHandler(heartbeats), ClockHandler(heartbeats), TaintHandler()],
+                            spec_fields=("taints",))
 
     def record(typ: str, lease: dict[str, Any], old: dict[str, Any] | None) -> None:
         meta = lease.get("metadata") or {}
@@ -109,16 +113,19 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
 
     ctx.informer(NODES).add_handler(forget)
     watches = [
-        Watch(NODES, lambda n: [("", n["metadata"]["name"])], relevant=_ready_or_clock_changed),
+        Watch(NODES, lambda n: [("", n["metadata"]["name"])], relevant=_state_changed),
         Watch(LEASES, node_of_lease),
     ]
     return reconciler, watches
 
 
-def _ready_or_clock_changed(node: dict[str, Any], old: dict[str, Any] | None) -> bool:
-    """Node events that matter here: its Ready or ClockSynchronized condition changed (the node
-    handler's heartbeats otherwise)."""
+def _state_changed(node: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """Node events that matter here: its Ready or ClockSynchronized condition, its cordon or its
+    taints changed (not the node handler's heartbeats)."""
     if old is None:
+        return True
+    spec, old_spec = node.get("spec") or {}, old.get("spec") or {}
+    if spec.get("unschedulable") != old_spec.get("unschedulable") or spec.get("taints") != old_spec.get("taints"):
         return True
 
     def of(obj: dict[str, Any]) -> list[tuple[Any, Any, Any]]:

@@ -1,6 +1,7 @@
 """A reconciler for one kind: an ordered chain of small handlers over one `State`, then one
 write — status through the status subresource guarded by the resourceVersion the cycle
-read, then metadata (finalizers, labels, annotations, owners) guarded the same way.
+read, then metadata (finalizers, labels, annotations, owners) and the spec fields the
+reconciler owns (`spec_fields`, e.g. a Node's taints) in one patch guarded the same way.
 
 A reconcile always reports, as DVP's reconcilers do: every handler of the chain runs even
 when an earlier one failed; a failing handler's condition (its `condition`, or the kind's
@@ -51,8 +52,11 @@ class ReconcileError(ExceptionGroup):
 
 class Reconciler:
     def __init__(self, ctx: Context, resource: Resource, handlers: list[Handler], *,
-                 failure_condition: str | None = None, after: list[Handler] | None = None) -> None:
+                 failure_condition: str | None = None, after: list[Handler] | None = None,
+                 spec_fields: tuple[str, ...] = ()) -> None:
         self.ctx = ctx
+        self.spec_fields = spec_fields
+        """Spec fields its handlers may set (other spec changes are never written)."""
         self.resource = resource
         self.handlers = handlers
         self.after = after or []
@@ -155,11 +159,19 @@ class Reconciler:
                 new, old = state.changed["metadata"].get(f), current["metadata"].get(f)
                 if (new or None) != (old or None):
                     patch[f] = new if new else None
-            if patch:
+            spec_patch = _changed_fields(state.changed.get("spec") or {}, current.get("spec") or {}, self.spec_fields)
+            if patch or spec_patch:
                 patch["resourceVersion"] = rv
-                patched = self.ctx.kube.patch(self.resource, state.name, {"metadata": patch}, ns)
+                merge: dict[str, Any] = {"metadata": patch, **({"spec": spec_patch} if spec_patch else {})}
+                patched = self.ctx.kube.patch(self.resource, state.name, merge, ns)
                 self._wrote(key, rv, ((patched or {}).get("metadata") or {}).get("resourceVersion") or rv)
         except KubeError as exc:
             if exc.not_found:
                 return
             raise
+
+
+def _changed_fields(new: dict[str, Any], old: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The merge patch that makes `fields` of `old` those of `new` (None removes one)."""
+    return {f: new.get(f) or None for f in fields if (new.get(f) or None) != (old.get(f) or None)}
+

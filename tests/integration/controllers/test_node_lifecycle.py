@@ -43,6 +43,13 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
 
 
+UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def taint_keys(server: ApiServerProcess, node: str) -> set[str]:
+    return {t.get("key") for t in get(server, "node", node).get("spec", {}).get("taints") or []}
+
+
 def only_here(node: str) -> dict[str, Any]:
     return {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {
         "matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}}]}}
@@ -63,6 +70,7 @@ def test_a_node_that_stops_renewing_its_lease_is_lost_within_grace_and_back_when
     assert GRACE - 1 <= took <= GRACE + 20, took  # not before its grace, and soon after (a loaded machine)
     lost = eventually(lambda: (c := running_condition(server, "on-a")).get("reason") == "NodeUnresponsive" and c)
     assert lost["status"] == "Unknown" and "node life-a is lost" in lost["message"]
+    eventually(lambda: UNREACHABLE in taint_keys(server, "life-a"))  # as kube's node lifecycle controller
     rv = get(server, "vm", "on-a")["metadata"]["resourceVersion"]
     time.sleep(3)  # said once: no write per cycle
     assert get(server, "vm", "on-a")["metadata"]["resourceVersion"] == rv
@@ -75,6 +83,7 @@ def test_a_node_that_stops_renewing_its_lease_is_lost_within_grace_and_back_when
                                                 "message": "back", "lastHeartbeatTime": now,
                                                 "lastTransitionTime": now}]})
     eventually(lambda: condition(get(server, "node", "life-a"), "Ready").get("status") == "True")
+    eventually(lambda: UNREACHABLE not in taint_keys(server, "life-a"))
     back = eventually(lambda: (c := running_condition(server, "on-a")).get("reason") != "NodeUnresponsive" and c)
     assert "life-a is back" in back["message"]
     time.sleep(GRACE + 2)  # renewed all along: still Ready after another grace period

@@ -145,3 +145,52 @@ def test_a_lost_node_report_is_not_rewritten_each_cycle() -> None:
     conditions.set_condition(again.status, "Running", True, "VirtualMachineRunning", "")  # what `status` does first
     NodeHealthHandler().handle(again)
     assert again.status == stored["status"]  # nothing to write
+
+
+def _taints(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from controlplane.controllers.nodelifecycle.taints import TaintHandler
+
+    state = State(ctx_with(), NODES, node)
+    TaintHandler().handle(state)
+    return {t["key"]: t for t in state.spec.get("taints") or []}
+
+
+def test_state_taints_follow_ready_and_cordon_and_leave_other_taints_alone() -> None:
+    own = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
+    lost = {**node_obj("Unknown", "NodeStatusUnknown"), "spec": {"taints": [own]}}
+    taints = _taints(lost)
+    assert set(taints) == {"dedicated", "node.kubernetes.io/unreachable"} and taints["dedicated"] == own
+    assert taints["node.kubernetes.io/unreachable"]["effect"] == "NoSchedule"
+    assert "timeAdded" in taints["node.kubernetes.io/unreachable"]
+    assert set(_taints(node_obj("False", "LibvirtUnavailable"))) == {"node.kubernetes.io/not-ready"}
+    cordoned = {**node_obj(), "spec": {"unschedulable": True}}
+    assert set(_taints(cordoned)) == {"node.kubernetes.io/unschedulable"}
+    # back and uncordoned: the state taints go, the operator's stays, a kept one keeps its time
+    kept = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": "2026-01-01T00:00:00Z"}
+    assert _taints({**node_obj(), "spec": {"taints": [own, {"key": "node.kubernetes.io/unreachable",
+                                                               "effect": "NoSchedule"}]}}) == {"dedicated": own}
+    assert _taints({**node_obj(), "spec": {"unschedulable": True, "taints": [kept]}}) == {kept["key"]: kept}
+
+
+def test_the_reconciler_writes_only_the_spec_fields_it_owns() -> None:
+    from controlplane.controllers.runtime.reconciler import Reconciler
+
+    class Kube:
+        patches: list[dict[str, Any]] = []
+
+        def patch(self, res: Any, name: str, body: dict[str, Any], ns: Any = None) -> dict[str, Any]:
+            self.patches.append(body)
+            return {"metadata": {"resourceVersion": "2"}}
+
+    ctx = ctx_with()
+    ctx.kube = Kube()  # type: ignore[assignment]
+    node = {**node_obj(), "spec": {"unschedulable": True}}
+    state = State(ctx, NODES, node)
+    state.spec["taints"] = [{"key": "k", "effect": "NoSchedule"}]
+    state.spec["podCIDR"] = "10.0.0.0/24"  # not owned: never written
+    Reconciler(ctx, NODES, [], spec_fields=("taints",)).write(state)
+    assert Kube.patches == [{"metadata": {"resourceVersion": "1"}, "spec": {"taints": [{"key": "k",
+                                                                                         "effect": "NoSchedule"}]}}]
+    Kube.patches.clear()
+    Reconciler(ctx, NODES, []).write(state)  # owns no spec field: nothing to write
+    assert Kube.patches == []
