@@ -58,6 +58,10 @@ class Unavailable(StorageError):
     """The write could not be made durable (disk full, I/O error); nothing was acknowledged."""
 
 
+class DiskFull(Unavailable):
+    """The datastore's disk is full: nothing was stored; writes succeed again once there is room."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """One version of one object: its revision, its JSON bytes, and the parsed dict.

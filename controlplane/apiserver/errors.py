@@ -107,6 +107,9 @@ def from_storage(exc: datastore.StorageError, resource: str, group: str, name: s
         return conflict(resource, group, name, CONFLICT_ADVICE)
     if isinstance(exc, datastore.Expired):
         return gone(str(exc))
+    if isinstance(exc, datastore.DiskFull):
+        return ApiError(507, "InsufficientStorage", "the control plane's datastore disk is full: the write was not "
+                        "stored (nothing acknowledged before is lost); free space on the server's data disk and retry")
     return internal(f"{exc}; the write was not stored — retry, and check the server's disk if this persists")
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import sqlite3
 from collections import deque
@@ -39,6 +40,7 @@ import orjson
 from controlplane.apiserver import migrations
 from controlplane.apiserver.datastore import (
     Conflict,
+    DiskFull,
     Event,
     Exists,
     Expired,
@@ -218,10 +220,16 @@ class Store:
             try:
                 await self._commit_batch(ops)
             except Exception as exc:  # never let the writer die: fail this batch, go on
-                log.exception("datastore commit failed")
+                full = _disk_full(exc)
+                if full:  # said once per batch, without a stack: the disk, not the code
+                    log.error("datastore: the disk of %s is full; %d write(s) refused, nothing stored "
+                              "(writes succeed again once there is room)", self.path, len(ops))
+                else:
+                    log.exception("datastore commit failed")
+                error = DiskFull if full else Unavailable
                 for op in ops:
                     if not op.future.done():
-                        op.future.set_exception(Unavailable(op.resource, op.key, f"datastore write failed: {exc}"))
+                        op.future.set_exception(error(op.resource, op.key, f"datastore write failed: {exc}"))
 
     async def _commit_batch(self, ops: list[_Op]) -> None:
         pending: dict[tuple[str, str], Stored | None] = {}
@@ -320,3 +328,11 @@ class Snapshot:
 
     rv: int
     items: list[tuple[str, Stored]] = field(default_factory=list)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL (13), or ENOSPC/EDQUOT from the file system."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+

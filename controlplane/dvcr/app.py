@@ -22,7 +22,7 @@ from controlplane.dvcr import metrics
 from controlplane.dvcr.auth import Authenticator, AuthError, Identity
 from controlplane.dvcr.authguard import TooManyAttempts
 from controlplane.dvcr.digest import check_name
-from controlplane.dvcr.errors import RegistryError
+from controlplane.dvcr.errors import RegistryError, no_space, storage_full
 from controlplane.dvcr.handlers_blobs import BlobHandlers
 from controlplane.dvcr.handlers_manifests import ManifestHandlers
 from controlplane.dvcr.store import RegistryStore
@@ -109,6 +109,13 @@ class RegistryApp:
         except (ConnectionResetError, ConnectionError) as exc:
             log.info("dvcr: %s %s: client went away (%s)", request.method, request.path, type(exc).__name__)
             raise
+        except OSError as exc:
+            if not no_space(exc):
+                log.exception("dvcr: %s %s failed", request.method, request.path)
+                return error_response(RegistryError("UNKNOWN", f"internal error: {type(exc).__name__}: {exc}",
+                                                    status=500))
+            log.error("dvcr: %s %s: the storage is full; nothing of it was stored", request.method, request.path)
+            return error_response(storage_full(), request)
         except Exception as exc:
             log.exception("dvcr: %s %s failed", request.method, request.path)
             return error_response(RegistryError("UNKNOWN", f"internal error: {type(exc).__name__}: {exc}",

@@ -6,6 +6,7 @@ Handlers raise `RegistryError(code, message)`; the app's middleware renders it a
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 # Error codes of the OCI Distribution specification (v1.1) and their usual HTTP status.
@@ -69,3 +70,15 @@ def read_only(retry_after: int = 5) -> RegistryError:
     return RegistryError("UNSUPPORTED", "the registry is read-only while garbage collection runs; retry in a "
                          "few seconds", detail={"reason": "read-only during garbage collection"},
                          status=405, headers={"Retry-After": str(retry_after)})
+
+
+def no_space(exc: BaseException) -> bool:
+    """The storage is full (ENOSPC, or a quota: EDQUOT)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_full() -> RegistryError:
+    """507: nothing of the request was stored (a partial upload is dropped); room frees it."""
+    return RegistryError("UNKNOWN", "DVCR's storage is full: nothing of this request was stored (a partial upload "
+                         "is dropped); free space on DVCR's disk, or delete unused images, and push again", status=507)
+

@@ -125,13 +125,17 @@ class Uploads:
                 pending = None
             if parts:
                 await loop.run_in_executor(None, _write, writer, s, parts)
-        except BaseException:
+        except BaseException as exc:
             if pending is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(pending)
-            if parts:
-                _write(writer, s, parts)  # what arrived before the break is good, in order
+            if parts and not errors.no_space(exc):
+                with contextlib.suppress(OSError):
+                    _write(writer, s, parts)  # what arrived before the break is good, in order
             writer.close()  # keep it: the client may resume from s.size
+            if errors.no_space(exc):  # drop it: its bytes hold the room other writes need
+                self.cancel(s)
+                raise errors.storage_full() from exc
             raise
         writer.close()
         if start is not None and end is not None and end - start + 1 != received:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import logging
 import os
 import time
 import uuid
@@ -26,6 +27,8 @@ from typing import Any
 import orjson
 
 from controlplane.apiserver.authz.rules import Attributes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class AuditLog:
         self._buffer: list[bytes] = []
         self._scheduled = False
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dvp-audit")
+        self._failing = False
 
     def record(self, entry: dict[str, Any]) -> None:
         self._buffer.append(orjson.dumps(entry) + b"\n")
@@ -109,12 +113,22 @@ class AuditLog:
         self._writer.shutdown(wait=True)
 
     def _write(self, data: bytes) -> None:
-        self._rotate_if_full(len(data))
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+            self._rotate_if_full(len(data))
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # a full disk: requests go on; the lines are lost, and that is said once
+            if not self._failing:
+                log.error("audit log %s: %d line(s) not written: %s (said once until writing works again)",
+                          self.path, data.count(b"\n"), exc.strerror or exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("audit log %s: writing works again", self.path)
+        self._failing = False
 
     def _rotate_if_full(self, adding: int) -> None:
         try:
