@@ -50,6 +50,8 @@ class ApiApp:
         self.group_handlers: dict[tuple[str, str], GroupHandler] = {}
         # run after authentication, around the handler (authorization, audit: `authz.middleware`)
         self.authenticated_middlewares: list[Any] = []
+        # told of each request refused 401 (the audit log records those too)
+        self.unauthenticated_hooks: list[Callable[[web.Request], None]] = []
         self.extra_discovery: dict[tuple[str, str], dict[str, Any]] = {}
         self._openapi: tuple[bytes, bytes] | None = None
         self.health = HealthChecks()
@@ -84,6 +86,8 @@ class ApiApp:
                           ) -> web.StreamResponse:
         user = self.auth.authenticate(request.headers.get("Authorization"))
         if user is None:
+            for hook in self.unauthenticated_hooks:
+                hook(request)
             return error_response(errors.unauthorized())
         request["user"] = user
         try:

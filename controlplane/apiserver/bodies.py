@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import copy
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -91,6 +92,17 @@ async def read_limited(request: web.Request, limits: BodyLimits | None = None) -
             raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+KEEP_REQUEST_OBJECT = "dvp_keep_request_object"
+"""Set on a request whose audit level records its body: the decoded body is kept under
+REQUEST_OBJECT as it arrived (a copy: handlers may change theirs)."""
+REQUEST_OBJECT = "dvp_request_object"
+
+
+def keep_for_audit(request: web.Request, obj: Any) -> None:
+    if request.get(KEEP_REQUEST_OBJECT) and isinstance(obj, dict):
+        request[REQUEST_OBJECT] = copy.deepcopy(obj)
 
 
 def _close_after(request: web.Request) -> None:

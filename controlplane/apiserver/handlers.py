@@ -37,12 +37,15 @@ def error_response(exc: errors.ApiError) -> web.Response:
 
 async def read_body(request: web.Request) -> Any:
     if DECODED_BODY in request:  # a protobuf body, decoded by protobuf.http
-        return request[DECODED_BODY]
-    limits = bodies.limits_of(request)
-    raw = await bodies.read_limited(request, limits)
-    if not raw:
-        return None
-    return await bodies.decode(raw, request.content_type, limits)
+        obj = request[DECODED_BODY]
+    else:
+        limits = bodies.limits_of(request)
+        raw = await bodies.read_limited(request, limits)
+        if not raw:
+            return None
+        obj = await bodies.decode(raw, request.content_type, limits)
+    bodies.keep_for_audit(request, obj)
+    return obj
 
 
 def present(info: ResourceInfo, stored: Stored) -> bytes:

@@ -64,6 +64,8 @@ class ServerConfig:
     unix_socket: Path | None = None
     # "RBAC" (with the node authorizer and the audit log), or "AlwaysAllow" (benchmarks' peer)
     authorization: str = "RBAC"
+    # an audit.k8s.io/v1 Policy for the audit log (None: every request at Metadata)
+    audit_policy_file: Path | None = None
 
     @property
     def pki_dir(self) -> Path:
@@ -212,8 +214,10 @@ class APIServer:
                            reviews.authentication_handler(tokenreview.handler(self.auth)))
         authorizer = None
         if self.config.authorization == "RBAC":
-            authorizer, authorization = authz_bootstrap.install(self.service, self.config.data_dir)
+            authorizer, authorization = authz_bootstrap.install(self.service, self.config.data_dir,
+                                                                policy_file=self.config.audit_policy_file)
             self.app.authenticated_middlewares.append(authorization.handle)
+            self.app.unauthenticated_hooks.append(authorization.record_unauthenticated)
             self._audit = authorization.audit
         self.app.add_group(reviews.AUTHZ_GROUP, reviews.VERSION, reviews.AUTHZ_RESOURCES,
                            reviews.authorization_handler(authorizer))

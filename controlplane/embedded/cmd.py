@@ -102,11 +102,16 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--no-agent", is_flag=True, help="Do not run the node handler in-process (hosts run `dvp agent`).")
 @click.option("--agent-config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Settings of the in-process node handler (YAML, the keys of `dvp agent --config`).")
+@click.option("--audit-policy-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              callback=lambda _c, _p, v: _audit_policy(v),
+              help="An audit.k8s.io/v1 Policy: which requests DATA_DIR/audit.log records and at which level "
+                   "(None, Metadata, Request, RequestResponse; default: every request at Metadata).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
            max_request_bytes: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
-           node_grace: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None, log_level: str) -> None:
+           node_grace: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None,
+           audit_policy_file: Path | None, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
     virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens), DVCR and
     the controllers.
@@ -131,7 +136,9 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
                         max_request_bytes=max_request_bytes, dvcr_host=dvcr_host,
                         dvcr_port=dvcr_port, vm_cidrs=_cidrs(vm_cidrs), vm_ip_hold=vm_ip_hold,
                         upload_wait=upload_wait, node_grace=node_grace, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,
-                        agent_config=agent_config.absolute() if agent_config else None, log_level=log_level)
+                        agent_config=agent_config.absolute() if agent_config else None,
+                        audit_policy_file=audit_policy_file.absolute() if audit_policy_file else None,
+                        log_level=log_level)
     try:
         run_server(flags)
     except ComponentError as exc:
@@ -149,3 +156,16 @@ def run_server(flags: ServerFlags) -> None:
     specs = component_specs(flags, lambda: holder[0])
     holder.append(Supervisor(flags, specs))
     run_event_loop(holder[0].run())
+
+
+def _audit_policy(path: Path | None) -> Path | None:
+    """The policy file, checked now: a bad one is an error naming the file and the field."""
+    if path is not None:
+        from controlplane.apiserver.authz.audit_policy import PolicyError, load
+
+        try:
+            load(path)
+        except PolicyError as exc:
+            raise click.BadParameter(str(exc), param_hint="--audit-policy-file") from exc
+    return path
+

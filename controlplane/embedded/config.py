@@ -56,20 +56,23 @@ class ServerFlags:
     no_controllers: bool = False
     no_agent: bool = False
     agent_config: Path | None = None
+    audit_policy_file: Path | None = None
     log_level: str = "info"
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
 
     def to_json(self) -> str:
         doc = dataclasses.asdict(self)
         doc["data_dir"] = str(self.data_dir)
-        doc["agent_config"] = str(self.agent_config) if self.agent_config else None
+        for key in ("agent_config", "audit_policy_file"):
+            doc[key] = str(doc[key]) if doc[key] else None
         return json.dumps(doc)
 
     @classmethod
     def from_json(cls, text: str) -> ServerFlags:
         doc: dict[str, Any] = json.loads(text)
         doc["data_dir"] = Path(doc["data_dir"])
-        doc["agent_config"] = Path(doc["agent_config"]) if doc.get("agent_config") else None
+        for key in ("agent_config", "audit_policy_file"):
+            doc[key] = Path(doc[key]) if doc.get(key) else None
         for key in ("tls_san", "vm_cidrs"):
             doc[key] = tuple(doc[key])
         sup = doc.get("supervisor") or {}
@@ -118,7 +121,8 @@ def api_config(flags: ServerFlags, *, supervised: bool) -> ServerConfig:
                         limits=BodyLimits(max_request_bytes=flags.max_request_bytes,
                                           max_object_bytes=flags.max_request_bytes),
                         component_status_file=flags.status_file if supervised else None,
-                        unix_socket=flags.api_socket if supervised else None)
+                        unix_socket=flags.api_socket if supervised else None,
+                        audit_policy_file=flags.audit_policy_file)
 
 
 def dvcr_config(flags: ServerFlags) -> DvcrConfig:

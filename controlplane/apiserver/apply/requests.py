@@ -43,7 +43,14 @@ def write_options(request: web.Request) -> WriteOptions:
 
 async def read_body(request: web.Request, options: WriteOptions) -> Any:
     """The body, bounded as `bodies` bounds every body (size, depth, alias expansion; 413/400),
-    and, unless validation is ignored, the paths of the fields it sets twice."""
+    and, unless validation is ignored, the paths of the fields it sets twice (kept for the audit
+    log when its level records bodies)."""
+    body = await _read_body(request, options)
+    bodies.keep_for_audit(request, body)
+    return body
+
+
+async def _read_body(request: web.Request, options: WriteOptions) -> Any:
     if DECODED_BODY in request:  # a protobuf body, decoded by protobuf.http (no unknown fields there)
         return request[DECODED_BODY]
     limits = bodies.limits_of(request)

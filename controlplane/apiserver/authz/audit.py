@@ -1,8 +1,10 @@
 """The audit log: one `audit.k8s.io/v1` Event per request, as a JSON line in
-`DATA_DIR/audit.log`, at level Metadata — who (user, groups, source address, user agent),
-what (verb, resource, subresource, namespace, name, URI), the answer's code and the
-authorization decision. Never a request or response body, never a header: tokens and Secret
-data cannot end up in it.
+`DATA_DIR/audit.log`, at the level the audit policy gives it (`audit_policy.py`; Metadata for
+every request without a policy file) — who (user, groups, source address, user agent), what
+(verb, resource, subresource, namespace, name, URI), the answer's code and the authorization
+decision; at Request and RequestResponse also the JSON bodies. Requests that fail
+authentication are recorded too (code 401, no user). Never a header, never the body of a
+Secret or of an authentication request: tokens and Secret data cannot end up in it.
 
 Lines are buffered and handed every `flush_every` seconds (or when `max_buffered` are
 waiting) to one writer thread that appends them in one write — a busy disk (writeback
@@ -59,17 +61,18 @@ def _audit_id() -> str:
 
 
 def event(attrs: Attributes, *, code: int, uri: str, source: str, user_agent: str, received: str,
-          allowed: bool, reason: str) -> dict[str, Any]:
-    """The audit Event of one finished request (level Metadata)."""
+          allowed: bool | None, reason: str, level: str = "Metadata") -> dict[str, Any]:
+    """The audit Event of one finished request (its bodies, for levels that record them, are
+    added by the caller). `allowed` None: no authorization decision (authentication failed)."""
     out: dict[str, Any] = {
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": _audit_id(),
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": _audit_id(),
         "stage": "ResponseComplete", "requestURI": uri, "verb": attrs.verb,
-        "user": {"username": attrs.user, "groups": list(attrs.groups)},
+        "user": {"username": attrs.user, "groups": list(attrs.groups)} if attrs.user else {},
         "sourceIPs": [source] if source else [], "userAgent": user_agent,
         "responseStatus": {"metadata": {}, "code": code},
         "requestReceivedTimestamp": received, "stageTimestamp": _now(),
-        "annotations": {"authorization.k8s.io/decision": "allow" if allowed else "forbid",
-                        "authorization.k8s.io/reason": reason},
+        "annotations": {} if allowed is None else {"authorization.k8s.io/decision": "allow" if allowed else "forbid",
+                                                   "authorization.k8s.io/reason": reason},
     }
     if attrs.resource_request:
         ref: dict[str, str] = {"resource": attrs.resource, "apiGroup": attrs.group, "apiVersion": attrs.version}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.apiserver import errors
-from controlplane.apiserver.authz import defaults
+from controlplane.apiserver.authz import audit_policy, defaults
 from controlplane.apiserver.authz.audit import AuditLog
 from controlplane.apiserver.authz.authorizer import Authorizer
 from controlplane.apiserver.authz.escalation import EscalationCheck
@@ -114,11 +114,14 @@ class AggregationWriter:
                 log.info("aggregated ClusterRole %s not rewritten: %s", name, exc.message)
 
 
-def install(service: ApiService, data_dir: Path, *, audit: bool = True) -> tuple[Authorizer, AuthorizationMiddleware]:
+def install(service: ApiService, data_dir: Path, *, audit: bool = True,
+            policy_file: Path | None = None) -> tuple[Authorizer, AuthorizationMiddleware]:
     """The server's authorizer over its datastore, escalation checks on its writes, and the
-    middleware (with the audit log in `data_dir`) to put after authentication."""
+    middleware (with the audit log in `data_dir`, its levels from `policy_file`) to put after
+    authentication."""
     authorizer = Authorizer.over(service.store)
     service.write_checks.append(EscalationCheck(authorizer))
     service.store.subscribe(AggregationWriter(service).on_events)
     log = AuditLog(data_dir / "audit.log") if audit else None
-    return authorizer, AuthorizationMiddleware(authorizer, log)
+    policy = audit_policy.load(policy_file) if policy_file is not None else audit_policy.METADATA_ONLY
+    return authorizer, AuthorizationMiddleware(authorizer, log, policy=policy)
