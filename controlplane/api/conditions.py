@@ -412,3 +412,25 @@ class VMOPCondition:
         SNAPSHOT_READY = "SnapshotReady"
         SNAPSHOT_CLEANED_UP = "SnapshotCleanedUp"
         SNAPSHOT_FAILED = "SnapshotFailed"
+
+
+class VMPoolCondition:
+    """VirtualMachinePool (vmpoolcondition)."""
+
+    class Type(StrEnum):
+        AVAILABLE = "Available"
+        PROGRESSING = "Progressing"
+        SYNCED = "Synced"
+
+    class AvailableReason(StrEnum):
+        ALL_REPLICAS_READY = "AllReplicasReady"
+        INSUFFICIENT_READY_REPLICAS = "InsufficientReadyReplicas"
+
+    class ProgressingReason(StrEnum):
+        POOL_STABLE = "PoolStable"
+        REPLICAS_PROGRESSING = "ReplicasProgressing"
+
+    class SyncedReason(StrEnum):
+        POOL_SYNCED = "PoolSynced"
+        ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+        RESTART_PENDING_APPROVAL = "RestartPendingApproval"

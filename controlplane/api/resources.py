@@ -26,6 +26,7 @@ VIRTUAL_DISK_SNAPSHOTS = Resource(GROUP, VERSION, "virtualdisksnapshots", "Virtu
 VIRTUAL_MACHINE_SNAPSHOTS = Resource(GROUP, VERSION, "virtualmachinesnapshots", "VirtualMachineSnapshot")
 VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = Resource(GROUP, VERSION, "virtualmachinesnapshotoperations",
                                                "VirtualMachineSnapshotOperation")
+VIRTUAL_MACHINE_POOLS = Resource(GROUP, VERSION, "virtualmachinepools", "VirtualMachinePool")
 
 INSTANCES = Resource(INTERNAL_GROUP, "v1", "internalvirtualmachineinstances", "InternalVirtualMachineInstance")
 VOLUMES = Resource(INTERNAL_GROUP, "v1", "internalvirtualdiskvolumes", "InternalVirtualDiskVolume")

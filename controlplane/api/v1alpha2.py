@@ -48,6 +48,9 @@ from controlplane.api.conditions import (
 from controlplane.api.conditions import (
     VMOPCondition as VMOPCondition,
 )
+from controlplane.api.conditions import (
+    VMPoolCondition as VMPoolCondition,
+)
 
 GROUP: Final = "virtualization.deckhouse.io"
 VERSION: Final = "v1alpha2"
@@ -69,6 +72,7 @@ class Kind(StrEnum):
     VIRTUAL_DISK_SNAPSHOT = "VirtualDiskSnapshot"
     VIRTUAL_MACHINE_SNAPSHOT = "VirtualMachineSnapshot"
     VIRTUAL_MACHINE_SNAPSHOT_OPERATION = "VirtualMachineSnapshotOperation"
+    VIRTUAL_MACHINE_POOL = "VirtualMachinePool"
 
 
 class Plural(StrEnum):
@@ -86,6 +90,7 @@ class Plural(StrEnum):
     VIRTUAL_DISK_SNAPSHOTS = "virtualdisksnapshots"
     VIRTUAL_MACHINE_SNAPSHOTS = "virtualmachinesnapshots"
     VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = "virtualmachinesnapshotoperations"
+    VIRTUAL_MACHINE_POOLS = "virtualmachinepools"
 
 
 PLURAL: Final[dict[Kind, Plural]] = {
@@ -103,6 +108,7 @@ PLURAL: Final[dict[Kind, Plural]] = {
     Kind.VIRTUAL_DISK_SNAPSHOT: Plural.VIRTUAL_DISK_SNAPSHOTS,
     Kind.VIRTUAL_MACHINE_SNAPSHOT: Plural.VIRTUAL_MACHINE_SNAPSHOTS,
     Kind.VIRTUAL_MACHINE_SNAPSHOT_OPERATION: Plural.VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS,
+    Kind.VIRTUAL_MACHINE_POOL: Plural.VIRTUAL_MACHINE_POOLS,
 }
 CLUSTER_SCOPED: Final = frozenset(
     {Kind.CLUSTER_VIRTUAL_IMAGE, Kind.VIRTUAL_MACHINE_CLASS, Kind.VIRTUAL_MACHINE_IP_ADDRESS_LEASE,

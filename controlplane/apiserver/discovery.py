@@ -50,6 +50,9 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
     if info.has_status:
         out.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                     "kind": info.kind, "verbs": ["get", "patch", "update"]})
+    if "scale" in info.subresources:
+        out.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": info.namespaced,
+                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
     return out
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from controlplane.apiserver import bodies, conversion, errors, read_options, tables
+from controlplane.apiserver import bodies, conversion, errors, read_options, scale, tables
 from controlplane.apiserver.apply import requests as apply_requests
 from controlplane.apiserver.datastore import Stored
 from controlplane.apiserver.protobuf.http import CODEC, DECODED_BODY
@@ -84,6 +84,7 @@ class ResourceHandlers:
     def __init__(self, service: ApiService, hub: WatchHub) -> None:
         self.service = service
         self.hub = hub
+        self.scale = scale.ScaleHandler(service)
 
     def _selectors(self, info: ResourceInfo, request: web.Request) -> tuple[LabelSelector | None, FieldSelector | None]:
         label = request.query.get("labelSelector", "")
@@ -95,6 +96,8 @@ class ResourceHandlers:
         method = request.method
         dry_run = request.query.get("dryRun") == "All"
         accept = request.headers.get("Accept", "")
+        if target.subresource == "scale" and scale.spec_of(info) is not None:
+            return await self.scale.handle(request, info, target.namespace, target.name)
         if target.subresource and target.subresource not in ("status",) and not (
                 target.subresource == "finalize" and info.kind == "Namespace"):
             raise errors.not_found(f"{info.plural}/{target.subresource}", info.group, target.name)

@@ -35,6 +35,7 @@ from controlplane.controllers.vm import controller as vm
 from controlplane.controllers.vmbda import controller as vmbda
 from controlplane.controllers.vmclass import controller as vmclass
 from controlplane.controllers.vmop import controller as vmop
+from controlplane.controllers.vmpool import controller as vmpool
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ BUILDERS: dict[str, Builder] = {
     "vdsnapshot": vdsnapshot.build,
     "vmsnapshot": vmsnapshot.build,
     "vmsop": vmsop.build,
+    "vmpool": vmpool.build,
 }
 LEASE_NAME = "dvp-controllers"
 

@@ -129,6 +129,35 @@ RULES: list[tuple[str, str, str, Any, Any, Any]] = [
      {"nameSuffix": "s" * 59}, {"nameSuffix": "s" * 60}, None),
 ]
 
+# A VirtualMachinePool carries the VM and disk spec schemas in its templates, their rules included.
+_IN_POOL = {("VirtualMachine", "spec"): "spec.virtualMachineTemplate.spec",
+            ("VirtualDisk", "spec.dataSource"): "spec.virtualDiskTemplates[].spec.dataSource"}
+RULES += [("VirtualMachinePool", _IN_POOL.get((k, p), f"spec.virtualMachineTemplate.{p}"), *rest)
+          for k, p, *rest in list(RULES) if k == "VirtualMachine" or (k, p) in _IN_POOL]
+POOL_DISKS = [{"name": "root", "spec": {}}, {"name": "data", "spec": {}}]
+
+
+def pool(*refs: str, os_type: str = "Generic") -> dict[str, Any]:
+    return {"scaleDownPolicy": "NewestFirst", "virtualDiskTemplates": POOL_DISKS,
+            "virtualMachineTemplate": {"spec": vm(osType=os_type,
+                                                  blockDeviceRefs=[{"kind": "VirtualDisk", "name": r} for r in refs])}}
+
+
+RULES += [
+    ("VirtualMachinePool", "spec", "each virtualDiskTemplates entry must be referenced by", pool("root", "data"),
+     pool("root"), None),
+    ("VirtualMachinePool", "spec", "each VirtualDisk reference", pool("data", "root"), pool("root", "data", "x"),
+     None),
+    ("VirtualMachinePool", "spec", "each virtualDiskTemplates entry must be referenced exactly", pool("root", "data"),
+     pool("root", "data", "data"), None),
+    ("VirtualMachinePool", "spec", "The Legacy osType is not supported", pool("root", "data"),
+     pool("root", "data", os_type="Legacy"), None),
+    ("VirtualMachinePool", "spec.virtualDiskTemplates[].reclaim", "keep and ttl",
+     {"onScaleDown": "Retain", "keep": 1, "ttl": "1h"}, {"onScaleDown": "Delete", "keep": 0, "ttl": "1h"}, None),
+    ("VirtualMachinePool", "spec.virtualDiskTemplates[].reclaim", "keep requires ttl",
+     {"onScaleDown": "Retain", "keep": 0}, {"onScaleDown": "Retain", "keep": 2}, None),
+]
+
 
 def rules_of(kind: str) -> list[tuple[str, str, str, dict[str, Any]]]:
     return list(all_rules(served_schema(crds_by_kind()[kind])))

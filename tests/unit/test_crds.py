@@ -55,6 +55,8 @@ NAMES = {
                                "Namespaced", ["virtualization"]),
     "VirtualMachineSnapshotOperation": ("virtualmachinesnapshotoperations", "virtualmachinesnapshotoperation",
                                         ["vmsop"], "Namespaced", ["virtualization"]),
+    "VirtualMachinePool": ("virtualmachinepools", "virtualmachinepool", ["vmpool", "vmpools"], "Namespaced",
+                           ["virtualization"]),
 }
 # The short name the issue asks for, per kind.
 ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage": "vi",
@@ -63,7 +65,7 @@ ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage"
                      "VirtualMachineBlockDeviceAttachment": "vmbda", "VirtualMachineOperation": "vmop",
                      "VirtualMachineMACAddress": "vmmac", "VirtualMachineMACAddressLease": "vmmacl",
                      "VirtualDiskSnapshot": "vds", "VirtualMachineSnapshot": "vms",
-                     "VirtualMachineSnapshotOperation": "vmsop"}
+                     "VirtualMachineSnapshotOperation": "vmsop", "VirtualMachinePool": "vmpool"}
 
 COND = ".status.conditions[?(@.type=='{}')].status"
 # kind: [(name, type, jsonPath, priority)] in DVP's order
@@ -133,6 +135,9 @@ COLUMNS: dict[str, list[tuple[str, str, str, int]]] = {
     "VirtualMachineSnapshotOperation": [
         ("Phase", "string", ".status.phase", 0), ("Type", "string", ".spec.type", 0),
         ("VirtualMachineSnapshot", "string", ".spec.virtualMachineSnapshotName", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "VirtualMachinePool": [
+        ("Replicas", "integer", ".status.replicas", 0), ("Ready", "integer", ".status.readyReplicas", 0),
         ("Age", "date", ".metadata.creationTimestamp", 0)],
 }
 
@@ -225,7 +230,10 @@ def test_v1alpha2_is_stored_with_status_subresource(kind: str) -> None:
     # DVP serves VirtualMachineClass v1alpha3 too, v1alpha2 being its deprecated storage version
     v3 = [("v1alpha3", True, False)] if kind == "VirtualMachineClass" else []
     assert [(v["name"], v["served"], v["storage"]) for v in versions] == [("v1alpha2", True, True), *v3]
-    assert all(v["subresources"] == {"status": {}} for v in versions)
+    # DVP's VirtualMachinePool is scaled through the scale subresource too
+    scale = {"scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                       "labelSelectorPath": ".status.selector"}} if kind == "VirtualMachinePool" else {}
+    assert all(v["subresources"] == {"status": {}, **scale} for v in versions)
     assert versions[0].get("deprecated", False) is (kind == "VirtualMachineClass")
 
 
@@ -288,7 +296,11 @@ VMS = {"kind": "VirtualMachineSnapshot", "spec": {"virtualMachineName": "vm", "k
 VMSOP = {"kind": "VirtualMachineSnapshotOperation",
          "spec": {"type": "CreateVirtualMachine", "virtualMachineSnapshotName": "s",
                   "createVirtualMachine": {"mode": "Strict", "customization": {"nameSuffix": "-copy"}}}}
-BASES = {"VirtualMachine": VM, "VirtualDisk": VD, "VirtualImage": VI, "ClusterVirtualImage": CVI,
+VMPOOL = {"kind": "VirtualMachinePool", "spec": {
+    "replicas": 2, "scaleDownPolicy": "NewestFirst",
+    "virtualDiskTemplates": [{"name": "root", "spec": {"persistentVolumeClaim": {"size": "1Gi"}}}],
+    "virtualMachineTemplate": {"metadata": {"labels": {"app": "web"}}, "spec": VM["spec"]}}}
+BASES = {"VirtualMachinePool": VMPOOL, "VirtualMachine": VM, "VirtualDisk": VD, "VirtualImage": VI, "ClusterVirtualImage": CVI,
          "VirtualMachineClass": VMCLASS, "VirtualMachineIPAddress": VMIP, "VirtualMachineIPAddressLease": VMIPL,
          "VirtualMachineMACAddress": VMMAC, "VirtualMachineMACAddressLease": VMMACL,
          "VirtualMachineBlockDeviceAttachment": VMBDA, "VirtualMachineOperation": VMOP,
@@ -367,6 +379,11 @@ INVALID = [
     ("VirtualMachineSnapshot", "spec.keepIPAddress", "Sometimes", "spec.keepIPAddress", "is not one of"),
     ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine.mode", "Fast", "spec.createVirtualMachine.mode",
      "is not one of"),
+    ("VirtualMachinePool", "spec.replicas", -1, "spec.replicas", "less than the minimum of 0"),
+    ("VirtualMachinePool", "spec.scaleDownPolicy", "Random", "spec.scaleDownPolicy", "is not one of"),
+    ("VirtualMachinePool", "spec.virtualDiskTemplates", [], "spec.virtualDiskTemplates", "should be non-empty"),
+    ("VirtualMachinePool", "spec.virtualMachineTemplate.spec.cpu.cores", 0,
+     "spec.virtualMachineTemplate.spec.cpu.cores", "less than the minimum of 1"),
 ]
 
 

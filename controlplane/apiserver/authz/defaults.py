@@ -30,10 +30,12 @@ CONTROLLERS_USER, DVCR_USER = "system:dvp-controllers", "system:dvcr"
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 DVP_NAMESPACED = ["virtualmachines", "virtualdisks", "virtualimages", "virtualmachineipaddresses",
-                  "virtualmachineblockdeviceattachments", "virtualmachineoperations", "virtualmachinemacaddresses"]
+                  "virtualmachineblockdeviceattachments", "virtualmachineoperations", "virtualmachinemacaddresses",
+                  "virtualmachinepools"]
 DVP_READ_ONLY = ["virtualmachineipaddressleases", "virtualmachinemacaddressleases", "clustervirtualimages",
                  "virtualmachineclasses"]
 DVP_STATUS = [f"{r}/status" for r in DVP_NAMESPACED]
+DVP_SCALE = ["virtualmachinepools/scale"]  # kinds with a `scale` subresource (kubectl scale, autoscalers)
 
 
 def _rule(verbs: list[str], groups: list[str], resources: list[str], names: list[str] | None = None) -> dict[str, Any]:
@@ -88,10 +90,11 @@ def cluster_roles() -> list[dict[str, Any]]:
             _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
         ], labels={to + "view": "true"}),
         _role("d8:use:capability:module:virtualization:view", [
-            _rule(READ, [DVP_GROUP], [*DVP_NAMESPACED, *DVP_READ_ONLY, *DVP_STATUS]),
+            _rule(READ, [DVP_GROUP], [*DVP_NAMESPACED, *DVP_READ_ONLY, *DVP_STATUS, *DVP_SCALE]),
         ], labels={to + "view": "true"}),
         _role("d8:use:capability:module:virtualization:edit", [
             _rule(WRITE, [DVP_GROUP], DVP_NAMESPACED),
+            _rule(["get", "patch", "update"], [DVP_GROUP], DVP_SCALE),
             _rule(["get", "create", "update", "patch"], [SUBRESOURCES_GROUP],
                   ["virtualmachines/console", "virtualmachines/vnc"]),
         ], labels={to + "edit": "true"}),

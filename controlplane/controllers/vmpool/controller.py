@@ -1,0 +1,178 @@
+"""The VirtualMachinePool reconciler: keeps `spec.replicas` VirtualMachines stamped from the
+pool's template, and reports them in the pool's status.
+
+One handler: read the members (the VMs the pool controls, by an informer index on the
+controller owner reference), fold in what this process created or deleted that the cache
+has not shown yet (expectations, as DVP and ReplicaSets keep them: a lagging cache must not
+make the pool create or delete twice), ask `plan` what to do, do it, and write the status
+(replicas, readyReplicas, updatedReplicas, selector, conditions Available/Progressing/Synced).
+The runner writes status only when it changed. Deleting the pool deletes its members through
+owner-reference garbage collection; a member's disks are owned by the member and go with it.
+
+Template changes: members created afterwards get the new template; existing members keep
+theirs (status.updatedReplicas and the Synced condition say how many are behind). Replacing
+one is deleting it: the pool creates a new member from the current template.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from controlplane.api import condition_builder as conditions
+from controlplane.api.resources import VIRTUAL_DISKS, VIRTUAL_MACHINE_POOLS, VIRTUAL_MACHINES
+from controlplane.api.v1alpha2 import Kind
+from controlplane.api.v1alpha2 import VMPoolCondition as C
+from controlplane.common.kube.client import KubeError
+from controlplane.controllers.runtime import indexes
+from controlplane.controllers.runtime.context import Context
+from controlplane.controllers.runtime.reconciler import Reconciler
+from controlplane.controllers.runtime.state import State
+from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key, owners_of_kind
+from controlplane.controllers.vmpool import plan as P
+
+EXPECTATION_TTL = 30.0
+"""How long a create or delete this process made counts before the cache shows it."""
+RECHECK = 2.0
+
+
+def _controller_pool_uid(vm: dict[str, Any]) -> list[str]:
+    refs = (vm.get("metadata") or {}).get("ownerReferences") or []
+    return [str(r["uid"]) for r in refs if r.get("controller") and r.get("kind") == Kind.VIRTUAL_MACHINE_POOL]
+
+
+VMS_BY_POOL = indexes.Index(VIRTUAL_MACHINES, "pool", _controller_pool_uid)
+
+
+class Expectations:
+    """Per pool, the members this process created or deleted and the cache does not show yet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, dict[str, tuple[str, float]]] = {}
+
+    def expect(self, pool_uid: str, name: str, action: str) -> None:
+        with self._lock:
+            self._pending.setdefault(pool_uid, {})[name] = (action, time.monotonic() + EXPECTATION_TTL)
+
+    def settle(self, pool_uid: str, cached: dict[str, P.Member]) -> dict[str, str]:
+        """Drop what the cache now shows (or what expired); the rest, name -> "create"/"delete"."""
+        now = time.monotonic()
+        with self._lock:
+            pending = self._pending.get(pool_uid, {})
+            for name, (action, deadline) in list(pending.items()):
+                seen = name in cached
+                done = seen if action == "create" else (not seen or cached[name].terminating)
+                if done or now > deadline:
+                    del pending[name]
+            if not pending:
+                self._pending.pop(pool_uid, None)
+            return {n: a for n, (a, _d) in pending.items()}
+
+    def drop(self, pool_uid: str, name: str) -> None:
+        with self._lock:
+            self._pending.get(pool_uid, {}).pop(name, None)
+
+    def forget(self, pool_uid: str) -> None:
+        with self._lock:
+            self._pending.pop(pool_uid, None)
+
+
+def _set(state: State, type_: str, ok: bool, reason: str, message: str) -> None:
+    conditions.set_condition(state.status, type_, ok, reason, message, generation=state.generation)
+
+
+class Steps:
+    name = "vmpool"
+
+    def __init__(self) -> None:
+        self.expectations = Expectations()
+
+    def handle(self, state: State) -> None:
+        if state.deleting:  # its members go by garbage collection
+            self.expectations.forget(state.uid)
+            return
+        pool = state.changed
+        vms = {vm["metadata"]["name"]: vm for vm in state.lookup(VMS_BY_POOL, state.uid)
+               if vm["metadata"].get("namespace", "") == state.namespace}
+        cached = {name: P.Member.of(vm) for name, vm in vms.items()}
+        desired_hash = P.template_hash(pool)
+        desired = int(state.spec.get("replicas") or 0)
+        self._report(state, list(cached.values()), desired, desired_hash)
+        pending = self.expectations.settle(state.uid, cached)
+        members = [P.Member(m.name, m.created, m.terminating or pending.get(m.name) == "delete", m.running,
+                            m.template_hash) for m in cached.values()]
+        members += [P.Member(n, "9999", template_hash=desired_hash) for n, a in pending.items()
+                    if a == "create" and n not in cached]
+        step = P.plan(desired, str(state.spec.get("scaleDownPolicy") or ""), members)
+        for _ in range(step.create):
+            self._create(state, pool)
+        for name in step.delete:
+            self.expectations.expect(state.uid, name, "delete")
+            try:
+                state.ctx.kube.delete(VIRTUAL_MACHINES, name, state.namespace)
+            except KubeError as exc:
+                if not exc.not_found:
+                    raise
+            state.ctx.recorder.record(state.changed, type="Normal", reason="SuccessfulDelete",
+                                      message=f"Deleted VirtualMachine {name!r}.")
+        for name, vm in vms.items():  # a member whose disks were not all created (a crash between)
+            if not cached[name].terminating and pending.get(name) != "delete":
+                self._ensure_disks(state, pool, vm)
+        if step.create or step.delete or pending:
+            state.requeue(RECHECK)
+
+    def _create(self, state: State, pool: dict[str, Any]) -> None:
+        name = P.new_name(state.name)
+        self.expectations.expect(state.uid, name, "create")
+        try:
+            vm = state.ctx.kube.create(VIRTUAL_MACHINES, P.member(pool, name))
+        except KubeError as exc:
+            self.expectations.drop(state.uid, name)  # it will never show up: stop waiting for it
+            state.ctx.recorder.record(state.changed, type="Warning", reason="FailedCreate",
+                                      message=f"Failed to create a VirtualMachine from the template: {exc}")
+            raise
+        state.ctx.recorder.record(state.changed, type="Normal", reason="SuccessfulCreate",
+                                  message=f"Created VirtualMachine {name!r}.")
+        self._ensure_disks(state, pool, vm, fresh=True)
+
+    def _ensure_disks(self, state: State, pool: dict[str, Any], vm: dict[str, Any], *, fresh: bool = False) -> None:
+        for disk in P.member_disks(pool, vm):
+            if not fresh and state.get(VIRTUAL_DISKS, disk["metadata"]["name"]) is not None:
+                continue
+            try:
+                state.ctx.kube.create(VIRTUAL_DISKS, disk)
+            except KubeError as exc:
+                if not exc.already_exists:
+                    raise
+
+    def _report(self, state: State, members: list[P.Member], desired: int, desired_hash: str) -> None:
+        seen = P.Observed.of(members, desired_hash)
+        status = state.status
+        status.update({"observedGeneration": state.generation, "replicas": seen.replicas,
+                       "readyReplicas": seen.ready, "updatedReplicas": seen.updated,
+                       "desiredTemplateHash": desired_hash, "selector": P.selector(state.changed)})
+        ready = seen.ready >= desired
+        _set(state, C.Type.AVAILABLE, ready,
+             C.AvailableReason.ALL_REPLICAS_READY if ready else C.AvailableReason.INSUFFICIENT_READY_REPLICAS,
+             f"All {desired} replicas are ready." if ready else f"Only {seen.ready} of {desired} replicas are ready.")
+        moving = seen.replicas != desired
+        _set(state, C.Type.PROGRESSING, moving,
+             C.ProgressingReason.REPLICAS_PROGRESSING if moving else C.ProgressingReason.POOL_STABLE,
+             f"Converging to {desired} replicas (currently {seen.replicas})." if moving
+             else "No replica changes in progress.")
+        synced = seen.updated >= seen.live
+        _set(state, C.Type.SYNCED, synced,
+             C.SyncedReason.POOL_SYNCED if synced else C.SyncedReason.ROLLOUT_IN_PROGRESS,
+             "All replicas are on the current virtualMachineTemplate." if synced
+             else f"{seen.updated} of {seen.live} replicas are on the current virtualMachineTemplate; existing "
+                  "replicas keep their template: delete one to have it recreated from the current template.")
+
+
+def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
+    indexes.register(ctx, VMS_BY_POOL)
+    members = fields_changed(("status", "phase"), ("metadata", "labels"), ("metadata", "ownerReferences"))
+    return (Reconciler(ctx, VIRTUAL_MACHINE_POOLS, [Steps()], failure_condition=C.Type.PROGRESSING),
+            [Watch(VIRTUAL_MACHINE_POOLS, lambda o: [own_key(o)]),
+             Watch(VIRTUAL_MACHINES, owners_of_kind(Kind.VIRTUAL_MACHINE_POOL), members)])

@@ -1,0 +1,113 @@
+"""VirtualMachinePool in a real `dvp server`, driven with kubectl 1.33: a pool applied in DVP's
+manifest form gets its VMs (owned by it, labelled with its selector, each with its own disk),
+`kubectl scale vmpool` moves it up and down through the `scale` subresource, `kubectl get
+vmpool` shows DVP's columns, bad replicas are refused naming the field, and deleting the pool
+deletes its VMs. No nodes: the VMs stay Pending (runPolicy AlwaysOff), which is all scaling needs."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.services import polling
+from tests.services.apiserver import ApiServerProcess
+from tests.services.kubectl import get, kubectl
+
+pytestmark = pytest.mark.integration
+UID_LABEL = "vmpool.virtualization.deckhouse.io/pool-uid"
+SCALE_URL = "/apis/virtualization.deckhouse.io/v1alpha2/namespaces/default/virtualmachinepools"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
+    srv = ApiServerProcess(tmp_path_factory.mktemp("vmpool") / "data")
+    srv.start(60)
+    yield srv
+    srv.stop()
+
+
+eventually = functools.partial(polling.eventually, timeout=20, interval=0.2)
+
+POOL = {
+    "apiVersion": "virtualization.deckhouse.io/v1alpha2", "kind": "VirtualMachinePool",
+    "metadata": {"name": "web", "namespace": "default"},
+    "spec": {
+        "replicas": 2, "scaleDownPolicy": "NewestFirst",
+        "virtualDiskTemplates": [{"name": "root", "reclaim": {"onScaleDown": "Delete"},
+                                  "spec": {"persistentVolumeClaim": {"size": "1Gi"}}}],
+        "virtualMachineTemplate": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"virtualMachineClassName": "generic", "runPolicy": "AlwaysOff",
+                     "cpu": {"cores": 1}, "memory": {"size": "256Mi"},
+                     "blockDeviceRefs": [{"kind": "VirtualDisk", "name": "root"}]}}},
+}
+
+
+def members(server: ApiServerProcess, uid: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = get(server, "vm", "-l", f"{UID_LABEL}={uid}").get("items") or []
+    return [vm for vm in items if not vm["metadata"].get("deletionTimestamp")]
+
+
+def exactly(server: ApiServerProcess, uid: str, n: int) -> list[dict[str, Any]]:
+    """The pool's members once there are exactly n of them."""
+    def check() -> list[dict[str, Any]] | None:
+        vms = members(server, uid)
+        return vms if len(vms) == n else None
+    found: list[dict[str, Any]] = eventually(check)
+    return found
+
+
+def scale_to(server: ApiServerProcess, uid: str, n: int) -> list[dict[str, Any]]:
+    out = kubectl(server, "scale", "vmpool", "web", f"--replicas={n}").stdout
+    assert "scaled" in out
+    return exactly(server, uid, n)
+
+
+def test_pool_scales_through_the_scale_subresource_and_takes_its_vms_along(server: ApiServerProcess) -> None:
+    kubectl(server, "apply", "-f", "-", input=json.dumps(POOL))
+    uid = get(server, "vmpool", "web")["metadata"]["uid"]
+    vms = exactly(server, uid, 2)
+    for vm in vms:
+        meta = vm["metadata"]
+        assert meta["name"].startswith("web-") and meta["labels"]["app"] == "web"
+        assert meta["labels"]["vmpool.virtualization.deckhouse.io/pool"] == "web"
+        assert [(r["kind"], r["name"], r["uid"], r["controller"]) for r in meta["ownerReferences"]] == [
+            ("VirtualMachinePool", "web", uid, True)]
+        assert vm["spec"]["blockDeviceRefs"] == [{"kind": "VirtualDisk", "name": f"{meta['name']}-root"}]
+        disk_name = f"{meta['name']}-root"
+        disk = eventually(functools.partial(get, server, "vd", disk_name))
+        assert disk["metadata"]["ownerReferences"][0]["name"] == meta["name"]
+    pool = eventually(lambda: (p := get(server, "vmpool", "web")).get("status", {}).get("replicas") == 2 and p)
+    assert pool["status"]["selector"] == f"{UID_LABEL}={uid}" and pool["status"]["readyReplicas"] == 0
+    assert {c["type"] for c in pool["status"]["conditions"]} == {"Available", "Progressing", "Synced"}
+
+    scale = json.loads(kubectl(server, "get", "--raw", f"{SCALE_URL}/web/scale").stdout)
+    assert (scale["kind"], scale["apiVersion"], scale["spec"], scale["status"]) == (
+        "Scale", "autoscaling/v1", {"replicas": 2}, {"replicas": 2, "selector": f"{UID_LABEL}={uid}"})
+
+    first = {vm["metadata"]["name"] for vm in vms}
+    assert len(scale_to(server, uid, 3)) == 3
+    assert get(server, "vmpool", "web")["spec"]["replicas"] == 3
+    left = scale_to(server, uid, 1)  # NewestFirst: one of the two first members stays
+    assert left[0]["metadata"]["name"] in first
+
+    table = kubectl(server, "get", "vmpool", "web").stdout.splitlines()
+    assert table[0].split() == ["NAME", "REPLICAS", "READY", "AGE"]
+    eventually(lambda: kubectl(server, "get", "vmpool", "web").stdout.splitlines()[1].split()[1:3] == ["1", "0"])
+
+    for bad in ("-1", '"three"'):  # kubectl scale refuses -1 itself: the server is asked through patch
+        out = kubectl(server, "patch", "vmpool", "web", "--subresource=scale", "--type=merge",
+                      "-p", f'{{"spec":{{"replicas":{bad}}}}}', check=False)
+        assert out.returncode != 0 and 'Scale "web" is invalid: spec.replicas: Invalid value' in out.stderr, out.stderr
+    scale["metadata"]["resourceVersion"], scale["spec"]["replicas"] = "1", 2  # a stale Scale: 409, nothing written
+    stale = kubectl(server, "replace", "--raw", f"{SCALE_URL}/web/scale", "-f", "-", input=json.dumps(scale),
+                    check=False)
+    assert stale.returncode != 0 and "the object has been modified" in stale.stderr, stale.stderr
+    assert get(server, "vmpool", "web")["spec"]["replicas"] == 1
+
+    kubectl(server, "delete", "vmpool", "web", "--wait=false")
+    assert eventually(lambda: not members(server, uid) and not get(server, "vmpool", "web"))
