@@ -26,7 +26,7 @@ import libvirt
 from aiohttp import WSMsgType, web
 
 from controlplane.nodehandler import metrics
-from controlplane.nodehandler.consoleauth import Denied, TokenReviewer
+from controlplane.nodehandler.consoleauth import Denied, TokenReviewer, stream_access
 from controlplane.nodehandler.context import NodeContext
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class ConsoleServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", metrics.handler(self.reviewer))
+        app.router.add_get("/metrics", metrics.handler(self.reviewer, self.ctx.node))
         app.router.add_get("/v1/namespaces/{namespace}/instances/{name}/console", self._console)
         app.router.add_get("/v1/namespaces/{namespace}/instances/{name}/vnc", self._vnc)
         return app
@@ -74,11 +74,13 @@ class ConsoleServer:
     # -- shared checks ---------------------------------------------------------------------------
     async def _target(self, request: web.Request) -> tuple[dict[str, Any], str]:
         loop = asyncio.get_running_loop()
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        access = stream_access(ns, name, request.path.rsplit("/", 1)[-1])
         try:
-            ident = await loop.run_in_executor(None, self.reviewer.authorize, request.headers.get("Authorization"))
+            ident = await loop.run_in_executor(None, self.reviewer.authorize, request.headers.get("Authorization"),
+                                               access)
         except Denied as exc:
             raise (web.HTTPUnauthorized if exc.status == 401 else web.HTTPForbidden)(text=str(exc)) from exc
-        ns, name = request.match_info["namespace"], request.match_info["name"]
         obj = self.ctx.instances.get(ns, name)
         if obj is None or not self.ctx.mine(obj):
             raise web.HTTPNotFound(text=f"instance {ns}/{name} is not on node {self.ctx.node}")

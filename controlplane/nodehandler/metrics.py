@@ -30,7 +30,7 @@ from controlplane.api.nodemetrics import USAGE_ANNOTATION, NodeUsage, Usage
 from controlplane.common.kube.client import NODES
 from controlplane.common.metrics import CONTENT_TYPE, REGISTRY, Family
 from controlplane.common.quantity import to_bytes
-from controlplane.nodehandler.consoleauth import Denied, TokenReviewer
+from controlplane.nodehandler.consoleauth import Denied, TokenReviewer, metrics_access
 from controlplane.nodehandler.context import NodeContext
 
 log = logging.getLogger(__name__)
@@ -202,14 +202,15 @@ class NodeMetrics:
         REGISTRY.remove_collector("nodehandler")
 
 
-def handler(reviewer: TokenReviewer) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """`GET /metrics` for the console endpoint: any identity the API server authenticates,
-    except nodes (as for consoles)."""
+def handler(reviewer: TokenReviewer, node: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`GET /metrics` for the console endpoint: identities the API server authenticates and
+    allows `get nodes/metrics` on this node (as a kubelet's), never other nodes."""
+    access = metrics_access(node)
 
     async def metrics(request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, reviewer.authorize, request.headers.get("Authorization"))
+            await loop.run_in_executor(None, reviewer.authorize, request.headers.get("Authorization"), access)
         except Denied as exc:
             return web.Response(status=exc.status, text=f"{exc}\n")
         return web.Response(body=REGISTRY.expose().encode(), headers={"Content-Type": CONTENT_TYPE})

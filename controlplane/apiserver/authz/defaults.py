@@ -101,7 +101,8 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role("system:aggregated-metrics-reader", [_rule(READ, ["metrics.k8s.io"], ["pods", "nodes"])],
               labels={to + "view": "true", to + "edit": "true", to + "admin": "true"}),
         _role("system:monitoring", [_urls(["get"], ["/metrics", "/metrics/*", "/healthz", "/healthz/*", "/livez",
-                                                    "/livez/*", "/readyz", "/readyz/*"])]),
+                                                    "/livez/*", "/readyz", "/readyz/*"]),
+                                    _rule(["get"], [""], ["nodes/metrics"])]),  # node handlers' /metrics
         _role("system:basic-user", [
             _rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
             _rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),

@@ -85,6 +85,8 @@ class NodeAuthorizer:
             return Decision(True, "node authorizer: nodes record events")
         if group == "authentication.k8s.io" and resource == "tokenreviews" and verb == "create":
             return Decision(True, "node authorizer: nodes check console tokens")
+        if group == "authorization.k8s.io" and resource == "subjectaccessreviews" and verb == "create":
+            return Decision(True, "node authorizer: nodes ask who may open a console or read their metrics")
         return Decision(False)
 
     def _placed(self, attrs: Attributes, node: str, no: Decision) -> Decision:

@@ -96,6 +96,40 @@ def test_streams_need_an_authorized_token(env: NodeEnv, vm: str, apiserver: ApiS
         assert status == expected
 
 
+def test_streams_and_metrics_are_authorized_by_rbac(env: NodeEnv, apiserver: ApiServerProcess) -> None:
+    """Delegated authorization, as a kubelet's: an editor of another namespace is refused this
+    namespace's consoles and the node's metrics (403 naming the rule); an editor of this one
+    gets past authorization (404: no such instance here); `nodes/metrics` opens /metrics."""
+    from controlplane.apiserver.auth import TokenAuthenticator
+
+    tokens = TokenAuthenticator(apiserver.data_dir / "tokens.json")
+    here, elsewhere, scraper = (tokens.issue(n, []) for n in ("console-editor", "other-editor", "node-scraper"))
+    env.ensure_namespace("console-other")
+    for name, ns, user in (("ce-edit", NS, "console-editor"), ("oe-edit", "console-other", "other-editor")):
+        env.kube.request("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", body={
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]})
+    env.kube.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "ns-scrape"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:monitoring"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "node-scraper"}]})
+    for kind in ("console", "vnc"):
+        path = f"/v1/namespaces/{NS}/instances/nope/{kind}"
+        assert asyncio.run(_open(env, apiserver, path, elsewhere))[0] == 403
+        assert asyncio.run(_open(env, apiserver, path, here))[0] == 404
+
+    async def metrics(token: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as s, s.get(f"https://127.0.0.1:{env.agent.console_port}/metrics",
+                                                        headers={"Authorization": f"Bearer {token}"},
+                                                        ssl=_ssl(apiserver)) as r:
+            return r.status, await r.text()
+    status, text = asyncio.run(metrics(here))
+    assert status == 403 and 'User "console-editor" cannot get resource "nodes/metrics"' in text, text
+    status, text = asyncio.run(metrics(scraper))
+    assert status == 200 and "node_memory_working_set_bytes" in text
+
+
 def test_unknown_instance_is_404_and_healthz_is_open(env: NodeEnv, apiserver: ApiServerProcess) -> None:
     status, _ = asyncio.run(_open(env, apiserver, f"/v1/namespaces/{NS}/instances/nope/console", apiserver.token))
     assert status == 404
