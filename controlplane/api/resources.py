@@ -26,6 +26,8 @@ VIRTUAL_DISK_SNAPSHOTS = Resource(GROUP, VERSION, "virtualdisksnapshots", "Virtu
 VIRTUAL_MACHINE_SNAPSHOTS = Resource(GROUP, VERSION, "virtualmachinesnapshots", "VirtualMachineSnapshot")
 VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = Resource(GROUP, VERSION, "virtualmachinesnapshotoperations",
                                                "VirtualMachineSnapshotOperation")
+NODE_USB_DEVICES = Resource(GROUP, VERSION, "nodeusbdevices", "NodeUSBDevice", namespaced=False)
+USB_DEVICES = Resource(GROUP, VERSION, "usbdevices", "USBDevice")
 
 INSTANCES = Resource(INTERNAL_GROUP, "v1", "internalvirtualmachineinstances", "InternalVirtualMachineInstance")
 VOLUMES = Resource(INTERNAL_GROUP, "v1", "internalvirtualdiskvolumes", "InternalVirtualDiskVolume")

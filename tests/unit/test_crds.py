@@ -55,6 +55,8 @@ NAMES = {
                                "Namespaced", ["virtualization"]),
     "VirtualMachineSnapshotOperation": ("virtualmachinesnapshotoperations", "virtualmachinesnapshotoperation",
                                         ["vmsop"], "Namespaced", ["virtualization"]),
+    "NodeUSBDevice": ("nodeusbdevices", "nodeusbdevice", ["nusb"], "Cluster", ["virtualization"]),
+    "USBDevice": ("usbdevices", "usbdevice", ["usb"], "Namespaced", ["virtualization"]),
 }
 # The short name the issue asks for, per kind.
 ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage": "vi",
@@ -63,7 +65,7 @@ ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage"
                      "VirtualMachineBlockDeviceAttachment": "vmbda", "VirtualMachineOperation": "vmop",
                      "VirtualMachineMACAddress": "vmmac", "VirtualMachineMACAddressLease": "vmmacl",
                      "VirtualDiskSnapshot": "vds", "VirtualMachineSnapshot": "vms",
-                     "VirtualMachineSnapshotOperation": "vmsop"}
+                     "VirtualMachineSnapshotOperation": "vmsop", "NodeUSBDevice": "nusb", "USBDevice": "usb"}
 
 COND = ".status.conditions[?(@.type=='{}')].status"
 # kind: [(name, type, jsonPath, priority)] in DVP's order
@@ -133,6 +135,18 @@ COLUMNS: dict[str, list[tuple[str, str, str, int]]] = {
     "VirtualMachineSnapshotOperation": [
         ("Phase", "string", ".status.phase", 0), ("Type", "string", ".spec.type", 0),
         ("VirtualMachineSnapshot", "string", ".spec.virtualMachineSnapshotName", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "NodeUSBDevice": [
+        ("Node", "string", ".status.nodeName", 0), ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 0),
+        ("Assigned", "string", '.status.conditions[?(@.type=="Assigned")].status', 0),
+        ("Namespace", "string", ".spec.assignedNamespace", 0), ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "USBDevice": [
+        ("Node", "string", ".status.nodeName", 0), ("VendorID", "string", ".status.attributes.vendorID", 1),
+        ("ProductID", "string", ".status.attributes.productID", 1), ("Bus", "string", ".status.attributes.bus", 1),
+        ("DeviceNumber", "string", ".status.attributes.deviceNumber", 1),
+        ("Manufacturer", "string", ".status.attributes.manufacturer", 0),
+        ("Product", "string", ".status.attributes.product", 0), ("Serial", "string", ".status.attributes.serial", 1),
+        ("Attached", "string", '.status.conditions[?(@.type=="Attached")].status', 0),
         ("Age", "date", ".metadata.creationTimestamp", 0)],
 }
 
@@ -288,7 +302,9 @@ VMS = {"kind": "VirtualMachineSnapshot", "spec": {"virtualMachineName": "vm", "k
 VMSOP = {"kind": "VirtualMachineSnapshotOperation",
          "spec": {"type": "CreateVirtualMachine", "virtualMachineSnapshotName": "s",
                   "createVirtualMachine": {"mode": "Strict", "customization": {"nameSuffix": "-copy"}}}}
-BASES = {"VirtualMachine": VM, "VirtualDisk": VD, "VirtualImage": VI, "ClusterVirtualImage": CVI,
+NUSB = {"kind": "NodeUSBDevice", "spec": {"assignedNamespace": "team-a"}}
+USB = {"kind": "USBDevice"}
+BASES = {"NodeUSBDevice": NUSB, "USBDevice": USB, "VirtualMachine": VM, "VirtualDisk": VD, "VirtualImage": VI, "ClusterVirtualImage": CVI,
          "VirtualMachineClass": VMCLASS, "VirtualMachineIPAddress": VMIP, "VirtualMachineIPAddressLease": VMIPL,
          "VirtualMachineMACAddress": VMMAC, "VirtualMachineMACAddressLease": VMMACL,
          "VirtualMachineBlockDeviceAttachment": VMBDA, "VirtualMachineOperation": VMOP,
@@ -367,6 +383,9 @@ INVALID = [
     ("VirtualMachineSnapshot", "spec.keepIPAddress", "Sometimes", "spec.keepIPAddress", "is not one of"),
     ("VirtualMachineSnapshotOperation", "spec.createVirtualMachine.mode", "Fast", "spec.createVirtualMachine.mode",
      "is not one of"),
+    ("NodeUSBDevice", "spec", "_DELETE_", "spec", "'spec' is a required property"),
+    ("NodeUSBDevice", "status", {"attributes": {"speed": "fast"}}, "status.attributes.speed", "is not of type"),
+    ("USBDevice", "status", {"attributes": {"major": "189"}}, "status.attributes.major", "is not of type"),
 ]
 
 
