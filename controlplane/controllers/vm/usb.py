@@ -4,7 +4,9 @@ A device is passed through (`usable`, then the instance's `usbDevices`, then a `
 the domain) when its USBDevice exists, is Ready, names a vendor, product and address, and sits
 on the VM's node. A device that is not usable never holds the VM back: the VM starts without it
 and the condition `USBDevicesReady` (ours; DVP reports USB devices only in `status.usbDevices`)
-names each missing device and what to do. `status.usbDevices[]` shows every named device with
+names each missing device and what to do. An unplaced VM is placed on the node of its first
+usable device unless a provisioned disk pins it elsewhere (`device_node`, vm/placement.py).
+`status.usbDevices[]` shows every named device with
 `ready` and `attached` (in the instance the node handler runs). The condition is absent for a VM
 that names no USB device.
 """
@@ -32,6 +34,8 @@ class Verdict:
     """Set when the device can be passed through."""
     reason: R = R.USB_DEVICES_READY
     message: str = ""
+    node: str = ""
+    """Where the device is plugged in (when known)."""
 
 
 def judge(name: str, usb: dict[str, Any] | None, node: str | None) -> Verdict:
@@ -52,12 +56,21 @@ def judge(name: str, usb: dict[str, Any] | None, node: str | None) -> Verdict:
                        f"USBDevice {name!r} is plugged into node {where}, the VM runs on {node}: plug it into "
                        f"{node}, or move the VM there")
     return Verdict(name, UsbHostDevice(name=name, vendor_id=attrs.vendor_id, product_id=attrs.product_id,
-                                       bus=attrs.bus, device=attrs.device_number))
+                                       bus=attrs.bus, device=attrs.device_number), node=where)
 
 
 def verdicts(state: State, node: str | None) -> list[Verdict]:
     names = [str(u.get("name")) for u in state.spec.get("usbDevices") or [] if u.get("name")]
     return [judge(n, state.get(USB_DEVICES, n), node) for n in names]
+
+
+def device_node(state: State) -> tuple[str | None, str]:
+    """The node of the first usable USB device of a VM not placed yet, and which device it is:
+    placement puts the VM there (a disk provisioned elsewhere pins it first)."""
+    for v in verdicts(state, None):
+        if v.device is not None and v.node:
+            return v.node, f"USBDevice {v.name!r}"
+    return None, ""
 
 
 def usable(state: State, node: str) -> list[UsbHostDevice]:

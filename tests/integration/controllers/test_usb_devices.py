@@ -27,11 +27,12 @@ NS = "usb-team"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
     srv = ApiServerProcess(tmp_path_factory.mktemp("usb") / "data")
     srv.start(60)
+    srv.wait_ready(90)  # the controllers included: the first test's answer comes from them
     yield srv
     srv.stop()
 
 
-eventually = functools.partial(polling.eventually, timeout=20, interval=0.2)
+eventually = functools.partial(polling.eventually, timeout=30, interval=0.2)
 
 
 def apply(server: ApiServerProcess, doc: dict[str, Any]) -> None:
@@ -64,7 +65,8 @@ def node_device(server: ApiServerProcess) -> str:
 
 
 def test_node_usb_devices_show_dvp_columns(server: ApiServerProcess, node_device: str) -> None:
-    eventually(lambda: condition(get(server, "nusb", node_device), "Assigned").get("reason") == "Available")
+    eventually(lambda: condition(get(server, "nusb", node_device), "Assigned").get("reason") == "Available",
+               what="Assigned=Available on the NodeUSBDevice")
     header, row = table(server, "nodeusbdevices")
     assert header == ["NAME", "NODE", "READY", "ASSIGNED", "NAMESPACE", "AGE"]
     assert row[:4] == [node_device, "lab-node", "True", "False"]

@@ -21,7 +21,8 @@ from controlplane.controllers.runtime.state import State
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.usb.nodeusb import AssignmentHandler
 from controlplane.controllers.usb.usbdevice import StatusHandler
-from controlplane.controllers.vm.usb import USBDevicesHandler, usable
+from controlplane.controllers.vm.placement import pinned_node
+from controlplane.controllers.vm.usb import USBDevicesHandler, device_node, usable
 
 ATTRS = UsbAttributes(name="1-1", vendor_id="046d", product_id="c52b", bus=1, device_number=5, node_name="n1",
                       manufacturer="Logitech", product="USB Receiver", speed=12)
@@ -213,3 +214,11 @@ def test_attached_follows_the_instance() -> None:
     store.put(INSTANCES, {"metadata": {"name": "vm", "namespace": "team-a"},
                           "spec": {"nodeName": "n1", "usbDevices": [{"name": NAME}]}})
     assert _vm_state(store, [NAME]).status["usbDevices"] == [{"name": NAME, "ready": True, "attached": True}]
+
+
+def test_an_unplaced_vm_goes_to_the_node_of_its_first_usable_device() -> None:
+    store = Store()
+    store.put(USB_DEVICES, _usb_device(node="n2"))
+    state = _vm_state(store, ["missing-usb", NAME])
+    assert device_node(state) == pinned_node(state) == ("n2", f"USBDevice {NAME!r}")
+    assert device_node(_vm_state(Store(), ["missing-usb"])) == (None, "")
