@@ -36,6 +36,8 @@ class VMCondition:
         NEEDS_EVICT = "NeedsEvict"
         NETWORK_READY = "NetworkReady"
         MAINTENANCE = "Maintenance"
+        USB_DEVICES_READY = "USBDevicesReady"
+        """Ours: DVP shows USB devices only in status.usbDevices; this says why one is not attached."""
 
     class AgentReadyReason(StrEnum):
         AGENT_READY = "AgentReady"
@@ -65,6 +67,12 @@ class VMCondition:
         WAITING_FOR_PROVISIONING_TO_PVC = "WaitingForTheProvisioningToPersistentVolumeClaim"
         BLOCK_DEVICES_NOT_READY = "BlockDevicesNotReady"
         BLOCK_DEVICE_LIMIT_EXCEEDED = "BlockDeviceLimitExceeded"
+
+    class USBDevicesReadyReason(StrEnum):
+        USB_DEVICES_READY = "USBDevicesReady"
+        USB_DEVICE_NOT_FOUND = "USBDeviceNotFound"
+        USB_DEVICE_NOT_READY = "USBDeviceNotReady"
+        USB_DEVICE_ON_OTHER_NODE = "USBDeviceOnOtherNode"
 
     class ProvisioningReadyReason(StrEnum):
         PROVISIONING_READY = "ProvisioningReady"

@@ -1,7 +1,7 @@
 """The InternalVirtualMachineInstance spec: one typed contract for its writer and its reader.
 
 The VM controller builds the spec it writes from these types (`build_spec`, `DiskSpec.to_api`,
-`NicSpec.to_api`, `PowerRequest.to_api`); the node handler parses what it reads back into the
+`NicSpec.to_api`, `UsbHostDevice.to_api`, `PowerRequest.to_api`); the node handler parses what it reads back into the
 same types (`parse_instance`), so both sides spell fields and enum values the same way and a
 round trip gives back what was built (tests/unit/test_internal_contract.py).
 
@@ -14,6 +14,7 @@ builder never sees a half-valid instance. Errors are `SpecError`s naming the fie
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -106,6 +107,21 @@ class NicSpec:
 
 
 @dataclass(frozen=True)
+class UsbHostDevice:
+    """A host USB device passed through to the guest (a USBDevice of the VM's namespace)."""
+
+    name: str
+    vendor_id: str
+    product_id: str
+    bus: int
+    device: int
+
+    def to_api(self) -> dict[str, Any]:
+        return {"name": self.name, "vendorID": self.vendor_id, "productID": self.product_id,
+                "bus": self.bus, "device": self.device}
+
+
+@dataclass(frozen=True)
 class PowerRequest:
     id: str
     action: PowerAction
@@ -141,6 +157,7 @@ class InstanceSpec:
     vnc: bool
     grace_period: int
     power_request: PowerRequest | None
+    usb_devices: tuple[UsbHostDevice, ...] = ()
 
     @property
     def vcpus(self) -> int:
@@ -182,6 +199,23 @@ def _nic(i: int, raw: dict[str, Any], paravirt: bool, vm_net: ipaddress.IPv4Netw
                    model=raw.get("model") or ("virtio" if paravirt else "e1000"))
 
 
+_HEX4 = re.compile(r"^[0-9a-f]{4}$")
+
+
+def _usb(i: int, raw: dict[str, Any]) -> UsbHostDevice:
+    path = f"spec.usbDevices[{i}]"
+    ids = {k: str(raw.get(k) or "").lower().removeprefix("0x") for k in ("vendorID", "productID")}
+    for key, value in ids.items():
+        if not _HEX4.match(value):
+            raise SpecError(f"{path}.{key}: {raw.get(key)!r} is not a USB ID of 4 hex digits (e.g. 046d)")
+    try:
+        bus, device = int(raw["bus"]), int(raw["device"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"{path}: bus and device must be numbers (the device's address on the node)") from exc
+    return UsbHostDevice(name=str(raw.get("name") or ""), vendor_id=ids["vendorID"], product_id=ids["productID"],
+                         bus=bus, device=device)
+
+
 def parse_instance(obj: dict[str, Any], *, vm_net: ipaddress.IPv4Network | None = None) -> InstanceSpec:
     """Typed spec of `obj` (an instance dict as the API returns it); raises SpecError."""
     spec = obj.get("spec") or {}
@@ -196,8 +230,9 @@ def parse_instance(obj: dict[str, Any], *, vm_net: ipaddress.IPv4Network | None 
         raise SpecError(f"spec.memory.size: {memory} bytes is less than the 16Mi a guest needs")
     disks = tuple(_disk(i, d, paravirt) for i, d in enumerate(spec.get("disks") or []))
     nics = tuple(_nic(i, n, paravirt, vm_net) for i, n in enumerate(spec.get("nics") or []))
+    usbs = tuple(_usb(i, u) for i, u in enumerate(spec.get("usbDevices") or []))
     for what, names in (("disks", [d.name for d in disks]), ("nics", [n.name for n in nics]),
-                        ("nics", [n.mac for n in nics])):
+                        ("nics", [n.mac for n in nics]), ("usbDevices", [u.name for u in usbs])):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise SpecError(f"spec.{what}: {', '.join(dupes)} appear(s) more than once")
@@ -225,14 +260,15 @@ def parse_instance(obj: dict[str, Any], *, vm_net: ipaddress.IPv4Network | None 
         disks=tuple(sorted(disks, key=lambda d: d.boot_order)), nics=nics,
         user_data=ci.get("userData"), user_data_secret=(ci.get("userDataSecretRef") or {}).get("name"),
         network_config=ci.get("networkConfig"), vnc=spec.get("vnc", True) is not False,
-        grace_period=int(spec.get("shutdownGracePeriodSeconds", 60)), power_request=power,
+        grace_period=int(spec.get("shutdownGracePeriodSeconds", 60)), power_request=power, usb_devices=usbs,
     )
 
 
 def build_spec(*, node_name: str, hostname: str, firmware: Firmware, machine_type: MachineType,
                paravirtualization: bool, cores: int, cpu_model: str, core_fraction: str, memory_size: str | None,
                disks: Sequence[DiskSpec], nics: Sequence[NicSpec], grace_period: int,
-               user_data: str | None = None, user_data_secret: str | None = None) -> dict[str, Any]:
+               user_data: str | None = None, user_data_secret: str | None = None,
+               usb_devices: Sequence[UsbHostDevice] = ()) -> dict[str, Any]:
     """The spec the VM controller writes (no `runState`/`powerRequest`: those follow the run
     policy and operations). Only fields the controller decides are set; the API server fills
     the schema's defaults (cpu.sockets, vnc, ...) and `parse_instance` reads both alike."""
@@ -248,6 +284,8 @@ def build_spec(*, node_name: str, hostname: str, firmware: Firmware, machine_typ
         "nics": [n.to_api() for n in nics],
         "shutdownGracePeriodSeconds": grace_period,
     }
+    if usb_devices:  # absent when none, so instances written before USB support read the same
+        spec["usbDevices"] = [u.to_api() for u in usb_devices]
     if user_data is not None:
         spec["cloudInit"] = {"userData": user_data}
     elif user_data_secret is not None:

@@ -27,6 +27,8 @@ VIRTUAL_MACHINE_SNAPSHOTS = Resource(GROUP, VERSION, "virtualmachinesnapshots", 
 VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = Resource(GROUP, VERSION, "virtualmachinesnapshotoperations",
                                                "VirtualMachineSnapshotOperation")
 VIRTUAL_MACHINE_POOLS = Resource(GROUP, VERSION, "virtualmachinepools", "VirtualMachinePool")
+NODE_USB_DEVICES = Resource(GROUP, VERSION, "nodeusbdevices", "NodeUSBDevice", namespaced=False)
+USB_DEVICES = Resource(GROUP, VERSION, "usbdevices", "USBDevice")
 
 INSTANCES = Resource(INTERNAL_GROUP, "v1", "internalvirtualmachineinstances", "InternalVirtualMachineInstance")
 VOLUMES = Resource(INTERNAL_GROUP, "v1", "internalvirtualdiskvolumes", "InternalVirtualDiskVolume")

@@ -51,6 +51,12 @@ from controlplane.api.conditions import (
 from controlplane.api.conditions import (
     VMPoolCondition as VMPoolCondition,
 )
+from controlplane.api.usb import (
+    NodeUSBDeviceCondition as NodeUSBDeviceCondition,
+)
+from controlplane.api.usb import (
+    USBDeviceCondition as USBDeviceCondition,
+)
 
 GROUP: Final = "virtualization.deckhouse.io"
 VERSION: Final = "v1alpha2"
@@ -73,6 +79,8 @@ class Kind(StrEnum):
     VIRTUAL_MACHINE_SNAPSHOT = "VirtualMachineSnapshot"
     VIRTUAL_MACHINE_SNAPSHOT_OPERATION = "VirtualMachineSnapshotOperation"
     VIRTUAL_MACHINE_POOL = "VirtualMachinePool"
+    NODE_USB_DEVICE = "NodeUSBDevice"
+    USB_DEVICE = "USBDevice"
 
 
 class Plural(StrEnum):
@@ -91,6 +99,8 @@ class Plural(StrEnum):
     VIRTUAL_MACHINE_SNAPSHOTS = "virtualmachinesnapshots"
     VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS = "virtualmachinesnapshotoperations"
     VIRTUAL_MACHINE_POOLS = "virtualmachinepools"
+    NODE_USB_DEVICES = "nodeusbdevices"
+    USB_DEVICES = "usbdevices"
 
 
 PLURAL: Final[dict[Kind, Plural]] = {
@@ -109,10 +119,12 @@ PLURAL: Final[dict[Kind, Plural]] = {
     Kind.VIRTUAL_MACHINE_SNAPSHOT: Plural.VIRTUAL_MACHINE_SNAPSHOTS,
     Kind.VIRTUAL_MACHINE_SNAPSHOT_OPERATION: Plural.VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS,
     Kind.VIRTUAL_MACHINE_POOL: Plural.VIRTUAL_MACHINE_POOLS,
+    Kind.NODE_USB_DEVICE: Plural.NODE_USB_DEVICES,
+    Kind.USB_DEVICE: Plural.USB_DEVICES,
 }
 CLUSTER_SCOPED: Final = frozenset(
     {Kind.CLUSTER_VIRTUAL_IMAGE, Kind.VIRTUAL_MACHINE_CLASS, Kind.VIRTUAL_MACHINE_IP_ADDRESS_LEASE,
-     Kind.VIRTUAL_MACHINE_MAC_ADDRESS_LEASE}
+     Kind.VIRTUAL_MACHINE_MAC_ADDRESS_LEASE, Kind.NODE_USB_DEVICE}
 )
 # Annotation that marks the VirtualMachineClass used by machines that name none.
 DEFAULT_CLASS_ANNOTATION: Final = "virtualmachineclass.virtualization.deckhouse.io/is-default-class"

@@ -31,6 +31,7 @@ from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.watchers import Watch, connect
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.snapshot import vdsnapshot, vmsnapshot, vmsop
+from controlplane.controllers.usb import nodeusb, usbdevice
 from controlplane.controllers.vm import controller as vm
 from controlplane.controllers.vmbda import controller as vmbda
 from controlplane.controllers.vmclass import controller as vmclass
@@ -57,6 +58,8 @@ BUILDERS: dict[str, Builder] = {
     "vmsnapshot": vmsnapshot.build,
     "vmsop": vmsop.build,
     "vmpool": vmpool.build,
+    "nodeusb": nodeusb.build,
+    "usbdevice": usbdevice.build,
 }
 LEASE_NAME = "dvp-controllers"
 

@@ -5,6 +5,7 @@ in-process for a one-host install.
     state directory -> host facts + hypervisor decision -> API server -> libvirt -> VM network
     -> watches on this node's instances and volumes -> adopt domains, sweep orphans
     -> reconcilers -> console endpoint (TLS) -> Node + Lease heartbeats
+    -> USB devices published as NodeUSBDevices (usb_devices.py)
     -> (vm-routes) routes to VMs of other nodes (vmroutes.py)
 
 When libvirt does not answer at start, the handler still registers its Node, NotReady with
@@ -44,6 +45,7 @@ from controlplane.nodehandler.metrics import NodeMetrics
 from controlplane.nodehandler.migrations import Migrations
 from controlplane.nodehandler.network import NodeNetwork
 from controlplane.nodehandler.node import NodeRegistrar
+from controlplane.nodehandler.usb_devices import UsbPublisher
 from controlplane.nodehandler.user_events import UserEventRecorder
 from controlplane.nodehandler.vmroutes import NodeRoutes
 from controlplane.nodehandler.volumes import VolumeReconciler
@@ -76,6 +78,7 @@ class Agent:
         self.instance_reconciler: InstanceReconciler | None = None
         self.metrics: NodeMetrics | None = None
         self.routes: NodeRoutes | None = None
+        self.usb: UsbPublisher | None = None
         self._stop = threading.Event()
         self._sweep_now = threading.Event()
 
@@ -145,6 +148,8 @@ class Agent:
         self.access_watch = registry_access.AccessWatch(self.image_sources, self.registrar,
                                                         every=c.timings.node_status_every)
         self.access_watch.start()
+        self.usb = UsbPublisher(kube, node=c.node_name, host_root=c.host_root, every=c.timings.usb_rescan_every)
+        self.usb.start()
         if c.vm_routes:
             self.routes = NodeRoutes(ctx, node_ip=node_ip)
             await self._step("routing VM addresses of other nodes", self.routes.start)
@@ -161,6 +166,8 @@ class Agent:
         self._sweep_now.set()
         if self.metrics is not None:
             self.metrics.stop()
+        if self.usb is not None:
+            self.usb.stop()
         if self.routes is not None:
             self.routes.stop()  # the routes stay: VMs elsewhere stay reachable while the handler is away
         for ctl in (self.instance_controller, self.volume_controller):

@@ -42,6 +42,8 @@ class Timings:
     """Delays between attempts to reach an API server that is not up yet, at start-up."""
     libvirt_retry_every: float = 5.0
     """How often libvirt is tried again when it did not answer at start-up."""
+    usb_rescan_every: float = 30.0
+    """How often the host's USB devices are read again and published as NodeUSBDevices."""
 
 
 @dataclass(frozen=True)

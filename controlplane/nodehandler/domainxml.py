@@ -13,6 +13,8 @@ What it emits, from the spec:
 - disks in boot order: volumes (qcow2) and cached images (read-only), on virtio / SATA / SCSI
   (virtio-scsi controller), cdroms on SCSI or SATA;
 - NICs on the node's bridge, virtio or e1000 (paravirtualization off);
+- host USB devices (`<hostdev mode="subsystem" type="usb">`) by vendor and product and, since
+  two identical devices differ only there, by their bus/device address on the node;
 - the NoCloud seed as a read-only cdrom (virtio-scsi, or SATA when paravirtualization is off);
 - a serial console (pty, also logged to `serial.log`), VNC on a unix socket, and the
   qemu-guest-agent channel (`org.qemu.guest_agent.0`).
@@ -24,7 +26,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.api.instance import DiskSpec, InstanceSpec
+from controlplane.api.instance import DiskSpec, InstanceSpec, UsbHostDevice
 from controlplane.api.internal import DomainType
 
 METADATA_NS = "https://virtualization.deckhouse.io/node-handler/v1"
@@ -144,6 +146,15 @@ def _disk(devices: ET.Element, targets: _Targets, *, path: Path, fmt: str, devic
     return target
 
 
+def _usb_hostdev(devices: ET.Element, usb: UsbHostDevice) -> None:
+    hostdev = _sub(devices, "hostdev", mode="subsystem", type="usb", managed="yes")
+    source = _sub(hostdev, "source")
+    _sub(source, "vendor", id=f"0x{usb.vendor_id}")
+    _sub(source, "product", id=f"0x{usb.product_id}")
+    _sub(source, "address", bus=str(usb.bus), device=str(usb.device))
+    _sub(hostdev, "alias", name=f"ua-usb-{usb.name}")
+
+
 def build_domain_xml(inp: DomainInputs) -> str:
     spec = inp.spec
     dom = ET.Element("domain", type=str(inp.domain_type))
@@ -173,6 +184,8 @@ def build_domain_xml(inp: DomainInputs) -> str:
         _sub(iface, "source", bridge=inp.bridges[nic.network])
         _sub(iface, "model", type=nic.model)
         _sub(iface, "alias", name=f"ua-nic-{nic.name}")
+    for usb in spec.usb_devices:
+        _usb_hostdev(devices, usb)
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "log", file=str(inp.serial_log), append="on")
     _sub(serial, "target", port="0")

@@ -57,6 +57,8 @@ NAMES = {
                                         ["vmsop"], "Namespaced", ["virtualization"]),
     "VirtualMachinePool": ("virtualmachinepools", "virtualmachinepool", ["vmpool", "vmpools"], "Namespaced",
                            ["virtualization"]),
+    "NodeUSBDevice": ("nodeusbdevices", "nodeusbdevice", ["nusb"], "Cluster", ["virtualization"]),
+    "USBDevice": ("usbdevices", "usbdevice", ["usb"], "Namespaced", ["virtualization"]),
 }
 # The short name the issue asks for, per kind.
 ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage": "vi",
@@ -65,7 +67,9 @@ ISSUE_SHORT_NAMES = {"VirtualMachine": "vm", "VirtualDisk": "vd", "VirtualImage"
                      "VirtualMachineBlockDeviceAttachment": "vmbda", "VirtualMachineOperation": "vmop",
                      "VirtualMachineMACAddress": "vmmac", "VirtualMachineMACAddressLease": "vmmacl",
                      "VirtualDiskSnapshot": "vds", "VirtualMachineSnapshot": "vms",
-                     "VirtualMachineSnapshotOperation": "vmsop", "VirtualMachinePool": "vmpool"}
+                     "VirtualMachineSnapshotOperation": "vmsop", "VirtualMachinePool": "vmpool",
+                     "NodeUSBDevice": "nusb", "USBDevice": "usb"}
+
 
 COND = ".status.conditions[?(@.type=='{}')].status"
 # kind: [(name, type, jsonPath, priority)] in DVP's order
@@ -138,6 +142,18 @@ COLUMNS: dict[str, list[tuple[str, str, str, int]]] = {
         ("Age", "date", ".metadata.creationTimestamp", 0)],
     "VirtualMachinePool": [
         ("Replicas", "integer", ".status.replicas", 0), ("Ready", "integer", ".status.readyReplicas", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "NodeUSBDevice": [
+        ("Node", "string", ".status.nodeName", 0), ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 0),
+        ("Assigned", "string", '.status.conditions[?(@.type=="Assigned")].status', 0),
+        ("Namespace", "string", ".spec.assignedNamespace", 0), ("Age", "date", ".metadata.creationTimestamp", 0)],
+    "USBDevice": [
+        ("Node", "string", ".status.nodeName", 0), ("VendorID", "string", ".status.attributes.vendorID", 1),
+        ("ProductID", "string", ".status.attributes.productID", 1), ("Bus", "string", ".status.attributes.bus", 1),
+        ("DeviceNumber", "string", ".status.attributes.deviceNumber", 1),
+        ("Manufacturer", "string", ".status.attributes.manufacturer", 0),
+        ("Product", "string", ".status.attributes.product", 0), ("Serial", "string", ".status.attributes.serial", 1),
+        ("Attached", "string", '.status.conditions[?(@.type=="Attached")].status', 0),
         ("Age", "date", ".metadata.creationTimestamp", 0)],
 }
 
@@ -300,7 +316,10 @@ VMPOOL = {"kind": "VirtualMachinePool", "spec": {
     "replicas": 2, "scaleDownPolicy": "NewestFirst",
     "virtualDiskTemplates": [{"name": "root", "spec": {"persistentVolumeClaim": {"size": "1Gi"}}}],
     "virtualMachineTemplate": {"metadata": {"labels": {"app": "web"}}, "spec": VM["spec"]}}}
-BASES = {"VirtualMachinePool": VMPOOL, "VirtualMachine": VM, "VirtualDisk": VD, "VirtualImage": VI, "ClusterVirtualImage": CVI,
+NUSB = {"kind": "NodeUSBDevice", "spec": {"assignedNamespace": "team-a"}}
+USB = {"kind": "USBDevice"}
+BASES = {"VirtualMachinePool": VMPOOL, "NodeUSBDevice": NUSB, "USBDevice": USB, "VirtualMachine": VM, "VirtualDisk": VD,
+         "VirtualImage": VI, "ClusterVirtualImage": CVI,
          "VirtualMachineClass": VMCLASS, "VirtualMachineIPAddress": VMIP, "VirtualMachineIPAddressLease": VMIPL,
          "VirtualMachineMACAddress": VMMAC, "VirtualMachineMACAddressLease": VMMACL,
          "VirtualMachineBlockDeviceAttachment": VMBDA, "VirtualMachineOperation": VMOP,
@@ -384,6 +403,9 @@ INVALID = [
     ("VirtualMachinePool", "spec.virtualDiskTemplates", [], "spec.virtualDiskTemplates", "should be non-empty"),
     ("VirtualMachinePool", "spec.virtualMachineTemplate.spec.cpu.cores", 0,
      "spec.virtualMachineTemplate.spec.cpu.cores", "less than the minimum of 1"),
+    ("NodeUSBDevice", "spec", "_DELETE_", "spec", "'spec' is a required property"),
+    ("NodeUSBDevice", "status", {"attributes": {"speed": "fast"}}, "status.attributes.speed", "is not of type"),
+    ("USBDevice", "status", {"attributes": {"major": "189"}}, "status.attributes.major", "is not of type"),
 ]
 
 

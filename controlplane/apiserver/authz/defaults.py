@@ -4,8 +4,9 @@ Kubernetes' user-facing roles — `cluster-admin`, `admin`, `edit`, `view`, the 
 by aggregation (`rbac.authorization.k8s.io/aggregate-to-{admin,edit,view}` labels) — with the
 virtualization kinds aggregated into them as DVP's roles do (`d8:use:capability:module:
 virtualization:{view,edit}`: VMs, disks, images, IP addresses, block device attachments and
-operations; consoles and VNC for editors; classes and cluster images are cluster-wide and so
-readable only through a ClusterRoleBinding). `system:basic-user` and `system:discovery` let
+operations; USBDevices readable, written by the controllers only; consoles and VNC for editors;
+classes, cluster images and NodeUSBDevices are cluster-wide and so readable only through a
+ClusterRoleBinding). `system:basic-user` and `system:discovery` let
 every authenticated identity ask what it may do and read discovery; `system:monitoring`
 (bound to the group of that name) lets a scraper read `/metrics`; `system:masters` is
 `cluster-admin`. The server's own components get least-privilege roles: the controllers
@@ -33,7 +34,7 @@ DVP_NAMESPACED = ["virtualmachines", "virtualdisks", "virtualimages", "virtualma
                   "virtualmachineblockdeviceattachments", "virtualmachineoperations", "virtualmachinemacaddresses",
                   "virtualmachinepools"]
 DVP_READ_ONLY = ["virtualmachineipaddressleases", "virtualmachinemacaddressleases", "clustervirtualimages",
-                 "virtualmachineclasses"]
+                 "virtualmachineclasses", "usbdevices", "nodeusbdevices"]
 DVP_STATUS = [f"{r}/status" for r in DVP_NAMESPACED]
 DVP_SCALE = ["virtualmachinepools/scale"]  # kinds with a `scale` subresource (kubectl scale, autoscalers)
 

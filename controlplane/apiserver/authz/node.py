@@ -11,7 +11,9 @@ list and watch the internal volumes only through the label selector naming itsel
 itself before the write — which lets a live migration's source hand an instance and its
 volumes over to the target (it rewrites `spec.nodeName`), after which only the target may
 write them; read a Secret only when one of its instances references it
-(`spec.cloudInit.userDataSecretRef`); record events; review tokens (console access). Anything
+(`spec.cloudInit.userDataSecretRef`); list and watch its own NodeUSBDevices (label selector
+naming itself) and create, read, update and delete only those whose name says they are its
+own (`<node>-usb-...`, `api/usb.py`); record events; review tokens (console access). Anything
 else gets no opinion here, so RBAC decides — and nothing is bound to `system:nodes` there
 beyond discovery, so it is refused.
 """
@@ -22,7 +24,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from controlplane.api.internal import NODE_LABEL
-from controlplane.api.resources import INSTANCES, INTERNAL_GROUP, VOLUMES
+from controlplane.api.resources import INSTANCES, INTERNAL_GROUP, NODE_USB_DEVICES, VOLUMES
+from controlplane.api.usb import owned_by
 from controlplane.apiserver.authz.rbac import Decision
 from controlplane.apiserver.authz.rules import Attributes
 
@@ -32,6 +35,7 @@ LEASE_NAMESPACE = "kube-node-lease"
 _READ = frozenset({"get", "list", "watch"})
 _OWN_WRITE = frozenset({"get", "create", "update", "patch"})
 _PLACED = {INSTANCES.plural, VOLUMES.plural}
+_USB_WRITE = frozenset({"get", "create", "update", "patch", "delete"})
 
 Get = Callable[[str, str], dict[str, Any] | None]  # (storage resource, key) -> object
 Items = Callable[[str, str], Iterable[dict[str, Any]]]  # (storage resource, namespace) -> objects
@@ -77,6 +81,8 @@ class NodeAuthorizer:
             return no
         if group == INTERNAL_GROUP and resource in _PLACED:
             return self._placed(attrs, node, no)
+        if group == NODE_USB_DEVICES.group and resource == NODE_USB_DEVICES.plural:
+            return self._usb(attrs, node, no)
         if group == "" and resource == "secrets":
             if verb == "get" and attrs.name and self._references_secret(node, attrs.namespace, attrs.name):
                 return Decision(True, "node authorizer: a Secret an instance on this node references")
@@ -102,6 +108,16 @@ class NodeAuthorizer:
             obj = self._get(f"{attrs.group}/{attrs.resource}", f"{attrs.namespace}/{attrs.name}")
             if obj is None or _placed_on(obj, node):  # absent: the answer is a 404 either way
                 return Decision(True, "node authorizer: an object placed on this node")
+        return no
+
+    @staticmethod
+    def _usb(attrs: Attributes, node: str, no: Decision) -> Decision:
+        if attrs.verb in ("list", "watch"):
+            if not attrs.name and _selector_is(attrs.label_selector, node):
+                return Decision(True, "node authorizer: the NodeUSBDevices of this node")
+            return no
+        if attrs.verb in _USB_WRITE and attrs.subresource in ("", "status") and owned_by(attrs.name, node):
+            return Decision(True, "node authorizer: a NodeUSBDevice of this node")
         return no
 
     def _references_secret(self, node: str, namespace: str, name: str) -> bool:

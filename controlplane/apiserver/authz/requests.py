@@ -21,7 +21,7 @@ from controlplane.apiserver.authz.node import node_name
 from controlplane.apiserver.authz.rules import Attributes
 
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
-_NAMED_ON_CREATE = {("", "nodes"), ("coordination.k8s.io", "leases")}
+_NAMED_ON_CREATE = {("", "nodes"), ("coordination.k8s.io", "leases"), ("virtualization.deckhouse.io", "nodeusbdevices")}
 
 
 def verb_of(method: str, name: str, watch: bool) -> str:
@@ -51,7 +51,7 @@ def attributes_of(method: str, path: str, query: Mapping[str, str], user: str, g
 
 async def request_attributes(request: web.Request, user: str, groups: tuple[str, ...]) -> Attributes:
     attrs = attributes_of(request.method, request.path, request.query, user, groups)
-    # a node creating its Node or Lease is allowed only under its own name: read it from the body
+    # a node creating its Node, Lease or NodeUSBDevices is allowed only under its own name: read it from the body
     if attrs.verb == "create" and (attrs.group, attrs.resource) in _NAMED_ON_CREATE and node_name(user, groups):
         name = _body_name(await request.read())
         attrs = Attributes(**{**attrs.__dict__, "name": name})

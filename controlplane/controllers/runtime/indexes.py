@@ -1,7 +1,7 @@
 """The informer indexes the controllers look related objects up by, defined once.
 
 Each relation a watcher or handler follows has one index on the shared informer of its kind:
-class → VMs, block device (disk, image) → VMs, IP and MAC address objects → VMs, unplaced VMs,
+class → VMs, block device (disk, image) → VMs, IP and MAC address objects → VMs, USBDevice → VMs, unplaced VMs,
 node → instances, image → disks, source → images, VM → attachments, VM → operations. One event then
 maps to the keys it affects in O(affected) — `vms_of_class` used to scan every VM — and a
 handler asking "which VMs use this disk" reads one index entry. `lookup` registers an index
@@ -80,6 +80,10 @@ def _vm_mac_addresses(vm: dict[str, Any]) -> Iterable[str]:
     return {f"{_ns(vm)}/{n}" for n in names if n}
 
 
+def _vm_usb_devices(vm: dict[str, Any]) -> Iterable[str]:
+    return [f"{_ns(vm)}/{u['name']}" for u in _spec(vm).get("usbDevices") or [] if u.get("name")]
+
+
 def _disk_image(disk: dict[str, Any]) -> Iterable[str]:
     ref = (_spec(disk).get("dataSource") or {}).get("objectRef") or {}
     return [block_device(str(ref["kind"]), _ns(disk), str(ref["name"]))] if ref.get("kind") and ref.get("name") else []
@@ -100,6 +104,7 @@ VMS_BY_CLASS = Index(VIRTUAL_MACHINES, "class",
 VMS_BY_BLOCK_DEVICE = Index(VIRTUAL_MACHINES, "blockDevice", _vm_block_devices)
 VMS_BY_IP_ADDRESS = Index(VIRTUAL_MACHINES, "ipAddress", _vm_ip_addresses)
 VMS_BY_MAC_ADDRESS = Index(VIRTUAL_MACHINES, "macAddress", _vm_mac_addresses)
+VMS_BY_USB_DEVICE = Index(VIRTUAL_MACHINES, "usbDevice", _vm_usb_devices)
 VMS_UNPLACED = Index(VIRTUAL_MACHINES, "unplaced",
                      lambda vm: [] if (vm.get("status") or {}).get("nodeName") else ["true"])
 INSTANCES_BY_NODE = Index(INSTANCES, "node", lambda i: [n] if (n := _spec(i).get("nodeName")) else [])

@@ -9,6 +9,7 @@
 5. blockdevices— BlockDevicesReady (disks and images exist and are ready, or wait for
                  the first consumer);
 6. provisioning— ProvisioningReady (cloud-init user data, inline or from a Secret);
+6b. usb         — USBDevicesReady and status.usbDevices (vm/usb.py); never holds the VM back;
 7. instance    — placement and the InternalVirtualMachineInstance (run state, power
                  requests, changes awaiting restart);
 8. status      — phase, node, IP, guest OS, resources, Running and AgentReady, from the instance;
@@ -24,6 +25,7 @@ from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
     INSTANCES,
+    USB_DEVICES,
     VIRTUAL_DISKS,
     VIRTUAL_IMAGES,
     VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
@@ -63,6 +65,7 @@ from controlplane.controllers.vm.prerequisites import (
     ProvisioningHandler,
 )
 from controlplane.controllers.vm.status import StatusHandler
+from controlplane.controllers.vm.usb import USBDevicesHandler
 
 REPORTED = [C.Type.CLASS_READY, C.Type.IP_ADDRESS_READY, C.Type.MAC_ADDRESS_READY, C.Type.BLOCK_DEVICES_READY, C.Type.PROVISIONING_READY,
             C.Type.RUNNING, C.Type.AGENT_READY]
@@ -100,11 +103,11 @@ PHASE_EVENTS = PhaseEvents(warning=frozenset({MachinePhase.DEGRADED.value}))
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINES, [
         InitHandler(), DeletionHandler(), ClassHandler(), IPAddressHandler(), MACAddressHandler(), BlockDevicesHandler(),
-        ProvisioningHandler(), InstanceHandler(AssumedPlacements()), StatusHandler(), NodeHealthHandler(), MigrationStatusHandler()], failure_condition=C.Type.RUNNING,
+        ProvisioningHandler(), USBDevicesHandler(), InstanceHandler(AssumedPlacements()), StatusHandler(), NodeHealthHandler(), MigrationStatusHandler()], failure_condition=C.Type.RUNNING,
         after=[PHASE_EVENTS])
 
     indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.VMS_BY_CLASS, indexes.VMS_BY_IP_ADDRESS,
-                     indexes.VMS_BY_MAC_ADDRESS, indexes.VMS_UNPLACED, indexes.INSTANCES_BY_NODE, indexes.ATTACHMENTS_BY_VM,
+                     indexes.VMS_BY_MAC_ADDRESS, indexes.VMS_BY_USB_DEVICE, indexes.VMS_UNPLACED, indexes.INSTANCES_BY_NODE, indexes.ATTACHMENTS_BY_VM,
                      placement.VMS_BY_NODE)
     ctx.informer(VOLUMES)  # a provisioned disk pins its VM to the volume's node (vm/placement.py)
 
@@ -150,6 +153,9 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
               lambda b: [(b["metadata"].get("namespace", ""), (b.get("spec") or {}).get("virtualMachineName", ""))]),
         Watch(VIRTUAL_MACHINE_IP_ADDRESSES, vm_of_vmip),
         Watch(VIRTUAL_MACHINE_MAC_ADDRESSES, vms_of_vmmac),
+        Watch(USB_DEVICES, lambda u: indexes.keys(ctx, indexes.VMS_BY_USB_DEVICE,
+                                                  f"{u['metadata'].get('namespace', '')}/{u['metadata']['name']}"),
+              relevant=fields_changed(("status", "nodeName"), ("status", "attributes"), ("status", "conditions"))),
         Watch(NODES, pending_vms, relevant=scheduling.placement_changed),
         # a Namespace's labels decide which VMs a namespaceSelector of VM affinity sees
         Watch(NAMESPACES, lambda _ns: indexes.keys(ctx, indexes.VMS_UNPLACED, "true"),

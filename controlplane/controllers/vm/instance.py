@@ -44,9 +44,10 @@ from controlplane.controllers.vm import requests
 from controlplane.controllers.vm.mac import mac_of_main
 from controlplane.controllers.vm.placement import choose_node
 from controlplane.controllers.vm.prerequisites import user_data
+from controlplane.controllers.vm.usb import usable as usable_usb_devices
 
 HARDWARE = ("hostname", "firmware", "machineType", "paravirtualization", "cpu", "memory", "nics", "cloudInit",
-            "shutdownGracePeriodSeconds")
+            "shutdownGracePeriodSeconds", "usbDevices")
 RUNNING_PHASES = (InstancePhase.STARTING, InstancePhase.RUNNING, InstancePhase.STOPPING)
 # stop reasons of an instance that stopped without being asked to (docs/nodehandler.md)
 GUEST_STOPS = (StopReason.GUEST_SHUTDOWN, StopReason.CRASHED, StopReason.DESTROYED)
@@ -104,7 +105,8 @@ def desired_spec(state: State, node: str) -> dict[str, Any]:
         memory_size=(spec.get("memory") or {}).get("size"), disks=_disks(state), nics=[nic],
         grace_period=int(spec.get("terminationGracePeriodSeconds") or 60),
         user_data=(user_data(state)[0] or "") if prov.get("type") == "UserData" else None,
-        user_data_secret=(prov.get("userDataRef") or {}).get("name", "") if prov.get("type") == "UserDataRef" else None)
+        user_data_secret=(prov.get("userDataRef") or {}).get("name", "") if prov.get("type") == "UserDataRef" else None,
+        usb_devices=usable_usb_devices(state, node))
 
 
 def _covers(current: Any, desired: Any) -> bool:

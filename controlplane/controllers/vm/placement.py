@@ -3,7 +3,8 @@
 
 - the request: the VM's CPU (cores x coreFraction) and memory, the class's and the VM's
   `nodeSelector`, their tolerations, the VM's affinity, and the node a provisioned VirtualDisk
-  pins it to (local storage: the disk lives on that node);
+  pins it to (local storage: the disk lives on that node), else the node its first usable USB
+  device is plugged into;
 - the load of a node: the VMs placed there (`status.nodeName`, by index), their instances (by
   index), and the placements assumed but not yet in the cache — the decision and its
   assumption are taken under one lock, so VMs placed at the same instant never over-commit a
@@ -23,6 +24,7 @@ from controlplane.controllers.runtime.state import State
 from controlplane.controllers.scheduler.assumed import AssumedPlacements, Assumption, Key
 from controlplane.controllers.scheduler.decide import Decision, Request, decide
 from controlplane.controllers.scheduler.vmaffinity import Placed, placed_of
+from controlplane.controllers.vm.usb import device_node
 
 VMS_BY_NODE = indexes.Index(VIRTUAL_MACHINES, "scheduledNode",
                             lambda vm: [n] if (n := (vm.get("status") or {}).get("nodeName")) else [])
@@ -44,7 +46,8 @@ def _key(obj: dict[str, Any]) -> Key:
 
 
 def pinned_node(state: State) -> tuple[str | None, str]:
-    """The node a VirtualDisk of the VM is provisioned on, and which disk it is."""
+    """The node a VirtualDisk of the VM is provisioned on, and which disk it is; else the node
+    its first usable USB device is plugged into (vm/usb.py)."""
     for ref in state.spec.get("blockDeviceRefs") or []:
         if ref.get("kind") != "VirtualDisk" or not ref.get("name"):
             continue
@@ -52,7 +55,7 @@ def pinned_node(state: State) -> tuple[str | None, str]:
         node = ((volume or {}).get("spec") or {}).get("nodeName")
         if node:
             return str(node), f"VirtualDisk {ref['name']!r}"
-    return None, ""
+    return device_node(state)
 
 
 class NodeView:

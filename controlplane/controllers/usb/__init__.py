@@ -1,0 +1,1 @@
+"""NodeUSBDevice and USBDevice reconcilers (usb/nodeusb.py, usb/usbdevice.py)."""
