@@ -24,6 +24,7 @@ from controlplane.apiserver import (
     routing,
 )
 from controlplane.apiserver.auth import TokenAuthenticator, User
+from controlplane.apiserver.certauth import ClientCertAuthenticator, peer_certificate
 from controlplane.apiserver.handlers import ResourceHandlers, error_response, json_response
 from controlplane.apiserver.health import HealthChecks
 from controlplane.apiserver.openapi_v3 import PREFIX as OPENAPI_V3
@@ -38,10 +39,12 @@ GroupHandler = Callable[[web.Request, routing.Target, User], Awaitable[web.Strea
 
 class ApiApp:
     def __init__(self, registry: Registry, handlers: ResourceHandlers, auth: TokenAuthenticator, *,
-                 server_address: str, ready: Callable[[], bool], limits: bodies.BodyLimits | None = None) -> None:
+                 server_address: str, ready: Callable[[], bool], limits: bodies.BodyLimits | None = None,
+                 certs: ClientCertAuthenticator | None = None) -> None:
         self.registry = registry
         self.handlers = handlers
         self.auth = auth
+        self.certs = certs
         self.server_address = server_address
         self.ready = ready
         self.limits = limits or bodies.DEFAULT_LIMITS
@@ -82,7 +85,7 @@ class ApiApp:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                           ) -> web.StreamResponse:
-        user = self.auth.authenticate(request.headers.get("Authorization"))
+        user = self._authenticate(request)
         if user is None:
             return error_response(errors.unauthorized())
         request["user"] = user
@@ -95,6 +98,14 @@ class ApiApp:
         except Exception as exc:
             log.exception("%s %s failed", request.method, request.path)
             return error_response(errors.internal(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _authenticate(self, request: web.Request) -> User | None:
+        """A verified client certificate first, then a bearer token (kube-apiserver's order)."""
+        if self.certs is not None:
+            user = self.certs.authenticate(peer_certificate(request))
+            if user is not None:
+                return user
+        return self.auth.authenticate(request.headers.get("Authorization"))
 
     def _openapi_docs(self) -> tuple[bytes, bytes]:
         if self._openapi is None:

@@ -245,6 +245,8 @@ def authentication_handler(token_reviews: GroupHandler) -> GroupHandler:
         if target.name or target.namespace or target.subresource or request.method != "POST":
             raise errors.method_not_allowed(request.method, f"{target.plural}.{AUTHN_GROUP}")
         body = await _read_review(request, "SelfSubjectReview", AUTHN_GROUP)
-        return _answer(request, AUTHN_GROUP, "SelfSubjectReview", body, {"userInfo": user_info(user)})
+        # kube-apiserver's answer names system:authenticated too (every authenticated user is in it)
+        self_user = User(user.name, with_authenticated(user.groups))
+        return _answer(request, AUTHN_GROUP, "SelfSubjectReview", body, {"userInfo": user_info(self_user)})
 
     return handle

@@ -27,6 +27,8 @@ from controlplane.apiserver.authz.audit import AuditLog
 from controlplane.apiserver.authz.kinds import rbac_resources
 from controlplane.apiserver.bodies import BodyLimits
 from controlplane.apiserver.builtins import builtin_resources
+from controlplane.apiserver.certauth import FILE_NAME as CLIENT_CERTS_FILE
+from controlplane.apiserver.certauth import ClientCertAuthenticator
 from controlplane.apiserver.gc import GarbageCollector
 from controlplane.apiserver.handlers import ResourceHandlers
 from controlplane.apiserver.lifecycle import Lifecycle
@@ -68,6 +70,11 @@ class ServerConfig:
     @property
     def pki_dir(self) -> Path:
         return self.data_dir / "pki"
+
+    @property
+    def client_ca_file(self) -> Path:
+        """kube-apiserver's `--client-ca-file`: client certificates signed by it authenticate."""
+        return self.pki_dir / "ca.crt"
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -200,7 +207,8 @@ class APIServer:
         metrics.install(self.store, hub)  # scrape-time figures of this server's datastore
         self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
                           server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready,
-                          limits=self.config.limits)
+                          limits=self.config.limits,
+                          certs=ClientCertAuthenticator(self.config.data_dir / CLIENT_CERTS_FILE))
         store = self.store
         self.app.health.add("etcd", lambda: None if store.alive() else "the datastore writer stopped")
         self.app.health.add_source(ComponentChecks(self._is_ready, status_file=self.config.component_status_file))
@@ -222,6 +230,9 @@ class APIServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.serving.cert_path, self.serving.key_path)
+        # ask for a client certificate (optional); one that is shown must verify or the handshake ends
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(cafile=str(self.config.client_ca_file))
         self._runner = web.AppRunner(self.app.make(), access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0, lingering_time=0)  # unread bodies: close, never drain
         await self._runner.setup()
