@@ -23,7 +23,7 @@ from controlplane.apiserver import (
     openapi_pb,
     routing,
 )
-from controlplane.apiserver.auth import TokenAuthenticator, User
+from controlplane.apiserver.auth import BearerAuthenticator, User
 from controlplane.apiserver.certauth import ClientCertAuthenticator, peer_certificate
 from controlplane.apiserver.handlers import ResourceHandlers, error_response, json_response
 from controlplane.apiserver.health import HealthChecks
@@ -38,7 +38,7 @@ GroupHandler = Callable[[web.Request, routing.Target, User], Awaitable[web.Strea
 
 
 class ApiApp:
-    def __init__(self, registry: Registry, handlers: ResourceHandlers, auth: TokenAuthenticator, *,
+    def __init__(self, registry: Registry, handlers: ResourceHandlers, auth: BearerAuthenticator, *,
                  server_address: str, ready: Callable[[], bool], limits: bodies.BodyLimits | None = None,
                  certs: ClientCertAuthenticator | None = None) -> None:
         self.registry = registry
@@ -51,6 +51,8 @@ class ApiApp:
         # under a supervisor: the data directory whose component registries /metrics appends
         self.component_metrics: Path | None = None
         self.group_handlers: dict[tuple[str, str], GroupHandler] = {}
+        # (group, plural, subresource) served by a handler of its own (serviceaccounts/token)
+        self.subresource_handlers: dict[tuple[str, str, str], GroupHandler] = {}
         # run after authentication, around the handler (authorization, audit: `authz.middleware`)
         self.authenticated_middlewares: list[Any] = []
         self.extra_discovery: dict[tuple[str, str], dict[str, Any]] = {}
@@ -134,6 +136,9 @@ class ApiApp:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         if info.namespaced != bool(target.namespace) and target.name:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        special = self.subresource_handlers.get((target.group, target.plural, target.subresource))
+        if special is not None and target.name:
+            return await special(request, target, request["user"])
         deprecation.mark(request, info)
         return await protobuf_http.handle(request, info, target, self.handlers.handle)
 

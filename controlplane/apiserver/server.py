@@ -19,9 +19,19 @@ from typing import Any
 
 from aiohttp import web
 
-from controlplane.apiserver import errors, metrics, metrics_api, reviews, services, subresources, tokenreview
+from controlplane.apiserver import (
+    errors,
+    metrics,
+    metrics_api,
+    reviews,
+    satokens,
+    serviceaccounts,
+    services,
+    subresources,
+    tokenreview,
+)
 from controlplane.apiserver.app import ApiApp
-from controlplane.apiserver.auth import TokenAuthenticator
+from controlplane.apiserver.auth import BearerChain, TokenAuthenticator
 from controlplane.apiserver.authz import bootstrap as authz_bootstrap
 from controlplane.apiserver.authz.audit import AuditLog
 from controlplane.apiserver.authz.kinds import rbac_resources
@@ -94,6 +104,7 @@ class APIServer:
         self.registry = Registry()
         self._runner: web.AppRunner | None = None
         self._gc: GarbageCollector | None = None
+        self._default_accounts: serviceaccounts.DefaultServiceAccounts | None = None
         self._lifecycle: Lifecycle | None = None
         self.admin_token = ""
         self.proxy_token = ""
@@ -162,7 +173,8 @@ class APIServer:
         self.service = ApiService(self.store, self.registry, limits=self.config.limits)
 
     def _register(self) -> None:
-        for info in [*builtin_resources(), *services.service_resources(), *rbac_resources()]:
+        for info in [*builtin_resources(), *services.service_resources(), *rbac_resources(),
+                     *serviceaccounts.service_account_resources()]:
             self.registry.add(info)
         assert self.service is not None
         self._lifecycle = Lifecycle(self.service)
@@ -200,12 +212,17 @@ class APIServer:
         assert self.service is not None
         self._gc = GarbageCollector(self.service)
         self._gc.start()
+        self._default_accounts = serviceaccounts.DefaultServiceAccounts(self.service)
+        self._default_accounts.start()
 
     async def _listen(self) -> None:
         assert self.service is not None and self.store is not None and self.auth is not None
         hub = WatchHub(self.store)
         metrics.install(self.store, hub)  # scrape-time figures of this server's datastore
-        self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
+        sa_tokens = satokens.ServiceAccountTokens(satokens.ensure_signing_key(self.config.pki_dir),
+                                                  serviceaccounts.uid_lookup(self.service))
+        bearer = BearerChain(self.auth, sa_tokens)
+        self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), bearer,
                           server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready,
                           limits=self.config.limits,
                           certs=ClientCertAuthenticator(self.config.data_dir / CLIENT_CERTS_FILE))
@@ -217,7 +234,9 @@ class APIServer:
         proxy = subresources.StreamProxy(self.service, ca_file=self.ca.cert_path, token=self.proxy_token)  # type: ignore[union-attr]
         self.app.add_group(subresources.GROUP, subresources.VERSION, subresources.RESOURCES, proxy.handle)
         self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES + reviews.AUTHN_RESOURCES,
-                           reviews.authentication_handler(tokenreview.handler(self.auth)))
+                           reviews.authentication_handler(tokenreview.handler(bearer)))
+        self.app.subresource_handlers[("", "serviceaccounts", "token")] = serviceaccounts.token_handler(
+            self.service, sa_tokens)
         authorizer = None
         if self.config.authorization == "RBAC":
             authorizer, authorization = authz_bootstrap.install(self.service, self.config.data_dir)
@@ -279,7 +298,7 @@ class APIServer:
             await self._runner.cleanup()
         if self._audit is not None:
             self._audit.close()
-        for loop_owner in (self._gc, self._lifecycle):
+        for loop_owner in (self._gc, self._lifecycle, self._default_accounts):
             if loop_owner is not None:
                 await loop_owner.queue.stop()
         if self.store:
