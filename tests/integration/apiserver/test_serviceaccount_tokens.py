@@ -90,3 +90,12 @@ def test_bad_token_requests_name_the_field(server: ApiServerProcess) -> None:
     assert short.returncode != 0 and "spec.expirationSeconds" in short.stderr, short.stderr
     missing = admin(server, "create", "token", "nobody", "-n", "default")
     assert missing.returncode != 0 and 'serviceaccounts "nobody" not found' in missing.stderr, missing.stderr
+
+
+def test_discovery_lists_serviceaccounts_and_their_token_subresource(server: ApiServerProcess) -> None:
+    code, body = server.raw("GET", "/api/v1")
+    assert code == 200
+    found = {r["name"]: r for r in json.loads(body)["resources"]}
+    assert found["serviceaccounts"]["shortNames"] == ["sa"]
+    assert found["serviceaccounts/token"]["kind"] == "TokenRequest"
+    assert found["serviceaccounts/token"]["group"] == "authentication.k8s.io"
