@@ -23,7 +23,8 @@ from controlplane.apiserver import (
     openapi_pb,
     routing,
 )
-from controlplane.apiserver.auth import TokenAuthenticator, User
+from controlplane.apiserver.auth import BearerAuthenticator, User
+from controlplane.apiserver.certauth import ClientCertAuthenticator, peer_certificate
 from controlplane.apiserver.handlers import ResourceHandlers, error_response, json_response
 from controlplane.apiserver.health import HealthChecks
 from controlplane.apiserver.openapi_v3 import PREFIX as OPENAPI_V3
@@ -37,17 +38,21 @@ GroupHandler = Callable[[web.Request, routing.Target, User], Awaitable[web.Strea
 
 
 class ApiApp:
-    def __init__(self, registry: Registry, handlers: ResourceHandlers, auth: TokenAuthenticator, *,
-                 server_address: str, ready: Callable[[], bool], limits: bodies.BodyLimits | None = None) -> None:
+    def __init__(self, registry: Registry, handlers: ResourceHandlers, auth: BearerAuthenticator, *,
+                 server_address: str, ready: Callable[[], bool], limits: bodies.BodyLimits | None = None,
+                 certs: ClientCertAuthenticator | None = None) -> None:
         self.registry = registry
         self.handlers = handlers
         self.auth = auth
+        self.certs = certs
         self.server_address = server_address
         self.ready = ready
         self.limits = limits or bodies.DEFAULT_LIMITS
         # under a supervisor: the data directory whose component registries /metrics appends
         self.component_metrics: Path | None = None
         self.group_handlers: dict[tuple[str, str], GroupHandler] = {}
+        # (group, plural, subresource) served by a handler of its own (serviceaccounts/token)
+        self.subresource_handlers: dict[tuple[str, str, str], GroupHandler] = {}
         # run after authentication, around the handler (authorization, audit: `authz.middleware`)
         self.authenticated_middlewares: list[Any] = []
         # told of each request refused 401 (the audit log records those too)
@@ -84,7 +89,7 @@ class ApiApp:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                           ) -> web.StreamResponse:
-        user = self.auth.authenticate(request.headers.get("Authorization"))
+        user = self._authenticate(request)
         if user is None:
             for hook in self.unauthenticated_hooks:
                 hook(request)
@@ -99,6 +104,14 @@ class ApiApp:
         except Exception as exc:
             log.exception("%s %s failed", request.method, request.path)
             return error_response(errors.internal(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _authenticate(self, request: web.Request) -> User | None:
+        """A verified client certificate first, then a bearer token (kube-apiserver's order)."""
+        if self.certs is not None:
+            user = self.certs.authenticate(peer_certificate(request))
+            if user is not None:
+                return user
+        return self.auth.authenticate(request.headers.get("Authorization"))
 
     def _openapi_docs(self) -> tuple[bytes, bytes]:
         if self._openapi is None:
@@ -127,6 +140,9 @@ class ApiApp:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         if info.namespaced != bool(target.namespace) and target.name:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        special = self.subresource_handlers.get((target.group, target.plural, target.subresource))
+        if special is not None and target.name:
+            return await special(request, target, request["user"])
         deprecation.mark(request, info)
         return await protobuf_http.handle(request, info, target, self.handlers.handle)
 

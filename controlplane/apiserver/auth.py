@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from controlplane.common.pki import new_token, token_digest, write_private_file
 
@@ -29,6 +30,24 @@ class User:
     name: str
     groups: tuple[str, ...]
     expires: float = 0.0  # epoch seconds after which the token is refused; 0: never
+
+
+class BearerAuthenticator(Protocol):
+    def authenticate(self, header: str | None) -> User | None: ...
+
+
+class BearerChain:
+    """Several bearer authenticators, asked in turn (tokens.json, then ServiceAccount tokens)."""
+
+    def __init__(self, *chain: BearerAuthenticator) -> None:
+        self.chain = chain
+
+    def authenticate(self, header: str | None) -> User | None:
+        for auth in self.chain:
+            user = auth.authenticate(header)
+            if user is not None:
+                return user
+        return None
 
 
 class TokenAuthenticator:

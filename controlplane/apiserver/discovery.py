@@ -64,6 +64,10 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
     if group == "" and any(i.plural == "namespaces" for i in infos):
         resources.append({"name": "namespaces/finalize", "singularName": "", "namespaced": False,
                           "kind": "Namespace", "verbs": ["update"]})
+    if group == "" and any(i.plural == "serviceaccounts" for i in infos):  # TokenRequest, as kube lists it
+        resources.append({"name": "serviceaccounts/token", "singularName": "", "namespaced": True,
+                          "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                          "verbs": ["create"]})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
             "resources": resources}
 

@@ -116,7 +116,7 @@ def decode_protobuf(raw: bytes, kind: str) -> dict[str, Any]:
     return {**({"apiVersion": api_version} if api_version else {}), "kind": got_kind or kind, **obj}
 
 
-async def _read_review(request: web.Request, kind: str, group: str) -> dict[str, Any]:
+async def read_review(request: web.Request, kind: str, group: str) -> dict[str, Any]:
     # no Content-Type means JSON, as kube-apiserver reads it (aiohttp reports octet-stream then)
     ctype = request.content_type if "Content-Type" in request.headers else negotiation.JSON
     raw = await request.read()
@@ -192,7 +192,7 @@ def _protobuf_only(accept: str) -> bool:
         return False
 
 
-def _answer(request: web.Request, group: str, kind: str, body: dict[str, Any], status: dict[str, Any],
+def answer(request: web.Request, group: str, kind: str, body: dict[str, Any], status: dict[str, Any],
             namespace: str = "") -> web.Response:
     meta = dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
     meta.setdefault("creationTimestamp", None)
@@ -220,7 +220,7 @@ def authorization_handler(authorizer: Reviewer | None = None) -> GroupHandler:
             raise errors.method_not_allowed(request.method, f"{target.plural}.{AUTHZ_GROUP}")
         if bool(target.namespace) != (kind == "LocalSubjectAccessReview"):
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-        body = await _read_review(request, kind, AUTHZ_GROUP)
+        body = await read_review(request, kind, AUTHZ_GROUP)
         spec = body.get("spec") or {}
         if kind == "SelfSubjectRulesReview":
             namespace = spec.get("namespace") or ""
@@ -228,10 +228,10 @@ def authorization_handler(authorizer: Reviewer | None = None) -> GroupHandler:
                 raise errors.invalid(kind, AUTHZ_GROUP, "", [errors.Cause("spec.namespace", "Invalid value: "
                                                                           "must be a string")])
             self_user = User(user.name, with_authenticated(user.groups))
-            return _answer(request, AUTHZ_GROUP, kind, body, rules_for(reviewer, self_user, namespace))
+            return answer(request, AUTHZ_GROUP, kind, body, rules_for(reviewer, self_user, namespace))
         subject = User(user.name, with_authenticated(user.groups)) if kind == "SelfSubjectAccessReview" \
             else _subject(kind, spec)
-        return _answer(request, AUTHZ_GROUP, kind, body, _access(reviewer, kind, spec, subject, target.namespace),
+        return answer(request, AUTHZ_GROUP, kind, body, _access(reviewer, kind, spec, subject, target.namespace),
                        target.namespace)
 
     return handle
@@ -244,7 +244,9 @@ def authentication_handler(token_reviews: GroupHandler) -> GroupHandler:
             return await token_reviews(request, target, user)
         if target.name or target.namespace or target.subresource or request.method != "POST":
             raise errors.method_not_allowed(request.method, f"{target.plural}.{AUTHN_GROUP}")
-        body = await _read_review(request, "SelfSubjectReview", AUTHN_GROUP)
-        return _answer(request, AUTHN_GROUP, "SelfSubjectReview", body, {"userInfo": user_info(user)})
+        body = await read_review(request, "SelfSubjectReview", AUTHN_GROUP)
+        # kube-apiserver's answer names system:authenticated too (every authenticated user is in it)
+        self_user = User(user.name, with_authenticated(user.groups))
+        return answer(request, AUTHN_GROUP, "SelfSubjectReview", body, {"userInfo": user_info(self_user)})
 
     return handle

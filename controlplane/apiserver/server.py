@@ -19,14 +19,26 @@ from typing import Any
 
 from aiohttp import web
 
-from controlplane.apiserver import errors, metrics, metrics_api, reviews, services, subresources, tokenreview
+from controlplane.apiserver import (
+    errors,
+    metrics,
+    metrics_api,
+    reviews,
+    satokens,
+    serviceaccounts,
+    services,
+    subresources,
+    tokenreview,
+)
 from controlplane.apiserver.app import ApiApp
-from controlplane.apiserver.auth import TokenAuthenticator
+from controlplane.apiserver.auth import BearerChain, TokenAuthenticator
 from controlplane.apiserver.authz import bootstrap as authz_bootstrap
 from controlplane.apiserver.authz.audit import AuditLog
 from controlplane.apiserver.authz.kinds import rbac_resources
 from controlplane.apiserver.bodies import BodyLimits
 from controlplane.apiserver.builtins import builtin_resources
+from controlplane.apiserver.certauth import FILE_NAME as CLIENT_CERTS_FILE
+from controlplane.apiserver.certauth import ClientCertAuthenticator
 from controlplane.apiserver.gc import GarbageCollector
 from controlplane.apiserver.handlers import ResourceHandlers
 from controlplane.apiserver.lifecycle import Lifecycle
@@ -72,6 +84,11 @@ class ServerConfig:
         return self.data_dir / "pki"
 
     @property
+    def client_ca_file(self) -> Path:
+        """kube-apiserver's `--client-ca-file`: client certificates signed by it authenticate."""
+        return self.pki_dir / "ca.crt"
+
+    @property
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "kubeconfig"
 
@@ -89,6 +106,7 @@ class APIServer:
         self.registry = Registry()
         self._runner: web.AppRunner | None = None
         self._gc: GarbageCollector | None = None
+        self._default_accounts: serviceaccounts.DefaultServiceAccounts | None = None
         self._lifecycle: Lifecycle | None = None
         self.admin_token = ""
         self.proxy_token = ""
@@ -157,7 +175,8 @@ class APIServer:
         self.service = ApiService(self.store, self.registry, limits=self.config.limits)
 
     def _register(self) -> None:
-        for info in [*builtin_resources(), *services.service_resources(), *rbac_resources()]:
+        for info in [*builtin_resources(), *services.service_resources(), *rbac_resources(),
+                     *serviceaccounts.service_account_resources()]:
             self.registry.add(info)
         assert self.service is not None
         self._lifecycle = Lifecycle(self.service)
@@ -195,14 +214,20 @@ class APIServer:
         assert self.service is not None
         self._gc = GarbageCollector(self.service)
         self._gc.start()
+        self._default_accounts = serviceaccounts.DefaultServiceAccounts(self.service)
+        self._default_accounts.start()
 
     async def _listen(self) -> None:
         assert self.service is not None and self.store is not None and self.auth is not None
         hub = WatchHub(self.store)
         metrics.install(self.store, hub)  # scrape-time figures of this server's datastore
-        self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), self.auth,
+        sa_tokens = satokens.ServiceAccountTokens(satokens.ensure_signing_key(self.config.pki_dir),
+                                                  serviceaccounts.uid_lookup(self.service))
+        bearer = BearerChain(self.auth, sa_tokens)
+        self.app = ApiApp(self.registry, ResourceHandlers(self.service, hub), bearer,
                           server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready,
-                          limits=self.config.limits)
+                          limits=self.config.limits,
+                          certs=ClientCertAuthenticator(self.config.data_dir / CLIENT_CERTS_FILE))
         store = self.store
         self.app.health.add("etcd", lambda: None if store.alive() else "the datastore writer stopped")
         self.app.health.add_source(ComponentChecks(self._is_ready, status_file=self.config.component_status_file))
@@ -211,7 +236,9 @@ class APIServer:
         proxy = subresources.StreamProxy(self.service, ca_file=self.ca.cert_path, token=self.proxy_token)  # type: ignore[union-attr]
         self.app.add_group(subresources.GROUP, subresources.VERSION, subresources.RESOURCES, proxy.handle)
         self.app.add_group(tokenreview.GROUP, tokenreview.VERSION, tokenreview.RESOURCES + reviews.AUTHN_RESOURCES,
-                           reviews.authentication_handler(tokenreview.handler(self.auth)))
+                           reviews.authentication_handler(tokenreview.handler(bearer)))
+        self.app.subresource_handlers[("", "serviceaccounts", "token")] = serviceaccounts.token_handler(
+            self.service, sa_tokens)
         authorizer = None
         if self.config.authorization == "RBAC":
             authorizer, authorization = authz_bootstrap.install(self.service, self.config.data_dir,
@@ -226,6 +253,9 @@ class APIServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.serving.cert_path, self.serving.key_path)
+        # ask for a client certificate (optional); one that is shown must verify or the handshake ends
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(cafile=str(self.config.client_ca_file))
         self._runner = web.AppRunner(self.app.make(), access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0, lingering_time=0)  # unread bodies: close, never drain
         await self._runner.setup()
@@ -272,7 +302,7 @@ class APIServer:
             await self._runner.cleanup()
         if self._audit is not None:
             self._audit.close()
-        for loop_owner in (self._gc, self._lifecycle):
+        for loop_owner in (self._gc, self._lifecycle, self._default_accounts):
             if loop_owner is not None:
                 await loop_owner.queue.stop()
         if self.store:

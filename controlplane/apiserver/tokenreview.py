@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from controlplane.apiserver import errors
-from controlplane.apiserver.auth import TokenAuthenticator, User
+from controlplane.apiserver.auth import BearerAuthenticator, User
 from controlplane.apiserver.handlers import json_response
 from controlplane.apiserver.routing import Target
 
@@ -19,7 +19,7 @@ RESOURCES: list[dict[str, Any]] = [{"name": "tokenreviews", "singularName": "tok
                                     "kind": "TokenReview", "verbs": ["create"]}]
 
 
-def handler(auth: TokenAuthenticator) -> Any:
+def handler(auth: BearerAuthenticator) -> Any:
     async def handle(request: web.Request, target: Target, user: User) -> web.StreamResponse:
         if target.plural != "tokenreviews" or target.name or request.method != "POST":
             raise errors.method_not_allowed(request.method, f"{target.plural}.{GROUP}")

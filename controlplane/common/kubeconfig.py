@@ -15,9 +15,15 @@ import yaml
 from controlplane.common.pki import write_private_file
 
 
-def render_kubeconfig(*, server: str, ca_pem: bytes, token: str, user: str = "admin",
-                      cluster: str = "dvp", namespace: str = "default") -> dict[str, Any]:
+def render_kubeconfig(*, server: str, ca_pem: bytes, token: str = "", user: str = "admin",
+                      cluster: str = "dvp", namespace: str = "default", client_cert_pem: bytes = b"",
+                      client_key_pem: bytes = b"") -> dict[str, Any]:
+    """A kubeconfig with a bearer token, or with a client certificate and its key (embedded as data)."""
     context = f"{user}@{cluster}"
+    credentials: dict[str, str] = {"token": token}
+    if client_cert_pem:
+        credentials = {"client-certificate-data": base64.b64encode(client_cert_pem).decode(),
+                       "client-key-data": base64.b64encode(client_key_pem).decode()}
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -28,7 +34,7 @@ def render_kubeconfig(*, server: str, ca_pem: bytes, token: str, user: str = "ad
                 "certificate-authority-data": base64.b64encode(ca_pem).decode(),
             },
         }],
-        "users": [{"name": user, "user": {"token": token}}],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": context, "context": {"cluster": cluster, "user": user, "namespace": namespace}}],
         "current-context": context,
         "preferences": {},
@@ -36,7 +42,7 @@ def render_kubeconfig(*, server: str, ca_pem: bytes, token: str, user: str = "ad
 
 
 def write_kubeconfig(path: Path, **kwargs: Any) -> Path:
-    """Write a kubeconfig readable by its owner only (it holds a bearer token)."""
+    """Write a kubeconfig readable by its owner only (it holds a bearer token or a private key)."""
     doc = render_kubeconfig(**kwargs)
     write_private_file(path, yaml.safe_dump(doc, sort_keys=False).encode())
     return path

@@ -153,6 +153,48 @@ def issue_cert(
     return pair
 
 
+@dataclass(frozen=True)
+class ClientCert:
+    """A client certificate made for a person: PEM bytes kept in memory, never in the pki directory."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    serial: int
+    not_after: dt.datetime
+
+
+def issue_client_cert(ca: KeyPair, *, common_name: str, organizations: list[str],
+                      validity: dt.timedelta) -> ClientCert:
+    """A fresh key and a clientAuth certificate signed by `ca`: subject CN = user, O = groups,
+    as kube-apiserver's `--client-ca-file` authentication reads them."""
+    ca_key = serialization.load_pem_private_key(ca.key_path.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_path.read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = _new_key()
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+        ), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ClientCert(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), cert.serial_number,
+                      cert.not_valid_after_utc)
+
+
 def ensure_serving_cert(ca: KeyPair, directory: Path, name: str, *, sans: list[str]) -> KeyPair:
     """Keep a serving certificate whose SANs cover `sans`; re-issue it when they don't."""
     pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")

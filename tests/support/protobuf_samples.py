@@ -26,6 +26,8 @@ KINDS: dict[str, dict[str, Any]] = {
                "data": {"tls.crt": "AAECAwT/", "empty": ""}, "stringData": {"s": "plain"}},
     "ConfigMap": {"metadata": META, "data": {"k": "v", "multi": "a\nb\n"}, "binaryData": {"b": "3q2+7w=="},
                   "immutable": True},
+    "ServiceAccount": {"metadata": META, "secrets": [{"kind": "Secret", "namespace": "ns", "name": "t"}],
+                       "imagePullSecrets": [{"name": "registry"}], "automountServiceAccountToken": False},
     "Event": {"metadata": META, "involvedObject": {"kind": "Pod", "namespace": "ns", "name": "p", "uid": "u",
                                                    "apiVersion": "v1", "resourceVersion": "1",
                                                    "fieldPath": "spec.containers{c}"},

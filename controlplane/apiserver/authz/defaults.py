@@ -82,11 +82,13 @@ def cluster_roles() -> list[dict[str, Any]]:
             _rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
         ], labels={to + "admin": "true"}),
         _role("system:aggregate-to-edit", [
-            _rule(WRITE, [""], ["configmaps", "secrets", "services", "endpoints"]),
+            _rule(WRITE, [""], ["configmaps", "secrets", "services", "endpoints", "serviceaccounts"]),
+            _rule(["create"], [""], ["serviceaccounts/token"]),
             _rule([*READ], [""], ["secrets"]),
         ], labels={to + "edit": "true"}),
         _role("system:aggregate-to-view", [
-            _rule(READ, [""], ["configmaps", "endpoints", "events", "services", "namespaces/status"]),
+            _rule(READ, [""], ["configmaps", "endpoints", "events", "services", "namespaces/status",
+                               "serviceaccounts"]),
             _rule(["get"], [""], ["namespaces"]),
             _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
         ], labels={to + "view": "true"}),

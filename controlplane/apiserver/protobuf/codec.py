@@ -27,6 +27,7 @@ KINDS: dict[tuple[str, str, str], str] = {
     ("", "v1", "Namespace"): "Namespace",
     ("", "v1", "Secret"): "Secret",
     ("", "v1", "ConfigMap"): "ConfigMap",
+    ("", "v1", "ServiceAccount"): "ServiceAccount",
     ("", "v1", "Event"): "Event",
     ("", "v1", "Node"): "Node",
     ("", "v1", "Service"): "Service",

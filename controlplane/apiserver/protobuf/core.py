@@ -1,5 +1,5 @@
 """core/v1 and coordination.k8s.io/v1 messages of the kinds the server stores (k8s.io/api
-`generated.proto`): Namespace, Secret, ConfigMap, Event, Node, Service, Endpoints, Lease,
+`generated.proto`): Namespace, Secret, ConfigMap, ServiceAccount, Event, Node, Service, Endpoints, Lease,
 with every message they contain. `keep=True` marks Go pointers and fields serialized
 without `omitempty`."""
 
@@ -21,6 +21,11 @@ message("Secret", m(1, "metadata", OBJECT), b(5, "immutable", keep=True), mapof(
         mapof(4, "stringData", "string"), s(3, "type"))
 message("ConfigMap", m(1, "metadata", OBJECT), b(4, "immutable", keep=True), mapof(2, "data", "string"),
         mapof(3, "binaryData", "bytes"))
+
+# -- ServiceAccount -----------------------------------------------------------------------------
+message("ServiceAccount", m(1, "metadata", OBJECT), rep(2, "secrets", "ObjectReference"),
+        rep(3, "imagePullSecrets", "LocalObjectReference"), b(4, "automountServiceAccountToken", keep=True))
+message("LocalObjectReference", s(1, "name"))
 
 # -- Event (core/v1) ------------------------------------------------------------------------------
 message("Event",

@@ -1,5 +1,6 @@
 """authentication.k8s.io/v1 and authorization.k8s.io/v1 review messages (k8s.io/api
-`generated.proto`): SelfSubjectReview, TokenReview, SelfSubjectAccessReview,
+`generated.proto`): SelfSubjectReview, TokenReview, TokenRequest (`kubectl create token`),
+SelfSubjectAccessReview,
 SelfSubjectRulesReview, SubjectAccessReview and LocalSubjectAccessReview, with their specs
 and statuses. kubectl 1.33 sends `auth whoami` and `auth can-i` as protobuf.
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from controlplane.apiserver.protobuf import wire
 from controlplane.apiserver.protobuf.scalars import register_type, str_bytes
-from controlplane.apiserver.protobuf.schema import PathError, b, m, mapof, message, rep, s
+from controlplane.apiserver.protobuf.schema import PathError, b, i64, m, mapof, message, rep, s, t
 
 OBJECT = "ObjectMeta"
 _T1 = wire.key(1, wire.LENGTH)
@@ -42,6 +43,12 @@ message("SelfSubjectReview", m(1, "metadata", OBJECT), m(2, "status", "SelfSubje
 message("SelfSubjectReviewStatus", m(1, "userInfo", "UserInfo"))
 message("TokenReview", m(1, "metadata", OBJECT), m(2, "spec", "TokenReviewSpec"), m(3, "status", "TokenReviewStatus"))
 message("TokenReviewSpec", s(1, "token"), rep(2, "audiences", "string"))
+message("TokenRequest", m(1, "metadata", OBJECT), m(2, "spec", "TokenRequestSpec"),
+        m(3, "status", "TokenRequestStatus"))
+message("TokenRequestSpec", rep(1, "audiences", "string"), i64(4, "expirationSeconds", keep=True),
+        m(3, "boundObjectRef", "BoundObjectReference"))
+message("BoundObjectReference", s(1, "kind"), s(2, "apiVersion"), s(3, "name"), s(4, "uid"))
+message("TokenRequestStatus", s(1, "token", keep=True), t(2, "expirationTimestamp"))
 message("TokenReviewStatus", b(1, "authenticated"), m(2, "user", "UserInfo"), rep(4, "audiences", "string"),
         s(3, "error"))
 
