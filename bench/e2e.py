@@ -11,12 +11,16 @@ The peer: the very domain XML our node handler ran for each VM (same volume, see
 started with `virsh create FILE` after our domains are gone, timed from the spawn of `virsh`
 to its return (the domain is running then). p50 and p95 of each, and the ratio.
 
-    python -m bench.e2e [--rounds 5] [--many 20] [-o json]
+With `--hosts N` (N >= 2): the same on an installed cluster of N lab hosts, with the cross-host
+VM network against host-to-host (bench/e2e_cluster.py).
+
+    python -m bench.e2e [--rounds 5] [--many 20] [--hosts 1] [-o json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import threading
@@ -171,12 +175,32 @@ def run(rounds: int, many: int) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the 1-VM measurement")
-    parser.add_argument("--many", type=int, default=20, help="VMs applied at once")
+    parser.add_argument("--many", type=int, default=None, help="VMs applied at once [default: 20; 30 with --hosts]")
+    parser.add_argument("--hosts", type=int, default=1,
+                        help="1: one host (default); N >= 2: a cluster of 1 master + N-1 workers on lab hosts")
+    parser.add_argument("--count", type=int, default=300, help="TCP connects per target (--hosts >= 2)")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args()
-    rows = run(args.rounds, args.many)
+    if args.hosts > 1:
+        cluster_main(args.hosts, args.many or 30, args.count, json_out=args.output == "json")
+        return
+    rows = run(args.rounds, args.many or 20)
     print_table("bench/e2e: VirtualMachine applied (disk Ready) -> phase Running (software emulation)",
                 "dvp (kubectl apply)", "virsh create (same XML)", rows, json_out=args.output == "json")
+
+
+def cluster_main(hosts: int, many: int, count: int, *, json_out: bool) -> None:
+    from bench.e2e_cluster import run as run_cluster
+
+    rows, extra = run_cluster(hosts, many, count)
+    print_table(f"bench/e2e --hosts {hosts}: VirtualMachines (disks Ready) -> phase Running on lab hosts, and the "
+                "VM network (software emulation)", "dvp", "peer", rows, json_out=json_out)
+    if json_out:
+        print(json.dumps(extra))
+        return
+    print(f"placement: {extra['placement']}; A={extra['a']}, B={extra['b']}")
+    print(f"apply -> Running at p50: {extra['running_ratio_p50']:.2f}x the peer's speed (target >= 0.67); "
+          f"VM / host-to-host connect time at p50: {extra['vm_vs_host_p50']:.2f}x (target within 1.5x)")
 
 
 if __name__ == "__main__":
