@@ -12,17 +12,14 @@ so no process drops another's tokens.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from controlplane.common.pki import new_token, token_digest, write_private_file
+from controlplane.apiserver.recordfile import RecordFile
+from controlplane.common.pki import new_token, token_digest
 
 
 @dataclass(frozen=True)
@@ -54,46 +51,26 @@ class TokenAuthenticator:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, User] = {}
-        self._signature: tuple[int, int, int] | None = None
+        self._file = RecordFile(path)
         self._reload()
 
     def _reload(self, *, force: bool = False) -> None:
         """Pick up tokens other processes added or revoked while the server runs (one stat when
-        nothing changed: the file is replaced on every change, so inode, mtime and size tell)."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return
-        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if signature == self._signature and not force:
-            return
-        self._signature = signature
-        self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])), float(e.get("expires", 0)))
-                         for e in json.loads(self.path.read_text())}
-
-    def _save(self) -> None:
-        data = [{"sha256": digest, "user": u.name, "groups": list(u.groups), **({"expires": u.expires} if u.expires else {})}
-                for digest, u in self._entries.items()]
-        write_private_file(self.path, json.dumps(data, indent=1).encode())
-        st = self.path.stat()
-        self._signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with open(fd, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+        nothing changed)."""
+        records = self._file.read_if_changed(force=force)
+        if records is not None:
+            self._entries = {e["sha256"]: User(e["user"], tuple(e.get("groups", [])), float(e.get("expires", 0)))
+                             for e in records}
 
     def _update(self, change: Callable[[dict[str, User]], dict[str, User] | None]) -> None:
         """Apply `change` to the tokens as they are on disk now, and write them back."""
-        with self._locked():
+        with self._file.locked():
             self._reload(force=True)
             changed = change(self._entries)
             if changed is not None:
                 self._entries = changed
-            self._save()
+            self._file.write([{"sha256": digest, "user": u.name, "groups": list(u.groups),
+                               **({"expires": u.expires} if u.expires else {})} for digest, u in self._entries.items()])
 
     def issue(self, user: str, groups: list[str], *, ttl: float | None = None) -> str:
         """Create a new token for `user` (refused after `ttl` seconds if given); only its digest is kept."""

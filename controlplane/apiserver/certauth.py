@@ -16,12 +16,8 @@ re-read only when its inode, mtime or size changed, as `tokens.json` is).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +27,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from controlplane.apiserver.auth import User
-from controlplane.common.pki import write_private_file
+from controlplane.apiserver.recordfile import RecordFile
 
 FILE_NAME = "client-certs.json"
 
@@ -86,41 +82,28 @@ class ClientCertAuthenticator:
         self.path = path
         self._issued: dict[int, Issued] = {}
         self._revoked: frozenset[int] = frozenset()
-        self._signature: tuple[int, int, int] | None = None
+        self._file = RecordFile(path)
         self._reload()
 
     def _reload(self, *, force: bool = False) -> None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
+        records = self._file.read_if_changed(force=force)
+        if records is None:
             return
-        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if signature == self._signature and not force:
-            return
-        self._signature = signature
         entries = [Issued(int(e["serial"], 16), e["user"], tuple(e.get("groups", [])), float(e["expires"]),
-                          bool(e.get("revoked", False))) for e in json.loads(self.path.read_text())]
+                          bool(e.get("revoked", False))) for e in records]
         self._issued = {e.serial: e for e in entries}
         self._revoked = frozenset(e.serial for e in entries if e.revoked)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with open(fd, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
     def _update(self, change: Callable[[dict[int, Issued]], None]) -> None:
         """Apply `change` to the records as they are on disk now; forget certificates past expiry."""
-        with self._locked():
+        with self._file.locked():
             self._reload(force=True)
             issued = dict(self._issued)
             change(issued)
             now = time.time()
             data = [{"serial": f"{e.serial:x}", "user": e.user, "groups": list(e.groups), "expires": e.expires,
                      **({"revoked": True} if e.revoked else {})} for e in issued.values() if e.expires > now]
-            write_private_file(self.path, json.dumps(data, indent=1).encode())
+            self._file.write(data)
             self._reload(force=True)
 
     def record(self, serial: int, user: str, groups: list[str], expires: float) -> None:

@@ -117,19 +117,16 @@ def cert_sans(path: Path) -> set[str]:
     return names | {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)}
 
 
-def issue_cert(
-    ca: KeyPair, directory: Path, name: str, *, common_name: str, sans: list[str],
-    client: bool = False, organizations: list[str] | None = None,
-) -> KeyPair:
-    """Issue (or re-issue) `name.crt`/`name.key` signed by `ca` for the given SANs."""
+def _signed_leaf(ca: KeyPair, key: ec.EllipticCurvePrivateKey, *, common_name: str, organizations: list[str],
+                 validity: dt.timedelta, client: bool, sans: list[str], signing_only: bool = False) -> x509.Certificate:
+    """A leaf certificate for `key` signed by `ca`: CN and O as given, clientAuth or serverAuth,
+    the SANs if any; `signing_only` adds a critical KeyUsage of digitalSignature alone."""
     ca_key = serialization.load_pem_private_key(ca.key_path.read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_path.read_bytes())
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = _new_key()
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations or []]
+    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
     now = dt.datetime.now(dt.UTC)
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name(attrs))
@@ -137,16 +134,30 @@ def issue_cert(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + CERT_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
     )
+    if signing_only:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+        ), critical=True)
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(_san_entries(sans)), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def issue_cert(
+    ca: KeyPair, directory: Path, name: str, *, common_name: str, sans: list[str],
+    client: bool = False, organizations: list[str] | None = None,
+) -> KeyPair:
+    """Issue (or re-issue) `name.crt`/`name.key` signed by `ca` for the given SANs."""
+    key = _new_key()
+    cert = _signed_leaf(ca, key, common_name=common_name, organizations=organizations or [], validity=CERT_VALIDITY,
+                        client=client, sans=sans)
     pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
     _write_private(pair.key_path, _key_pem(key))
     _write_public(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
@@ -167,30 +178,9 @@ def issue_client_cert(ca: KeyPair, *, common_name: str, organizations: list[str]
                       validity: dt.timedelta) -> ClientCert:
     """A fresh key and a clientAuth certificate signed by `ca`: subject CN = user, O = groups,
     as kube-apiserver's `--client-ca-file` authentication reads them."""
-    ca_key = serialization.load_pem_private_key(ca.key_path.read_bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_path.read_bytes())
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = _new_key()
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(attrs))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
-        ), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert = _signed_leaf(ca, key, common_name=common_name, organizations=organizations, validity=validity,
+                        client=True, sans=[], signing_only=True)
     return ClientCert(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), cert.serial_number,
                       cert.not_valid_after_utc)
 
