@@ -2,8 +2,10 @@
 authentication and authorisation, and errors in the spec's JSON format.
 
 Every `/v2/` request must carry valid credentials (401 with `WWW-Authenticate` otherwise);
-reads need the `pull` role, writes `push`, deletes of tags, manifests and blobs `admin`. Extra routes (the upload URLs, the admin API)
-are mounted by `server` through `extra_routes`.
+reads need the `pull` role, writes `push`, deletes of tags, manifests and blobs `admin`; a
+platform user's pull is also checked against the API server's RBAC per repository
+(`access.py`). Extra routes (the upload URLs, the admin API) are mounted by `server` through
+`extra_routes`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from controlplane.dvcr import metrics
+from controlplane.dvcr.access import PullAccess
 from controlplane.dvcr.auth import Authenticator, AuthError, Identity
 from controlplane.dvcr.authguard import TooManyAttempts
 from controlplane.dvcr.digest import check_name
@@ -62,6 +65,8 @@ class RegistryApp:
     def __init__(self, store: RegistryStore, auth: Authenticator) -> None:
         self.store = store
         self.auth = auth
+        # platform users' pulls, per repository, by the API server's RBAC (with an API server only)
+        self.access = PullAccess(auth.may_get) if auth.kubeconfig is not None else None
         self.blobs = BlobHandlers(store)
         self.manifests = ManifestHandlers(store)
         self.table: dict[tuple[str, str], Handler] = {
@@ -155,7 +160,7 @@ class RegistryApp:
         role = "push" if request.method in WRITE_METHODS else "pull"
         if request.method == "DELETE" and "/blobs/uploads/" not in path:
             role = "admin"  # deleting tags, manifests and blobs; cancelling one's own upload is a push
-        await self.identify(request, role)
+        identity = await self.identify(request, role)
         for pattern, route in ROUTES:
             m = pattern.match(path)
             if m is None:
@@ -170,5 +175,9 @@ class RegistryApp:
             kwargs: dict[str, Any] = m.groupdict()
             if "name" in kwargs:
                 check_name(kwargs["name"])
+            if role == "pull" and self.access is not None:
+                refused = await self.access.why_not(identity, kwargs.get("name"))
+                if refused:
+                    raise RegistryError("DENIED", refused, detail={"user": identity.name})
             return await handler(request, **kwargs)
         raise RegistryError("UNSUPPORTED", f"no such endpoint: {request.method} {path}", status=404)

@@ -57,6 +57,7 @@ class Identity:
     name: str
     role: str
     via: str  # "htpasswd" or "token"
+    groups: tuple[str, ...] = ()
 
     def may(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -228,14 +229,34 @@ class Authenticator:
         user = status.get("user") or {}
         groups = set(user.get("groups") or [])
         role = "admin" if groups & set(ADMIN_GROUPS) else "push" if groups & set(WRITER_GROUPS) else "pull"
-        return Identity(str(user.get("username", "")), role, "token")
+        return Identity(str(user.get("username", "")), role, "token", tuple(sorted(groups)))
 
-    def _token_review(self, token: str) -> dict[str, Any]:
+    async def may_get(self, spec: dict[str, Any]) -> bool:
+        """A SubjectAccessReview with `spec` (user, groups, resourceAttributes), in a thread."""
+        return await self._reviews.run(self._access_review, spec)
+
+    def _access_review(self, spec: dict[str, Any]) -> bool:
+        from kubernetes import client
+
+        self._ensure_api()
+        api = client.AuthorizationV1Api(self._api.api_client)
+        attrs = spec["resourceAttributes"]
+        review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+            user=spec["user"], groups=spec["groups"], resource_attributes=client.V1ResourceAttributes(**attrs)))
+        status = api.create_subject_access_review(review).status
+        return bool(status is not None and status.allowed)
+
+    def _ensure_api(self) -> None:
         from kubernetes import client, config
 
         if self._api is None:
             api_client = config.new_client_from_config(str(self.kubeconfig))  # type: ignore[no-untyped-call]
             self._api = client.AuthenticationV1Api(api_client)
+
+    def _token_review(self, token: str) -> dict[str, Any]:
+        from kubernetes import client
+
+        self._ensure_api()
         review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
         result = self._api.create_token_review(review)
         status = result.status

@@ -114,3 +114,34 @@ def test_dvp_server_runs_dvcr_and_accepts_platform_tokens(embedded: ApiServerPro
     run(skopeo(), "copy", "--preserve-digests", "--dest-cert-dir", str(certs), "--dest-registry-token", token,
         f"oci:{tmp_path / 'src'}:latest", ref)
     run(skopeo(), "inspect", "--cert-dir", str(certs), "--authfile", info["authfiles"]["node"], ref)
+
+
+def test_a_platform_user_pulls_only_the_images_rbac_lets_it_read(embedded: ApiServerProcess) -> None:
+    """A token with view in team-a: its pulls of vi/team-a/* get past authorization (404: no such
+    image yet), vi/team-b/*, cvi/* and the repository list are refused (403, naming the rule)."""
+    import requests
+
+    from controlplane.apiserver.auth import TokenAuthenticator
+
+    info = json.loads(embedded.dvcr_info.read_text())
+    token = TokenAuthenticator(embedded.data_dir / "tokens.json").issue("puller", ["pullers"])
+    for ns in ("team-a", "team-b"):
+        embedded.kubectl("create", "namespace", ns)
+    embedded.kubectl("create", "rolebinding", "puller-view", "--clusterrole=view", "--user=puller", "-n", "team-a")
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = info["ca"]
+
+    def get(path: str, who: str) -> requests.Response:
+        return s.get(f"{info['url']}/v2/{path}", headers={"Authorization": f"Bearer {who}"}, timeout=30)
+
+    assert get("vi/team-a/disk/manifests/latest", token).status_code == 404
+    refused = get("vi/team-b/disk/manifests/latest", token)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["message"] == ('user "puller" may not get virtualimages "disk" in the namespace '
+                                                      '"team-b", so not pull vi/team-b/disk')
+    assert get("cvi/ubuntu/blobs/sha256:" + "0" * 64, token).status_code == 403
+    assert get("_catalog", token).status_code == 403
+    assert get("_catalog", embedded.token).status_code == 200  # the admin (push and admin roles) as before
+    embedded.kubectl("create", "clusterrolebinding", "puller-cvi", "--clusterrole=view", "--user=puller")
+    assert get("cvi/debian/manifests/latest", token).status_code == 404  # cluster-wide view: cluster images too
