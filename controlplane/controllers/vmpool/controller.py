@@ -9,9 +9,10 @@ make the pool create or delete twice), ask `plan` what to do, do it, and write t
 The runner writes status only when it changed. Deleting the pool deletes its members through
 owner-reference garbage collection; a member's disks are owned by the member and go with it.
 
-Template changes: members created afterwards get the new template; existing members keep
-theirs (status.updatedReplicas and the Synced condition say how many are behind). Replacing
-one is deleting it: the pool creates a new member from the current template.
+Template changes are rolled out in place, as DVP does: every live member on an older template
+gets the current template's spec, labels and annotations and the new template-hash label (a
+running member applies the new spec at its next restart, its VM saying so); new disk
+templates get their disks. status.updatedReplicas and the Synced condition show the rollout.
 """
 
 from __future__ import annotations
@@ -117,11 +118,29 @@ class Steps:
                     raise
             state.ctx.recorder.record(state.changed, type="Normal", reason="SuccessfulDelete",
                                       message=f"Deleted VirtualMachine {name!r}.")
+        behind = 0
         for name, vm in vms.items():  # a member whose disks were not all created (a crash between)
-            if not cached[name].terminating and pending.get(name) != "delete":
-                self._ensure_disks(state, pool, vm)
-        if step.create or step.delete or pending:
+            if cached[name].terminating or pending.get(name) == "delete" or name in step.delete:
+                continue
+            self._ensure_disks(state, pool, vm)
+            if cached[name].template_hash != desired_hash:
+                behind += self._roll(state, pool, vm)
+        if step.create or step.delete or pending or behind:
             state.requeue(RECHECK)
+
+    def _roll(self, state: State, pool: dict[str, Any], vm: dict[str, Any]) -> int:
+        """Bring one member to the current template; 1 when it must be looked at again (a lost race)."""
+        try:
+            state.ctx.kube.replace(VIRTUAL_MACHINES, P.rolled(pool, vm))
+        except KubeError as exc:
+            if exc.not_found:
+                return 0
+            if exc.status == 409:
+                return 1
+            raise
+        state.ctx.recorder.record(state.changed, type="Normal", reason="SuccessfulUpdate",
+                                  message=f"Updated VirtualMachine {vm['metadata']['name']!r} to the current template.")
+        return 0
 
     def _create(self, state: State, pool: dict[str, Any]) -> None:
         name = P.new_name(state.name)
@@ -166,8 +185,8 @@ class Steps:
         _set(state, C.Type.SYNCED, synced,
              C.SyncedReason.POOL_SYNCED if synced else C.SyncedReason.ROLLOUT_IN_PROGRESS,
              "All replicas are on the current virtualMachineTemplate." if synced
-             else f"{seen.updated} of {seen.live} replicas are on the current virtualMachineTemplate; existing "
-                  "replicas keep their template: delete one to have it recreated from the current template.")
+             else f"{seen.updated} of {seen.live} replicas are on the current virtualMachineTemplate; the others "
+                  "are being updated in place.")
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:

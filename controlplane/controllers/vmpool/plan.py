@@ -121,6 +121,23 @@ def member(pool: dict[str, Any], name: str) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": Kind.VIRTUAL_MACHINE, "metadata": vm_meta, "spec": spec}
 
 
+def rolled(pool: dict[str, Any], vm: dict[str, Any]) -> dict[str, Any]:
+    """An existing member brought to the pool's current template, in place (as DVP rolls a
+    template change out): the template's spec (its disk references pointed at the member's own
+    disks), the template's labels and annotations over the member's own, the new template
+    hash. Its name, owner and resourceVersion stay; a running member applies the new spec at
+    its next restart (AwaitingRestartToApplyConfiguration), as any VM edited while it runs."""
+    fresh = member(pool, vm["metadata"]["name"])
+    out = copy.deepcopy(vm)
+    meta = out["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), **fresh["metadata"]["labels"]}
+    if fresh["metadata"].get("annotations"):
+        meta["annotations"] = {**(meta.get("annotations") or {}), **fresh["metadata"]["annotations"]}
+    out["spec"] = fresh["spec"]
+    out.pop("status", None)
+    return out
+
+
 def member_disks(pool: dict[str, Any], vm: dict[str, Any]) -> list[dict[str, Any]]:
     """The member's disks, one per `virtualDiskTemplates` entry, owned by the member so they
     go with it (reclaim Delete)."""

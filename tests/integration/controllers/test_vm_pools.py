@@ -1,8 +1,8 @@
 """VirtualMachinePool in a real `dvp server`, driven with kubectl 1.33: a pool applied in DVP's
 manifest form gets its VMs (owned by it, labelled with its selector, each with its own disk),
 `kubectl scale vmpool` moves it up and down through the `scale` subresource, `kubectl get
-vmpool` shows DVP's columns, bad replicas are refused naming the field, and deleting the pool
-deletes its VMs. No nodes: the VMs stay Pending (runPolicy AlwaysOff), which is all scaling needs."""
+vmpool` shows DVP's columns, bad replicas are refused naming the field, a template change is
+rolled out to the existing VM in place, and deleting the pool deletes its VMs. No nodes: the VMs stay Pending (runPolicy AlwaysOff), which is all scaling needs."""
 
 from __future__ import annotations
 
@@ -108,6 +108,19 @@ def test_pool_scales_through_the_scale_subresource_and_takes_its_vms_along(serve
                     check=False)
     assert stale.returncode != 0 and "the object has been modified" in stale.stderr, stale.stderr
     assert get(server, "vmpool", "web")["spec"]["replicas"] == 1
+
+    # a template change is rolled out in place: the member keeps its name, takes the new spec and hash
+    (kept,) = members(server, uid)
+    kubectl(server, "patch", "vmpool", "web", "--type=merge", "-p",
+            '{"spec":{"virtualMachineTemplate":{"spec":{"memory":{"size":"512Mi"}}}}}')
+    want = eventually(lambda: (p := get(server, "vmpool", "web")).get("status", {}).get("desiredTemplateHash")
+                      != kept["metadata"]["labels"]["vmpool.virtualization.deckhouse.io/template-hash"] and p)
+    rolled = eventually(lambda: (v := get(server, "vm", kept["metadata"]["name"]))["metadata"]["labels"].get(
+        "vmpool.virtualization.deckhouse.io/template-hash") == want["status"]["desiredTemplateHash"] and v)
+    assert rolled["spec"]["memory"] == {"size": "512Mi"} and rolled["metadata"]["uid"] == kept["metadata"]["uid"]
+    synced = eventually(lambda: next((c for c in get(server, "vmpool", "web")["status"]["conditions"]
+                                      if c["type"] == "Synced" and c["status"] == "True"), None))
+    assert synced["reason"] == "PoolSynced" and get(server, "vmpool", "web")["status"]["updatedReplicas"] == 1
 
     kubectl(server, "delete", "vmpool", "web", "--wait=false")
     assert eventually(lambda: not members(server, uid) and not get(server, "vmpool", "web"))

@@ -85,3 +85,20 @@ def test_observed_counts_terminating_as_replicas_but_not_as_ready_or_updated() -
     members = [P.Member("a", "1", running=True, template_hash="h"), P.Member("b", "2", template_hash="old"),
                P.Member("c", "3", terminating=True, running=True, template_hash="h")]
     assert P.Observed.of(members, "h") == P.Observed(replicas=3, ready=1, updated=1, live=2)
+
+
+def test_a_member_on_an_old_template_is_rolled_in_place() -> None:
+    vm = P.member(POOL, "web-abcde")
+    vm["metadata"].update(uid="vm-1", resourceVersion="7", labels={**vm["metadata"]["labels"], "team": "ops"})
+    vm["status"] = {"phase": "Running"}
+    newer = copy.deepcopy(POOL)
+    newer["spec"]["virtualMachineTemplate"]["spec"]["cpu"] = {"cores": 2}
+    newer["spec"]["virtualMachineTemplate"]["metadata"]["labels"]["tier"] = "front"
+    out = P.rolled(newer, vm)
+    meta = out["metadata"]
+    assert (meta["name"], meta["uid"], meta["resourceVersion"]) == ("web-abcde", "vm-1", "7")  # the same object
+    assert meta["labels"][P.LABEL_TEMPLATE_HASH] == P.template_hash(newer) != P.template_hash(POOL)
+    assert meta["labels"]["tier"] == "front" and meta["labels"]["team"] == "ops"  # its own labels stay
+    assert out["spec"]["cpu"] == {"cores": 2}
+    assert out["spec"]["blockDeviceRefs"][0] == {"kind": "VirtualDisk", "name": "web-abcde-root"}
+    assert "status" not in out and vm["spec"] != out["spec"]  # the cached object is left alone
