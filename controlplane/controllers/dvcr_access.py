@@ -169,7 +169,7 @@ class Importer:
             job.proc.kill()
 
     def start(self, key: Any, source: str, repository: str, *, checksums: dict[str, str] | None = None,
-              ca_bundle: str | None = None, pull_secret: str | None = None) -> Job:
+              ca_bundle: str | None = None, pull_secret: str | None = None, bearer: str | None = None) -> Job:
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.source == source and job.repository == repository:
@@ -178,11 +178,12 @@ class Importer:
                 self.forget(key)
             job = Job(key, source, repository)
             self._jobs[key] = job
-        threading.Thread(target=self._run, args=(job, checksums or {}, ca_bundle, pull_secret), daemon=True,
+        threading.Thread(target=self._run, args=(job, checksums or {}, ca_bundle, pull_secret, bearer), daemon=True,
                          name=f"import-{repository}").start()
         return job
 
-    def _run(self, job: Job, checksums: dict[str, str], ca_bundle: str | None, pull_secret: str | None) -> None:
+    def _run(self, job: Job, checksums: dict[str, str], ca_bundle: str | None, pull_secret: str | None,
+             bearer: str | None) -> None:
         s = self.settings
         with tempfile.TemporaryDirectory(prefix="dvp-import-") as tmp:
             user, password = auth_from_file(s.dvcr_importer_auth, s.dvcr_address)
@@ -199,12 +200,14 @@ class Importer:
                 path = Path(tmp) / "ca.pem"
                 path.write_text(ca_bundle)
                 cmd += ["--ca-bundle", str(path)]
-            if pull_secret:
-                path = Path(tmp) / "pull-secret.json"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(pull_secret)
-                cmd += ["--pull-secret", str(path)]
+            for option, name, secret_value in (("--pull-secret", "pull-secret.json", pull_secret),
+                                               ("--bearer-file", "bearer", bearer)):
+                if secret_value:
+                    path = Path(tmp) / name
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(secret_value)
+                    cmd += [option, str(path)]
             try:
                 job.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -134,11 +134,13 @@ def serve(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[st
         _fail(f"starting DVCR: {exc}")
 
 
-def _source(spec: str, *, ca_bundle: Path | None, insecure: bool, pull_secret: Path | None) -> Any:
+def _source(spec: str, *, ca_bundle: Path | None, insecure: bool, pull_secret: Path | None,
+            bearer_file: Path | None = None) -> Any:
     from controlplane.dvcr.importer.sources import FileSource, HttpSource, RegistrySource
 
     if spec.startswith(("http://", "https://")):
-        return HttpSource(spec, ca_bundle=ca_bundle, insecure=insecure)
+        bearer = bearer_file.read_text().strip() if bearer_file is not None else ""
+        return HttpSource(spec, ca_bundle=ca_bundle, insecure=insecure, bearer=bearer)
     for prefix in ("docker://", "registry://"):
         if spec.startswith(prefix):
             return RegistrySource(spec[len(prefix):], pull_secret=pull_secret, ca_bundle=ca_bundle, insecure=insecure)
@@ -157,13 +159,16 @@ def _source(spec: str, *, ca_bundle: Path | None, insecure: bool, pull_secret: P
 @click.option("--insecure", is_flag=True, help="Don't verify the source's TLS certificate.")
 @click.option("--pull-secret", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="A .dockerconfigjson file with credentials for a source registry.")
+@click.option("--bearer-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="A file holding a bearer token an https:// source asks for (e.g. a node's volume endpoint).")
 @click.option("--spool-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where a compressed source is unpacked before the push (default: the system temp dir).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--progress-json", is_flag=True, help="Report progress as JSON lines on stderr (for automation).")
 @connection_options
 def import_(source: str, target: str, checksum: tuple[str, ...], ca_bundle: Path | None, insecure: bool,
-            pull_secret: Path | None, spool_dir: Path | None, output: str, progress_json: bool, **kw: Any) -> None:
+            pull_secret: Path | None, bearer_file: Path | None, spool_dir: Path | None, output: str,
+            progress_json: bool, **kw: Any) -> None:
     """Import a VM image (qcow2, raw, iso, vmdk, vdi; plain, .gz or .xz) into DVCR.
 
     SOURCE is an http(s):// URL, docker://HOST/REPO:TAG (a containerDisk image in another
@@ -179,7 +184,7 @@ def import_(source: str, target: str, checksum: tuple[str, ...], ca_bundle: Path
 
     try:
         sums = dict(parse_checksum(c) for c in checksum)
-        src = _source(source, ca_bundle=ca_bundle, insecure=insecure, pull_secret=pull_secret)
+        src = _source(source, ca_bundle=ca_bundle, insecure=insecure, pull_secret=pull_secret, bearer_file=bearer_file)
         result = asyncio.run(run_import(src, conn, repo, tag or "latest", sums, spool_dir=spool_dir,
                                         show=output == "table" and not progress_json,
                                         progress_json=progress_json))

@@ -25,7 +25,7 @@ from typing import Any
 import libvirt
 from aiohttp import WSMsgType, web
 
-from controlplane.nodehandler import metrics
+from controlplane.nodehandler import metrics, volume_data
 from controlplane.nodehandler.consoleauth import Denied, TokenReviewer, stream_access
 from controlplane.nodehandler.context import NodeContext
 
@@ -50,6 +50,7 @@ class ConsoleServer:
         app.router.add_get("/metrics", metrics.handler(self.reviewer, self.ctx.node))
         app.router.add_get("/v1/namespaces/{namespace}/instances/{name}/console", self._console)
         app.router.add_get("/v1/namespaces/{namespace}/instances/{name}/vnc", self._vnc)
+        app.router.add_get(volume_data.PATH, volume_data.handler(self.ctx, self.reviewer))
         return app
 
     async def start(self) -> int:

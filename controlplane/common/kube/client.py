@@ -121,6 +121,14 @@ class KubeClient:
             local = LocalTransport(local_socket, token, user_agent=user_agent) if token else None
         return cls(k8s.ApiClient(configuration), user_agent=user_agent, local=local)
 
+    @property
+    def bearer_token(self) -> str:
+        """The token this client authenticates with ("" for none), for calls to endpoints that
+        check it with the API server (a node handler's console endpoint)."""
+        keys = self.api.configuration.api_key or {}
+        header = keys.get("BearerToken") or keys.get("authorization") or ""
+        return str(header).removeprefix("Bearer ").strip()
+
     @staticmethod
     def _query(query: dict[str, Any] | None) -> list[tuple[str, str]]:
         return [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()

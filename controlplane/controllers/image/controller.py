@@ -16,7 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.api import condition_builder as conditions
-from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
+from controlplane.api.resources import (
+    CLUSTER_VIRTUAL_IMAGES,
+    VIRTUAL_DISK_SNAPSHOTS,
+    VIRTUAL_DISKS,
+    VIRTUAL_IMAGES,
+)
 from controlplane.api.v1alpha2 import CVICondition, ImagePhase, VICondition
 from controlplane.common import quantity
 from controlplane.common.kube.client import Resource
@@ -28,7 +33,7 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key
+from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key
 
 
 def repository(state: State) -> str:
@@ -153,6 +158,9 @@ PHASE_EVENTS = PhaseEvents(warning=frozenset({ImagePhase.FAILED.value, ImagePhas
                                              ImagePhase.PVC_LOST.value}))
 
 
+phase_changed = fields_changed(("status", "phase"))
+
+
 def build_for(resource: Resource) -> Any:
     def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         api = DvcrApi(ctx.settings)
@@ -161,9 +169,15 @@ def build_for(resource: Resource) -> Any:
         reconciler = Reconciler(ctx, resource, steps.handlers(), failure_condition=VICondition.Type.READY,
                                 after=[PHASE_EVENTS])
 
+        def made_of(kind: str) -> Any:
+            """The images made from a disk or a snapshot (the key ignores the namespace: a few extra looks)."""
+            return lambda obj: indexes.keys(ctx, indexes.images_by_source(resource), f"{kind}/{obj['metadata']['name']}")
+
         def dependents(obj: dict[str, Any]) -> list[tuple[str, str]]:
             return indexes.keys(ctx, indexes.images_by_source(resource), f"{obj.get('kind')}/{obj['metadata']['name']}")
 
         return reconciler, [Watch(resource, lambda o: [own_key(o)]), Watch(VIRTUAL_IMAGES, dependents),
-                            Watch(CLUSTER_VIRTUAL_IMAGES, dependents)]
+                            Watch(CLUSTER_VIRTUAL_IMAGES, dependents),
+                            Watch(VIRTUAL_DISKS, made_of("VirtualDisk"), relevant=phase_changed),
+                            Watch(VIRTUAL_DISK_SNAPSHOTS, made_of("VirtualDiskSnapshot"), relevant=phase_changed)]
     return build

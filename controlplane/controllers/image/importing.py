@@ -16,6 +16,7 @@ from typing import Any
 from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
 from controlplane.common.kube.client import SECRETS
 from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer, auth_from_file
+from controlplane.controllers.image import from_volume
 from controlplane.controllers.runtime.state import State
 
 UPLOAD_ANNOTATION = "virtualization.deckhouse.io/upload-id"
@@ -71,6 +72,7 @@ def advance(state: State, importer: Importer, api: DvcrApi, repository: str) -> 
     key = (state.resource.plural, state.namespace, state.name)
     checksums: dict[str, str] = {}
     ca_bundle = pull_secret = None
+    bearer = ""
     if kind == "HTTP":
         http = source.get("http") or {}
         url = http.get("url", "")
@@ -86,6 +88,11 @@ def advance(state: State, importer: Importer, api: DvcrApi, repository: str) -> 
             if pull_secret is None:
                 return Outcome("blocked", f"Secret {secret_name!r} (imagePullSecret) not found or without "
                                           f".dockerconfigjson", "ContainerRegistrySecretNotFound")
+    elif kind == "ObjectRef" and (source.get("objectRef") or {}).get("kind") in from_volume.KINDS:
+        found = from_volume.volume_source(state, source.get("objectRef") or {})
+        if found.problem:
+            return Outcome("blocked", found.problem, found.reason)
+        url, ca_bundle, bearer = found.url, found.ca_bundle, found.bearer
     elif kind == "ObjectRef":
         ref = source.get("objectRef") or {}
         res = VIRTUAL_IMAGES if ref.get("kind") == "VirtualImage" else CLUSTER_VIRTUAL_IMAGES
@@ -112,7 +119,8 @@ def advance(state: State, importer: Importer, api: DvcrApi, repository: str) -> 
     refused = unverifiable(checksums)
     if refused:
         return refused
-    job = importer.start(key, url, repository, checksums=checksums, ca_bundle=ca_bundle, pull_secret=pull_secret)
+    job = importer.start(key, url, repository, checksums=checksums, ca_bundle=ca_bundle, pull_secret=pull_secret,
+                         bearer=bearer or None)
     if job.error:
         return Outcome("failed", job.error, "ProvisioningFailed")
     if job.result:

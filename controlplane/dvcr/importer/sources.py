@@ -50,11 +50,12 @@ def ssl_context(ca_bundle: Path | None, *, insecure: bool = False) -> ssl.SSLCon
 
 class HttpSource:
     def __init__(self, url: str, *, ca_bundle: Path | None = None, insecure: bool = False,
-                 max_redirects: int = 10) -> None:
+                 max_redirects: int = 10, bearer: str = "") -> None:
         if not url.startswith(("http://", "https://")):
             raise ImportFailed("InvalidSource", f"{url!r} is not an http:// or https:// URL")
         self.url = url
         self.ca_bundle, self.insecure, self.max_redirects = ca_bundle, insecure, max_redirects
+        self.headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         self.description = f"http: {redact_url(url)}"
 
     async def open(self) -> Opened:
@@ -63,7 +64,7 @@ class HttpSource:
             connector=aiohttp.TCPConnector(ssl=ssl_context(self.ca_bundle, insecure=self.insecure)),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120), auto_decompress=False)
         try:
-            resp = await session.get(self.url, max_redirects=self.max_redirects)
+            resp = await session.get(self.url, max_redirects=self.max_redirects, headers=self.headers)
         except aiohttp.ClientConnectorCertificateError as exc:
             await session.close()
             raise source_error(f"GET {host}: the server's TLS certificate is not trusted ({exc.certificate_error}); "

@@ -104,6 +104,7 @@ def test_streams_and_metrics_are_authorized_by_rbac(env: NodeEnv, apiserver: Api
 
     tokens = TokenAuthenticator(apiserver.data_dir / "tokens.json")
     here, elsewhere, scraper = (tokens.issue(n, []) for n in ("console-editor", "other-editor", "node-scraper"))
+    env.ensure_namespace(NS)
     env.ensure_namespace("console-other")
     for name, ns, user in (("ce-edit", NS, "console-editor"), ("oe-edit", "console-other", "other-editor")):
         env.kube.request("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", body={
@@ -119,15 +120,19 @@ def test_streams_and_metrics_are_authorized_by_rbac(env: NodeEnv, apiserver: Api
         assert asyncio.run(_open(env, apiserver, path, elsewhere))[0] == 403
         assert asyncio.run(_open(env, apiserver, path, here))[0] == 404
 
-    async def metrics(token: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as s, s.get(f"https://127.0.0.1:{env.agent.console_port}/metrics",
+    async def fetch(path: str, token: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as s, s.get(f"https://127.0.0.1:{env.agent.console_port}{path}",
                                                         headers={"Authorization": f"Bearer {token}"},
                                                         ssl=_ssl(apiserver)) as r:
             return r.status, await r.text()
-    status, text = asyncio.run(metrics(here))
+    status, text = asyncio.run(fetch("/metrics", here))
     assert status == 403 and 'User "console-editor" cannot get resource "nodes/metrics"' in text, text
-    status, text = asyncio.run(metrics(scraper))
+    status, text = asyncio.run(fetch("/metrics", scraper))
     assert status == 200 and "node_memory_working_set_bytes" in text
+    # a volume's bytes (images made from disks and snapshots): the controllers' and admins', no editor's
+    status, text = asyncio.run(fetch(f"/v1/namespaces/{NS}/volumes/nope/data", here))
+    assert status == 403 and 'cannot get resource "internalvirtualdiskvolumes/data"' in text, text
+    assert asyncio.run(fetch(f"/v1/namespaces/{NS}/volumes/nope/data", apiserver.token))[0] == 404
 
 
 def test_unknown_instance_is_404_and_healthz_is_open(env: NodeEnv, apiserver: ApiServerProcess) -> None:

@@ -6,10 +6,13 @@ disk fails as DVP documents (`PotentiallyInconsistent`: the test guest has no ag
 taken again with the VM stopped it is Ready and consistent. The disk is then changed, the VM and
 the disk deleted, and the guide's recovery manifest makes `linux-vm-root` again from the
 snapshot: it holds the content of snapshot time, not the change, and the VM boots from it.
+A VirtualImage and a ClusterVirtualImage made from the snapshot hold its content; an image of
+the disk while its VM runs waits, saying why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -19,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.quickstart.manifests import vd_from_image, vi_http, vm, vmop
+from controlplane.dvcr.credentials import DvcrConnection
+from controlplane.dvcr.pull import pull_disk
+from tests.integration.quickstart.manifests import API, vd_from_image, vi_http, vm, vmop
 from tests.integration.quickstart.platform import Platform
 from tests.services.apiserver import KUBECTL_V33
 from tests.services.guests import MARKER, parse_marker, read_log
@@ -118,6 +123,37 @@ def test_snapshot_of_the_stopped_vm_restores_the_old_content_and_boots(
     log = platform.serial_log(running)
     platform.wait("vm", "linux-vm", lambda _: parse_marker(read_log(log)) is not None, timeout=120,
                   what="the guest booted from the restored disk")
+
+
+def test_images_from_the_snapshot_hold_its_content_and_a_running_disk_is_not_read(
+        platform: Platform, machine: dict[str, Any], tmp_path: Path) -> None:
+    snap = platform.phase("vds", SNAPSHOT, "Ready", timeout=30)
+    want = head_digest(platform.get(VOLUMES, f"vds-{snap['metadata']['uid']}")["status"]["path"])
+    from_snapshot = {"type": "ObjectRef", "objectRef": {"kind": "VirtualDiskSnapshot", "name": SNAPSHOT}}
+    platform.apply({"apiVersion": API, "kind": "VirtualImage", "metadata": {"name": "from-snapshot"},
+                    "spec": {"storage": "ContainerRegistry", "dataSource": from_snapshot}},
+                   {"apiVersion": API, "kind": "ClusterVirtualImage", "metadata": {"name": "from-snapshot"},
+                    "spec": {"dataSource": {"type": "ObjectRef", "objectRef": {
+                        "kind": "VirtualDiskSnapshot", "name": SNAPSHOT, "namespace": "default"}}}})
+    platform.phase("vi", "from-snapshot", "Ready", timeout=180)
+    platform.phase("cvi", "from-snapshot", "Ready", timeout=180)
+    connection = DvcrConnection.from_info(platform.server.dvcr_info, user="node")
+    for repo in ("vi/default/from-snapshot", "cvi/from-snapshot"):  # what a node pulls for a disk from it
+        pulled = asyncio.run(pull_disk(f"{repo}:latest", tmp_path / repo.replace("/", "-"), connection=connection,
+                                       want_format="qcow2"))
+        assert head_digest(str(pulled.path)) == want, f"{repo} holds what the snapshot holds"
+    # the VM runs from linux-vm-root again: an image of that disk waits, saying why
+    platform.phase("vm", "linux-vm", "Running", timeout=180)
+    platform.apply({"apiVersion": API, "kind": "VirtualImage", "metadata": {"name": "from-running-disk"},
+                    "spec": {"storage": "ContainerRegistry", "dataSource": {"type": "ObjectRef", "objectRef": {
+                        "kind": "VirtualDisk", "name": "linux-vm-root"}}}})
+    waiting = platform.wait("vi", "from-running-disk", lambda o: any(
+        c["type"] == "DatasourceReady" and c.get("reason") == "VirtualDiskAttachedToRunningVM"
+        for c in (o.get("status") or {}).get("conditions") or []), timeout=60, what="refused while the VM runs")
+    assert waiting["status"]["phase"] == "Pending"
+    assert "linux-vm" in condition(waiting, "DatasourceReady")["message"]
+    for kind in ("vi/from-snapshot", "vi/from-running-disk", "cvi/from-snapshot"):
+        k33(platform, "delete", kind, "--wait=false")
 
 
 def test_vm_snapshot_of_the_guide_keeps_the_vm_and_its_disks(platform: Platform, machine: dict[str, Any]) -> None:
