@@ -94,6 +94,12 @@ def test_pool_scales_through_the_scale_subresource_and_takes_its_vms_along(serve
     assert get(server, "vmpool", "web")["spec"]["replicas"] == 3
     left = scale_to(server, uid, 1)  # NewestFirst: one of the two first members stays
     assert left[0]["metadata"]["name"] in first
+    # nothing of the removed members is left behind: their disks and IP addresses go with them
+    keep = left[0]["metadata"]["name"]
+    eventually(lambda: [d["metadata"]["name"] for d in get(server, "vd", "-l", f"{UID_LABEL}={uid}")["items"]
+                        if not d["metadata"].get("deletionTimestamp")] == [f"{keep}-root"])
+    eventually(lambda: sorted(r["name"] for ip in get(server, "vmip")["items"] if not ip["metadata"].get(
+        "deletionTimestamp") for r in ip["metadata"].get("ownerReferences") or []) == [keep])
 
     table = kubectl(server, "get", "vmpool", "web").stdout.splitlines()
     assert table[0].split() == ["NAME", "REPLICAS", "READY", "AGE"]
