@@ -18,7 +18,14 @@ from typing import Any
 
 import orjson
 
-from controlplane.apiserver import admission_defaults, admission_vmmac, conversion, errors, kinds
+from controlplane.apiserver import (
+    admission_defaults,
+    admission_vmmac,
+    admission_vmpool,
+    conversion,
+    errors,
+    kinds,
+)
 from controlplane.apiserver import patch as patching
 from controlplane.apiserver.apply import writes
 from controlplane.apiserver.apply.patching import server_side_apply
@@ -197,6 +204,7 @@ class ApiService:
             causes += info.schema.validate(obj, old)
         if admit and not causes:  # validating admission: after schema validation
             causes += admission_vmmac.validate(self.store, info, obj, old)
+            causes += admission_vmpool.validate(info, obj, old)
             for check in self.write_checks:
                 check(info, obj, old)
         if causes:

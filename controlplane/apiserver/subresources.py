@@ -4,7 +4,8 @@ the node the VM runs on (the Node's InternalIP and `daemonEndpoints.kubeletEndpo
 as DVP's virtualization API proxies to virt-handler. The API server authenticates to the
 node handler with a token of its own (checked there with a TokenReview) and verifies the
 handler's certificate against the platform CA. Binary frames carry raw bytes both ways
-(KubeVirt's `plain.kubevirt.io`)."""
+(KubeVirt's `plain.kubevirt.io`). `virtualmachinepools/{name}/scaledownwith` (POST) removes the
+replicas it names (`pool_scaledown.py`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from controlplane.apiserver import errors
+from controlplane.apiserver import errors, pool_scaledown
 from controlplane.apiserver.auth import User
 from controlplane.apiserver.routing import Target
 from controlplane.apiserver.service import ApiService
@@ -31,6 +32,9 @@ RESOURCES: list[dict[str, Any]] = [
     {"name": "virtualmachines", "singularName": "", "namespaced": True, "kind": "VirtualMachine", "verbs": []},
     *({"name": f"virtualmachines/{s}", "singularName": "", "namespaced": True, "kind": "VirtualMachine",
        "verbs": ["get"]} for s in STREAMS),
+    {"name": "virtualmachinepools", "singularName": "", "namespaced": True, "kind": "VirtualMachinePool", "verbs": []},
+    {"name": "virtualmachinepools/scaledownwith", "singularName": "", "namespaced": True,
+     "kind": "VirtualMachinePool", "verbs": ["create"]},
 ]
 SUBPROTOCOL = "plain.kubevirt.io"
 
@@ -62,6 +66,10 @@ class StreamProxy:
         return f"wss://{host}:{port}/v1/namespaces/{namespace}/instances/{name}/{stream}"
 
     async def handle(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
+        if (target.plural, target.subresource) == ("virtualmachinepools", "scaledownwith") and target.namespace:
+            if request.method != "POST":
+                raise errors.method_not_allowed(request.method, "virtualmachinepools/scaledownwith")
+            return await pool_scaledown.scale_down_with(self.service, request, target.namespace, target.name)
         if target.plural != "virtualmachines" or target.subresource not in STREAMS or not target.namespace:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         url = self._endpoint(target.namespace, target.name, target.subresource)

@@ -99,7 +99,7 @@ def cluster_roles() -> list[dict[str, Any]]:
             _rule(WRITE, [DVP_GROUP], DVP_NAMESPACED),
             _rule(["get", "patch", "update"], [DVP_GROUP], DVP_SCALE),
             _rule(["get", "create", "update", "patch"], [SUBRESOURCES_GROUP],
-                  ["virtualmachines/console", "virtualmachines/vnc"]),
+                  ["virtualmachines/console", "virtualmachines/vnc", "virtualmachinepools/scaledownwith"]),
         ], labels={to + "edit": "true"}),
         _role("system:aggregated-metrics-reader", [_rule(READ, ["metrics.k8s.io"], ["pods", "nodes"])],
               labels={to + "view": "true", to + "edit": "true", to + "admin": "true"}),

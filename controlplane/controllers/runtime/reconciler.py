@@ -158,7 +158,8 @@ class Reconciler:
             for f in _META_FIELDS:
                 new, old = state.changed["metadata"].get(f), current["metadata"].get(f)
                 if (new or None) != (old or None):
-                    patch[f] = new if new else None
+                    patch[f] = _map_patch(new, old) if isinstance(new, dict) and isinstance(old, dict) else (
+                        new if new else None)
             spec_patch = _changed_fields(state.changed.get("spec") or {}, current.get("spec") or {}, self.spec_fields)
             if patch or spec_patch:
                 patch["resourceVersion"] = rv
@@ -174,4 +175,12 @@ class Reconciler:
 def _changed_fields(new: dict[str, Any], old: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     """The merge patch that makes `fields` of `old` those of `new` (None removes one)."""
     return {f: new.get(f) or None for f in fields if (new.get(f) or None) != (old.get(f) or None)}
+
+
+def _map_patch(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch from map `old` to map `new` (labels, annotations): a removed key is null,
+    as a JSON merge patch needs (a plain new map would keep it)."""
+    if not new:
+        return None
+    return {**{k: None for k in old if k not in new}, **{k: v for k, v in new.items() if old.get(k) != v}}
 

@@ -25,6 +25,7 @@ from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import VIRTUAL_DISKS, VIRTUAL_MACHINE_POOLS, VIRTUAL_MACHINES
 from controlplane.api.v1alpha2 import Kind
 from controlplane.api.v1alpha2 import VMPoolCondition as C
+from controlplane.api.vmpool import SCALE_DOWN_TARGETS, scale_down_targets
 from controlplane.common.kube.client import KubeError
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
@@ -106,7 +107,11 @@ class Steps:
                             m.template_hash) for m in cached.values()]
         members += [P.Member(n, "9999", template_hash=desired_hash) for n, a in pending.items()
                     if a == "create" and n not in cached]
-        step = P.plan(desired, str(state.spec.get("scaleDownPolicy") or ""), members)
+        targets = scale_down_targets(pool)
+        step = P.plan(desired, str(state.spec.get("scaleDownPolicy") or ""), members, targets)
+        done = [t for t in targets if t not in cached or cached[t].terminating]
+        if targets and len(done) == len(targets):  # each named replica is gone or going: forget the list
+            state.meta.setdefault("annotations", {}).pop(SCALE_DOWN_TARGETS, None)
         for _ in range(step.create):
             self._create(state, pool)
         for name in step.delete:

@@ -59,19 +59,25 @@ class Plan:
     delete: list[str]
 
 
-def plan(desired: int, policy: str, members: list[Member]) -> Plan:
-    """How many members to create and which to delete to reach `desired`."""
+def plan(desired: int, policy: str, members: list[Member], targets: list[str] | None = None) -> Plan:
+    """How many members to create and which to delete to reach `desired`. The members
+    `scaledownwith` named (`targets`) go first, whatever the policy; then, for an anonymous
+    scale-down, the policy picks (Explicit: none)."""
     live = len(members)
     if live < desired:
         return Plan(create=desired - live, delete=[])
     terminating = sum(1 for m in members if m.terminating)
     surplus = live - desired - terminating  # Terminating members already count toward the reduction
-    if surplus <= 0 or policy not in (NEWEST_FIRST, OLDEST_FIRST):
+    if surplus <= 0:
         return Plan(create=0, delete=[])
     candidates = [m for m in members if not m.terminating]
+    named = [m.name for m in candidates if m.name in (targets or [])][:surplus]
+    if policy not in (NEWEST_FIRST, OLDEST_FIRST):
+        return Plan(create=0, delete=named)
     # NewestFirst: youngest first; OldestFirst: oldest first. Name breaks ties (same second).
-    ordered = sorted(candidates, key=lambda m: (m.created, m.name), reverse=policy == NEWEST_FIRST)
-    return Plan(create=0, delete=[m.name for m in ordered[:surplus]])
+    ordered = sorted((m for m in candidates if m.name not in named), key=lambda m: (m.created, m.name),
+                     reverse=policy == NEWEST_FIRST)
+    return Plan(create=0, delete=named + [m.name for m in ordered[:surplus - len(named)]])
 
 
 def template_hash(pool: dict[str, Any]) -> str:
@@ -123,17 +129,21 @@ def member(pool: dict[str, Any], name: str) -> dict[str, Any]:
 
 def rolled(pool: dict[str, Any], vm: dict[str, Any]) -> dict[str, Any]:
     """An existing member brought to the pool's current template, in place (as DVP rolls a
-    template change out): the template's spec (its disk references pointed at the member's own
-    disks), the template's labels and annotations over the member's own, the new template
-    hash. Its name, owner and resourceVersion stay; a running member applies the new spec at
-    its next restart (AwaitingRestartToApplyConfiguration), as any VM edited while it runs."""
+    template change out): the template's spec, the template's labels and annotations over the
+    member's own, the new template hash. Its devices (`blockDeviceRefs`) stay as they are, as
+    DVP keeps a live replica's devices until it is recreated; its name, owner and
+    resourceVersion stay; a running member applies the new spec at its next restart
+    (AwaitingRestartToApplyConfiguration), as any VM edited while it runs."""
     fresh = member(pool, vm["metadata"]["name"])
     out = copy.deepcopy(vm)
     meta = out["metadata"]
     meta["labels"] = {**(meta.get("labels") or {}), **fresh["metadata"]["labels"]}
     if fresh["metadata"].get("annotations"):
         meta["annotations"] = {**(meta.get("annotations") or {}), **fresh["metadata"]["annotations"]}
+    devices = (vm.get("spec") or {}).get("blockDeviceRefs")
     out["spec"] = fresh["spec"]
+    if devices is not None:
+        out["spec"]["blockDeviceRefs"] = copy.deepcopy(devices)
     out.pop("status", None)
     return out
 

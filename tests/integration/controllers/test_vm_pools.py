@@ -9,10 +9,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from controlplane.api.vmpool import SCALE_DOWN_TARGETS
 from tests.services import polling
 from tests.services.apiserver import ApiServerProcess
 from tests.services.kubectl import get, kubectl
@@ -89,11 +91,11 @@ def test_pool_scales_through_the_scale_subresource_and_takes_its_vms_along(serve
     assert (scale["kind"], scale["apiVersion"], scale["spec"], scale["status"]) == (
         "Scale", "autoscaling/v1", {"replicas": 2}, {"replicas": 2, "selector": f"{UID_LABEL}={uid}"})
 
-    first = {vm["metadata"]["name"] for vm in vms}
-    assert len(scale_to(server, uid, 3)) == 3
+    three = scale_to(server, uid, 3)
     assert get(server, "vmpool", "web")["spec"]["replicas"] == 3
-    left = scale_to(server, uid, 1)  # NewestFirst: one of the two first members stays
-    assert left[0]["metadata"]["name"] in first
+    left = scale_to(server, uid, 1)  # NewestFirst: the oldest stays (the name breaks a tie within one second)
+    oldest = min(three, key=lambda vm: (vm["metadata"]["creationTimestamp"], vm["metadata"]["name"]))
+    assert left[0]["metadata"]["name"] == oldest["metadata"]["name"]
     # nothing of the removed members is left behind: their disks and IP addresses go with them
     keep = left[0]["metadata"]["name"]
     eventually(lambda: [d["metadata"]["name"] for d in get(server, "vd", "-l", f"{UID_LABEL}={uid}")["items"]
@@ -130,3 +132,43 @@ def test_pool_scales_through_the_scale_subresource_and_takes_its_vms_along(serve
 
     kubectl(server, "delete", "vmpool", "web", "--wait=false")
     assert eventually(lambda: not members(server, uid) and not get(server, "vmpool", "web"))
+
+
+DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "dvp_docs"
+DOWN_WITH = "/apis/subresources.virtualization.deckhouse.io/v1alpha2/namespaces/ci/virtualmachinepools/runners/scaledownwith"
+
+
+def test_the_guides_pool_applies_and_named_replicas_are_removed(server: ApiServerProcess) -> None:
+    """DVP's user-guide pool, applied unchanged; `scaledownwith` removes exactly the replicas it
+    names; with scaleDownPolicy Explicit an unaddressed scale-down is refused."""
+    kubectl(server, "create", "namespace", "ci")
+    kubectl(server, "apply", "-f", str(DOCS / "vmpool-runners.yaml"))
+    uid = get(server, "vmpool", "runners", "-n", "ci")["metadata"]["uid"]
+
+    def replicas(n: int) -> list[str]:
+        def check() -> list[str] | None:
+            items = get(server, "vm", "-n", "ci", "-l", f"{UID_LABEL}={uid}").get("items") or []
+            names = sorted(vm["metadata"]["name"] for vm in items if not vm["metadata"].get("deletionTimestamp"))
+            return names if len(names) == n else None
+        found: list[str] = eventually(check)
+        return found
+
+    names = replicas(3)
+    chosen = names[1]  # not the one NewestFirst would pick by itself, necessarily
+    kubectl(server, "create", "--raw", DOWN_WITH, "-f", "-", input=json.dumps({"targets": [chosen]}))
+    left = replicas(2)
+    assert chosen not in left and get(server, "vmpool", "runners", "-n", "ci")["spec"]["replicas"] == 2
+    bad = kubectl(server, "create", "--raw", DOWN_WITH, "-f", "-", input=json.dumps({"targets": ["nobody"]}),
+                  check=False)
+    assert bad.returncode != 0 and 'targets[0]: Invalid value: "nobody": not a replica' in bad.stderr, bad.stderr
+
+    kubectl(server, "patch", "vmpool", "runners", "-n", "ci", "--type=merge", "-p",
+            '{"spec":{"scaleDownPolicy":"Explicit"}}')
+    refused = kubectl(server, "scale", "vmpool", "runners", "-n", "ci", "--replicas=1", check=False)
+    assert refused.returncode != 0 and "scaleDownPolicy is Explicit" in refused.stderr, refused.stderr
+    kubectl(server, "create", "--raw", DOWN_WITH, "-f", "-", input=json.dumps({"targets": [left[0]]}))
+    assert replicas(1) == [left[1]]
+    eventually(lambda: SCALE_DOWN_TARGETS not in (get(server, "vmpool", "runners", "-n", "ci")["metadata"]
+                                                   .get("annotations") or {}))
+    kubectl(server, "delete", "namespace", "ci", "--wait=false")
+

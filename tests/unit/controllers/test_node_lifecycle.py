@@ -194,3 +194,10 @@ def test_the_reconciler_writes_only_the_spec_fields_it_owns() -> None:
     Kube.patches.clear()
     Reconciler(ctx, NODES, []).write(state)  # owns no spec field: nothing to write
     assert Kube.patches == []
+
+
+def test_a_removed_annotation_is_removed_by_the_write() -> None:
+    from controlplane.controllers.runtime.reconciler import _map_patch
+
+    assert _map_patch({"a": "1", "c": "3"}, {"a": "1", "b": "2"}) == {"b": None, "c": "3"}
+    assert _map_patch({}, {"a": "1"}) is None

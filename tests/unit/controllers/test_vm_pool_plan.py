@@ -94,11 +94,22 @@ def test_a_member_on_an_old_template_is_rolled_in_place() -> None:
     newer = copy.deepcopy(POOL)
     newer["spec"]["virtualMachineTemplate"]["spec"]["cpu"] = {"cores": 2}
     newer["spec"]["virtualMachineTemplate"]["metadata"]["labels"]["tier"] = "front"
+    newer["spec"]["virtualMachineTemplate"]["spec"]["blockDeviceRefs"].append({"kind": "VirtualImage", "name": "iso"})
     out = P.rolled(newer, vm)
     meta = out["metadata"]
     assert (meta["name"], meta["uid"], meta["resourceVersion"]) == ("web-abcde", "vm-1", "7")  # the same object
     assert meta["labels"][P.LABEL_TEMPLATE_HASH] == P.template_hash(newer) != P.template_hash(POOL)
     assert meta["labels"]["tier"] == "front" and meta["labels"]["team"] == "ops"  # its own labels stay
     assert out["spec"]["cpu"] == {"cores": 2}
-    assert out["spec"]["blockDeviceRefs"][0] == {"kind": "VirtualDisk", "name": "web-abcde-root"}
+    assert out["spec"]["blockDeviceRefs"] == vm["spec"]["blockDeviceRefs"]  # devices change when recreated
     assert "status" not in out and vm["spec"] != out["spec"]  # the cached object is left alone
+
+
+@pytest.mark.parametrize(("desired", "policy", "targets", "delete"), [
+    (1, "NewestFirst", ["a"], ["a", "c"]),  # the named one first, then the policy's pick
+    (2, "Explicit", ["b"], ["b"]),
+    (1, "Explicit", ["b"], ["b"]),  # Explicit never picks on its own
+    (2, "OldestFirst", ["zz"], ["a"]),  # a name that is no member changes nothing
+])
+def test_named_replicas_go_first(desired: int, policy: str, targets: list[str], delete: list[str]) -> None:
+    assert P.plan(desired, policy, THREE, targets) == P.Plan(create=0, delete=delete)
