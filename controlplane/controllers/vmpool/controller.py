@@ -17,6 +17,7 @@ templates get their disks. status.updatedReplicas and the Synced condition show 
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Any
@@ -33,10 +34,13 @@ from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key, owners_of_kind
 from controlplane.controllers.vmpool import plan as P
+from controlplane.controllers.vmpool import retain
 
 EXPECTATION_TTL = 30.0
 """How long a create or delete this process made counts before the cache shows it."""
 RECHECK = 2.0
+TTL_CHECK = 60.0
+"""How often a pool with spare Retain disks beyond `keep` looks for the ones past their ttl."""
 
 
 def _controller_pool_uid(vm: dict[str, Any]) -> list[str]:
@@ -45,6 +49,10 @@ def _controller_pool_uid(vm: dict[str, Any]) -> list[str]:
 
 
 VMS_BY_POOL = indexes.Index(VIRTUAL_MACHINES, "pool", _controller_pool_uid)
+DISKS_BY_POOL = indexes.Index(VIRTUAL_DISKS, "pool",
+                              lambda d: [u] if (u := ((d.get("metadata") or {}).get("labels") or {})
+                                                .get(P.LABEL_POOL_UID)) else [])
+"""The pool's disks (its members' and its own Retain disks) by the pool-uid label."""
 
 
 class Expectations:
@@ -81,6 +89,11 @@ class Expectations:
             self._pending.pop(pool_uid, None)
 
 
+def _pool_owned(disk: dict[str, Any], pool_uid: str) -> bool:
+    refs = (disk.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("kind") == Kind.VIRTUAL_MACHINE_POOL and r.get("uid") == pool_uid for r in refs)
+
+
 def _set(state: State, type_: str, ok: bool, reason: str, message: str) -> None:
     conditions.set_condition(state.status, type_, ok, reason, message, generation=state.generation)
 
@@ -109,11 +122,12 @@ class Steps:
                     if a == "create" and n not in cached]
         targets = scale_down_targets(pool)
         step = P.plan(desired, str(state.spec.get("scaleDownPolicy") or ""), members, targets)
+        spare = self._retained(state, pool, list(vms.values()))
         done = [t for t in targets if t not in cached or cached[t].terminating]
         if targets and len(done) == len(targets):  # each named replica is gone or going: forget the list
             state.meta.setdefault("annotations", {}).pop(SCALE_DOWN_TARGETS, None)
         for _ in range(step.create):
-            self._create(state, pool)
+            self._create(state, pool, spare)
         for name in step.delete:
             self.expectations.expect(state.uid, name, "delete")
             try:
@@ -147,11 +161,54 @@ class Steps:
                                   message=f"Updated VirtualMachine {vm['metadata']['name']!r} to the current template.")
         return 0
 
-    def _create(self, state: State, pool: dict[str, Any]) -> None:
+    def _retained(self, state: State, pool: dict[str, Any], vms: list[dict[str, Any]]) -> dict[str, list[str]]:
+        """The pool's Retain disks: stamp newly free ones, delete the expired; the free ones per
+        template, the most recently freed first (what the next members get)."""
+        templates = retain.retain_templates(pool)
+        if not templates:
+            return {}
+        disks = [retain.Disk(d["metadata"]["name"], str(d["metadata"].get("labels", {}).get(P.LABEL_DISK_TEMPLATE)),
+                             str((d["metadata"].get("annotations") or {}).get(retain.FREED_AT) or ""),
+                             bool(d["metadata"].get("deletionTimestamp")))
+                 for d in state.lookup(DISKS_BY_POOL, state.uid) if d["metadata"].get("namespace") == state.namespace
+                 and _pool_owned(d, state.uid)]
+        used = retain.in_use(vms)
+        now = dt.datetime.now(dt.UTC)
+        out: dict[str, list[str]] = {}
+        for name, template in templates.items():
+            for disk in retain.free(disks, used, name):
+                if not disk.freed_at:
+                    self._annotate(state, disk.name, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            gone = retain.expired(disks, used, template, now)
+            for disk_name in gone:
+                state.ctx.kube.delete_if_exists(VIRTUAL_DISKS, disk_name, state.namespace)
+            out[name] = [d.name for d in retain.free(disks, used, name) if d.name not in gone]
+            if (template.get("reclaim") or {}).get("ttl") and len(out[name]) > int(template["reclaim"].get("keep") or 0):
+                state.requeue(TTL_CHECK)  # spare disks age: look again for the ones past their ttl
+        return out
+
+    def _annotate(self, state: State, disk: str, freed_at: str | None) -> None:
+        try:
+            state.ctx.kube.patch(VIRTUAL_DISKS, disk, {"metadata": {"annotations": {retain.FREED_AT: freed_at}}},
+                                 state.namespace)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+    def _create(self, state: State, pool: dict[str, Any], spare: dict[str, list[str]]) -> None:
         name = P.new_name(state.name)
+        retained: dict[str, str] = {}
+        for template_name, template in retain.retain_templates(pool).items():
+            free = spare.get(template_name) or []
+            if free:  # a warm disk of an earlier member: reattached
+                retained[template_name] = free.pop(0)
+                self._annotate(state, retained[template_name], None)
+                continue
+            retained[template_name] = retain.new_disk_name(state.name, template_name)
+            state.ctx.kube.create(VIRTUAL_DISKS, P.pool_disk(pool, template, retained[template_name]))
         self.expectations.expect(state.uid, name, "create")
         try:
-            vm = state.ctx.kube.create(VIRTUAL_MACHINES, P.member(pool, name))
+            vm = state.ctx.kube.create(VIRTUAL_MACHINES, P.member(pool, name, retained))
         except KubeError as exc:
             self.expectations.drop(state.uid, name)  # it will never show up: stop waiting for it
             state.ctx.recorder.record(state.changed, type="Warning", reason="FailedCreate",
@@ -196,6 +253,7 @@ class Steps:
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     indexes.register(ctx, VMS_BY_POOL)
+    indexes.register(ctx, DISKS_BY_POOL)
     members = fields_changed(("status", "phase"), ("metadata", "labels"), ("metadata", "ownerReferences"))
     return (Reconciler(ctx, VIRTUAL_MACHINE_POOLS, [Steps()], failure_condition=C.Type.PROGRESSING),
             [Watch(VIRTUAL_MACHINE_POOLS, lambda o: [own_key(o)]),

@@ -106,10 +106,11 @@ def _owner(obj: dict[str, Any], kind: str) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def member(pool: dict[str, Any], name: str) -> dict[str, Any]:
+def member(pool: dict[str, Any], name: str, retained: dict[str, str] | None = None) -> dict[str, Any]:
     """A new member: the template's labels, annotations and spec, the pool labels on top, an
     owner reference to the pool (controller), and the template's VirtualDisk references
-    pointed at the member's own disks."""
+    pointed at the member's own disks — or, for a Retain template, at the pool's disk
+    `retained[template]` handed to it (`retain.py`)."""
     meta = pool["metadata"]
     template = (pool.get("spec") or {}).get("virtualMachineTemplate") or {}
     tmeta = template.get("metadata") or {}
@@ -119,7 +120,7 @@ def member(pool: dict[str, Any], name: str) -> dict[str, Any]:
     per_member = {t["name"] for t in (pool.get("spec") or {}).get("virtualDiskTemplates") or []}
     for ref in spec.get("blockDeviceRefs") or []:
         if ref.get("kind") == Kind.VIRTUAL_DISK and ref.get("name") in per_member:
-            ref["name"] = disk_name(name, ref["name"])
+            ref["name"] = (retained or {}).get(ref["name"]) or disk_name(name, ref["name"])
     vm_meta: dict[str, Any] = {"name": name, "namespace": meta.get("namespace", ""), "labels": labels,
                                "ownerReferences": [_owner(pool, Kind.VIRTUAL_MACHINE_POOL)]}
     if tmeta.get("annotations"):
@@ -148,20 +149,27 @@ def rolled(pool: dict[str, Any], vm: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def member_disks(pool: dict[str, Any], vm: dict[str, Any]) -> list[dict[str, Any]]:
-    """The member's disks, one per `virtualDiskTemplates` entry, owned by the member so they
-    go with it (reclaim Delete)."""
+def _disk(pool: dict[str, Any], template: dict[str, Any], name: str, owner: dict[str, Any], kind: str
+          ) -> dict[str, Any]:
     meta = pool["metadata"]
-    out = []
-    for t in (pool.get("spec") or {}).get("virtualDiskTemplates") or []:
-        labels = {LABEL_POOL_UID: str(meta.get("uid") or ""), LABEL_POOL: meta["name"],
-                  LABEL_DISK_TEMPLATE: t["name"]}
-        out.append({"apiVersion": API_VERSION, "kind": Kind.VIRTUAL_DISK,
-                    "metadata": {"name": disk_name(vm["metadata"]["name"], t["name"]),
-                                 "namespace": meta.get("namespace", ""), "labels": labels,
-                                 "ownerReferences": [_owner(vm, Kind.VIRTUAL_MACHINE)]},
-                    "spec": copy.deepcopy(t.get("spec") or {})})
-    return out
+    labels = {LABEL_POOL_UID: str(meta.get("uid") or ""), LABEL_POOL: meta["name"], LABEL_DISK_TEMPLATE: template["name"]}
+    return {"apiVersion": API_VERSION, "kind": Kind.VIRTUAL_DISK,
+            "metadata": {"name": name, "namespace": meta.get("namespace", ""), "labels": labels,
+                         "ownerReferences": [_owner(owner, kind)]},
+            "spec": copy.deepcopy(template.get("spec") or {})}
+
+
+def member_disks(pool: dict[str, Any], vm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The member's own disks, one per `virtualDiskTemplates` entry whose reclaim is Delete,
+    owned by the member so they go with it (Retain disks are the pool's: `pool_disk`)."""
+    return [_disk(pool, t, disk_name(vm["metadata"]["name"], t["name"]), vm, Kind.VIRTUAL_MACHINE)
+            for t in (pool.get("spec") or {}).get("virtualDiskTemplates") or []
+            if ((t.get("reclaim") or {}).get("onScaleDown") or "Delete") != "Retain"]
+
+
+def pool_disk(pool: dict[str, Any], template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Retain disk: owned by the pool, so it outlives the member that uses it."""
+    return _disk(pool, template, name, pool, Kind.VIRTUAL_MACHINE_POOL)
 
 
 @dataclass(frozen=True)

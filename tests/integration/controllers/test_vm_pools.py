@@ -140,7 +140,8 @@ DOWN_WITH = "/apis/subresources.virtualization.deckhouse.io/v1alpha2/namespaces/
 
 def test_the_guides_pool_applies_and_named_replicas_are_removed(server: ApiServerProcess) -> None:
     """DVP's user-guide pool, applied unchanged; `scaledownwith` removes exactly the replicas it
-    names; with scaleDownPolicy Explicit an unaddressed scale-down is refused."""
+    names; a Retain disk outlives its replica and is reattached to the next; with
+    scaleDownPolicy Explicit an unaddressed scale-down is refused."""
     kubectl(server, "create", "namespace", "ci")
     kubectl(server, "apply", "-f", str(DOCS / "vmpool-runners.yaml"))
     uid = get(server, "vmpool", "runners", "-n", "ci")["metadata"]["uid"]
@@ -155,9 +156,21 @@ def test_the_guides_pool_applies_and_named_replicas_are_removed(server: ApiServe
 
     names = replicas(3)
     chosen = names[1]  # not the one NewestFirst would pick by itself, necessarily
+    cache = next(r["name"] for r in get(server, "vm", chosen, "-n", "ci")["spec"]["blockDeviceRefs"]
+                 if r["name"].startswith("runners-cache-"))  # the pool's Retain disk: <pool>-<template>-<random>
     kubectl(server, "create", "--raw", DOWN_WITH, "-f", "-", input=json.dumps({"targets": [chosen]}))
     left = replicas(2)
     assert chosen not in left and get(server, "vmpool", "runners", "-n", "ci")["spec"]["replicas"] == 2
+    # its root disk goes with it; its cache (Retain) stays, free, and the next replica gets it back
+    eventually(lambda: not get(server, "vd", f"{chosen}-root", "-n", "ci"))
+    freed = eventually(lambda: (d := get(server, "vd", cache, "-n", "ci"))["metadata"].get("annotations", {}).get(
+        "vmpool.virtualization.deckhouse.io/freed-at") and d)
+    assert [r["kind"] for r in freed["metadata"]["ownerReferences"]] == ["VirtualMachinePool"]
+    kubectl(server, "scale", "vmpool", "runners", "-n", "ci", "--replicas=3")
+    (added,) = set(replicas(3)) - set(left)
+    assert cache in [r["name"] for r in get(server, "vm", added, "-n", "ci")["spec"]["blockDeviceRefs"]]
+    kubectl(server, "create", "--raw", DOWN_WITH, "-f", "-", input=json.dumps({"targets": [added]}))
+    assert replicas(2) == left
     bad = kubectl(server, "create", "--raw", DOWN_WITH, "-f", "-", input=json.dumps({"targets": ["nobody"]}),
                   check=False)
     assert bad.returncode != 0 and 'targets[0]: Invalid value: "nobody": not a replica' in bad.stderr, bad.stderr
