@@ -117,7 +117,7 @@ class Steps:
         self._report(state, list(cached.values()), desired, desired_hash)
         pending = self.expectations.settle(state.uid, cached)
         members = [P.Member(m.name, m.created, m.terminating or pending.get(m.name) == "delete", m.running,
-                            m.template_hash) for m in cached.values()]
+                            m.template_hash, m.restart_pending) for m in cached.values()]
         members += [P.Member(n, "9999", template_hash=desired_hash) for n, a in pending.items()
                     if a == "create" and n not in cached]
         targets = scale_down_targets(pool)
@@ -233,6 +233,7 @@ class Steps:
         status = state.status
         status.update({"observedGeneration": state.generation, "replicas": seen.replicas,
                        "readyReplicas": seen.ready, "updatedReplicas": seen.updated,
+                       "restartPendingReplicas": seen.restart_pending,
                        "desiredTemplateHash": desired_hash, "selector": P.selector(state.changed)})
         ready = seen.ready >= desired
         _set(state, C.Type.AVAILABLE, ready,
@@ -254,7 +255,8 @@ class Steps:
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     indexes.register(ctx, VMS_BY_POOL)
     indexes.register(ctx, DISKS_BY_POOL)
-    members = fields_changed(("status", "phase"), ("metadata", "labels"), ("metadata", "ownerReferences"))
+    members = fields_changed(("status", "phase"), ("status", "conditions"), ("metadata", "labels"),
+                             ("metadata", "ownerReferences"), ("spec", "blockDeviceRefs"))
     return (Reconciler(ctx, VIRTUAL_MACHINE_POOLS, [Steps()], failure_condition=C.Type.PROGRESSING),
             [Watch(VIRTUAL_MACHINE_POOLS, lambda o: [own_key(o)]),
              Watch(VIRTUAL_MACHINES, owners_of_kind(Kind.VIRTUAL_MACHINE_POOL), members)])

@@ -31,6 +31,7 @@ LABEL_POOL = "vmpool.virtualization.deckhouse.io/pool"
 LABEL_TEMPLATE_HASH = "vmpool.virtualization.deckhouse.io/template-hash"
 LABEL_DISK_TEMPLATE = "vmpool.virtualization.deckhouse.io/disk-template"
 NEWEST_FIRST, OLDEST_FIRST, EXPLICIT = "NewestFirst", "OldestFirst", "Explicit"
+AWAITING_RESTART = "AwaitingRestartToApplyConfiguration"
 _SUFFIX = string.ascii_lowercase + string.digits
 
 
@@ -43,14 +44,19 @@ class Member:
     terminating: bool = False
     running: bool = False
     template_hash: str = ""
+    restart_pending: bool = False
+    """Its VM says AwaitingRestartToApplyConfiguration: a rolled-out template waits for a restart."""
 
     @classmethod
     def of(cls, vm: dict[str, Any]) -> Member:
         meta = vm.get("metadata") or {}
+        conditions = (vm.get("status") or {}).get("conditions") or []
         return cls(name=str(meta.get("name") or ""), created=str(meta.get("creationTimestamp") or ""),
                    terminating=bool(meta.get("deletionTimestamp")),
                    running=(vm.get("status") or {}).get("phase") == "Running",
-                   template_hash=str((meta.get("labels") or {}).get(LABEL_TEMPLATE_HASH) or ""))
+                   template_hash=str((meta.get("labels") or {}).get(LABEL_TEMPLATE_HASH) or ""),
+                   restart_pending=any(c.get("type") == AWAITING_RESTART and c.get("status") == "True"
+                                       for c in conditions if isinstance(c, dict)))
 
 
 @dataclass(frozen=True)
@@ -178,9 +184,11 @@ class Observed:
     ready: int
     updated: int
     live: int  # not Terminating
+    restart_pending: int = 0
 
     @classmethod
     def of(cls, members: list[Member], desired_hash: str) -> Observed:
         live = [m for m in members if not m.terminating]
         return cls(replicas=len(members), ready=sum(1 for m in live if m.running),
-                   updated=sum(1 for m in live if m.template_hash == desired_hash), live=len(live))
+                   updated=sum(1 for m in live if m.template_hash == desired_hash), live=len(live),
+                   restart_pending=sum(1 for m in live if m.restart_pending))

@@ -113,3 +113,12 @@ def test_a_member_on_an_old_template_is_rolled_in_place() -> None:
 ])
 def test_named_replicas_go_first(desired: int, policy: str, targets: list[str], delete: list[str]) -> None:
     assert P.plan(desired, policy, THREE, targets) == P.Plan(create=0, delete=delete)
+
+
+def test_members_awaiting_a_restart_are_counted() -> None:
+    vm = P.member(POOL, "web-abcde")
+    vm["status"] = {"phase": "Running", "conditions": [
+        {"type": "AwaitingRestartToApplyConfiguration", "status": "True"}]}
+    member = P.Member.of(vm)
+    assert member.restart_pending and member.running
+    assert P.Observed.of([member, P.Member("b", "t")], "x").restart_pending == 1
