@@ -18,6 +18,7 @@ serial is recorded in DATA_DIR/client-certs.json so `dvp user delete` can refuse
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,14 @@ def delete(name: str, data_dir: Path, output: str) -> None:
         click.echo(json.dumps({"user": name, "revoked": had, "removedBindings": removed}))
     else:
         click.echo(f"user {name} deleted (credentials revoked; bindings removed: {', '.join(removed) or 'none'})")
+
+
+def _alias(command: click.Command, name: str) -> None:
+    """`command` also under `name` (hidden from the listing): the words of DVP's and kubectl's users."""
+    alias = copy.copy(command)
+    alias.hidden = True
+    user.add_command(alias, name)
+
+
+_alias(create, "add")
+_alias(delete, "revoke")

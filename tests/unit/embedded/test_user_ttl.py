@@ -19,3 +19,17 @@ def test_bad_durations_name_the_flag(text: str) -> None:
     with pytest.raises(click.BadParameter) as bad:
         parse_ttl(text)
     assert "--ttl" in str(bad.value.param_hint)
+
+
+def test_add_and_revoke_are_hidden_aliases_of_create_and_delete() -> None:
+    from click.testing import CliRunner
+
+    from controlplane.embedded import user_cmd
+
+    listing = CliRunner().invoke(user_cmd.user, ["--help"]).output
+    assert "create" in listing and "add" not in listing.split("Commands:")[1]
+    for alias, original in (("add", "create"), ("revoke", "delete")):
+        out = CliRunner().invoke(user_cmd.user, [alias, "--help"])
+        assert out.exit_code == 0
+        assert out.output.split("\n", 1)[1] == CliRunner().invoke(user_cmd.user, [original, "--help"]).output.split(
+            "\n", 1)[1]  # the same command, only the usage line names the alias
