@@ -84,6 +84,7 @@ class ApiServerProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
+        self.kill()  # a server that never said ready must not outlive the test (it would load the rest of the run)
         raise RuntimeError(f"dvp server did not become ready; log:\n{self.log_path.read_text()[-4000:]}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
