@@ -13,7 +13,7 @@ mirror schema enums against the CRDs.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 GROUP: Final = "internal.virtualization.deckhouse.io"
 VERSION: Final = "v1"
@@ -160,3 +160,15 @@ class KVMReason(StrEnum):
     NO_DEVICE = "NoDevice"
     DEVICE_NOT_USABLE = "DeviceNotUsable"
     EMULATION_FORCED = "EmulationForced"
+
+
+def console_endpoint(node: dict[str, Any] | None) -> str:
+    """`HOST:PORT` of a node handler's console endpoint as its Node publishes it (InternalIP and
+    `status.daemonEndpoints.kubeletEndpoint.Port`, an IPv6 address in brackets); "" when it
+    publishes none. The API server's console proxy and the controllers' volume reads use it."""
+    status = (node or {}).get("status") or {}
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    address = next((str(a["address"]) for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
+    if not port or not address:
+        return ""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

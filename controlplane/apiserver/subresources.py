@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from controlplane.api.internal import console_endpoint
 from controlplane.apiserver import errors, pool_scaledown
 from controlplane.apiserver.auth import User
 from controlplane.apiserver.routing import Target
@@ -56,14 +57,10 @@ class StreamProxy:
         if not node_name or status.get("phase") not in ("Running", "Starting", "Stopping", "Migrating"):
             raise errors.ApiError(409, "Conflict", f'VirtualMachine "{name}" is {status.get("phase") or "Pending"}; '
                                                    f"its {stream} is available while it runs")
-        node = self.service.get(node_info, "", node_name).obj
-        nstatus = node.get("status") or {}
-        port = ((nstatus.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        address = next((a["address"] for a in nstatus.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-        if not port or not address:
+        endpoint = console_endpoint(self.service.get(node_info, "", node_name).obj)
+        if not endpoint:
             raise errors.ApiError(503, "ServiceUnavailable", f"node {node_name} publishes no console endpoint")
-        host = f"[{address}]" if ":" in address else address
-        return f"wss://{host}:{port}/v1/namespaces/{namespace}/instances/{name}/{stream}"
+        return f"wss://{endpoint}/v1/namespaces/{namespace}/instances/{name}/{stream}"
 
     async def handle(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
         if (target.plural, target.subresource) == ("virtualmachinepools", "scaledownwith") and target.namespace:

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controlplane.api.internal import console_endpoint
 from controlplane.api.resources import VIRTUAL_DISK_SNAPSHOTS, VIRTUAL_DISKS, VOLUMES
 from controlplane.api.snapshots import snapshot_volume_name
-from controlplane.api.v1alpha2 import MachinePhase
 from controlplane.common.kube.client import NODES
-from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
+from controlplane.controllers.snapshot.vdsnapshot import running_user
 
 KINDS = ("VirtualDisk", "VirtualDiskSnapshot")
 
@@ -48,9 +48,10 @@ def volume_source(state: State, ref: dict[str, Any]) -> VolumeSource:
         return VolumeSource(problem=f"{kind} {namespace}/{name} is {(obj.get('status') or {}).get('phase') or 'Pending'}"
                                     ", not Ready", reason="ImageNotReady")
     if kind == "VirtualDisk":
-        user = _running_user(state, namespace, name)
-        if user:
-            return VolumeSource(problem=f"VirtualDisk {namespace}/{name} is used by VirtualMachine {user}, which runs: "
+        user = running_user(state, name, namespace)
+        if user is not None:
+            return VolumeSource(problem=f"VirtualDisk {namespace}/{name} is used by VirtualMachine "
+                                        f"{user['metadata']['name']}, which runs: "
                                         "stop it, or make the image from a VirtualDiskSnapshot of the disk",
                                 reason="VirtualDiskAttachedToRunningVM")
         volume_name = name
@@ -61,26 +62,12 @@ def volume_source(state: State, ref: dict[str, Any]) -> VolumeSource:
     if not node_name or ((volume or {}).get("status") or {}).get("phase") != "Ready":
         return VolumeSource(problem=f"the volume of {kind} {namespace}/{name} is not Ready on any node",
                             reason="ImageNotReady")
-    address, port = _console_endpoint(state.get(NODES, str(node_name)))
-    if not address or not port:
+    endpoint = console_endpoint(state.get(NODES, str(node_name)))
+    if not endpoint:
         return VolumeSource(problem=f"node {node_name}, which holds {kind} {namespace}/{name}, publishes no endpoint "
                                     "(it is gone or its node handler is not running)", reason="ImageNotReady")
     settings = state.ctx.settings
     ca = Path(settings.dvcr_ca_file).read_text() if settings.dvcr_ca_file else None
-    host = f"[{address}]" if ":" in address else address
-    return VolumeSource(url=f"https://{host}:{port}/v1/namespaces/{namespace}/volumes/{volume_name}/data",
+    return VolumeSource(url=f"https://{endpoint}/v1/namespaces/{namespace}/volumes/{volume_name}/data",
                         ca_bundle=ca, bearer=state.ctx.kube.bearer_token)
 
-
-def _running_user(state: State, namespace: str, disk: str) -> str:
-    for vm in state.lookup(indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", namespace, disk)):
-        if (vm.get("status") or {}).get("phase") not in (None, MachinePhase.PENDING, MachinePhase.STOPPED):
-            return str(vm["metadata"]["name"])
-    return ""
-
-
-def _console_endpoint(node: dict[str, Any] | None) -> tuple[str, int]:
-    status = (node or {}).get("status") or {}
-    port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0)
-    address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
-    return str(address), port

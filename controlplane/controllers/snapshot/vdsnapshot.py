@@ -47,9 +47,11 @@ def _fail(state: State, reason: str, message: str) -> None:
     state.stop = True
 
 
-def running_user(state: State, disk: str) -> dict[str, Any] | None:
-    """The VM using the disk that is not stopped (its guest may be writing), if any."""
-    for vm in state.lookup(indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", state.namespace, disk)):
+def running_user(state: State, disk: str, namespace: str | None = None) -> dict[str, Any] | None:
+    """The VM using the disk (in `namespace`, default the object's) that is not stopped (its
+    guest may be writing), if any."""
+    ns = state.namespace if namespace is None else namespace
+    for vm in state.lookup(indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", ns, disk)):
         if (vm.get("status") or {}).get("phase") not in (None, MachinePhase.PENDING, MachinePhase.STOPPED):
             return vm
     return None
