@@ -58,15 +58,16 @@ def test_standalone_controllers_serve_their_metrics(no_controller_server: ApiSer
             except OSError:
                 time.sleep(0.3)
                 continue
-            if re.search(r'^controller_runtime_reconcile_total\{controller="vmclass",result="success"\} [1-9]', text,
-                         re.MULTILINE):
+            # controllers start one after another: wait for the first reconcile and the VM controller's queue
+            if (re.search(r'^controller_runtime_reconcile_total\{controller="vmclass",result="success"\} [1-9]', text,
+                          re.MULTILINE)
+                    and re.search(r'^workqueue_depth\{name="vm",controller="vm"\} \d', text, re.MULTILINE)):
                 break
             time.sleep(0.3)
         else:
-            raise AssertionError(f"no vmclass reconcile counted; last answer:\n{text[-2000:]}\nlog:\n"
+            raise AssertionError(f"no vmclass reconcile counted or no vm queue; last answer:\n{text[-2000:]}\nlog:\n"
                                  f"{(tmp_path / 'controller.log').read_text()[-3000:]}")
         assert status == 200
-        assert re.search(r'^workqueue_depth\{name="vm",controller="vm"\} \d', text, re.MULTILINE)
         assert _get(url, ca.cert_path, "")[0] == 401
         assert _get(url, ca.cert_path, "wrong-token")[0] == 401
     finally:

@@ -174,7 +174,7 @@ def start_platform(tmp: Path, conn: libvirt.virConnect, image_dir: Path, *, extr
         server.start(timeout=60)
         platform = Platform(server, network, node, state, images, conn, prefix)
         platform.wait("nodes", node, lambda n: any(c["type"] == "Ready" and c["status"] == "True"
-                                                   for c in n["status"].get("conditions", [])), ns="", timeout=60)
+                                                   for c in n.get("status", {}).get("conditions", [])), ns="", timeout=60)
         record_dnsmasq(network)
         yield platform
     finally:
