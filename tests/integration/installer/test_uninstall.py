@@ -1,10 +1,10 @@
 """Acceptance of the installer's whole life cycle through the built single binary onto a real
 lab host (tests/support/hostlab.py; this machine's file system, the host's own network and PID
-namespaces): install → `dvp uninstall --dry-run` lists and changes nothing → refused while a
-VirtualMachine exists → `--keep-data --delete-vms` keeps the datastore and a re-install adopts
-it → a full uninstall leaves nothing (paths, services, bridge, dnsmasq) and the preflight's
-leftover checks pass → Ctrl-C (SIGINT) during the prepare phase records `interrupted`, leaves
-no ssh process, and the printed `--resume` command finishes the install.
+namespaces): an install interrupted by Ctrl-C (SIGINT) during its prepare phase records
+`interrupted`, leaves no ssh process, and the printed `--resume` command finishes it →
+`dvp uninstall --dry-run` lists and changes nothing → refused while a VirtualMachine exists →
+`--keep-data --delete-vms` keeps the datastore and a re-install adopts it → a full uninstall
+leaves nothing (paths, services, bridge, dnsmasq) and the preflight's leftover checks pass.
 
 The tests of this module share one host and run in order (each builds on the previous one).
 """
@@ -92,10 +92,53 @@ def _present() -> set[str]:
     return {p for p in INSTALLED_PATHS if os.path.lexists(p) and p != "/var/cache/dvp"}
 
 
+def test_sigint_during_prepare_is_an_interruption_and_the_printed_resume_finishes(life: Life) -> None:
+    runs = life.state / "runs"
+    runs_before = set(runs.iterdir()) if runs.is_dir() else set()
+    proc = subprocess.Popen(
+        [str(life.dvp), "install", "--config", str(life.config), "--state-dir", str(life.state), "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=life.env, start_new_session=True,
+    )
+    run: Path | None = None
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            new = (set(runs.iterdir()) if runs.is_dir() else set()) - runs_before
+            run = next(iter(new), None)
+            events = run / "events.jsonl" if run is not None else None
+            if events is not None and events.is_file() and any(
+                    '"TaskProgress"' in line and '"prepare"' in line for line in events.read_text().splitlines()):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the install ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr[-2000:]
+    out = _json(stdout)
+    assert out["interrupted"] is True and out["failedPhase"] == "prepare"
+    assert run is not None
+    phases = {k: v["status"] for k, v in json.loads((run / "state.json").read_text())["phases"].items()}
+    assert phases["prepare"] == "interrupted" and "bootstrap" not in phases
+    ssh_left = subprocess.run(["pgrep", "-af", f"dvp-cp-{os.getuid()}-{proc.pid}"], capture_output=True, text=True)
+    assert ssh_left.stdout.strip() == "", ssh_left.stdout  # no ControlMaster left behind
+    (resume,) = out["nextSteps"]
+    argv = shlex.split(resume)
+    assert argv[:3] == [str(life.dvp), "install", "--resume"] and str(life.config) in argv
+
+    done = subprocess.run(argv + ["-o", "json"], capture_output=True, text=True, env=life.env, timeout=900,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    final = {k: v["status"] for k, v in json.loads((run / "state.json").read_text())["phases"].items()}
+    assert set(final.values()) == {"ok"}
+    assert life.service_running()
+
+
 def test_dry_run_lists_everything_and_changes_nothing(life: Life) -> None:
-    rc, out, err = life.install()
-    assert rc == 0, f"{out}\n{err}"
-    before = _present()
+    before = _present()  # installed by the resumed install of the previous test
     assert {hostlayout.BINARY, hostlayout.CONFIG_DIR, hostlayout.STATE_DIR} <= before
     rc, out, err = life.uninstall("--dry-run")
     assert rc == 0, f"{out}\n{err}"
@@ -153,47 +196,3 @@ def test_uninstall_leaves_nothing_and_the_leftover_checks_pass(life: Life) -> No
     assert leftovers and all(c["verdict"] == "passed" for c in leftovers.values()), leftovers
     again, out, _ = life.uninstall("--yes")  # nothing left to do: still fine
     assert again == 0 and out["hosts"][0]["removed"] == []
-
-
-def test_sigint_during_prepare_is_an_interruption_and_the_printed_resume_finishes(life: Life) -> None:
-    runs_before = set((life.state / "runs").iterdir())
-    proc = subprocess.Popen(
-        [str(life.dvp), "install", "--config", str(life.config), "--state-dir", str(life.state), "-o", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=life.env, start_new_session=True,
-    )
-    run: Path | None = None
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            new = set((life.state / "runs").iterdir()) - runs_before
-            run = next(iter(new), None)
-            events = run / "events.jsonl" if run is not None else None
-            if events is not None and events.is_file() and any(
-                    '"TaskProgress"' in line and '"prepare"' in line for line in events.read_text().splitlines()):
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the install ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, stderr[-2000:]
-    out = _json(stdout)
-    assert out["interrupted"] is True and out["failedPhase"] == "prepare"
-    assert run is not None
-    phases = {k: v["status"] for k, v in json.loads((run / "state.json").read_text())["phases"].items()}
-    assert phases["prepare"] == "interrupted" and "bootstrap" not in phases
-    ssh_left = subprocess.run(["pgrep", "-af", f"dvp-cp-{os.getuid()}-{proc.pid}"], capture_output=True, text=True)
-    assert ssh_left.stdout.strip() == "", ssh_left.stdout  # no ControlMaster left behind
-    (resume,) = out["nextSteps"]
-    argv = shlex.split(resume)
-    assert argv[:3] == [str(life.dvp), "install", "--resume"] and str(life.config) in argv
-
-    done = subprocess.run(argv + ["-o", "json"], capture_output=True, text=True, env=life.env, timeout=900,
-                          check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    final = {k: v["status"] for k, v in json.loads((run / "state.json").read_text())["phases"].items()}
-    assert set(final.values()) == {"ok"}
-    assert life.service_running()
