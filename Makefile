@@ -15,11 +15,12 @@ run: setup
 
 # One whole-suite run at a time per machine: overlapping runs starve each other's emulated
 # guests and turn timeouts into failures. A second `make test` waits for the first
-# (the lock file is shared by every checkout; DVP_TEST_LOCK=/dev/null opts out).
+# (the lock file is shared by every checkout; DVP_TEST_LOCK=/dev/null opts out). tests/run.sh runs
+# the unit tests in a second pytest alongside the integration tests.
 TEST_LOCK ?= $(or $(DVP_TEST_LOCK),/tmp/dvp-make-test.lock)
 
 test: setup
-	flock $(TEST_LOCK) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	flock $(TEST_LOCK) ./tests/run.sh $(PYTEST_ARGS)
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole suite as `make test` runs it. The unit tests need only the CPU and start no service;
+# the integration tests spend most of their time waiting on emulated guests, sshd and Ansible.
+# So the unit tests run in a second pytest next to the integration tests, their output kept in a
+# file and printed after, and the run fails if either fails. Arguments go to both pytests. When
+# an argument names a test path, or DVP_TEST_SPLIT=0, it is one plain pytest instead.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+pytest="${VENV:-.venv}/bin/pytest"
+split=${DVP_TEST_SPLIT:-1}
+for arg in "$@"; do
+  path=${arg%%::*}
+  if [ -e "$path" ]; then split=0; fi
+done
+if [ "$split" = 0 ]; then
+  exec "$pytest" "$@"
+fi
+
+unit_log=$(mktemp /tmp/dvp-unit-tests.XXXXXX.log)
+# job control on for the launch: without it bash starts a background command with SIGINT
+# ignored, and the unit tests of Ctrl-C handling need SIGINT as a terminal delivers it
+set -m
+"$pytest" "$@" tests/unit >"$unit_log" 2>&1 &
+unit_pid=$!
+set +m
+trap 'kill "$unit_pid" 2>/dev/null; rm -f "$unit_log"' EXIT
+
+"$pytest" "$@" tests/integration tests/e2e
+integration_rc=$?
+wait "$unit_pid"
+unit_rc=$?
+echo
+echo "======================= unit tests (run alongside the above) ======================="
+cat "$unit_log"
+echo "integration and e2e: exit $integration_rc; unit: exit $unit_rc"
+if [ "$integration_rc" != 0 ]; then exit "$integration_rc"; fi
+exit "$unit_rc"
