@@ -4,7 +4,8 @@
   end, result, and our reason and message);
 - phase `Migrating` while a requested migration has not ended (the VM runs all along);
 - condition `Migratable` (and `Migrating`): a machine that cannot move live says why — a CD-ROM
-  from a local ISO file (only images in DVCR can be pulled on another node), or a host device.
+  from a local ISO file (only images in DVCR can be pulled on another node), a host device, or a
+  USB device passed through from the node's port.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def blockers(inst: dict[str, Any] | None) -> list[str]:
                        "node has: detach it or import the ISO as a VirtualImage")
     for dev in spec.get("hostDevices") or []:
         out.append(f"host device {dev.get('name') or dev} is attached: it cannot follow the machine to another node")
+    for usb in spec.get("usbDevices") or []:
+        out.append(f"USB device {usb.get('name') or usb} is passed through from this node's port: it cannot follow "
+                   "the machine to another node; remove it from spec.usbDevices (it applies at the next restart)")
     return out
 
 

@@ -57,6 +57,14 @@ def test_migratable_names_what_keeps_the_vm_in_place(disks: list[dict[str, Any]]
     assert blockers(_inst(disks=disks)) == ([] if why is None else [cond["message"]])
 
 
+def test_a_usb_device_keeps_the_vm_on_its_node() -> None:
+    inst = _inst(disks=[{"name": "root", "volume": {"name": "r"}}])
+    inst["spec"]["usbDevices"] = [{"name": "token", "vendorID": "046d", "productID": "c52b", "bus": 1, "device": 4}]
+    cond = _cond(_run(inst), "Migratable")
+    assert cond is not None and (cond["status"], cond["reason"]) == ("False", "VirtualMachineNonMigratable")
+    assert "USB device token" in cond["message"] and "spec.usbDevices" in cond["message"]
+
+
 def test_phase_migrating_and_migration_state() -> None:
     req = {"id": "u1", "targetNode": "n2"}
     status = {"id": "u1", "phase": "Migrating", "sourceNode": "n1", "targetNode": "n2",
