@@ -1,5 +1,7 @@
 """The single binary for tests: `built_dvp()` builds `dist/dvp` with PyInstaller once and
-caches it under `.cache/dist/<source hash>-<version>/dvp`.
+caches it under `.cache/dist/<source hash>-<version>/dvp`. Another version or feature set
+(`DVP_BUILD_FEATURES`) is the default binary restamped (packaging/onefile.py: its build stamp
+replaced and the payload repacked, seconds), not a second PyInstaller build.
 
 The key is a hash of everything that goes into the binary (our packages, playbooks, build.spec,
 packaging/, pyproject.toml) plus the version override, so a test session builds at most once
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "dist"
@@ -36,12 +40,23 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+_STAMPED_ENV = {"DVP_BUILD_FEATURES"}  # build environment a restamp can stand in for
+
+
+def _onefile() -> ModuleType:
+    """packaging/onefile.py, loaded by path (`packaging` is also a PyPI package)."""
+    spec = importlib.util.spec_from_file_location("dvp_onefile", ROOT / "packaging" / "onefile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def built_dvp(*, version: str | None = None, extra_env: dict[str, str] | None = None) -> Path:
-    """Path of a `dvp` single binary built from this checkout (reporting `version` if given)."""
-    extra = "-" + hashlib.sha256(repr(sorted((extra_env or {}).items())).encode()).hexdigest()[:8] if extra_env else ""
-    key = f"{source_hash()}-{version or 'default'}{extra}"
-    out_dir = CACHE / key
-    binary = out_dir / "dvp"
+    """Path of a `dvp` single binary built from this checkout (reporting `version` if given;
+    `extra_env` is build environment, e.g. DVP_BUILD_FEATURES)."""
+    digest = source_hash()
+    binary = CACHE / _key(digest, version, extra_env) / "dvp"
     if binary.is_file():
         return binary
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -49,29 +64,49 @@ def built_dvp(*, version: str | None = None, extra_env: dict[str, str] | None = 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if binary.is_file():
             return binary
-        work = CACHE / f".work-{key}"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        env = {**os.environ, **(extra_env or {}), "DVP_DIST_OUT": str(work / "dvp")}
-        env.pop("DVP_BUILD_VERSION", None)
-        if version:
-            env["DVP_BUILD_VERSION"] = version
-        log = work / "build.log"
-        with log.open("wb") as f:
-            done = subprocess.run(
-                ["nice", "-n", "10", str(Path(sys.executable).with_name("pyinstaller")), "--noconfirm",
-                 "--log-level", "WARN", "--workpath", str(work / "build"), "--distpath", str(work / "dist"),
-                 str(ROOT / "build.spec")],
-                cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=False,
-            )  # fmt: skip
-        if done.returncode != 0 or not (work / "dvp").is_file():
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-            raise RuntimeError(f"building dist/dvp failed (exit {done.returncode}); {log}:\n{tail}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (work / "dvp").replace(binary)
-        shutil.rmtree(work, ignore_errors=True)
-        _prune(keep=out_dir)
+        if (version or extra_env) and set(extra_env or {}) <= _STAMPED_ENV:
+            base = CACHE / _key(digest, None, None) / "dvp"
+            if not base.is_file():
+                _build(base, version=None, extra_env=None)
+            onefile = _onefile()
+            stamp = onefile.build_stamp(version=version or "", features=(extra_env or {}).get("DVP_BUILD_FEATURES", ""))
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            onefile.restamp(base, binary, stamp)
+        else:
+            _build(binary, version=version, extra_env=extra_env)
     return binary
+
+
+def _key(digest: str, version: str | None, extra_env: dict[str, str] | None) -> str:
+    extra = "-" + hashlib.sha256(repr(sorted((extra_env or {}).items())).encode()).hexdigest()[:8] if extra_env else ""
+    return f"{digest}-{version or 'default'}{extra}"
+
+
+def _build(binary: Path, *, version: str | None, extra_env: dict[str, str] | None) -> None:
+    """One PyInstaller build into `binary` (the caller holds the build lock)."""
+    out_dir = binary.parent
+    work = CACHE / f".work-{out_dir.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {**os.environ, **(extra_env or {}), "DVP_DIST_OUT": str(work / "dvp")}
+    env.pop("DVP_BUILD_VERSION", None)
+    if version:
+        env["DVP_BUILD_VERSION"] = version
+    log = work / "build.log"
+    with log.open("wb") as f:
+        done = subprocess.run(
+            ["nice", "-n", "10", str(Path(sys.executable).with_name("pyinstaller")), "--noconfirm",
+             "--log-level", "WARN", "--workpath", str(work / "build"), "--distpath", str(work / "dist"),
+             str(ROOT / "build.spec")],
+            cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    if done.returncode != 0 or not (work / "dvp").is_file():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"building dist/dvp failed (exit {done.returncode}); {log}:\n{tail}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (work / "dvp").replace(binary)
+    shutil.rmtree(work, ignore_errors=True)
+    _prune(keep=out_dir)
 
 
 def _prune(*, keep: Path) -> None:

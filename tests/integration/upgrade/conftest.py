@@ -1,6 +1,6 @@
-"""The two builds every upgrade test shares (one PyInstaller build each per session, cached
-across sessions by source hash): A, this tree as it is (0.1.0), and B, the same tree built as
-0.2.0 with the `upgrade-test` feature (a storage migration to data version 2 that fills a new
+"""The two builds every upgrade test shares (cached across sessions by source hash): A, this
+tree as it is (0.1.0, one PyInstaller build), and B, A restamped (packaging/onefile.py, seconds)
+as 0.2.0 with the `upgrade-test` feature (a storage migration to data version 2 that fills a new
 defaulted field, and a failure switch for the rollback test)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Storage migrations (data version, one transaction, refusal of a newer datastore) and the
 datastore file operations behind `dvp datastore` (online backup while writes go on, restore
 that moves the replaced files aside). Real SQLite files; the `upgrade-test` build feature is
-switched on by setting BUILD_FEATURES as the build's runtime hook does."""
+switched on by setting BUILD_FEATURES as the build stamp does."""
 
 from __future__ import annotations
 
