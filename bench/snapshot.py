@@ -18,7 +18,9 @@ inactive domain defined from the XML our node handler wrote: snapshot = `virsh
 snapshot-create-as --disk-only --atomic` (external overlays; libvirt can make them for a stopped
 domain), restore = a fresh overlay on each snapshot file and the domain defined on them (libvirt
 9.0 cannot `snapshot-revert` an external snapshot), marker checked the same way; clone =
-`qemu-img convert -O qcow2` of both disk files. The same `qemu-img convert` figure is also the
+`qemu-img convert -O qcow2` of both disk files — our VM's current volume files, the ones our
+clone copies, at the same step (a copy here is 0.5-3 s depending on how recently its source was
+written, and our restore has just rewritten them). The same `qemu-img convert` figure is also the
 copy peer of our snapshot and restore (which copy the data, where the overlays copy nothing).
 
 The VirtualDiskSnapshot rows (kept from the first version of this bench): a snapshot of the data
@@ -26,7 +28,7 @@ disk -> Ready against `qemu-img convert` of its volume file, for the VM stopped 
 handler copies the file offline) and running (a libvirt backup of the running domain,
 `requiredConsistency: false` since the test guest has no agent; the peer then reads the live
 file with `-U`). Medians over --rounds, ours and the peer taking turns to go first, with `sync`
-before each measurement.
+before each measurement (each step of the machine rows too).
 
 Reading the running row: the peer's `qemu-img convert -U` reads a file the guest is writing (no
 point in time, qcow2 metadata possibly torn); ours is a point-in-time copy by QEMU's backup job,
@@ -80,6 +82,12 @@ def holds(path: str, pattern: int, offset_mib: int = 0) -> bool:
     out = subprocess.run(["qemu-io", "-r", "-U", "-f", "qcow2", "-c", f"read -P {pattern:#x} {offset_mib}M 1M", path],
                          capture_output=True, text=True, check=True)
     return "verification failed" not in out.stdout + out.stderr
+
+
+def sync() -> None:
+    """Dirty pages flushed (untimed) before each measurement, so none pays for the writes of the
+    one before (ours copies a GiB at each step; the overlays by hand write next to nothing)."""
+    subprocess.run(["sync"], check=True)
 
 
 def mark(path: str) -> None:
@@ -140,24 +148,35 @@ class Bench:
         _wait(lambda: not self._snapshot_volumes(), 120, "snapshot volumes deleted", every=0.2)
         return took
 
-    def machine(self) -> tuple[float, float, float]:
-        """(snapshot, restore, clone) of the stopped VM, the restore's and the clone's content checked."""
+    def vm_snapshot(self) -> float:
+        """A VirtualMachineSnapshot of the stopped VM; then a marker over its data disk (untimed)."""
         self.n += 1
-        snap, op = f"bench-vms-{self.n}", {"apiVersion": API, "kind": "VirtualMachineOperation"}
-        took_snap = self._timed(VIRTUAL_MACHINE_SNAPSHOTS, {
-            "apiVersion": API, "kind": "VirtualMachineSnapshot", "metadata": {"name": snap, "namespace": "default"},
+        took = self._timed(VIRTUAL_MACHINE_SNAPSHOTS, {
+            "apiVersion": API, "kind": "VirtualMachineSnapshot",
+            "metadata": {"name": f"bench-vms-{self.n}", "namespace": "default"},
             "spec": {"virtualMachineName": "bench-vm", "requiredConsistency": True, "keepIPAddress": "Never"}},
             ("Ready",), ("Failed",))
         mark(self.volume(DISKS[1]))
-        took_restore = self._timed(VIRTUAL_MACHINE_OPERATIONS, {
-            **op, "metadata": {"name": f"bench-restore-{self.n}", "namespace": "default"},
+        return took
+
+    def vm_restore(self) -> float:
+        """VMOP Restore from the snapshot just taken; the marker must be gone (checked, untimed)."""
+        took = self._timed(VIRTUAL_MACHINE_OPERATIONS, {
+            "apiVersion": API, "kind": "VirtualMachineOperation",
+            "metadata": {"name": f"bench-restore-{self.n}", "namespace": "default"},
             "spec": {"type": "Restore", "virtualMachineName": "bench-vm",
-                     "restore": {"mode": "Strict", "virtualMachineSnapshotName": snap}}}, ("Completed",), ("Failed",))
+                     "restore": {"mode": "Strict", "virtualMachineSnapshotName": f"bench-vms-{self.n}"}}},
+            ("Completed",), ("Failed",))
         if not holds(self.volume(DISKS[1]), 0x5A):
             raise RuntimeError("the restored data disk does not hold the content of snapshot time")
+        return took
+
+    def vm_clone(self) -> float:
+        """VMOP Clone; the clone's data disk checked (untimed), then clone and snapshot deleted."""
         suffix = f"-clone-{self.n}"
-        took_clone = self._timed(VIRTUAL_MACHINE_OPERATIONS, {
-            **op, "metadata": {"name": f"bench-clone-{self.n}", "namespace": "default"},
+        took = self._timed(VIRTUAL_MACHINE_OPERATIONS, {
+            "apiVersion": API, "kind": "VirtualMachineOperation",
+            "metadata": {"name": f"bench-clone-{self.n}", "namespace": "default"},
             "spec": {"type": "Clone", "virtualMachineName": "bench-vm",
                      "clone": {"mode": "Strict", "customization": {"nameSuffix": suffix}}}}, ("Completed",), ("Failed",))
         if not holds(self.volume(DISKS[1] + suffix), 0x5A, WRITTEN_MIB - 1):
@@ -165,10 +184,10 @@ class Bench:
         self.kube.delete(VIRTUAL_MACHINES, "bench-vm" + suffix, "default")
         for disk in DISKS:
             self.kube.delete(VIRTUAL_DISKS, disk + suffix, "default")
-        self.kube.delete(VIRTUAL_MACHINE_SNAPSHOTS, snap, "default")
+        self.kube.delete(VIRTUAL_MACHINE_SNAPSHOTS, f"bench-vms-{self.n}", "default")
         _wait(lambda: not self._snapshot_volumes() and not any(suffix in v for v in self._volumes()), 180,
               "snapshot and clone volumes deleted", every=0.2)
-        return took_snap, took_restore, took_clone
+        return took
 
     def _volumes(self) -> list[str]:
         return self.p.kubectl("get", VOLUMES, "-o", "name").split()
@@ -187,23 +206,46 @@ class Bench:
         return took
 
 
-def by_hand_machine(peer: ByHand) -> tuple[float, float, float]:
-    took_snap = peer.snapshot()
+def by_hand_snapshot(peer: ByHand) -> float:
+    took = peer.snapshot()
     mark(peer.data_file())
-    took_restore = peer.restore()
+    return took
+
+
+def by_hand_restore(peer: ByHand) -> float:
+    took = peer.restore()
     if not holds(peer.data_file(), 0x5A):
         raise RuntimeError("the peer's restored data disk does not hold the content of snapshot time")
     peer.reset()
-    return took_snap, took_restore, peer.clone()
+    return took
+
+
+def machine_rounds(n: int, bench: Bench, peer: ByHand) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]]]:
+    """n rounds of (snapshot, restore, clone) each; at every step ours and the peer take turns
+    to go first (alternating by round), with `sync` before each, so both see the same recent I/O
+    (a copy's speed here swings with the writes just before it)."""
+    steps = {"ours": (bench.vm_snapshot, bench.vm_restore, bench.vm_clone),
+             "peer": (lambda: by_hand_snapshot(peer), lambda: by_hand_restore(peer),
+                      lambda: peer.clone([bench.volume(d) for d in DISKS]))}
+    got: dict[str, list[tuple[float, ...]]] = {"ours": [], "peer": []}
+    for i in range(n):
+        order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
+        took: dict[str, list[float]] = {"ours": [], "peer": []}
+        for step in range(3):
+            for who in order:
+                sync()
+                took[who].append(steps[who][step]())
+        for who in order:
+            got[who].append(tuple(took[who]))
+    return got["ours"], got["peer"]
 
 
 def alternate(n: int, ours: Callable[[], Any], peer: Callable[[], Any]) -> tuple[list[Any], list[Any]]:
-    """n measurements each, alternating which goes first; dirty pages flushed before each, so
-    neither pays for the other's writes."""
+    """n measurements each, alternating which goes first, `sync` before each."""
     got: dict[str, list[Any]] = {"ours": [], "peer": []}
     for i in range(n):
         for who in (("ours", "peer") if i % 2 == 0 else ("peer", "ours")):
-            subprocess.run(["sync"], check=True)
+            sync()
             got[who].append(ours() if who == "ours" else peer())
     return got["ours"], got["peer"]
 
@@ -216,7 +258,7 @@ def run(rounds: int) -> list[Row]:
         peer = ByHand(platform.conn, dom, work / "byhand", f"{platform.prefix}bench-byhand")
         try:
             bench.disk_snapshot(consistent=True)  # warm-up
-            machine, machine_peer = alternate(rounds, bench.machine, lambda: by_hand_machine(peer))
+            machine, machine_peer = machine_rounds(rounds, bench, peer)
         finally:
             peer.close()
         path = bench.volume(DISKS[1])  # the restores made the data disk's volume again
@@ -229,23 +271,20 @@ def run(rounds: int) -> list[Row]:
     def med(values: list[Any], i: int | None = None) -> float:
         return statistics.median(v if i is None else v[i] for v in values) * 1000.0
 
-    vm_what = f"VM stopped, root disk + {SIZE} data disk with {WRITTEN_MIB} MiB written"
-    disk_what = f"{SIZE} disk, {WRITTEN_MIB} MiB written"
     convert = "`qemu-img convert` of both disks"
     return [
-        Row(f"{vm_what}: VirtualMachineSnapshot Ready vs `virsh snapshot-create-as --disk-only`, median",
-            med(machine, 0), med(machine_peer, 0), "ms", "lower"),
-        Row(f"{vm_what}: VMOP Restore Completed vs by hand (new overlays, domain redefined), median",
-            med(machine, 1), med(machine_peer, 1), "ms", "lower"),
-        Row(f"{vm_what}: VMOP Clone Completed vs {convert}, median", med(machine, 2), med(machine_peer, 2), "ms",
-            "lower"),
-        Row(f"{vm_what}: VirtualMachineSnapshot Ready vs {convert} (a copy, as ours), median", med(machine, 0),
-            med(machine_peer, 2), "ms", "lower"),
-        Row(f"{vm_what}: VMOP Restore Completed vs {convert} (a copy, as ours), median", med(machine, 1),
-            med(machine_peer, 2), "ms", "lower"),
-        Row(f"VM stopped, {disk_what}: VirtualDiskSnapshot Ready vs `qemu-img convert`, median", med(stopped),
-            med(stopped_peer), "ms", "lower"),
-        Row(f"VM running, {disk_what}: VirtualDiskSnapshot Ready vs `qemu-img convert -U`, median", med(running),
+        Row("VM: VirtualMachineSnapshot Ready vs `virsh snapshot-create-as --disk-only`", med(machine, 0),
+            med(machine_peer, 0), "ms", "lower"),
+        Row("VM: VMOP Restore Completed vs new overlays + domain redefined", med(machine, 1), med(machine_peer, 1),
+            "ms", "lower"),
+        Row(f"VM: VMOP Clone Completed vs {convert}", med(machine, 2), med(machine_peer, 2), "ms", "lower"),
+        Row(f"VM: VirtualMachineSnapshot Ready vs {convert} (a copy, as ours)", med(machine, 0), med(machine_peer, 2),
+            "ms", "lower"),
+        Row(f"VM: VMOP Restore Completed vs {convert} (a copy, as ours)", med(machine, 1), med(machine_peer, 2),
+            "ms", "lower"),
+        Row("data disk, VM stopped: VirtualDiskSnapshot Ready vs `qemu-img convert`", med(stopped), med(stopped_peer),
+            "ms", "lower"),
+        Row("data disk, VM running: VirtualDiskSnapshot Ready vs `qemu-img convert -U`", med(running),
             med(running_peer), "ms", "lower"),
     ]
 
@@ -256,8 +295,9 @@ def main() -> None:
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args()
     rows = run(args.rounds)
-    print_table("bench/snapshot: snapshot, restore and clone through the API vs the same by hand, same run",
-                "dvp (created -> phase)", "by hand (peer named in the row)", rows, json_out=args.output == "json")
+    print_table(f"bench/snapshot: root disk + {SIZE} data disk ({WRITTEN_MIB} MiB written), VM stopped unless said; "
+                f"medians of {args.rounds}", "dvp (POST -> phase)", "by hand (peer named in the row)", rows,
+                json_out=args.output == "json")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ disturbs the other's files) in a domain defined from the XML our node handler wr
   so by hand as libvirt later does it: a fresh overlay on each snapshot file (`qemu-img create
   -b`), the domain defined again on those, the overlays written since the snapshot deleted;
 - clone: `qemu-img convert -O qcow2` of each disk file to a new standalone file (what a clone
-  that must outlive its source needs; also the copy peer of our snapshot and restore).
+  that must outlive its source needs; also the copy peer of our snapshot and restore) — of our
+  VM's own volume files, the very ones our clone copies, at the same step of the round: a copy's
+  speed on these machines swings with how recently its source was written (our restore rewrote
+  them seconds before; the overlays by hand leave the copies here untouched).
 """
 
 from __future__ import annotations
@@ -102,11 +105,11 @@ class ByHand:
             snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
         self.dom = self.conn.defineXML(self.xml)
 
-    def clone(self) -> float:
+    def clone(self, files: list[str]) -> float:
         """`qemu-img convert` of every disk file to a new standalone qcow2."""
-        targets = [self.work / f"clone-{i}.qcow2" for i in range(len(self.bases))]
+        targets = [self.work / f"clone-{i}.qcow2" for i in range(len(files))]
         t0 = time.monotonic()
-        for src, target in zip(self.bases.values(), targets, strict=True):
+        for src, target in zip(files, targets, strict=True):
             _run("qemu-img", "convert", "-f", "qcow2", "-O", "qcow2", src, str(target))
         took = time.monotonic() - t0
         for target in targets:
