@@ -3,8 +3,9 @@ the node handler (reader).
 
 The disk controller builds the spec with `VolumeSpec.to_api()` (and grows it with
 `size_patch`); a volume's initial content is empty, a DVCR image, or another volume of the same
-node (`source.volume`: snapshots and disks made from them); the node handler reads it back with `parse_volume`, which checks the size is
-a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise). Phases are
+node (`source.volume`: snapshots and disks made from them, `take` to move a temporary
+snapshot's file rather than copy it); the node handler reads it back with `parse_volume`, which
+checks the size is a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise). Phases are
 `internal.VolumePhase`.
 """
 
@@ -29,6 +30,10 @@ class VolumeSpec:
     """Another volume of the same namespace and node to copy (a snapshot's, or a disk's to snapshot)."""
     require_consistency: bool = False
     """With `source_volume` in use by a running VM: refuse the copy unless its filesystems freeze."""
+    take_source: bool = False
+    """Move `source_volume`'s file into this volume instead of copying it: the source is a VMOP
+    Clone's temporary snapshot, read by this volume alone and deleted right after (one copy of
+    the data per clone, not two). The source volume then has no file; deleting it is a no-op."""
 
     def to_api(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"nodeName": self.node_name, "size": str(self.size_bytes)}
@@ -38,6 +43,8 @@ class VolumeSpec:
                 spec["source"]["image"]["digest"] = self.image_digest
         elif self.source_volume:
             spec["source"] = {"volume": {"name": self.source_volume, "requireConsistency": self.require_consistency}}
+            if self.take_source:
+                spec["source"]["volume"]["take"] = True
         return spec
 
 
@@ -54,4 +61,5 @@ def parse_volume(obj: dict[str, Any]) -> VolumeSpec:
     return VolumeSpec(node_name=str(spec.get("nodeName") or ""), size_bytes=quantity_bytes(spec.get("size"), "spec.size"),
                       image_ref=image.get("ref") or None, image_digest=image.get("digest") or None,
                       source_volume=volume.get("name") or None,
-                      require_consistency=bool(volume.get("requireConsistency", False)))
+                      require_consistency=bool(volume.get("requireConsistency", False)),
+                      take_source=bool(volume.get("take", False)))

@@ -4,6 +4,8 @@ of a disk's volume) and of a VirtualDisk made from a snapshot (a copy of the sna
 Two ways, chosen by whether a running domain of this node has the source file attached:
 
 - not in use: `qemu-img convert` to a standalone qcow2 (the source's allocated data only);
+  or, when the spec says `take` (a VMOP Clone's temporary snapshot, deleted right after), the
+  source's file itself renamed into place, no data copied;
 - in use: the guest's filesystems are frozen through the qemu-guest-agent (libvirt
   `fsFreeze`), a libvirt push-mode backup of that one disk starts (QEMU copies the disk as it
   was at that instant, copy-before-write, into a new qcow2 file), the filesystems are thawed at
@@ -61,6 +63,14 @@ def copy_offline(source: Path, target: Path, size: int) -> None:
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, target)
+
+
+def take(source: Path, target: Path, size: int) -> None:
+    """`target`: the (unused) qcow2 `source` itself, grown to `size` and renamed into place (one
+    rename: a crash leaves either the source or the target, never both or neither)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _grow(source, size)
+    os.replace(source, target)
 
 
 def copy_in_use(dom: libvirt.virDomain, source: Path, target: Path, size: int, *, require_consistency: bool,

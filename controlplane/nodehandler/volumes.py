@@ -8,7 +8,8 @@ One cycle (`reconcile(key)`):
 4. no file yet: create it — empty, a full copy of its source image pulled into the node
    image cache (progress shown in `status.progress`), or a copy of another volume of this node
    (`volume_copy`: snapshots, disks from snapshots; `status.consistent` says whether a running
-   guest's filesystems were frozen for it);
+   guest's filesystems were frozen for it), or that volume's file itself, moved (`take`: a VMOP
+   Clone's temporary snapshot; the source is marked `status.takenBy` and left without a file);
 5. `spec.size` larger than the file: grow it — through libvirt's block resize when a running
    domain has it attached (the guest sees the new size at once), else with `qemu-img resize`.
    A smaller size is refused with a message (volumes only grow);
@@ -35,7 +36,7 @@ from controlplane.nodehandler.context import VOLUMES, NodeContext, now
 from controlplane.nodehandler.domainxml import disk_targets
 from controlplane.nodehandler.images import ImageError
 from controlplane.nodehandler.lifecycle import ts
-from controlplane.nodehandler.volume_copy import InconsistentCopy, copy_in_use, copy_offline
+from controlplane.nodehandler.volume_copy import InconsistentCopy, copy_in_use, copy_offline, take
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class VolumeReconciler:
             self._status(obj, VolumePhase.FAILED, path, str(exc), ready=False, reason=VolumeReason.INVALID_SPEC)
             return None
         size = spec.size_bytes
+        if (obj.get("status") or {}).get("takenBy"):
+            return None  # a temporary snapshot's: another volume has (or is taking) its file; it is deleted soon
         if not path.exists():
             try:
                 obj = self._provision(obj, spec, path)
@@ -139,7 +142,7 @@ class VolumeReconciler:
             obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
                                progress="0%")
         if source is not None:
-            consistent, how = self._copy(spec, source, path)
+            consistent, how = self._copy(spec, source, path, obj)
             obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
                                progress="100%", consistent=consistent)
             what = f"copy of volume {spec.source_volume} ({how})"
@@ -178,10 +181,17 @@ class VolumeReconciler:
             raise SourceNotReady(f"waiting for volume {spec.source_volume} to be Ready before copying it")
         return src_path
 
-    def _copy(self, spec: VolumeSpec, src_path: Path, path: Path) -> tuple[bool, str]:
+    def _copy(self, spec: VolumeSpec, src_path: Path, path: Path, obj: dict[str, Any]) -> tuple[bool, str]:
         """Copy the source volume's file into `path`: (consistent, how)."""
         users = self.users(str(src_path))
         dom = self.ctx.domains.lookup(users[0][0]) if users else None
+        if dom is None and spec.take_source:
+            # marked first: a crash between the two leaves the source with its file and the mark,
+            # and the retry takes it; never a source without file and without mark (copied again)
+            self.ctx.kube.patch(VOLUMES, spec.source_volume or "", {"status": {"takenBy": obj["metadata"]["name"]}},
+                                obj["metadata"]["namespace"], subresource="status")
+            take(src_path, path, spec.size_bytes)
+            return True, "taken over, not copied"
         if dom is None:
             copy_offline(src_path, path, spec.size_bytes)
             return True, "offline"

@@ -53,7 +53,9 @@ def test_a_hotplugged_disk_has_no_boot_order_on_the_wire() -> None:
 @pytest.mark.parametrize("volume", [
     VolumeSpec(node_name="n1", size_bytes=10 * 2**30),
     VolumeSpec(node_name="n1", size_bytes=2**30, image_ref="dvcr:5443/vi/ns/img:latest", image_digest="sha256:ab"),
-], ids=["empty", "from-image"])
+    VolumeSpec(node_name="n1", size_bytes=2**30, source_volume="vds-1", require_consistency=True),
+    VolumeSpec(node_name="n1", size_bytes=2**30, source_volume="vds-2", take_source=True),
+], ids=["empty", "from-image", "copy-of-volume", "take-volume"])
 def test_what_the_disk_controller_builds_the_node_handler_reads_back(volume: VolumeSpec) -> None:
     assert parse_volume({"spec": volume.to_api()}) == volume
     grown = {"spec": {**volume.to_api(), **size_patch(volume.size_bytes * 2)["spec"]}}

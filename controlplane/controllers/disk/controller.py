@@ -164,7 +164,7 @@ class VolumeHandler:
             return
         node = placed[0]["status"]["nodeName"]
         spec = VolumeSpec(node_name=node, size_bytes=size, image_ref=src.image_ref or None,
-                          source_volume=src.source_volume or None).to_api()
+                          source_volume=src.source_volume or None, take_source=src.take_source).to_api()
         try:
             state.ctx.kube.create(VOLUMES, {
                 "apiVersion": VOLUMES.api_version, "kind": VOLUMES.kind,

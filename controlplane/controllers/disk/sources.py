@@ -1,5 +1,6 @@
 """A VirtualDisk's data source, resolved: empty, an existing image in DVCR, a Ready
-VirtualDiskSnapshot (its volume copied on its node), or an import of the disk's own (HTTP,
+VirtualDiskSnapshot (its volume copied on its node; taken over, not copied, when the snapshot is
+the temporary one of the VMOP Clone that makes this disk), or an import of the disk's own (HTTP,
 ContainerImage, Upload) into DVCR as `vd/<ns>/<name>`, from which the node handler fills the
 volume."""
 
@@ -9,12 +10,19 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_DISK_SNAPSHOTS, VIRTUAL_IMAGES, VOLUMES
+from controlplane.api.resources import (
+    CLUSTER_VIRTUAL_IMAGES,
+    VIRTUAL_DISK_SNAPSHOTS,
+    VIRTUAL_IMAGES,
+    VIRTUAL_MACHINE_SNAPSHOTS,
+    VOLUMES,
+)
 from controlplane.api.v1alpha2 import VDCondition as C
 from controlplane.controllers.dvcr_access import DvcrApi, DvcrError, Importer
 from controlplane.controllers.image.controller import apply_result
 from controlplane.controllers.image.importing import advance, apply_progress
 from controlplane.controllers.runtime.state import State
+from controlplane.controllers.snapshot.clone import CLONED_BY
 
 
 @dataclass
@@ -28,6 +36,8 @@ class Source:
     importing: bool = False
     source_volume: str = ""
     """A VirtualDiskSnapshot's volume to copy (the disk is then made on `node`, the snapshot's)."""
+    take_source: bool = False
+    """`source_volume` is a VMOP Clone's temporary snapshot's, for this disk alone: moved, not copied."""
     node: str = ""
 
 
@@ -103,7 +113,8 @@ class DiskSources:
         if status.get("phase") != "Ready" or volume is None:
             return Source(problem=f"VirtualDiskSnapshot {name!r} is {status.get('phase') or 'Pending'}", reason=reason)
         size = int((volume.get("status") or {}).get("capacityBytes") or 0)
-        return Source(size=size, source_volume=volume["metadata"]["name"], node=volume["spec"]["nodeName"])
+        return Source(size=size, source_volume=volume["metadata"]["name"], node=volume["spec"]["nodeName"],
+                      take_source=_temporary_for(state, snap))
 
     def cleanup(self, state: State) -> None:
         """A deleted disk's own DVCR image goes too."""
@@ -114,3 +125,21 @@ class DiskSources:
 
 
 SIZE_ANNOTATION = "virtualization.deckhouse.io/source-unpacked-size"
+
+
+def _temporary_for(state: State, snap: dict[str, Any]) -> bool:
+    """The disk snapshot belongs to the temporary VirtualMachineSnapshot of the VMOP Clone that
+    made this disk (its uid in the disk's cloned-by annotation): nothing else reads it, and the
+    operation deletes it once its disks are Ready."""
+    op_uid = ((state.meta.get("annotations") or {}).get(CLONED_BY)) or ""
+    if not op_uid:
+        return False
+    for ref in (snap.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") != "VirtualMachineSnapshot":
+            continue
+        vms = state.get(VIRTUAL_MACHINE_SNAPSHOTS, str(ref.get("name") or ""))
+        if vms is not None and vms["metadata"].get("uid") == ref.get("uid") and any(
+                o.get("kind") == "VirtualMachineOperation" and o.get("uid") == op_uid
+                for o in vms["metadata"].get("ownerReferences") or []):
+            return True
+    return False

@@ -2,7 +2,8 @@
 
 Each relation a watcher or handler follows has one index on the shared informer of its kind:
 class → VMs, block device (disk, image) → VMs, IP and MAC address objects → VMs, USBDevice → VMs, unplaced VMs,
-node → instances, image → disks, source → images, VM → attachments, VM → operations. One event then
+node → instances, image → disks, source → images, VM → attachments, VM → operations,
+uid → operations. One event then
 maps to the keys it affects in O(affected) — `vms_of_class` used to scan every VM — and a
 handler asking "which VMs use this disk" reads one index entry. `lookup` registers an index
 on first use; the informer keeps it current with its cache.
@@ -111,6 +112,8 @@ INSTANCES_BY_NODE = Index(INSTANCES, "node", lambda i: [n] if (n := _spec(i).get
 DISKS_BY_IMAGE = Index(VIRTUAL_DISKS, "image", _disk_image)
 ATTACHMENTS_BY_VM = Index(VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS, "vm", _of_vm)
 OPERATIONS_BY_VM = Index(VIRTUAL_MACHINE_OPERATIONS, "vm", _of_vm)
+OPERATIONS_BY_UID = Index(VIRTUAL_MACHINE_OPERATIONS, "uid",
+                          lambda o: [u] if (u := (o.get("metadata") or {}).get("uid")) else [])
 
 
 def images_by_source(resource: Resource) -> Index:

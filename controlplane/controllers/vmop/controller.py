@@ -23,7 +23,13 @@ import datetime as dt
 from typing import Any
 
 from controlplane.api import condition_builder as conditions
-from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS, VIRTUAL_MACHINES
+from controlplane.api.resources import (
+    INSTANCES,
+    VIRTUAL_DISKS,
+    VIRTUAL_MACHINE_OPERATIONS,
+    VIRTUAL_MACHINE_SNAPSHOTS,
+    VIRTUAL_MACHINES,
+)
 from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
 from controlplane.common.kube.client import NODES
@@ -33,11 +39,12 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key
+from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind
+from controlplane.controllers.snapshot.clone import CLONED_BY
 from controlplane.controllers.vm import requests
 from controlplane.controllers.vmop import migrate
 from controlplane.controllers.vmop.clone import CloneHandler
-from controlplane.controllers.vmop.restore import RestoreHandler
+from controlplane.controllers.vmop.restore import RESTORED_BY, RestoreHandler
 
 POWER = ("Start", "Stop", "Restart")
 TIMEOUT_MARGIN = 300
@@ -197,6 +204,11 @@ class Complete:
         state.requeue(state.ctx.runtime.requeue_progress)
 
 
+def _disk_phase_changed(disk: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    return old is None or (disk.get("status") or {}).get("phase") != (old.get("status") or {}).get("phase") \
+        or bool((disk.get("metadata") or {}).get("deletionTimestamp"))
+
+
 PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))
 
 
@@ -215,5 +227,19 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         vm = (op.get("spec") or {}).get("virtualMachineName", "")
         return ops_of_vm({"metadata": {"namespace": op["metadata"].get("namespace", ""), "name": vm}}) + [own_key(op)]
 
+    def ops_of_disk(disk: dict[str, Any]) -> list[tuple[str, str]]:
+        """A Restore or Clone waits for the disks it makes (marked with its uid) to be Ready, and a
+        Restore for the old disk (used by its VM) to be gone: their events wake it, not a poll."""
+        meta = disk.get("metadata") or {}
+        marks = {v for k, v in (meta.get("annotations") or {}).items() if k in (RESTORED_BY, CLONED_BY)}
+        keys = [own_key(o) for uid in marks for o in indexes.lookup(ctx, indexes.OPERATIONS_BY_UID, uid)
+                if (o.get("status") or {}).get("phase") not in (Phase.COMPLETED, Phase.FAILED, Phase.SUPERSEDED)]
+        ns = meta.get("namespace", "")
+        for vm in indexes.lookup(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", ns, meta["name"])):
+            keys += ops_of_vm(vm)
+        return keys
+
     return reconciler, [Watch(VIRTUAL_MACHINE_OPERATIONS, siblings),
-                        Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm)]
+                        Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm),
+                        Watch(VIRTUAL_MACHINE_SNAPSHOTS, owners_of_kind("VirtualMachineOperation")),
+                        Watch(VIRTUAL_DISKS, ops_of_disk, relevant=_disk_phase_changed)]
