@@ -4,27 +4,15 @@ own hash with the new stamp in place, and controlplane.common.version reading a 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from controlplane.common import version
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _onefile() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dvp_onefile", ROOT / "packaging" / "onefile.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tests.support.dist import _onefile
 
 onefile = _onefile()
 
