@@ -17,12 +17,13 @@ if [ "$split" = 0 ]; then
 fi
 
 unit_log=$(mktemp /tmp/dvp-unit-tests.XXXXXX.log)
-# job control on for the launch: without it bash starts a background command with SIGINT
-# ignored, and the unit tests of Ctrl-C handling need SIGINT as a terminal delivers it
-set -m
-"$pytest" "$@" tests/unit >"$unit_log" 2>&1 &
+# bash starts a background command with SIGINT ignored (no job control without a terminal), and
+# an ignored signal stays ignored across exec: the unit tests of Ctrl-C handling need SIGINT as a
+# terminal delivers it, so it is set back to its default before pytest starts
+"${VENV:-.venv}/bin/python" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$pytest" "$@" tests/unit >"$unit_log" 2>&1 &
 unit_pid=$!
-set +m
 trap 'kill "$unit_pid" 2>/dev/null; rm -f "$unit_log"' EXIT
 
 "$pytest" "$@" tests/integration tests/e2e

@@ -38,7 +38,11 @@ KINDS: dict[str, dict[str, Any]] = {
               "related": {"kind": "Node", "name": "n1"}, "reportingComponent": "c", "reportingInstance": "i"},
     "Node": {"metadata": META, "spec": {
         "podCIDR": "10.0.0.0/24", "podCIDRs": ["10.0.0.0/24"], "providerID": "dvp://n1", "unschedulable": True,
-        "taints": [{"key": "k", "value": "v", "effect": "NoSchedule", "timeAdded": "2024-05-06T07:08:09Z"}]},
+        "taints": [{"key": "k", "value": "v", "effect": "NoSchedule", "timeAdded": "2024-05-06T07:08:09Z"},
+                   # the taint the node lifecycle controller would add to a cordoned node: with it in
+                   # place a server running controllers leaves the sample as written
+                   {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
+                    "timeAdded": "2024-05-06T07:08:09Z"}]},
         "status": {
             "capacity": {"cpu": "4", "memory": "16Gi"}, "allocatable": {"cpu": "3500m"}, "phase": "Running",
             "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2024-05-06T07:08:09Z",
