@@ -234,17 +234,17 @@ def test_node_handler_runs_the_requested_migration_and_hands_the_instance_over(l
     assert _state(lab, dst, dom.uid) == (libvirt.VIR_DOMAIN_RUNNING, True) and _state(lab, src, dom.uid) is None
 
 
-DIRTY = ("#!/bin/sh\ndd if=/dev/urandom of=/tmp/src bs=1M count=32 2>/dev/null\necho DIRTYING\n"
+DIRTY = ("#!/bin/sh\ndd if=/dev/urandom of=/tmp/src bs=1M count=16 2>/dev/null\necho DIRTYING\n"
          "while true; do cp /tmp/src /tmp/dirty; done\n")  # random bytes: QEMU sends zero pages for free
 
 
 def test_always_safe_fails_on_a_guest_dirtying_memory_faster_than_the_link_and_forced_converges(
         lab: MigrateLab, guest_image: GuestImage) -> None:
-    """A guest rewriting 32 MiB of random bytes in a loop, a link limited to 8 MiB/s: without auto-converge the
+    """A guest rewriting 16 MiB of random bytes in a loop, a link limited to 8 MiB/s: without auto-converge the
     copy makes no progress and is aborted (NotConverging), the VM running on on the source; with
     it (force / AlwaysForced) QEMU throttles the vCPUs until the move completes."""
     src, dst = lab.nodes
-    dom = lab.boot_domain(src, guest_image.qcow2, name="dirty", memory="256Mi", user_data=DIRTY)
+    dom = lab.boot_domain(src, guest_image.qcow2, name="dirty", memory="128Mi", user_data=DIRTY)
     deadline = time.monotonic() + 120
     while "DIRTYING" not in lab.wait_marker(dom, src):
         assert time.monotonic() < deadline, "the guest's script did not start dirtying memory"
