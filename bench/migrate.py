@@ -116,7 +116,7 @@ def run() -> tuple[list[Row], dict[str, Any]]:
         time.sleep(1)
         t0 = time.time()
         outcome = LiveMigration(Domains(lab.uri(one), prefix=PREFIX, node=one.node), dom.uid,
-                                MigrationTarget(node=two.node, address=two.host.address)).run()
+                                MigrationTarget(node=two.node, address=two.host.address, pki_dir=lab.pki_dir(one))).run()
         t1 = time.time()
         time.sleep(2)
         ours_replies = _replies(probes)

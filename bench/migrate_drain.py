@@ -36,7 +36,7 @@ def _leg(lab: MigrateLab, doms: list[LabDomain], src: LabNode, dst: LabNode, *,
         a = time.time()
         if ours:
             outcome = LiveMigration(Domains(lab.uri(src), prefix=PREFIX, node=src.node), dom.uid,
-                                    MigrationTarget(node=dst.node, address=dst.host.address)).run()
+                                    MigrationTarget(node=dst.node, address=dst.host.address, pki_dir=lab.pki_dir(src))).run()
             if not outcome.succeeded:
                 raise RuntimeError(f"our migration of {dom.name} failed: {outcome.reason}: {outcome.message}")
         else:

@@ -164,6 +164,16 @@ def issue_cert(
     return pair
 
 
+def issue_leaf_pem(ca: KeyPair, *, common_name: str, organizations: list[str], sans: list[str],
+                   client: bool) -> tuple[bytes, bytes]:
+    """A fresh key and a certificate for it signed by `ca` (clientAuth or serverAuth), as PEM
+    (certificate, key), for callers that write them under names of their own."""
+    key = _new_key()
+    cert = _signed_leaf(ca, key, common_name=common_name, organizations=organizations, validity=CERT_VALIDITY,
+                        client=client, sans=sans)
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
 @dataclass(frozen=True)
 class ClientCert:
     """A client certificate made for a person: PEM bytes kept in memory, never in the pki directory."""

@@ -11,6 +11,8 @@ STATE_DIR (default /var/lib/dvp)
 │   ├── dnsmasq.pid, dnsmasq.log, leases
 │   └── dhcp-hosts                              MAC,IP bindings of this node's instances
 └── pki/agent.crt, agent.key                    the console endpoint's certificate (when issued here)
+    └── libvirt/cacert.pem, {server,client}{cert,key}.pem  libvirtd's migration listener and client
+                                                (written by the install: common/libvirt_pki.py)
 
 RUN_DIR (default /run/dvp; short, for unix socket paths)
 └── vnc/<uid>.sock                              each domain's VNC server (QEMU listens)
@@ -69,6 +71,12 @@ class Layout:
     @property
     def pki(self) -> Path:
         return self.state_dir / "pki"
+
+    @property
+    def libvirt_pki(self) -> Path:
+        """libvirt's pkipath for migration (cacert.pem, clientcert.pem, clientkey.pem), written by
+        the install; the same directory holds the host's libvirtd listener certificate."""
+        return self.pki / "libvirt"
 
     def create(self) -> None:
         for d in (self.volumes, self.images, self.state_dir / "instances", self.pki, self.run_dir / "vnc"):

@@ -2,8 +2,9 @@
 
 The source node handler drives it (`LiveMigration.run()`, blocking; `cancel()` from any thread):
 1. read the domain's plan (migration_plan.py); refuse what cannot move (blockers);
-2. open the target's libvirtd (`target_uri`: `qemu+tcp://<node address>/system` over the lab
-   network, see docs/live-migration.md for why and for TLS/auth) and prepare its files
+2. open the target's libvirtd (`target_uri`: `qemu+tls://<node address>:16514/system?pkipath=...`
+   over the internal network, both ends authenticated by certificates of the platform CA, see
+   docs/live-migration.md) and prepare its files
    (migration_target.py): directories, empty copies of the writable disks, read-only files;
 3. `migrateToURI3` peer-to-peer (the source libvirtd talks to the target's), live, with
    `VIR_MIGRATE_NON_SHARED_DISK` and `migrate_disks` = the writable disks (QEMU mirrors them over
@@ -29,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+from urllib.parse import quote
 
 import libvirt
 
@@ -42,18 +45,17 @@ from controlplane.nodehandler.migration_plan import (
 from controlplane.nodehandler.migration_target import TargetFiles, TargetFilesError
 
 log = logging.getLogger(__name__)
-LIBVIRT_TCP_PORT = 16509
+LIBVIRT_TLS_PORT = 16514
 
 
-def target_uri(address: str, *, transport: str = "tcp", port: int = LIBVIRT_TCP_PORT) -> str:
+def target_uri(address: str, *, pki_dir: Path | None = None, port: int = LIBVIRT_TLS_PORT) -> str:
+    """The target libvirtd's migration listener: TLS, both ends authenticated by certificates of
+    the platform CA; `pki_dir` holds this host's cacert.pem, clientcert.pem and clientkey.pem
+    (controlplane/common/libvirt_pki.py). The source libvirtd opens this URI itself (peer-to-peer),
+    so the directory must be the same path for it as for the node handler."""
     host = f"[{address}]" if ":" in address else address
-    if transport == "tcp":
-        return f"qemu+tcp://{host}:{port}/system"
-    if transport == "tls":
-        return f"qemu+tls://{host}/system"
-    if transport == "ssh":
-        return f"qemu+ssh://root@{host}/system"
-    raise ValueError(f"libvirt transport {transport!r} is not one of tcp, tls, ssh")
+    query = f"?pkipath={quote(str(pki_dir), safe='/')}" if pki_dir is not None else ""
+    return f"qemu+tls://{host}:{port}/system{query}"
 
 
 class MigrationResult(StrEnum):
@@ -77,11 +79,13 @@ class MigrationReason(StrEnum):
 class MigrationTarget:
     node: str
     address: str
+    pki_dir: Path | None = None
+    """This host's libvirt client certificate directory (Layout.libvirt_pki)."""
     uri: str = ""
 
     @property
     def libvirt_uri(self) -> str:
-        return self.uri or target_uri(self.address)
+        return self.uri or target_uri(self.address, pki_dir=self.pki_dir)
 
 
 @dataclass(frozen=True)

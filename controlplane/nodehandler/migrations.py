@@ -121,7 +121,8 @@ class Migrations:
 
         options = MigrationOptions(auto_converge=req.auto_converge, timeout=float(req.timeout_seconds) or None)
         migration = LiveMigration(ctx.domains, obj["metadata"]["uid"],
-                                  MigrationTarget(node=req.target_node, address=req.target_address), options,
+                                  MigrationTarget(node=req.target_node, address=req.target_address,
+                                                  pki_dir=ctx.layout.libvirt_pki), options,
                                   on_progress=progress)
         worker = _Worker(req, migration)
         self._write(obj, req, {"phase": MigrationPhase.PREPARING, "sourceNode": ctx.node, "targetNode": req.target_node,
@@ -218,7 +219,7 @@ class Migrations:
                 job = libvirt.VIR_DOMAIN_JOB_NONE
             if job != libvirt.VIR_DOMAIN_JOB_NONE:
                 return True  # libvirtd still migrates it (started by this handler before it restarted)
-        target = MigrationTarget(node=req.target_node, address=req.target_address)
+        target = MigrationTarget(node=req.target_node, address=req.target_address, pki_dir=self.ctx.layout.libvirt_pki)
         try:
             dconn = libvirt.open(target.libvirt_uri)
         except libvirt.libvirtError as exc:

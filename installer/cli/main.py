@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "examples": ("installer.docs.cli", "examples", "Print example manifests (`dvp examples quickstart | kubectl apply -f -`)."),
     "user": ("controlplane.embedded.user_cmd", "user", "On the server host: platform users (token + kubeconfig, bound to a role)."),
     "join": ("controlplane.embedded.join", "join", "On the server host: a worker's join kubeconfig (own token) and console certificate."),
+    "libvirt-cert": ("controlplane.embedded.libvirt_cert", "libvirt_cert", "On the server host: a host's certificates for libvirtd's migration listener."),
 }
 # internal commands, not listed by `dvp --help`: `dvp server` runs each of its components as
 # `dvp __component NAME` (the same executable, so the one-file binary works as well)

@@ -26,7 +26,8 @@ from installer import hostlayout
 
 SERVICES: tuple[hostlayout.ServiceName, ...] = ("dvp-server", "dvp-agent")
 SYSTEM_FILES = ("/etc/modules-load.d/dvp.conf", "/etc/sysctl.d/90-dvp.conf",
-                "/etc/systemd/system/libvirtd-tcp.socket.d/dvp.conf")  # the migration listener's (systemd)
+                "/etc/systemd/system/libvirtd-tls.socket.d/dvp.conf",  # the migration listener's (systemd)
+                "/etc/systemd/system/libvirtd-tcp.socket.d/dvp.conf")  # ... of installs before TLS
 CACHE_DIR = "/var/cache/dvp"  # where the single binary unpacks itself when run as root
 QEMU_CONF = "/etc/libvirt/qemu.conf"
 DEFAULT_BRIDGE = "dvpbr0"

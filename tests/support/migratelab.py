@@ -1,13 +1,20 @@
 """Lab hosts between which domains migrate live: the upgrade lab's hosts (own namespaces, own
 libvirtd + virtlogd, private /var/lib/dvp and libvirt directories), each libvirtd also listening
-on `qemu+tcp://<host address>:16509` (no TLS, no auth: see docs/live-migration.md), and every two
-hosts joined by a direct veth link with /32 routes, so they reach each other's address the way
-hosts of one lab network do (the root namespace does not forward).
+on `qemu+tls://<host address>:16514` as the install makes it (docs/live-migration.md): a server and
+a client certificate per host from a lab CA (controlplane/common/libvirt_pki.py, the code
+`dvp libvirt-cert` runs), only node certificates admitted; and every two hosts joined by a direct
+veth link with /32 routes, so they reach each other's address the way hosts of one lab network
+do (the root namespace does not forward).
 
 `boot_domain()` starts on one host the very domain XML the node handler builds for an instance
 (domainxml.py): a volume copied from the guest image, an empty data volume, the NoCloud seed in
 the instance directory, serial log and VNC socket at the layout's paths — everything a migration
 has to carry.
+
+Each host's certificates live in a directory of the lab (`pki_dir(node)`), the same path inside
+the host's namespaces and for the test: the source libvirtd opens the migration URI itself
+(peer-to-peer), and the test, as a node handler, opens the same URI. The test's own connections
+(`uri(node)`) use a client certificate of the lab CA too (`client_pki`).
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ import libvirt
 
 from controlplane.api.instance import parse_instance
 from controlplane.api.internal import DomainType
+from controlplane.common import pki
+from controlplane.common.libvirt_pki import LibvirtPki, ensure_libvirt_pki
 from controlplane.nodehandler.cloudinit_seed import SeedData, build_seed
 from controlplane.nodehandler.domainxml import DomainInputs, ResolvedDisk, build_domain_xml
 from controlplane.nodehandler.layout import Layout
-from controlplane.nodehandler.migration import target_uri
+from controlplane.nodehandler.migration import LIBVIRT_TLS_PORT, target_uri
 from tests.support.hostlab import _run
 from tests.support.upgradelab import LabNode, UpgradeLab
 
@@ -53,6 +62,9 @@ class MigrateLab(UpgradeLab):
     def __init__(self, *, hosts: int = 2) -> None:
         super().__init__(workers=hosts - 1)
         try:
+            self.ca = pki.ensure_ca(self.lab.workdir / "libvirt-ca", common_name="dvp-migratelab-ca")
+            self.client_pki = self.lab.workdir / "client-pki"
+            ensure_libvirt_pki(self.ca, self.client_pki, node_name="migratelab-test", address="")
             for node in self.nodes:
                 self._listen(node)
             for i, a in enumerate(self.nodes):
@@ -62,11 +74,16 @@ class MigrateLab(UpgradeLab):
             self.close()
             raise
 
+    def pki_dir(self, node: LabNode) -> Path:
+        """The host's libvirt certificates (libvirt's pkipath: cacert.pem, client and server pairs)."""
+        return node.root / "pki" / "libvirt"
+
     def _listen(self, node: LabNode) -> None:
-        """Restart the host's libvirtd listening on TCP at the host's address."""
-        conf = node.host.dir / "libvirtd-tcp.conf"
-        conf.write_text(f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{node.host.address}"\ntcp_port = "16509"\n'
-                        'auth_tcp = "none"\n')
+        """Restart the host's libvirtd listening on TLS at the host's address, as the install does."""
+        ensure_libvirt_pki(self.ca, self.pki_dir(node), node_name=node.node, address=node.host.address)
+        conf = node.host.dir / "libvirtd-tls.conf"
+        conf.write_text(f'listen_tls = 1\nlisten_tcp = 0\nlisten_addr = "{node.host.address}"\n'
+                        f'tls_port = "{LIBVIRT_TLS_PORT}"\n' + LibvirtPki(self.pki_dir(node)).conf_lines())
         node.sh("pid=$(cat /run/libvirt/libvirtd.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done; "
                 f"libvirtd -d --listen -f {conf} -p /run/libvirt/libvirtd.pid")
         deadline = time.monotonic() + 30
@@ -88,9 +105,8 @@ class MigrateLab(UpgradeLab):
             _run("ip", "-n", node.host.netns, "route", "add", f"{other.host.address}/32", "dev", end, "src",
                  node.host.address)
 
-    @staticmethod
-    def uri(node: LabNode) -> str:
-        return target_uri(node.host.address)
+    def uri(self, node: LabNode) -> str:
+        return target_uri(node.host.address, pki_dir=self.client_pki)
 
     def conn(self, node: LabNode) -> libvirt.virConnect:
         return libvirt.open(self.uri(node))

@@ -2,13 +2,18 @@
 (software emulation) and no shared storage: the domain the node handler builds moves with its
 memory (the guest's uptime keeps growing: no reboot) and its disks (a block written before reads
 back after), a cancelled migration leaves it running on the source with nothing left on the
-target, and the node handler's migration manager reports it and hands the instance over."""
+target, and the node handler's migration manager reports it and hands the instance over. The
+libvirtds talk TLS and admit only node certificates of the (lab's) cluster CA."""
 
 from __future__ import annotations
 
 import copy
+import datetime
 import re
 import secrets
+import shutil
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +26,20 @@ import pytest
 
 from controlplane.api.internal import NODE_LABEL
 from controlplane.api.migration import MigrationRequest
+from controlplane.common import pki
+from controlplane.common.libvirt_pki import CA_FILE, CLIENT_CERT, CLIENT_KEY
 from controlplane.nodehandler.domains import Domains
 from controlplane.nodehandler.domainxml import parse_metadata
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.migration import (
+    LIBVIRT_TLS_PORT,
     LiveMigration,
     MigrationOptions,
     MigrationProgress,
     MigrationReason,
     MigrationResult,
     MigrationTarget,
+    target_uri,
 )
 from controlplane.nodehandler.migrations import Migrations
 from nodeimage.guest import GuestImage
@@ -73,7 +82,8 @@ def _console(lab: MigrateLab, node: LabNode, dom: LabDomain, command: str, expec
 def _migration(lab: MigrateLab, src: LabNode, dst: LabNode, dom: LabDomain, options: MigrationOptions,
                progress: list[MigrationProgress] | None = None) -> LiveMigration:
     domains = Domains(lab.uri(src), prefix=PREFIX, node=src.node)
-    return LiveMigration(domains, dom.uid, MigrationTarget(node=dst.node, address=dst.host.address), options,
+    return LiveMigration(domains, dom.uid, MigrationTarget(node=dst.node, address=dst.host.address,
+                                                           pki_dir=lab.pki_dir(src)), options,
                          on_progress=(lambda p: progress.append(MigrationProgress(**vars(p)))) if progress is not None
                          else None)
 
@@ -87,6 +97,44 @@ def _state(lab: MigrateLab, node: LabNode, uid: str) -> tuple[int, bool] | None:
         return None
     finally:
         conn.close()
+
+
+def _libvirtd_admits(node: LabNode, ca_file: Path, cert: tuple[bytes, bytes] | None, tmp: Path) -> bool:
+    """A TLS handshake with the host's migration listener presenting `cert` (PEM certificate, key):
+    libvirtd sends one byte (1) once it has checked the client's certificate, and closes the
+    connection instead when it refuses it. The client checks the listener's certificate."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    if cert is not None:
+        (tmp / "c.pem").write_bytes(cert[0])
+        (tmp / "k.pem").write_bytes(cert[1])
+        ctx.load_cert_chain(tmp / "c.pem", tmp / "k.pem")
+    try:
+        with socket.create_connection((node.host.address, LIBVIRT_TLS_PORT), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=node.host.address) as tls:
+            return tls.recv(1) == b"\x01"
+    except (ssl.SSLError, OSError):
+        return False
+
+
+def test_listener_admits_only_node_certificates_of_the_cluster_ca(lab: MigrateLab, tmp_path: Path) -> None:
+    """libvirtd's migration listener refuses a client without a certificate, with one of another
+    CA, and with a user's certificate of the cluster CA; a node certificate of the CA gets in."""
+    node = lab.nodes[1]
+    ca_file = lab.pki_dir(node) / CA_FILE
+    foreign = pki.issue_leaf_pem(pki.ensure_ca(tmp_path / "foreign-ca"), common_name="dvp-migration:intruder",
+                                 organizations=["dvp:migration"], sans=[], client=True)
+    user = pki.issue_client_cert(lab.ca, common_name="alice", organizations=["system:masters"],
+                                 validity=datetime.timedelta(hours=1))
+    refused = {"none": None, "foreign-ca": foreign, "user-of-the-ca": (user.cert_pem, user.key_pem)}
+    admitted = {name: _libvirtd_admits(node, ca_file, cert, tmp_path) for name, cert in refused.items()}
+    assert admitted == dict.fromkeys(refused, False)
+    own = lab.pki_dir(lab.nodes[0])
+    assert _libvirtd_admits(node, ca_file, ((own / CLIENT_CERT).read_bytes(), (own / CLIENT_KEY).read_bytes()),
+                            tmp_path)
+    (tmp_path / "nocert").mkdir()
+    shutil.copy(ca_file, tmp_path / "nocert" / CA_FILE)
+    with pytest.raises(libvirt.libvirtError):  # libvirt's own client, without a client certificate
+        libvirt.open(target_uri(node.host.address, pki_dir=tmp_path / "nocert")).close()
 
 
 def test_running_domain_moves_with_memory_and_disks(lab: MigrateLab, guest_image: GuestImage) -> None:
@@ -205,6 +253,7 @@ def test_node_handler_runs_the_requested_migration_and_hands_the_instance_over(l
     ctx = SimpleNamespace(kube=kube, events=events, node=src.node, volumes=_Volumes(vol_uids),
                           domains=Domains(lab.uri(src), prefix=PREFIX, node=src.node),
                           layout=Layout(state_dir=tmp_path / "state", run_dir=tmp_path / "run"))
+    shutil.copytree(lab.pki_dir(src), ctx.layout.libvirt_pki)  # where the install puts them
     requeued: list[tuple[str, str]] = []
     migrations = Migrations(ctx, requeued.append)  # type: ignore[arg-type]
     req = MigrationRequest(id="op-1", target_node=dst.node, target_address=dst.host.address)

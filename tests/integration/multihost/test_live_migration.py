@@ -1,6 +1,6 @@
 """Live migration on an INSTALLED platform (`cluster3`: `dist/dvp install --config` onto a master
-and two workers; the install makes each libvirtd listen on qemu+tcp at the host's internal
-address, docs/live-migration.md), driven the way users drive it: `dvp v migrate` and
+and two workers; the install makes each libvirtd listen on qemu+tls at the host's internal
+address, certificates of the platform CA on both ends, docs/live-migration.md), driven the way users drive it: `dvp v migrate` and
 `dvp node drain -o json` on the master, then a VMOP Migrate applied with kubectl 1.33.
 
 One VM (the guest test image, from a ClusterVirtualImage the master imports over HTTP) with a
@@ -119,10 +119,14 @@ def test_vm_migrates_live_then_drain_moves_it(cluster3: Cluster) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://{master.host.address}:{IMAGE_PORT}/{image.name}"
     try:
-        # the install made every libvirtd listen on its internal address only
+        # the install made every libvirtd listen on TLS at its internal address only, not on TCP,
+        # with its own certificates (keys 0600)
         for n in cluster3.nodes:
-            listeners = n.sh("ss -Hltn 'sport = :16509'").stdout
-            assert f"{n.host.address}:16509" in listeners and "0.0.0.0:16509" not in listeners, (n.name, listeners)
+            listeners = n.sh("ss -Hltn '( sport = :16514 or sport = :16509 )'").stdout
+            assert f"{n.host.address}:16514" in listeners and "0.0.0.0:16514" not in listeners, (n.name, listeners)
+            assert ":16509" not in listeners, (n.name, listeners)
+            keys = n.sh(f"stat -c '%a %n' {hostlayout.STATE_DIR}/pki/libvirt/*key.pem").stdout.split("\n")
+            assert [k.split()[0] for k in keys if k] == ["600", "600"], (n.name, keys)
         cluster3.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                 "items": manifests(url, a.node)}))
         st = eventually(lambda: (s := status(cluster3)).get("phase") == "Running" and s.get("ipAddress") and s,

@@ -1,6 +1,6 @@
 """What a live migration carries, read from the domain XML the node handler builds (pure): copied
 volumes vs read-only files the target must hold, directories to make, blockers, the destination
-XML's node, and a timeout proportional to memory plus disk; the libvirt URI per transport."""
+XML's node, and a timeout proportional to memory plus disk; the target's libvirt URI (TLS, this host's certificates)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from controlplane.api.instance import parse_instance
 from controlplane.api.internal import DomainType
 from controlplane.nodehandler.domainxml import DomainInputs, ResolvedDisk, build_domain_xml, parse_metadata
-from controlplane.nodehandler.migration import target_uri
+from controlplane.nodehandler.layout import Layout
+from controlplane.nodehandler.migration import MigrationTarget, target_uri
 from controlplane.nodehandler.migration_plan import (
     GIB,
     MIN_TIMEOUT,
@@ -87,9 +88,17 @@ def test_timeout_is_proportional_to_memory_and_disk(memory: int, disk: int, expe
     assert migration_timeout(memory, disk) == expected
 
 
-@pytest.mark.parametrize("transport,address,uri", [
-    ("tcp", "10.0.0.2", "qemu+tcp://10.0.0.2:16509/system"), ("tls", "10.0.0.2", "qemu+tls://10.0.0.2/system"),
-    ("ssh", "10.0.0.2", "qemu+ssh://root@10.0.0.2/system"), ("tcp", "fd00::2", "qemu+tcp://[fd00::2]:16509/system"),
-], ids=["tcp", "tls", "ssh", "ipv6"])
-def test_target_uri(transport: str, address: str, uri: str) -> None:
-    assert target_uri(address, transport=transport) == uri
+@pytest.mark.parametrize("address,pki_dir,uri", [
+    ("10.0.0.2", Path("/var/lib/dvp/pki/libvirt"), "qemu+tls://10.0.0.2:16514/system?pkipath=/var/lib/dvp/pki/libvirt"),
+    ("fd00::2", Path("/var/lib/dvp/pki/libvirt"), "qemu+tls://[fd00::2]:16514/system?pkipath=/var/lib/dvp/pki/libvirt"),
+    ("10.0.0.2", Path("/tmp/a b"), "qemu+tls://10.0.0.2:16514/system?pkipath=/tmp/a%20b"),
+    ("10.0.0.2", None, "qemu+tls://10.0.0.2:16514/system"),
+], ids=["ipv4", "ipv6", "escaped", "default-pki"])
+def test_target_uri_is_tls_with_this_hosts_certificates(address: str, pki_dir: Path | None, uri: str) -> None:
+    assert target_uri(address, pki_dir=pki_dir) == uri
+
+
+def test_migration_target_uses_the_layouts_libvirt_pki() -> None:
+    layout = Layout(state_dir=Path("/var/lib/dvp"), run_dir=Path("/run/dvp"))
+    target = MigrationTarget(node="n2", address="10.0.0.2", pki_dir=layout.libvirt_pki)
+    assert target.libvirt_uri == "qemu+tls://10.0.0.2:16514/system?pkipath=/var/lib/dvp/pki/libvirt"
