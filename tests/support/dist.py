@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -58,6 +59,7 @@ def built_dvp(*, version: str | None = None, extra_env: dict[str, str] | None = 
     digest = source_hash()
     binary = CACHE / _key(digest, version, extra_env) / "dvp"
     if binary.is_file():
+        os.utime(binary.parent)  # in use: see PRUNE_AFTER
         return binary
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / ".build.lock").open("a") as lock:
@@ -109,9 +111,15 @@ def _build(binary: Path, *, version: str | None, extra_env: dict[str, str] | Non
     _prune(keep=out_dir)
 
 
+PRUNE_AFTER = 6 * 3600.0
+"""A build of another source state is dropped once unused this long: checkouts sharing one cache
+(worktrees) must not delete each other's binaries while their tests run them."""
+
+
 def _prune(*, keep: Path) -> None:
-    """Drop cached builds of other source states (keep the newest few versions of this one)."""
+    """Drop cached builds of other source states not used for PRUNE_AFTER seconds."""
     prefix = keep.name.split("-", 1)[0]
+    cutoff = time.time() - PRUNE_AFTER
     for entry in CACHE.iterdir():
-        if entry.is_dir() and not entry.name.startswith((prefix, ".")):
+        if entry.is_dir() and not entry.name.startswith((prefix, ".")) and entry.stat().st_mtime < cutoff:
             shutil.rmtree(entry, ignore_errors=True)
