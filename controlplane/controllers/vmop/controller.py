@@ -39,7 +39,7 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind
+from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key, owners_of_kind
 from controlplane.controllers.snapshot.clone import CLONED_BY
 from controlplane.controllers.vm import requests
 from controlplane.controllers.vmop import migrate
@@ -204,11 +204,6 @@ class Complete:
         state.requeue(state.ctx.runtime.requeue_progress)
 
 
-def _disk_phase_changed(disk: dict[str, Any], old: dict[str, Any] | None) -> bool:
-    return old is None or (disk.get("status") or {}).get("phase") != (old.get("status") or {}).get("phase") \
-        or bool((disk.get("metadata") or {}).get("deletionTimestamp"))
-
-
 PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))
 
 
@@ -242,4 +237,4 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     return reconciler, [Watch(VIRTUAL_MACHINE_OPERATIONS, siblings),
                         Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm),
                         Watch(VIRTUAL_MACHINE_SNAPSHOTS, owners_of_kind("VirtualMachineOperation")),
-                        Watch(VIRTUAL_DISKS, ops_of_disk, relevant=_disk_phase_changed)]
+                        Watch(VIRTUAL_DISKS, ops_of_disk, relevant=fields_changed(("status", "phase")))]
