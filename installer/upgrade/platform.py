@@ -11,7 +11,6 @@ master's address, with the certificate still checked for the name the server wro
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,12 +74,12 @@ class Platform:
                 h.node = node_name(h.session)
 
     def reconnect(self, h: PlatformHost) -> None:
-        """A new session to `h` (after a reboot the old one is dead); raises RemoteError."""
-        if h.session is not None:
-            with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
-                h.session.close()
-            h.session = None
-        h.session = HostSession(h.target, known_hosts=self.known_hosts, bastions=self.bastions)
+        """A new connection to `h` (after a reboot the old one is dead), in the same session object
+        (the record store holds the server's); raises RemoteError."""
+        if h.session is None:
+            h.session = HostSession(h.target, known_hosts=self.known_hosts, bastions=self.bastions)
+        else:
+            h.session.reopen()
 
     def close(self) -> None:
         for h in self.hosts:
