@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from controlplane.cli.drain import DrainResult, VMDrain, cordon, drain, vms_on
+from controlplane.common.drain import DrainResult, VMDrain, cordon, drain, vms_on
 
 _kubeconfig = click.option("--kubeconfig", default=None, envvar="KUBECONFIG", help="Kubeconfig file (default: $KUBECONFIG).")
 

@@ -15,6 +15,7 @@ health checks (controllers leading = Lease renewed within its duration).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,13 @@ HANDLER_VERSION = "virtualization.deckhouse.io/node-handler-version"
 """Same name as `controlplane.api.internal.LABEL_HANDLER_VERSION` (checked by a unit test)."""
 CONTROLLERS_NAMESPACE = "d8-virtualization"
 CONTROLLERS_LEASE = "dvp-controllers"
+
+
+def label_value(text: str) -> str:
+    """`text` as a valid label value (alphanumerics, '-', '_', '.'; 63 chars; alnum at both ends):
+    how the node handler writes its version label, and how `dvp upgrade` selects upgraded Nodes."""
+    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")[:63]
+    return value.strip("-_.")
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-import re
 import threading
 from typing import Any
 
@@ -33,18 +32,13 @@ from controlplane.api.internal import (
     NodeCondition,
     NodeReason,
 )
+from controlplane.common.clusterversions import label_value
 from controlplane.common.kube.client import LEASES, NODES, KubeClient, KubeError
 from controlplane.common.version import __version__
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.hypervisor import Decision, HostFacts
 
 log = logging.getLogger(__name__)
-
-
-def label_value(text: str) -> str:
-    """`text` as a valid label value (alphanumerics, '-', '_', '.'; 63 chars; alnum at both ends)."""
-    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")[:63]
-    return value.strip("-_.")
 
 
 def _ts(t: dt.datetime) -> str:

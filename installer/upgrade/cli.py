@@ -86,24 +86,39 @@ def common(fn: Any) -> Any:
               help="Seconds the restarted server has to become healthy.")
 @click.option("--node-timeout", default=180.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds a restarted agent has to report Ready on the new version.")
+@click.option("--reboot", is_flag=True, help="Reboot every host after its binary is replaced; with several hosts each "
+              "is drained first (its VMs move live, to upgraded hosts first) and uncordoned after.")
+@click.option("--reboot-command", default=None, metavar="CMD",
+              help="What reboots a host (run as root over SSH) [default: systemctl reboot || shutdown -r now]. "
+              "The host is back when SSH answers with a new boot id or a new dvp service process.")
+@click.option("--force-stop", is_flag=True, help="With --reboot: stop the VMs that cannot migrate live instead of failing.")
+@click.option("--drain-timeout", default=1800.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds the drain of one host may take (--reboot).")
+@click.option("--reboot-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds a rebooted host has to answer SSH again (--reboot).")
 @click.option("-v", "--verbose", count=True, help="Log SSH details to stderr.")
 @click.pass_context
 def upgrade(ctx: click.Context, config_path: Path | None, kubeconfig: Path | None, accept_new_host_keys: bool,
             state_dir: Path | None, output: str, bundle: Path | None, sha256: str | None, dry_run: bool,
             allow_downgrade: bool, yes: bool, rollback_only: bool, server_timeout: float, node_timeout: float,
+            reboot: bool, reboot_command: str | None, force_stop: bool, drain_timeout: float, reboot_timeout: float,
             verbose: int) -> None:
     """Upgrade the installed platform to the `dvp` binary BUNDLE, host by host: the server host
-    first, then each agent host; VMs keep running. Any failed step rolls every changed host
-    back. `dvp upgrade history` lists past upgrades."""
+    first, then each agent host; VMs keep running. With --reboot each host is drained (VMs move
+    live), rebooted and uncordoned in turn. Any failed step rolls every changed host back.
+    `dvp upgrade history` lists past upgrades."""
     if ctx.invoked_subcommand is not None:
         return
+    from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND
     from installer.upgrade.run import UpgradeRequest, execute
 
     if verbose:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     request = UpgradeRequest(bundle=bundle, sha256=sha256, dry_run=dry_run, allow_downgrade=allow_downgrade, yes=yes,
                              rollback_only=rollback_only, server_timeout=server_timeout, node_timeout=node_timeout,
-                             output=output)
+                             output=output, reboot=reboot or reboot_command is not None,
+                             reboot_command=reboot_command or DEFAULT_REBOOT_COMMAND, force_stop=force_stop,
+                             drain_timeout=drain_timeout, reboot_timeout=reboot_timeout)
     platform = _load_platform(config_path, accept_new_host_keys, state_dir)
     sys.exit(execute(platform, request, state_dir=state_dir, kubeconfig=kubeconfig, connect=_connect))
 

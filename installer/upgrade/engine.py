@@ -4,6 +4,9 @@ Per host (the server host first, then each agent host, one at a time):
 stage (bundle copied beside the binary, checksum checked there) → previous (the running binary
 kept as `dvp.previous`) → [server] backup (online datastore copy) / [agent] cordon → replace
 (atomic rename over `dvp`) → restart (the host's service) → health → [agent] uncordon.
+With `--reboot` (`record.reboot`; installer/upgrade/reboot.py) every host of several is cordoned
+and drained (its VMs move live, to upgraded hosts first) before the replace, and rebooted instead
+of restarted; a single host is rebooted with its VMs (the plan lists them, `--yes` confirms).
 
 Any failure stops the run and rolls back every host that got past `stage`: the previous binary
 renamed back, the datastore restored from the backup if the new server may have migrated it
@@ -16,6 +19,7 @@ skipped; each step checks the host's files before acting, so repeating one is sa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shlex
@@ -28,6 +32,7 @@ from installer import hostlayout
 from installer.upgrade.bundle import Bundle
 from installer.upgrade.health import Verdict, node_verdict, running_domains, server_verdict, wait_for
 from installer.upgrade.platform import Platform, PlatformHost
+from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND, HostStepError, drain_host, reboot_host
 from installer.upgrade.records import HostRecord, RecordStore, StepResult, UpgradeRecord, now
 from installer.upgrade.remote import RemoteError
 
@@ -39,6 +44,10 @@ class UpgradeSettings:
     node_timeout: float = 180.0
     """Seconds a restarted agent has to report Ready on the new version."""
     poll_every: float = 1.0
+    drain_timeout: float = 1800.0
+    """Seconds the drain of one host may take (`--reboot`)."""
+    reboot_timeout: float = 600.0
+    """Seconds a rebooted host has to answer SSH again (`--reboot`)."""
 
 
 class StepFailed(Exception):
@@ -56,8 +65,8 @@ def _staged(record: UpgradeRecord) -> str:
 
 
 def _restarted_at(hr: HostRecord) -> dt.datetime | None:
-    """When the restart step began (a resumed run waits for a heartbeat newer than that)."""
-    step = next((s for s in hr.steps if s.name == "restart" and s.status == "ok"), None)
+    """When the restart (or reboot) step began (a resumed run waits for a heartbeat newer than that)."""
+    step = next((s for s in hr.steps if s.name in ("restart", "reboot") and s.status == "ok"), None)
     if step is None:
         return None
     return dt.datetime.strptime(step.started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
@@ -129,18 +138,46 @@ class Engine:
         self._step(h, "previous", lambda: self._keep_previous(h))
         if h.role == "master":
             self._step(h, "backup", lambda: self._backup(h))
-        else:
+        if self._cordons(h):
             self._step(h, "cordon", lambda: self._cordon(h, True))
-        self._domains.setdefault(h.name, running_domains(h))
+        if self.record.reboot and len(self.platform.hosts) > 1:
+            self._step(h, "drain", lambda: self._drain(h))
+        # with a reboot of a single host its VMs restart (confirmed with --yes): nothing to keep running
+        single_reboot = self.record.reboot and len(self.platform.hosts) == 1
+        self._domains.setdefault(h.name, {} if single_reboot else running_domains(h))
         self._step(h, "replace", lambda: self._replace(h))
         since = dt.datetime.now(dt.UTC)
-        self._step(h, "restart", lambda: self._restart(h))
+        if self.record.reboot:
+            self._step(h, "reboot", lambda: self._reboot(h))
+        else:
+            self._step(h, "restart", lambda: self._restart(h))
         since = _restarted_at(hr) or since
         self._step(h, "health", lambda: self._health(h, self.record.to_version, since))
-        if h.role != "master":
+        if self._cordons(h):
             self._step(h, "uncordon", lambda: self._cordon(h, False))
         hr.state = "upgraded"
         self._save()
+
+    def _cordons(self, h: PlatformHost) -> bool:
+        """Agents are cordoned while upgraded; with --reboot every host of several (the server's Node too)."""
+        return h.role != "master" or (self.record.reboot and len(self.platform.hosts) > 1)
+
+    def _drain(self, h: PlatformHost) -> str:
+        try:
+            return drain_host(self.kube, h.node, version=self.record.to_version, timeout=self.settings.drain_timeout,
+                              force_stop=self.record.force_stop, poll=self.settings.poll_every,
+                              on_wait=lambda d: self.report(h.name, "drain", "wait", d))
+        except HostStepError as exc:
+            raise StepFailed(h.name, "drain", str(exc) + ("" if self.record.force_stop else
+                                                          " (--force-stop stops VMs that cannot move)")) from exc
+
+    def _reboot(self, h: PlatformHost) -> str:
+        command = self.record.reboot_command or DEFAULT_REBOOT_COMMAND
+        try:
+            return reboot_host(self.platform, h, command=command, timeout=self.settings.reboot_timeout,
+                               poll=self.settings.poll_every, on_wait=lambda d: self.report(h.name, "reboot", "wait", d))
+        except HostStepError as exc:
+            raise StepFailed(h.name, "reboot", str(exc)) from exc
 
     def _stage(self, h: PlatformHost) -> str:
         assert self.bundle is not None
@@ -198,11 +235,16 @@ class Engine:
         return f"{h.service} restarted"
 
     def _verdict(self, h: PlatformHost, version: str, since: dt.datetime) -> Verdict:
-        if h.role == "master":
-            v = server_verdict(self.kube, h, version)
-            if not v.ok:
-                return v
-        return node_verdict(self.kube, h, version, since=since, domains_before=self._domains.get(h.name, {}))
+        try:
+            if h.role == "master":
+                v = server_verdict(self.kube, h, version)
+                if not v.ok:
+                    return v
+            return node_verdict(self.kube, h, version, since=since, domains_before=self._domains.get(h.name, {}))
+        except RemoteError as exc:  # a host still rebooting: try a new session next time
+            with contextlib.suppress(RemoteError):
+                self.platform.reconnect(h)
+            return Verdict(False, f"{h.name} does not answer over SSH: {exc.detail[:200]}")
 
     def _health(self, h: PlatformHost, version: str, since: dt.datetime) -> str:
         timeout = self.settings.server_timeout if h.role == "master" else self.settings.node_timeout
@@ -237,7 +279,7 @@ class Engine:
 
     @staticmethod
     def _changed(hr: HostRecord) -> bool:
-        return any(s.name in ("stage", "previous", "cordon", "replace", "restart") for s in hr.steps)
+        return any(s.name in ("stage", "previous", "cordon", "drain", "replace", "restart", "reboot") for s in hr.steps)
 
     def _rollback_host(self, h: PlatformHost) -> None:
         hr = self.record.host(h.name)
@@ -268,7 +310,7 @@ class Engine:
         for name, fn in (("rollback-binary", restore_binary), ("rollback-restart", restart)):
             self._rollback_step(h, hr, name, fn)
         self._rollback_step(h, hr, "rollback-health", lambda: self._health(h, self.record.from_version, since))
-        if h.role != "master":
+        if self._cordons(h):
             self._rollback_step(h, hr, "rollback-uncordon", lambda: self._cordon(h, False))
         self._remove_staged(h)
         hr.state = "rolled-back"

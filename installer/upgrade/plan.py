@@ -7,6 +7,11 @@ replaced, so running VMs are never restarted or migrated — the node handler's 
 domains running and adopts them. (A release that must replace QEMU/libvirt would plan a live
 migration away from each node first, or, on a single node, name the VMs that restart and
 require `--yes`; `Plan.vm_restarts` holds those and the CLI asks for them.)
+
+With `--reboot` each host is rebooted after its binary is replaced: on several hosts each is
+cordoned and drained first (its VMs move live, to hosts already upgraded when they can take
+them) and uncordoned when its Node is Ready on the new version; a single host cannot move its
+VMs, so they are listed in `vm_restarts`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Plan:
     bundle: str
     bundle_sha256: str
     replaces_hypervisor: bool = False
+    reboot_command: str | None = None
     hosts: list[HostPlan] = field(default_factory=list)
     vm_restarts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -53,6 +59,7 @@ class Plan:
             "from": self.from_version, "to": self.to_version, "dataVersion": {"from": self.from_data_version,
                                                                               "to": self.to_data_version},
             "bundle": self.bundle, "bundleSha256": self.bundle_sha256, "replacesHypervisor": self.replaces_hypervisor,
+            "reboot": self.reboot_command is not None, "rebootCommand": self.reboot_command,
             "vmRestarts": self.vm_restarts, "notes": self.notes,
             "hosts": [{"name": h.name, "role": h.role, "node": h.node, "service": h.service, "steps": h.steps,
                        "backedUp": h.backed_up, "replaced": h.replaced, "restarted": h.restarted, "vms": h.vms,
@@ -72,11 +79,15 @@ def vms_by_node(instances: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_data_version: int,
-               instances: list[dict[str, Any]], backup_path: str) -> Plan:
+               instances: list[dict[str, Any]], backup_path: str, reboot_command: str | None = None) -> Plan:
+    """The plan; `reboot_command` set means `--reboot` (every host rebooted with it)."""
     plan = Plan(from_version=from_version, to_version=bundle.version, from_data_version=from_data_version,
-                to_data_version=bundle.data_version, bundle=str(bundle.path), bundle_sha256=bundle.sha256)
+                to_data_version=bundle.data_version, bundle=str(bundle.path), bundle_sha256=bundle.sha256,
+                reboot_command=reboot_command)
     placed = vms_by_node(instances)
     migrates = bundle.data_version > from_data_version
+    reboot, several = reboot_command is not None, len(platform.hosts) > 1
+    done: list[str] = []
     for h in platform.hosts:
         vms = placed.get(h.node, [])
         backed = [f"{hostlayout.BINARY} -> {hostlayout.BINARY_PREVIOUS}"]
@@ -84,21 +95,42 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
         if h.role == "master":
             backed.append(f"datastore -> {backup_path} (online, consistent)")
             steps.append("back up the datastore")
-        else:
+        if h.role != "master" or (reboot and several):
             steps.append(f"cordon Node {h.node}")
-        steps += [f"replace {hostlayout.BINARY}", f"restart {h.service}"]
+        if reboot and several:
+            to = f"upgraded nodes ({', '.join(done)}) first" if done else "the other nodes (none upgraded yet)"
+            steps.append(f"drain: move {len(vms)} running VM(s) live to {to}")
+        steps.append(f"replace {hostlayout.BINARY}")
+        steps.append(f"reboot the host ({reboot_command}), wait for SSH" if reboot else f"restart {h.service}")
         if h.role == "master":
             steps.append("storage migrations data version "
                          f"{from_data_version} -> {bundle.data_version}" if migrates else "no storage migration")
             steps.append("wait: API ready, controllers leading, DVCR answering, Node Ready, VMs untouched")
+            if reboot and several:
+                steps.append(f"uncordon Node {h.node}")
         else:
-            steps += ["wait: Node Ready on the new version, domains re-adopted and untouched", f"uncordon Node {h.node}"]
-        impact = (f"{len(vms)} running VM(s) keep running: the {h.service} restart does not touch domains; "
-                  "their consoles/VNC reconnect" if vms else "no running VMs")
+            steps += ["wait: Node Ready on the new version" + ("" if reboot else ", domains re-adopted and untouched"),
+                      f"uncordon Node {h.node}"]
+        if not vms:
+            impact = "no running VMs"
+        elif reboot and several:
+            impact = f"{len(vms)} running VM(s) move live to another host before the reboot; guests keep running"
+        elif reboot:
+            impact = f"{len(vms)} running VM(s) RESTART with the host: no other host to move them to"
+            plan.vm_restarts += vms
+        else:
+            impact = (f"{len(vms)} running VM(s) keep running: the {h.service} restart does not touch domains; "
+                      "their consoles/VNC reconnect")
+        done.append(h.node)
         plan.hosts.append(HostPlan(name=h.name, role=h.role, node=h.node, service=h.service, steps=steps,
                                    backed_up=backed, replaced=[hostlayout.BINARY], restarted=[h.service], vms=vms,
                                    vm_impact=impact))
-    plan.notes.append("binary-only bundle: libvirt and QEMU are not replaced, so no VM is migrated or restarted")
+    if reboot:
+        plan.notes.append("--reboot: each host is rebooted after its binary is replaced" + (
+            ", drained first (VMs move live) and uncordoned once its Node is Ready on the new version"
+            if several else "; its VMs restart"))
+    else:
+        plan.notes.append("binary-only bundle: libvirt and QEMU are not replaced, so no VM is migrated or restarted")
     if migrates:
         plan.notes.append(f"the new server migrates the datastore to data version {bundle.data_version}; a rollback "
                           "restores the backup")

@@ -73,6 +73,14 @@ class Platform:
                 h.session = HostSession(h.target, known_hosts=self.known_hosts, bastions=self.bastions)
                 h.node = node_name(h.session)
 
+    def reconnect(self, h: PlatformHost) -> None:
+        """A new connection to `h` (after a reboot the old one is dead), in the same session object
+        (the record store holds the server's); raises RemoteError."""
+        if h.session is None:
+            h.session = HostSession(h.target, known_hosts=self.known_hosts, bastions=self.bastions)
+        else:
+            h.session.reopen()
+
     def close(self) -> None:
         for h in self.hosts:
             if h.session is not None:

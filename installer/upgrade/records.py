@@ -21,7 +21,8 @@ from installer.upgrade.remote import HostSession
 
 UPGRADES_DIR = f"{hostlayout.STATE_DIR}/upgrades"
 UNFINISHED = ("running", "rolling-back")
-STEP_NAMES = ("stage", "backup", "replace", "restart", "health", "uncordon")
+STEP_NAMES = ("stage", "previous", "backup", "cordon", "drain", "replace", "restart", "reboot", "health", "uncordon")
+"""Forward steps in their order; `drain` and `reboot` only with `--reboot` (then every host is cordoned)."""
 
 
 def now() -> str:
@@ -64,6 +65,10 @@ class UpgradeRecord:
     migrations_ran: bool = False
     from_data_version: int = 0
     to_data_version: int = 0
+    reboot: bool = False
+    """`--reboot`: each host drained, rebooted with `reboot_command`, uncordoned (a resumed run does the same)."""
+    reboot_command: str = ""
+    force_stop: bool = False
     failure: dict[str, str] = field(default_factory=dict)
     hosts: list[HostRecord] = field(default_factory=list)
 

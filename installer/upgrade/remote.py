@@ -8,6 +8,7 @@ messages is cut short and never contains the sudo password (the sudo layer keeps
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from pathlib import Path
@@ -33,12 +34,16 @@ def _tail(result: CommandResult) -> str:
 
 class HostSession:
     def __init__(self, target: SSHTarget, *, known_hosts: KnownHosts, bastions: BastionPool) -> None:
-        from installer.checks.session import connect
-
         self.target = target
         self.name = target.name
+        self._known_hosts, self._bastions = known_hosts, bastions
+        self._open()
+
+    def _open(self) -> None:
+        from installer.checks.session import connect
+
         try:
-            self.conn: Connection = connect(target, known_hosts=known_hosts, bastions=bastions)
+            self.conn: Connection = connect(self.target, known_hosts=self._known_hosts, bastions=self._bastions)
             probe = self.conn.run("id -u; id -un", what=f"the first command on {self.name}")
         except SSHError as exc:
             raise RemoteError(self.name, "connecting", exc.message) from None
@@ -47,6 +52,13 @@ class HostSession:
             raise RemoteError(self.name, "connecting", f"`id` failed: {_tail(probe)}")
         self.is_root = lines[0] == "0"
         self.user = lines[1]
+
+    def reopen(self) -> None:
+        """A new connection in place of one a reboot ended (whoever holds this session keeps it);
+        raises RemoteError while the host does not answer."""
+        with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
+            self.conn.close()
+        self._open()
 
     def close(self) -> None:
         self.conn.close()

@@ -23,6 +23,7 @@ from installer.upgrade.plan import Plan, build_plan
 from installer.upgrade.platform import Platform
 from installer.upgrade.preflight import INSTANCES, Refusal, gather
 from installer.upgrade.progress import ProgressView, make_run_dir
+from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND
 from installer.upgrade.records import HostRecord, RecordStore, UpgradeRecord
 from installer.upgrade.remote import RemoteError
 
@@ -40,6 +41,11 @@ class UpgradeRequest:
     server_timeout: float = 180.0
     node_timeout: float = 180.0
     output: str = "table"
+    reboot: bool = False
+    reboot_command: str = DEFAULT_REBOOT_COMMAND
+    force_stop: bool = False
+    drain_timeout: float = 1800.0
+    reboot_timeout: float = 600.0
 
 
 class Run:
@@ -49,7 +55,8 @@ class Run:
         self.run_dir = run_dir
         self.json = request.output == "json"
         self.out = Console(stderr=self.json, highlight=False)
-        self.settings = UpgradeSettings(server_timeout=request.server_timeout, node_timeout=request.node_timeout)
+        self.settings = UpgradeSettings(server_timeout=request.server_timeout, node_timeout=request.node_timeout,
+                                        drain_timeout=request.drain_timeout, reboot_timeout=request.reboot_timeout)
 
     def emit(self, doc: dict[str, Any]) -> None:
         (self.run_dir / "result.json").write_text(json.dumps(doc, indent=2))
@@ -129,10 +136,13 @@ class Run:
             return self.refuse(refusals, bundle=bundle.version)
         record = UpgradeRecord.new(from_version=cv.server, to_version=bundle.version,
                                    from_sha256=str(next(iter(from_sha.values()))), to_sha256=bundle.sha256,
-                                   from_data_version=cv.data_version, to_data_version=bundle.data_version)
+                                   from_data_version=cv.data_version, to_data_version=bundle.data_version,
+                                   reboot=self.req.reboot, reboot_command=self.req.reboot_command if self.req.reboot else "",
+                                   force_stop=self.req.force_stop)
         instances = kube.list(INSTANCES).get("items", [])
         plan = build_plan(self.platform, bundle, from_version=cv.server, from_data_version=cv.data_version,
-                          instances=instances, backup_path=backup_path(record.id))
+                          instances=instances, backup_path=backup_path(record.id),
+                          reboot_command=self.req.reboot_command if self.req.reboot else None)
         (self.run_dir / "plan.json").write_text(json.dumps(plan.to_json(), indent=2))
         if self.req.dry_run:
             self.emit({"result": "dry-run", "plan": plan.to_json()})

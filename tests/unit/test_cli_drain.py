@@ -1,4 +1,4 @@
-"""`dvp node drain` (controlplane/cli/drain.py) against a fake API: the node is cordoned, every
+"""`dvp node drain` (controlplane/common/drain.py) against a fake API: the node is cordoned, every
 running VM of it gets an Evict, a VM that cannot migrate is named with the reason and fails the
 drain (or is stopped with --force-stop), and each VM's outcome and new node are reported."""
 
@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from controlplane.cli import node as node_cli
-from controlplane.cli.drain import drain
+from controlplane.common.drain import drain
 
 
 class FakeKube:
@@ -120,3 +120,12 @@ def test_cordon_of_an_unknown_node_names_it(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(node_cli, "_kube", lambda _k: NoNodes([]))
     out = CliRunner().invoke(node_cli.node, ["cordon", "ghost"])
     assert out.exit_code == 1 and 'node/ghost: nodes "ghost" not found' in out.output, out.output
+
+
+def test_the_drain_names_the_kinds_as_the_api_defines_them() -> None:
+    # controlplane.common may not import controlplane.api (the installer runs the drain too)
+    from controlplane.api import resources
+    from controlplane.common import drain as common_drain
+
+    assert common_drain.VIRTUAL_MACHINES == resources.VIRTUAL_MACHINES
+    assert common_drain.VIRTUAL_MACHINE_OPERATIONS == resources.VIRTUAL_MACHINE_OPERATIONS

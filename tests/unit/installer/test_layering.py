@@ -1,7 +1,8 @@
 """The installer never imports the control plane's internals: only `controlplane.common.version`
 (the product version) and, for `dvp upgrade`'s preflight and health checks, the shared API client
 (`controlplane.common.kube.client`/`quick`) and the version reading of a running platform
-(`controlplane.common.clusterversions`) are allowed."""
+(`controlplane.common.clusterversions`) are allowed, and for `dvp upgrade --reboot` the drain
+`dvp node drain` runs too (`controlplane.common.drain`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 INSTALLER = Path(__file__).resolve().parents[3] / "installer"
 ALLOWED = {"controlplane.common.version", "controlplane.common.kube.client", "controlplane.common.kube.quick",
-           "controlplane.common.clusterversions"}
+           "controlplane.common.clusterversions", "controlplane.common.drain"}
 
 
 def test_installer_imports_only_the_version_from_controlplane() -> None:

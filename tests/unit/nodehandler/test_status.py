@@ -10,11 +10,12 @@ import libvirt
 import pytest
 
 from controlplane.api.instance import parse_instance
+from controlplane.common.clusterversions import label_value
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.domains import DomainStatus
 from controlplane.nodehandler.hypervisor import decide, gather_facts
 from controlplane.nodehandler.instancestatus import Observed, build_status
-from controlplane.nodehandler.node import label_value, node_labels, node_status
+from controlplane.nodehandler.node import node_labels, node_status
 
 HOSTS = Path(__file__).parent / "hosts"
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)

@@ -1,4 +1,7 @@
-"""`dvp node drain NODE` / `dvp node cordon|uncordon NODE`: empty a node of its VMs, live.
+"""Empty a node of its VMs, live: the one drain both `dvp node drain NODE` (controlplane/cli/node.py)
+and `dvp upgrade --reboot` (installer/upgrade/reboot.py) run. It lives in `common` because the
+installer may not import `controlplane.api`: the two kinds it needs are named here (a unit test
+checks they equal `controlplane.api.resources`).
 
 Drain: cordon the node (`spec.unschedulable`, so nothing new lands there and no migration
 targets it), then one Evict operation per VM running there — the VMOP controller queues them
@@ -6,6 +9,10 @@ within DVP's limits (one out per node: they leave one after another) and moves e
 that cannot move (condition Migratable False: a local ISO CD-ROM, a host device) is named with
 the reason and fails the drain, unless `--force-stop`, which stops it instead. The progress
 callback sees every VM's state as it changes; the result lists each VM's outcome.
+
+`prefer` (a Node label selector, e.g. the upgraded nodes' handler version) turns each Evict into
+a Migrate with `spec.migrate.nodeSelector`, so the VMs land only on nodes it selects; the caller
+passes it only when such a node is Ready and schedulable.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from controlplane.api.resources import VIRTUAL_MACHINE_OPERATIONS, VIRTUAL_MACHINES
-from controlplane.common.kube.client import NODES, KubeClient
+from controlplane.common.kube.client import NODES, KubeClient, Resource
+
+GROUP, VERSION = "virtualization.deckhouse.io", "v1alpha2"
+VIRTUAL_MACHINES = Resource(GROUP, VERSION, "virtualmachines", "VirtualMachine")
+VIRTUAL_MACHINE_OPERATIONS = Resource(GROUP, VERSION, "virtualmachineoperations", "VirtualMachineOperation")
 
 FINAL = ("Completed", "Failed", "Superseded")
 
@@ -25,7 +35,7 @@ FINAL = ("Completed", "Failed", "Superseded")
 class VMDrain:
     namespace: str
     name: str
-    action: str  # Evict | Stop | None (cannot move)
+    action: str  # Evict | Migrate (to preferred nodes) | Stop | None (cannot move)
     operation: str = ""
     phase: str = "Pending"
     message: str = ""
@@ -74,16 +84,20 @@ def not_migratable(vm: dict[str, Any]) -> str | None:
     return None
 
 
-def _operation(kube: KubeClient, vm: VMDrain, *, force: bool) -> str:
+def _operation(kube: KubeClient, vm: VMDrain, *, force: bool, prefer: dict[str, str] | None = None) -> str:
+    extra: dict[str, Any] = {"force": True} if force else {}
+    if vm.action == "Migrate" and prefer:
+        extra["migrate"] = {"nodeSelector": dict(prefer)}
     op = kube.create(VIRTUAL_MACHINE_OPERATIONS, {
         "apiVersion": VIRTUAL_MACHINE_OPERATIONS.api_version, "kind": VIRTUAL_MACHINE_OPERATIONS.kind,
         "metadata": {"generateName": f"drain-{vm.action.lower()}-{vm.name}-", "namespace": vm.namespace},
-        "spec": {"type": vm.action, "virtualMachineName": vm.name, **({"force": True} if force else {})}}, vm.namespace)
+        "spec": {"type": vm.action, "virtualMachineName": vm.name, **extra}}, vm.namespace)
     return str(op["metadata"]["name"])
 
 
 def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = False,
-          progress: Callable[[list[VMDrain]], None] | None = None, poll: float = 1.0) -> DrainResult:
+          progress: Callable[[list[VMDrain]], None] | None = None, poll: float = 1.0,
+          prefer: dict[str, str] | None = None) -> DrainResult:
     t0 = time.monotonic()
     if kube.get_or_none(NODES, node) is None:
         raise ValueError(f"node {node!r} does not exist (see `kubectl get nodes`)")
@@ -93,7 +107,7 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
         meta = obj["metadata"]
         why = not_migratable(obj)
         if why is None:
-            vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "Evict"))
+            vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "Migrate" if prefer else "Evict"))
         elif force_stop:
             vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "Stop", message=f"stopped: {why}"))
         else:
@@ -101,7 +115,7 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
                                message=f"cannot migrate live: {why} (use --force-stop to stop it instead)"))
     for vm in vms:
         if vm.action != "None":
-            vm.operation = _operation(kube, vm, force=vm.action == "Stop")
+            vm.operation = _operation(kube, vm, force=vm.action == "Stop", prefer=prefer)
     deadline = t0 + timeout
     while True:
         for vm in vms:
@@ -114,7 +128,7 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
             if vm.action != "Stop" or vm.phase == "Failed":  # a stopped VM keeps why it was stopped
                 vm.message = str(completed.get("message") or "")
             vm.seconds = time.monotonic() - vm.started
-            if vm.done and vm.action == "Evict":
+            if vm.done and vm.action in ("Evict", "Migrate"):
                 current = kube.get_or_none(VIRTUAL_MACHINES, vm.name, vm.namespace) or {}
                 vm.target = (current.get("status") or {}).get("nodeName") or ""
         if progress:
