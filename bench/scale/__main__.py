@@ -23,7 +23,7 @@ Targets (issue 13): creates/s >= 50% of the API-only rate at every batch; the la
 CPU per VM within 1.2x of the first; create -> Running p95 < 1 s at 5,000 VMs (latency phase).
 
     python -m bench.scale [--total 2000] [--batch 500] [--nodes 20] [--connections 1]
-                          [--latency-vms 50] [--latency-rate 5] [-o json]
+                          [--latency-vms 50] [--latency-rate 5] [--trace FILE] [-o json]
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class Driver:
                 await latency.paced(names, rate, lambda n: self.create_vm(s, n))
                 unfinished = await self.wait_running(names, timeout=120.0)
         lat = [self.running[n] - self.sent[n] for n in names if n in self.running]
-        return latency.Phase(0, lat, unfinished, milestones=latency.milestones(self.seen, self.sent, names))
+        traced = latency.trace(self.seen, self.sent, names)
+        return latency.Phase(0, lat, unfinished, milestones=latency.milestones(traced), trace=traced)
 
     async def follow(self) -> None:
         """Record when each VM is first seen Running."""
@@ -223,7 +224,8 @@ async def measure(server: ApiServerProcess, plan: Plan, *, follow: bool,
             print(f"{progress}: latency at {phase.existing} VMs ({plan.latency_vms} at {plan.latency_rate:g}/s): "
                   f"{what} p50 {phase.p(50):.3f}s p95 {phase.p(95):.3f}s p99 {phase.p(99):.3f}s"
                   + (f", {phase.unfinished} not Running" if phase.unfinished else "")
-                  + ("; median after create: " + ", ".join(f"{m} {t:.3f}s" for m, t in phase.milestones.items())
+                  + ("; after create (p50/p95): " + ", ".join(f"{m} {t50:.3f}/{t95:.3f}s"
+                                                             for m, (t50, t95) in phase.milestones.items())
                      if phase.milestones else ""), file=sys.stderr, flush=True)
             await settle(pid, server.data_dir)
     if follow:  # idle means after the last VM is Running, not while a backlog drains
@@ -270,6 +272,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1, help="client connections creating")
     parser.add_argument("--latency-vms", type=int, default=50, help="latency VMs after each batch (0: none)")
     parser.add_argument("--latency-rate", type=float, default=5.0, help="latency VMs created per second")
+    parser.add_argument("--trace", type=Path, help="write every latency VM's milestones (JSON) to this file")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args()
     sizes = [args.batch] * (args.total // args.batch) + ([args.total % args.batch] if args.total % args.batch else [])
@@ -282,6 +285,8 @@ def main() -> None:
     for line in verdicts(ours, peer):
         print(line, file=sys.stderr if args.output == "json" else sys.stdout)
     print(f"wall time {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    if args.trace:
+        args.trace.write_bytes(orjson.dumps({str(ph.existing): ph.trace for ph in ours.phases}))
 
 
 if __name__ == "__main__":

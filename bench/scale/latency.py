@@ -55,7 +55,10 @@ class Phase:
     latencies: list[float]
     unfinished: int = 0
     settle: float = 0.0
-    milestones: dict[str, float] = field(default_factory=dict)
+    milestones: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """p50 and p95 seconds after the create of each milestone (`MILESTONES`)."""
+    trace: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per latency VM, the seconds after its create of each milestone."""
 
     def p(self, q: float) -> float:
         return percentile(self.latencies, q) if self.latencies else 0.0
@@ -122,13 +125,19 @@ async def paced(names: list[str], rate: float, create: Callable[[str], Awaitable
     return list(await asyncio.gather(*[one(i, n) for i, n in enumerate(names)]))
 
 
-def milestones(seen: Seen, sent: dict[str, float], names: list[str]) -> dict[str, float]:
-    """Median seconds after the create at which each milestone of a latency VM was seen."""
-    out: dict[str, float] = {}
-    for label, _group, plural, name_of, phases in MILESTONES:
-        after = [t - sent[n] for n in names if (t := seen.first(plural, name_of(n), phases)) is not None]
+def trace(seen: Seen, sent: dict[str, float], names: list[str]) -> dict[str, dict[str, float]]:
+    """Per latency VM, the seconds after its create at which each milestone was seen."""
+    return {n: {label: t - sent[n] for label, _group, plural, name_of, phases in MILESTONES
+                if (t := seen.first(plural, name_of(n), phases)) is not None} for n in names}
+
+
+def milestones(traced: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of the seconds after the create at which each milestone was seen."""
+    out: dict[str, tuple[float, float]] = {}
+    for label, *_ in MILESTONES:
+        after = [t[label] for t in traced.values() if label in t]
         if after:
-            out[label] = percentile(after, 50)
+            out[label] = (percentile(after, 50), percentile(after, 95))
     return out
 
 

@@ -108,7 +108,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
 
     indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.VMS_BY_CLASS, indexes.VMS_BY_IP_ADDRESS,
                      indexes.VMS_BY_MAC_ADDRESS, indexes.VMS_BY_USB_DEVICE, indexes.VMS_UNPLACED, indexes.INSTANCES_BY_NODE, indexes.ATTACHMENTS_BY_VM,
-                     placement.VMS_BY_NODE)
+                     placement.VMS_BY_NODE, placement.VMS_WITH_REQUIRED_ANTI_AFFINITY)
     ctx.informer(VOLUMES)  # a provisioned disk pins its VM to the volume's node (vm/placement.py)
 
     def vms_using(kind: str) -> Any:

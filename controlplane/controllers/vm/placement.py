@@ -9,7 +9,9 @@
   index), and the placements assumed but not yet in the cache — the decision and its
   assumption are taken under one lock, so VMs placed at the same instant never over-commit a
   node;
-- once placed, a VM stays on its node (its disks live there).
+- once placed, a VM stays on its node (its disks live there);
+- the VMs of every node (for VM affinity) are gathered only when the VM has an affinity term
+  or some VM has a required anti-affinity term (an index counts those).
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.scheduler.assumed import AssumedPlacements, Assumption, Key
 from controlplane.controllers.scheduler.decide import Decision, Request, decide
-from controlplane.controllers.scheduler.vmaffinity import Placed, placed_of
+from controlplane.controllers.scheduler.vmaffinity import (
+    AFFINITY,
+    ANTI_AFFINITY,
+    REQUIRED,
+    Placed,
+    placed_of,
+)
 from controlplane.controllers.vm.usb import device_node
 
 VMS_BY_NODE = indexes.Index(VIRTUAL_MACHINES, "scheduledNode",
                             lambda vm: [n] if (n := (vm.get("status") or {}).get("nodeName")) else [])
 """VMs by the node they are placed on (`status.nodeName`): a node's load without a scan."""
+VMS_WITH_REQUIRED_ANTI_AFFINITY = indexes.Index(
+    VIRTUAL_MACHINES, "requiredAntiAffinity",
+    lambda vm: ["true"] if (((vm.get("spec") or {}).get("affinity") or {}).get(ANTI_AFFINITY) or {}).get(REQUIRED)
+    else [])
+"""VMs with a required anti-affinity term: the only placed VMs that can refuse an incoming VM
+without a term of its own (while there are none, its placement never looks at the others)."""
 
 
 def requested(spec: dict[str, Any]) -> tuple[float, int]:
@@ -124,7 +138,10 @@ def choose_node(state: State, assumed: AssumedPlacements) -> Decision:
         req = request_of(state)
         nodes = state.list(NODES)
         view = NodeView(state, assumed)
-        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes),
+        # which VMs are where matters to affinity only: built when a term can apply (O(VMs) otherwise)
+        terms = bool(req.vm.affinity.get(AFFINITY) or req.vm.affinity.get(ANTI_AFFINITY)) or \
+            indexes.count(state.ctx, VMS_WITH_REQUIRED_ANTI_AFFINITY, "true") > 0
+        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes) if terms else {},
                           namespace_labels=lambda ns: ((state.get(NAMESPACES, ns) or {}).get("metadata") or {})
                           .get("labels") or {})
         if decision.node is not None:

@@ -309,3 +309,17 @@ def test_placed_vms_and_a_provisioned_volume_are_read_from_the_caches() -> None:
     decision = choose_node(State(ctx, VIRTUAL_MACHINES, pinned), fresh)  # b now holds big (assumed)
     assert decision.node is None and decision.message.startswith(
         "VirtualDisk 'root' is provisioned on node b, which cannot run the machine now")
+
+
+def test_a_placed_vms_required_anti_affinity_still_repels_a_vm_without_terms() -> None:
+    """The VMs of every node are gathered only when a term can apply: an index of the VMs with a
+    required anti-affinity term says when one can, though the incoming VM has none."""
+    nodes = [node("a", cpu="16", memory="64Gi"), node("b")]
+    plain = _vm_obj("web")
+    plain["metadata"]["labels"] = {"app": "web"}
+    assert choose_node(State(_ctx(nodes, [plain]), VIRTUAL_MACHINES, plain), AssumedPlacements()).node == "a"
+    loner = _vm_obj("loner", affinity={"virtualMachineAndPodAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": HOST}]}})
+    loner["status"] = {"nodeName": "a"}
+    assert choose_node(State(_ctx(nodes, [loner, plain]), VIRTUAL_MACHINES, plain), AssumedPlacements()).node == "b"
