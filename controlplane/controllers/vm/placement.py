@@ -5,10 +5,10 @@
   `nodeSelector`, their tolerations, the VM's affinity, and the node a provisioned VirtualDisk
   pins it to (local storage: the disk lives on that node), else the node its first usable USB
   device is plugged into;
-- the load of a node: the VMs placed there (`status.nodeName`, by index), their instances (by
-  index), and the placements assumed but not yet in the cache — the decision and its
-  assumption are taken under one lock, so VMs placed at the same instant never over-commit a
-  node;
+- the load of a node: the VMs placed there (`status.nodeName`), their instances, summed as the
+  caches change (`nodeload.py`: O(1) per placement), and the placements assumed but not yet in
+  the cache — the decision and its assumption are taken under one lock, so VMs placed at the
+  same instant never over-commit a node;
 - once placed, a VM stays on its node (its disks live there);
 - the VMs of every node (for VM affinity) are gathered only when the VM has an affinity term
   or some VM has a required anti-affinity term (an index counts those).
@@ -32,6 +32,7 @@ from controlplane.controllers.scheduler.vmaffinity import (
     Placed,
     placed_of,
 )
+from controlplane.controllers.vm import nodeload
 from controlplane.controllers.vm.usb import device_node
 
 VMS_BY_NODE = indexes.Index(VIRTUAL_MACHINES, "scheduledNode",
@@ -98,8 +99,8 @@ class NodeView:
         return self._memo[node]
 
     def load(self, node: str) -> tuple[float, int]:
-        entries = self.on(node).values()
-        return sum(e[0] for e in entries), sum(e[1] for e in entries)
+        """In O(placements assumed): the sums `nodeload` keeps from the caches' events."""
+        return nodeload.of(self.state.ctx, requested).load(node, me=self.me, assumed=self.assumed.on_node(node))
 
     def placed(self, nodes: list[dict[str, Any]]) -> dict[str, list[Placed]]:
         return {n["metadata"]["name"]: [placed_of(e[2]) for e in self.on(n["metadata"]["name"]).values()]
