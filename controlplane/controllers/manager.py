@@ -16,7 +16,7 @@ from controlplane.api.resources import CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES
 from controlplane.common.clusterversions import VERSION_ANNOTATION
 from controlplane.common.kube.client import NAMESPACES, KubeClient, KubeError
 from controlplane.common.kube.controller import Controller
-from controlplane.common.kube.events import EventRecorder
+from controlplane.common.kube.events import BackgroundEventRecorder
 from controlplane.common.kube.leader import LeaderElector
 from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
 from controlplane.common.version import __version__
@@ -67,9 +67,9 @@ LEASE_NAME = "dvp-controllers"
 class Manager:
     def __init__(self, kube: KubeClient, settings: PlatformSettings, *, runtime: RuntimeSettings = DEFAULT,
                  identity: str | None = None, workers: int = 2) -> None:
-        self.ctx = Context(kube=kube, settings=settings, recorder=EventRecorder(kube, "dvp-controllers",
-                                                                                 host=socket.gethostname()),
-                           runtime=runtime)
+        # events are written off the reconcile path: a phase change never waits for its event
+        recorder = BackgroundEventRecorder(kube, "dvp-controllers", host=socket.gethostname())
+        self.ctx = Context(kube=kube, settings=settings, recorder=recorder, runtime=runtime)
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.workers = workers
         self.controllers: dict[str, Controller] = {}

@@ -4,14 +4,22 @@
 The recorder remembers the counts of the events it wrote (a bounded cache, as client-go's
 event correlator keeps), so a new event is one POST and a repeat one PATCH: no GET before each.
 An event it does not remember but the API holds (written before a restart) is found by the
-POST's AlreadyExists, then read and bumped."""
+POST's AlreadyExists, then read and bumped.
+
+`BackgroundEventRecorder` (the controllers') writes from a thread of its own, as client-go's
+broadcaster does: a reconcile hands the event over and goes on, so recording a phase change
+never adds an API round trip to the path of the object it reports (a VM's create -> Running
+crosses a dozen phase changes). Its queue is bounded (`QUEUE_SIZE`, client-go's 1000): when
+the API falls that far behind, new events are dropped, never the reconciles slowed."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import logging
+import queue
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -21,6 +29,8 @@ log = logging.getLogger(__name__)
 
 CACHE_SIZE = 4096
 """Events whose counts the recorder remembers (the least recently recorded are forgotten)."""
+QUEUE_SIZE = 1000
+"""Events a `BackgroundEventRecorder` holds while its thread writes (client-go's maxQueuedEvents)."""
 
 
 def _now() -> str:
@@ -48,11 +58,13 @@ class EventRecorder:
 
     def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:
         """Record an event about `obj` (type Normal or Warning); never raises."""
+        self._write(obj, type=type, reason=reason, message=message, now=_now())
+
+    def _write(self, obj: dict[str, Any], *, type: str, reason: str, message: str, now: str) -> None:
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") or "default"
         digest = hashlib.sha256(f"{meta.get('uid')}/{reason}/{message}".encode()).hexdigest()[:10]
         name = f"{meta.get('name', 'object')}.{digest}"[:253]
-        now = _now()
         try:  # the lock guards the cache only: workers recording different events never wait for each other
             with self._lock:
                 known = self._counts.get((ns, name))
@@ -90,3 +102,41 @@ class EventRecorder:
             "reportingComponent": self.component, "reportingInstance": self.host,
         }, ns)
         self._remember((ns, name), 1)
+
+
+class BackgroundEventRecorder(EventRecorder):
+    """An EventRecorder whose `record` only queues: one thread of its own writes the events in
+    the order recorded."""
+
+    def __init__(self, kube: KubeClient, component: str, *, host: str = "") -> None:
+        super().__init__(kube, component, host=host)
+        self._queue: queue.Queue[tuple[dict[str, Any], str, str, str, str]] = queue.Queue(QUEUE_SIZE)
+        self._thread = threading.Thread(target=self._deliver, name="event-recorder", daemon=True)
+        self._thread.start()
+
+    def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:
+        meta = obj.get("metadata") or {}
+        subject = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),  # what the event names, as of now
+                   "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
+        try:
+            self._queue.put_nowait((subject, type, reason, message, _now()))
+        except queue.Full:
+            log.debug("event %s on %s dropped: %d events are waiting to be written", reason, meta.get("name"),
+                      QUEUE_SIZE)
+
+    def _deliver(self) -> None:
+        while True:
+            subject, type_, reason, message, now = self._queue.get()
+            try:
+                self._write(subject, type=type_, reason=reason, message=message, now=now)
+            except Exception:  # noqa: BLE001 - the writer thread must outlive any one event
+                log.exception("event %s not recorded", reason)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued event is written (tests); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks

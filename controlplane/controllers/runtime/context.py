@@ -25,6 +25,8 @@ class Context:
     """How to ask for a reconcile of an object of a kind (set by the manager)."""
     started: bool = False
     """Once the manager has started, a cache asked for late is started (and synced) at once."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Views kept current from the caches' events that several handlers read (the nodes' loads)."""
 
     def informer(self, resource: Resource) -> Informer:
         inf = self.informers.get(resource)

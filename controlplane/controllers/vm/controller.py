@@ -53,7 +53,7 @@ from controlplane.controllers.runtime.watchers import (
     spec_changed,
 )
 from controlplane.controllers.scheduler.assumed import AssumedPlacements
-from controlplane.controllers.vm import placement
+from controlplane.controllers.vm import nodeload, placement
 from controlplane.controllers.vm.instance import InstanceHandler
 from controlplane.controllers.vm.mac import MACAddressHandler
 from controlplane.controllers.vm.migration_status import MigrationStatusHandler
@@ -108,8 +108,9 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
 
     indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.VMS_BY_CLASS, indexes.VMS_BY_IP_ADDRESS,
                      indexes.VMS_BY_MAC_ADDRESS, indexes.VMS_BY_USB_DEVICE, indexes.VMS_UNPLACED, indexes.INSTANCES_BY_NODE, indexes.ATTACHMENTS_BY_VM,
-                     placement.VMS_BY_NODE)
+                     placement.VMS_BY_NODE, placement.VMS_WITH_REQUIRED_ANTI_AFFINITY)
     ctx.informer(VOLUMES)  # a provisioned disk pins its VM to the volume's node (vm/placement.py)
+    nodeload.of(ctx, placement.requested)  # fed from the first event on, before any placement reads it
 
     def vms_using(kind: str) -> Any:
         def keys(obj: dict[str, Any]) -> list[tuple[str, str]]:

@@ -5,11 +5,13 @@
   `nodeSelector`, their tolerations, the VM's affinity, and the node a provisioned VirtualDisk
   pins it to (local storage: the disk lives on that node), else the node its first usable USB
   device is plugged into;
-- the load of a node: the VMs placed there (`status.nodeName`, by index), their instances (by
-  index), and the placements assumed but not yet in the cache — the decision and its
-  assumption are taken under one lock, so VMs placed at the same instant never over-commit a
-  node;
-- once placed, a VM stays on its node (its disks live there).
+- the load of a node: the VMs placed there (`status.nodeName`), their instances, summed as the
+  caches change (`nodeload.py`: O(1) per placement), and the placements assumed but not yet in
+  the cache — the decision and its assumption are taken under one lock, so VMs placed at the
+  same instant never over-commit a node;
+- once placed, a VM stays on its node (its disks live there);
+- the VMs of every node (for VM affinity) are gathered only when the VM has an affinity term
+  or some VM has a required anti-affinity term (an index counts those).
 """
 
 from __future__ import annotations
@@ -23,12 +25,25 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.scheduler.assumed import AssumedPlacements, Assumption, Key
 from controlplane.controllers.scheduler.decide import Decision, Request, decide
-from controlplane.controllers.scheduler.vmaffinity import Placed, placed_of
+from controlplane.controllers.scheduler.vmaffinity import (
+    AFFINITY,
+    ANTI_AFFINITY,
+    REQUIRED,
+    Placed,
+    placed_of,
+)
+from controlplane.controllers.vm import nodeload
 from controlplane.controllers.vm.usb import device_node
 
 VMS_BY_NODE = indexes.Index(VIRTUAL_MACHINES, "scheduledNode",
                             lambda vm: [n] if (n := (vm.get("status") or {}).get("nodeName")) else [])
 """VMs by the node they are placed on (`status.nodeName`): a node's load without a scan."""
+VMS_WITH_REQUIRED_ANTI_AFFINITY = indexes.Index(
+    VIRTUAL_MACHINES, "requiredAntiAffinity",
+    lambda vm: ["true"] if (((vm.get("spec") or {}).get("affinity") or {}).get(ANTI_AFFINITY) or {}).get(REQUIRED)
+    else [])
+"""VMs with a required anti-affinity term: the only placed VMs that can refuse an incoming VM
+without a term of its own (while there are none, its placement never looks at the others)."""
 
 
 def requested(spec: dict[str, Any]) -> tuple[float, int]:
@@ -84,8 +99,8 @@ class NodeView:
         return self._memo[node]
 
     def load(self, node: str) -> tuple[float, int]:
-        entries = self.on(node).values()
-        return sum(e[0] for e in entries), sum(e[1] for e in entries)
+        """In O(placements assumed): the sums `nodeload` keeps from the caches' events."""
+        return nodeload.of(self.state.ctx, requested).load(node, me=self.me, assumed=self.assumed.on_node(node))
 
     def placed(self, nodes: list[dict[str, Any]]) -> dict[str, list[Placed]]:
         return {n["metadata"]["name"]: [placed_of(e[2]) for e in self.on(n["metadata"]["name"]).values()]
@@ -124,7 +139,10 @@ def choose_node(state: State, assumed: AssumedPlacements) -> Decision:
         req = request_of(state)
         nodes = state.list(NODES)
         view = NodeView(state, assumed)
-        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes),
+        # which VMs are where matters to affinity only: built when a term can apply (O(VMs) otherwise)
+        terms = bool(req.vm.affinity.get(AFFINITY) or req.vm.affinity.get(ANTI_AFFINITY)) or \
+            indexes.count(state.ctx, VMS_WITH_REQUIRED_ANTI_AFFINITY, "true") > 0
+        decision = decide(req, nodes, load=view.load, placed=view.placed(nodes) if terms else {},
                           namespace_labels=lambda ns: ((state.get(NAMESPACES, ns) or {}).get("metadata") or {})
                           .get("labels") or {})
         if decision.node is not None:

@@ -309,3 +309,59 @@ def test_placed_vms_and_a_provisioned_volume_are_read_from_the_caches() -> None:
     decision = choose_node(State(ctx, VIRTUAL_MACHINES, pinned), fresh)  # b now holds big (assumed)
     assert decision.node is None and decision.message.startswith(
         "VirtualDisk 'root' is provisioned on node b, which cannot run the machine now")
+
+
+def test_a_placed_vms_required_anti_affinity_still_repels_a_vm_without_terms() -> None:
+    """The VMs of every node are gathered only when a term can apply: an index of the VMs with a
+    required anti-affinity term says when one can, though the incoming VM has none."""
+    nodes = [node("a", cpu="16", memory="64Gi"), node("b")]
+    plain = _vm_obj("web")
+    plain["metadata"]["labels"] = {"app": "web"}
+    assert choose_node(State(_ctx(nodes, [plain]), VIRTUAL_MACHINES, plain), AssumedPlacements()).node == "a"
+    loner = _vm_obj("loner", affinity={"virtualMachineAndPodAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": HOST}]}})
+    loner["status"] = {"nodeName": "a"}
+    assert choose_node(State(_ctx(nodes, [loner, plain]), VIRTUAL_MACHINES, plain), AssumedPlacements()).node == "b"
+
+
+def test_node_loads_follow_the_caches_as_a_scan_of_every_vm_would() -> None:
+    """A node's load is a running sum kept from the VM and instance events (O(1) per placement):
+    the instance's request wins on its node, a VM moved or deleted leaves its old node, millicores
+    never drift, assumed placements are added once, and the VM being placed is left out."""
+    from controlplane.controllers.scheduler.assumed import Assumption
+    from controlplane.controllers.vm import nodeload
+    from controlplane.controllers.vm.placement import requested
+
+    def vm_on(name: str, node_name: str, cores: int = 1, fraction: str = "100%", memory: str = "1Gi") -> dict[str, Any]:
+        obj = _vm_obj(name, memory=memory, cpu={"cores": cores, "coreFraction": fraction})
+        obj["status"] = {"nodeName": node_name}
+        return obj
+
+    ctx = _ctx([node("a"), node("b")], [vm_on("seeded", "a")])
+    vms, insts = ctx.informer(VIRTUAL_MACHINES), ctx.informer(INSTANCES)
+    loads = nodeload.of(ctx, requested)
+    assert nodeload.of(ctx, requested) is loads
+    gi, none = 1 << 30, ("", "")
+
+    def load(n: str, me: tuple[str, str] = none, assumed: dict[Any, Any] | None = None) -> tuple[float, int]:
+        return loads.load(n, me=me, assumed=assumed or {})
+
+    assert load("a") == (1.0, gi)  # what the cache held before the sums existed
+    inst = {"metadata": {"name": "seeded", "namespace": "default"},
+            "spec": {"nodeName": "a", "cpu": {"cores": 2}, "memory": {"size": "512Mi"}}}
+    insts._apply({"type": "ADDED", "object": inst})
+    assert load("a") == (2.0, 512 << 20)  # the instance's request wins on its node
+    for i in range(20):
+        vms._apply({"type": "ADDED", "object": vm_on(f"small{i}", "b", fraction="5%", memory="100Mi")})
+    assert load("b") == (1.0, 2000 << 20)  # 20 x 0.05 cores, exactly
+    vms._apply({"type": "MODIFIED", "object": vm_on("seeded", "b")})
+    assert load("a") == (2.0, 512 << 20) and load("b") == (2.0, (2000 << 20) + gi)  # VM on b, instance on a
+    insts._apply({"type": "DELETED", "object": inst})
+    assert load("a") == (0.0, 0)
+    assert load("b", me=("default", "seeded")) == (1.0, 2000 << 20)  # the VM being placed is not its own load
+    assumed = {("default", "new"): Assumption("b", 0.5, gi, {}, 1e18),
+               ("default", "seeded"): Assumption("b", 1.0, gi, {}, 1e18)}  # already counted from the cache
+    assert load("b", assumed=assumed) == (2.5, (2000 << 20) + 2 * gi)
+    vms._apply({"type": "DELETED", "object": vm_on("seeded", "b")})
+    assert load("b") == (1.0, 2000 << 20)

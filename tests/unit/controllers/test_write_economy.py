@@ -2,6 +2,7 @@
 reconcile of objects a change does not concern, no scan where an index or a sum answers.
 
 - the event recorder writes a new event with one POST and a repeat with one PATCH (no GET);
+  the controllers' recorder writes from its own thread, so a reconcile never waits for an event;
 - a reconciler whose cache still holds the version its own write replaced waits for the
   write's watch event instead of deciding (and writing) again from stale data;
 - the informer keeps per-value sums (what the instances on a node ask for) in step with its cache;
@@ -13,12 +14,13 @@ reconcile of objects a change does not concern, no scan where an index or a sum 
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from typing import Any
 
 from controlplane.api.resources import VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES
 from controlplane.common.kube.client import _error
-from controlplane.common.kube.events import EventRecorder
+from controlplane.common.kube.events import BackgroundEventRecorder, EventRecorder
 from controlplane.common.kube.informer import Informer
 from controlplane.common.kube.settings import RuntimeSettings
 from controlplane.controllers.runtime import indexes
@@ -65,6 +67,28 @@ def test_an_event_written_before_a_restart_is_found_by_the_posts_conflict() -> N
     kube = EventKube(existing={"count": 4})
     EventRecorder(kube, "test").record(OBJ, type="Normal", reason="Done", message="it is done")  # type: ignore[arg-type]
     assert kube.calls == ["POST", "GET", "PATCH count=5"]
+
+
+class SlowEventKube(EventKube):
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def create(self, _res: Any, body: dict[str, Any], _ns: str) -> dict[str, Any]:
+        assert self.go.wait(5)
+        return super().create(_res, body, _ns)
+
+
+def test_a_reconcile_hands_its_event_over_and_never_waits_for_the_api() -> None:
+    kube = SlowEventKube()
+    rec = BackgroundEventRecorder(kube, "test")  # type: ignore[arg-type]
+    started = time.monotonic()
+    for _ in range(2):
+        rec.record(OBJ, type="Normal", reason="Done", message="it is done")
+    assert time.monotonic() - started < 0.5 and kube.calls == []  # the API is stuck; the reconcile is not
+    kube.go.set()
+    assert rec.flush()
+    assert kube.calls == ["POST", "PATCH count=2"]  # in order, folded as the synchronous recorder does
 
 
 class WritingKube:
