@@ -8,6 +8,7 @@ through `get_nowait` and `next_delay` (`apiserver/workqueue.py`)."""
 
 from __future__ import annotations
 
+import collections
 import heapq
 import threading
 import time
@@ -22,7 +23,7 @@ class WorkQueue:
         self.settings = settings
         self._metrics = QueueMetrics(name) if name else None
         self._cond = threading.Condition()
-        self._queue: list[Hashable] = []
+        self._queue: collections.deque[Hashable] = collections.deque()
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -84,7 +85,7 @@ class WorkQueue:
                         if self._metrics:
                             self._metrics.added(key, len(self._queue))
                 if self._queue:
-                    key = self._queue.pop(0)
+                    key = self._queue.popleft()
                     self._processing.add(key)
                     self._dirty.discard(key)
                     if self._metrics:
