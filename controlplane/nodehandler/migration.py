@@ -73,6 +73,8 @@ class MigrationReason(StrEnum):
     CANCELLED = "Cancelled"
     MIGRATION_FAILED = "MigrationFailed"
     COMPLETED = "Completed"
+    INTERRUPTED = "Interrupted"
+    """The node handler restarted or failed mid-way; its recovery found the VM still on the source."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,8 @@ class LiveMigration:
         self._cancel = threading.Event()
         self._abort_reason: tuple[MigrationReason, str] | None = None
         self._dom: libvirt.virDomain | None = None
+        self._directories: tuple[str, ...] = ()
+        self._logs: tuple[str, ...] = ()
         self.limit = 0.0
 
     # -- control ---------------------------------------------------------------------------------
@@ -213,6 +217,7 @@ class LiveMigration:
             self.limit = self.options.timeout or migration_timeout(plan.memory_bytes, disk_bytes)
             deadline = started + self.limit
             self._phase("PreparingTarget")
+            self._directories, self._logs = plan.directories, plan.logs
             for directory in plan.directories:
                 files.pool(directory)
             for d in plan.disks:
@@ -268,11 +273,45 @@ class LiveMigration:
         worker.start()
         if self.options.max_downtime_ms:
             self._set_downtime(dom, self.options.max_downtime_ms)
-        best, best_at = -1, time.monotonic()
-        while worker.is_alive():
+
+        def running() -> bool:
             worker.join(self.options.poll_every)
-            if not worker.is_alive():
-                break
+            return worker.is_alive()
+
+        self._watch(dom, running, deadline)
+        return error[0] if error else None
+
+    def resume(self, started: float) -> tuple[MigrationReason, str] | None:
+        """Watch a migration job of this domain that libvirtd runs already (started by a node
+        handler that was restarted since, at `started`): the same deadline, progress and cancel
+        rules as `run()`, until the job ends. Why it was aborted, or None."""
+        dom = self.domains.lookup(self.uid)
+        if dom is None:
+            return None
+        plan = plan_migration(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE))
+        disk_bytes = 0
+        for d in plan.copied:
+            with contextlib.suppress(libvirt.libvirtError):
+                disk_bytes += int(dom.blockInfo(d.path)[0])
+        self.limit = self.options.timeout or migration_timeout(plan.memory_bytes, disk_bytes)
+        self._dom = dom
+        if self._cancel.is_set():  # cancelled before the watch began
+            self._abort(*self._abort_reason or (MigrationReason.CANCELLED, "cancelled"))
+
+        def running() -> bool:
+            time.sleep(self.options.poll_every)
+            try:
+                return bool(dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE)
+            except libvirt.libvirtError:
+                return False  # gone from here: the job ended
+
+        self._watch(dom, running, started + self.limit)
+        return self._abort_reason
+
+    def _watch(self, dom: libvirt.virDomain, running: Callable[[], bool], deadline: float) -> None:
+        """Poll the job while `running()`; abort it past the deadline or when it stops progressing."""
+        best, best_at = -1, time.monotonic()
+        while running():
             self._poll(dom)
             remaining = self.progress.data_remaining
             if self.progress.data_total and (best < 0 or remaining < best):
@@ -287,7 +326,6 @@ class LiveMigration:
                             f"({self.progress.memory_dirty_rate} pages/s) than the link copies it; "
                             "use force (auto-converge) to throttle it")
         self._dom = None
-        return error[0] if error else None
 
     def _host(self) -> str:
         return f"[{self.target.address}]" if ":" in self.target.address else self.target.address
@@ -321,7 +359,7 @@ class LiveMigration:
         target_dom = _lookup(dconn, self.uid)
         target_running = target_dom is not None and target_dom.isActive() == 1 and \
             target_dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-        source_active = _active(dom)
+        source_active = domain_active(dom)
         if error is None and target_running and not source_active:
             stats: dict[str, float] = {}
             try:
@@ -336,7 +374,7 @@ class LiveMigration:
                                  downtime_ms=int(downtime) if downtime is not None else None,
                                  copied=tuple(d.path for d in plan.copied), stats=stats)
         if source_active:
-            _resume_if_paused(dom)
+            resume_if_paused(dom)
             if target_dom is not None and target_dom.isActive():
                 # never two: the source still runs, so a target copy (which libvirt should have
                 # killed already) goes
@@ -354,13 +392,14 @@ class LiveMigration:
 
     def _cleanup_target(self, dconn: libvirt.virConnect, files: TargetFiles) -> None:
         target_dom = _lookup(dconn, self.uid)
-        if target_dom is not None and _active(target_dom):
+        if target_dom is not None and domain_active(target_dom):
             log.warning("migration of %s failed but a domain of that uid runs on the target: its files stay", self.uid)
             return
         if target_dom is not None:
             with contextlib.suppress(libvirt.libvirtError):
                 target_dom.undefine()
-        files.remove_created()
+        files.remove([log for log in self._logs if self.uid in log])  # the target's serial log, then its directory
+        files.remove_directories([d for d in self._directories if self.uid in d])
 
     def _outcome(self, result: MigrationResult, reason: MigrationReason, message: str, started: float, *,
                  downtime_ms: int | None = None, copied: tuple[str, ...] = (),
@@ -377,14 +416,14 @@ def _lookup(conn: libvirt.virConnect, uid: str) -> libvirt.virDomain | None:
         return None
 
 
-def _active(dom: libvirt.virDomain) -> bool:
+def domain_active(dom: libvirt.virDomain) -> bool:
     try:
         return bool(dom.isActive())
     except libvirt.libvirtError:
         return False  # undefined meanwhile: gone
 
 
-def _resume_if_paused(dom: libvirt.virDomain) -> None:
+def resume_if_paused(dom: libvirt.virDomain) -> None:
     try:
         state, _ = dom.state()
         if state == libvirt.VIR_DOMAIN_PAUSED:

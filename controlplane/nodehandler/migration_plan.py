@@ -52,6 +52,9 @@ class MigrationPlan:
     memory_bytes: int
     blockers: tuple[str, ...]
     """Why the domain cannot be migrated live (empty when it can)."""
+    logs: tuple[str, ...] = ()
+    """Files virtlogd writes on whichever node runs the domain (the serial log): a failed
+    migration leaves the target's to remove."""
 
     @property
     def copied(self) -> tuple[DiskCopy, ...]:
@@ -87,9 +90,11 @@ def plan_migration(xml_text: str) -> MigrationPlan:
         disks.append(DiskCopy(dev=dev, path=path, format=drv.get("type", "raw") if drv is not None else "raw",
                               read_only=disk.find("readonly") is not None or device == "cdrom", device=device))
         need_dir(path)
+    logs: list[str] = []
     for log in root.iter("log"):
         if log.get("file"):
             need_dir(log.get("file", ""))
+            logs.append(log.get("file", ""))
     for graphics in root.iter("graphics"):
         if graphics.get("socket"):
             need_dir(graphics.get("socket", ""))
@@ -99,7 +104,8 @@ def plan_migration(xml_text: str) -> MigrationPlan:
             blockers.append(f"a {el.tag} device is attached (it cannot follow the VM to another host)")
     memory = root.find("memory")
     mem = int(memory.text or 0) * _unit(memory.get("unit", "KiB")) if memory is not None else 0
-    return MigrationPlan(disks=tuple(disks), directories=tuple(dirs), memory_bytes=mem, blockers=tuple(blockers))
+    return MigrationPlan(disks=tuple(disks), directories=tuple(dirs), memory_bytes=mem, blockers=tuple(blockers),
+                         logs=tuple(logs))
 
 
 def _unit(unit: str) -> int:

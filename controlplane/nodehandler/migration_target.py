@@ -22,6 +22,8 @@ import libvirt
 
 log = logging.getLogger(__name__)
 UPLOAD_CHUNK = 1 << 20
+POOL_PREFIX = "dvp-migration-"
+"""Transient storage pools a migration starts on the target's directories (stopped when it ends)."""
 
 
 class TargetFilesError(RuntimeError):
@@ -66,7 +68,7 @@ class TargetFiles:
             else:
                 pool.refresh(0)  # someone else's pool: what it lists may be older than the directory
         except libvirt.libvirtError:
-            name = "dvp-migration-" + hashlib.sha256(directory.encode()).hexdigest()[:16]
+            name = POOL_PREFIX + hashlib.sha256(directory.encode()).hexdigest()[:16]
             try:
                 pool = self.conn.storagePoolCreateXML(_pool_xml(name, directory), libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
             except libvirt.libvirtError as exc:
@@ -168,6 +170,29 @@ class TargetFiles:
             except libvirt.libvirtError as exc:
                 log.warning("removing %s from the target failed: %s", path, exc)
         self._created.clear()
+
+    def remove_directories(self, directories: list[str]) -> None:
+        """Remove these directories on the target when empty (a dir pool's delete is an rmdir);
+        the transient pools this object started are stopped first."""
+        self.release()
+        for directory in directories:
+            with contextlib.suppress(libvirt.libvirtError):  # a transient pool a killed handler left there
+                left = self.conn.storagePoolLookupByTargetPath(directory)
+                if left.name().startswith(POOL_PREFIX) and not left.isPersistent():
+                    left.destroy()
+            name = "dvp-rmdir-" + hashlib.sha256(directory.encode()).hexdigest()[:16]
+            try:
+                pool = self.conn.storagePoolDefineXML(_pool_xml(name, directory), 0)
+            except libvirt.libvirtError as exc:
+                log.warning("removing directory %s from the target: %s", directory, exc.get_error_message())
+                continue
+            try:
+                pool.delete(0)
+            except libvirt.libvirtError as exc:
+                log.warning("removing directory %s from the target: %s", directory, exc.get_error_message())
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    pool.undefine()
 
     def release(self) -> None:
         """Stop the transient pools made here (the files stay)."""

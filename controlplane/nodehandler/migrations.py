@@ -13,8 +13,12 @@ the API truthful, whatever is killed when:
    VM's status node changes (routes follow it);
 4. the source's local copies (volume files, instance directory) are removed.
 A handler restarted between 2 and 3 finds Succeeded with the instance still here and redoes 3-4.
-A handler restarted mid-migration asks libvirt: still migrating -> wait; the domain runs on the
-target -> Succeeded; it still runs here -> Failed, and the target's copies are removed.
+A handler restarted mid-migration asks libvirt: still migrating -> it watches that job as its
+predecessor did (deadline from the recorded start, progress, a withdrawn request aborts it); the
+domain runs on the target -> Succeeded (a copy left here is destroyed); it still runs here ->
+Failed, and the target's copy (a paused incoming domain) and files are removed. A migration thread
+that fails writes nothing terminal itself: the same recovery decides from what libvirt says, so
+a status write lost while the API server is away never makes the lifecycle start a second copy.
 
 Withdrawing `spec.migration` (the VMOP was deleted) cancels a migration in progress (abortJob):
 the VM keeps running here.
@@ -39,20 +43,25 @@ from controlplane.common.kube.client import KubeError
 from controlplane.common.kube.informer import Key
 from controlplane.nodehandler.context import INSTANCES, VOLUMES, NodeContext, now
 from controlplane.nodehandler.domains import DomainStatus
-from controlplane.nodehandler.lifecycle import ts
+from controlplane.nodehandler.lifecycle import parse_ts, ts
 from controlplane.nodehandler.migration import (
     LiveMigration,
     MigrationOptions,
     MigrationOutcome,
     MigrationProgress,
+    MigrationReason,
     MigrationResult,
     MigrationTarget,
+    domain_active,
+    resume_if_paused,
 )
 from controlplane.nodehandler.migration_plan import plan_migration
 from controlplane.nodehandler.migration_target import TargetFiles
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 1.0
+TERMINAL_WRITE_FOR = 60.0
+"""Seconds a terminal status write keeps retrying (the API server may be restarting)."""
 PHASES = {"Preparing": MigrationPhase.PREPARING, "PreparingTarget": MigrationPhase.PREPARING,
           "Migrating": MigrationPhase.MIGRATING}
 
@@ -69,6 +78,8 @@ class Migrations:
         self.ctx = ctx
         self.requeue = requeue
         self._workers: dict[str, _Worker] = {}
+        self._aborted: dict[str, tuple[MigrationReason, str]] = {}
+        """uid -> why a resumed watch aborted its job (the recovery reports it)."""
         self._lock = threading.Lock()
 
     def busy(self, uid: str) -> bool:
@@ -87,9 +98,12 @@ class Migrations:
                 worker.migration.cancel("the migration request was withdrawn (its VirtualMachineOperation was "
                                         "deleted); the VM keeps running on the source")
             return True
-        if req is None or req.target_node == self.ctx.node or meta.get("deletionTimestamp"):
+        if req is None or req.target_node == self.ctx.node:
             return False
         st = status_of(obj, req.id)
+        if meta.get("deletionTimestamp"):  # a migration a restarted handler left: abort it, clean the target
+            in_flight = st.get("phase") in (MigrationPhase.PREPARING, MigrationPhase.MIGRATING)
+            return self._recover(obj, req, dom, deleting=True) if in_flight else False
         if st.get("phase") == MigrationPhase.SUCCEEDED:
             self.switch_over(obj, req)
             return True
@@ -134,11 +148,8 @@ class Migrations:
             try:
                 outcome = migration.run()
                 self._finish(obj, req, outcome)
-            except Exception:
+            except Exception:  # the recovery (next reconcile) settles it from what libvirt says
                 log.exception("migration of %s/%s to %s failed unexpectedly", *key, req.target_node)
-                self._write(obj, req, {"phase": MigrationPhase.FAILED, "result": "Failed", "reason": "MigrationFailed",
-                                       "message": "the node handler failed while migrating (see its log)",
-                                       "endTimestamp": ts(now())})
             finally:
                 with self._lock:
                     self._workers.pop(obj["metadata"]["uid"], None)
@@ -162,23 +173,32 @@ class Migrations:
             update["downtimeMilliseconds"] = outcome.downtime_ms
         self.ctx.events.record(obj, type="Normal" if outcome.succeeded else "Warning",
                                reason=f"Migration{phase}", message=outcome.message[:1000])
-        self._write(obj, req, update)
+        if self._write(obj, req, update) is None:
+            raise RuntimeError(f"the migration ended ({phase}) but its status could not be written")
         if outcome.succeeded:
             self.switch_over(obj, req)
 
     def _write(self, obj: dict[str, Any], req: MigrationRequest, update: dict[str, Any]) -> dict[str, Any] | None:
+        """Patch status.migration; a terminal phase keeps trying for TERMINAL_WRITE_FOR seconds.
+        None when it could not be written."""
         meta = obj["metadata"]
         body = {"status": {"migration": {"id": req.id, **{k: str(v) if isinstance(v, MigrationPhase) else v
                                                              for k, v in update.items()}}}}
-        for attempt in range(5):
+        until = time.monotonic() + (TERMINAL_WRITE_FOR if update.get("phase") in TERMINAL else 1.0)
+        attempt = 0
+        while True:
             try:
                 return self.ctx.kube.patch(INSTANCES, meta["name"], body, meta["namespace"], subresource="status")
             except KubeError as exc:
                 if exc.not_found:
                     return None
                 log.warning("writing the migration status of %s/%s: %s", meta["namespace"], meta["name"], exc)
-                time.sleep(0.2 * (attempt + 1))
-        return None
+            except OSError as exc:
+                log.warning("writing the migration status of %s/%s: %s", meta["namespace"], meta["name"], exc)
+            attempt += 1
+            if time.monotonic() > until:
+                return None
+            time.sleep(min(0.2 * attempt, 2.0))
 
     # -- switch-over -----------------------------------------------------------------------------
     def switch_over(self, obj: dict[str, Any], req: MigrationRequest) -> None:
@@ -208,8 +228,9 @@ class Migrations:
             ctx.layout.vnc_socket(uid).unlink(missing_ok=True)
         log.info("instance %s/%s now runs on node %s", ns, obj["metadata"]["name"], target)
 
-    # -- after a restart mid-migration -----------------------------------------------------------
-    def _recover(self, obj: dict[str, Any], req: MigrationRequest, dom: DomainStatus | None) -> bool:
+    # -- after a restart mid-migration (or a migration thread that failed) ------------------------
+    def _recover(self, obj: dict[str, Any], req: MigrationRequest, dom: DomainStatus | None, *,
+                 deleting: bool = False) -> bool:
         uid = obj["metadata"]["uid"]
         here = self.ctx.domains.lookup(uid)
         if here is not None and here.isActive():
@@ -218,44 +239,126 @@ class Migrations:
             except libvirt.libvirtError:
                 job = libvirt.VIR_DOMAIN_JOB_NONE
             if job != libvirt.VIR_DOMAIN_JOB_NONE:
-                return True  # libvirtd still migrates it (started by this handler before it restarted)
+                self._resume(obj, req)  # libvirtd still migrates it (started before this handler restarted)
+                return True
+        return self._settle_with_target(obj, req, here, deleting=deleting)
+
+    def _settle_with_target(self, obj: dict[str, Any], req: MigrationRequest, here: libvirt.virDomain | None, *,
+                            deleting: bool = False) -> bool:
+        uid = obj["metadata"]["uid"]
         target = MigrationTarget(node=req.target_node, address=req.target_address, pki_dir=self.ctx.layout.libvirt_pki)
         try:
             dconn = libvirt.open(target.libvirt_uri)
         except libvirt.libvirtError as exc:
-            log.warning("recovering the migration of %s: target unreachable (%s); retrying", uid, exc)
-            return True
+            log.warning("recovering the migration of %s: target unreachable (%s); %s", uid, exc,
+                        "deleting anyway (the target's orphan sweep removes its copy)" if deleting else "retrying")
+            return not deleting
         try:
-            try:
-                there = dconn.lookupByUUIDString(uid)
-                moved = bool(there.isActive())
-            except libvirt.libvirtError:
-                there, moved = None, False
-            if moved:
-                self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded",
-                                                 "reason": "Completed", "endTimestamp": ts(now()),
-                                                 "message": f"the domain runs on node {req.target_node} (the "
-                                                            "migration completed while the node handler restarted)"})
-                self.switch_over(obj, req)
-                return True
-            if dom is not None and dom.active and there is None:
-                self._remove_target_copies(dconn, dom.xml)
-            self._write(obj, req, {"phase": MigrationPhase.FAILED, "result": "Failed", "reason": "Interrupted",
-                                   "endTimestamp": ts(now()),
-                                   "message": "the node handler restarted during the migration; the VM keeps running "
-                                              f"on node {self.ctx.node}" if dom is not None and dom.active else
-                                              "the node handler restarted during the migration"})
+            return self._settle(obj, req, dconn, here)
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 dconn.close()
+
+    def _settle(self, obj: dict[str, Any], req: MigrationRequest, dconn: libvirt.virConnect,
+                here: libvirt.virDomain | None) -> bool:
+        """No migration job runs: decide from where the domain runs. True while the instance is
+        still the migration's (switched over), False once the lifecycle may act again."""
+        uid = obj["metadata"]["uid"]
+        there = _lookup(dconn, uid)
+        moved = there is not None and _state(there) == libvirt.VIR_DOMAIN_RUNNING
+        aborted = self._aborted.pop(uid, None)
+        if moved:
+            if here is not None and domain_active(here):
+                # libvirt resumed the target (Finish) but the source was not killed (Confirm): the
+                # target has the latest state, so the paused source copy goes
+                log.warning("migration of %s: the domain runs on %s and a copy here; destroying this one",
+                            uid, req.target_node)
+                with contextlib.suppress(libvirt.libvirtError):
+                    here.destroy()
+            self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": "Completed",
+                                   "endTimestamp": ts(now()),
+                                   "message": f"the domain runs on node {req.target_node} (the migration completed "
+                                              "while the node handler restarted or recovered)"})
+            self.switch_over(obj, req)
+            return True
+        running_here = here is not None and domain_active(here)
+        if running_here:
+            resume_if_paused(here)
+        if there is not None:  # an incoming copy that never ran (or must not: the source still runs)
+            log.warning("migration of %s: removing the target's copy on node %s", uid, req.target_node)
+            with contextlib.suppress(libvirt.libvirtError):
+                if domain_active(there):
+                    there.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                there.undefine()
+        if here is not None:
+            self._remove_target_copies(dconn, here.XMLDesc(0), uid)
+        reason, message = aborted or (MigrationReason.INTERRUPTED, "the migration was interrupted (the node "
+                                      "handler restarted or failed during it)")
+        where = f"; the VM keeps running on node {self.ctx.node}" if running_here and aborted is None else ""
+        self._write(obj, req, {"phase": MigrationPhase.CANCELLED if reason is MigrationReason.CANCELLED
+                               else MigrationPhase.FAILED, "result": "Failed", "reason": str(reason),
+                               "endTimestamp": ts(now()), "message": message + where})
         return False
 
+    def _resume(self, obj: dict[str, Any], req: MigrationRequest) -> None:
+        """Watch the job a previous handler started, with the rules of LiveMigration.run()."""
+        uid = obj["metadata"]["uid"]
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        started = parse_ts(status_of(obj, req.id).get("startTimestamp"))
+        migration = LiveMigration(self.ctx.domains, uid, MigrationTarget(node=req.target_node, address=req.target_address,
+                                                                         pki_dir=self.ctx.layout.libvirt_pki),
+                                  MigrationOptions(auto_converge=req.auto_converge,
+                                                   timeout=float(req.timeout_seconds) or None))
+        worker = _Worker(req, migration)
+        if obj["metadata"].get("deletionTimestamp"):
+            migration.cancel("the VM was deleted during the migration")
+
+        def run() -> None:
+            try:
+                aborted = migration.resume(started.timestamp() if started else time.time())
+                if aborted is not None:
+                    with self._lock:
+                        self._aborted[uid] = aborted
+                # settled here, not by the next reconcile: a withdrawn request leaves it no migration to settle
+                self._settle_with_target(obj, req, self.ctx.domains.lookup(uid))
+            except Exception:
+                log.exception("watching the migration of %s/%s failed", *key)
+            finally:
+                with self._lock:
+                    self._workers.pop(uid, None)
+                self.requeue(key)
+
+        worker.thread = threading.Thread(target=run, name=f"migration-watch-{key[0]}/{key[1]}", daemon=True)
+        with self._lock:
+            self._workers[uid] = worker
+        worker.thread.start()
+        log.info("migration of %s/%s to node %s still runs in libvirtd: watching it", *key, req.target_node)
+
     @staticmethod
-    def _remove_target_copies(dconn: libvirt.virConnect, xml: str) -> None:
-        """The copies an interrupted migration made of this domain's writable disks on the target
-        (their paths carry the volume's uid, so nothing else can be there)."""
+    def _remove_target_copies(dconn: libvirt.virConnect, xml: str, uid: str) -> None:
+        """The copies an interrupted migration made of this domain's disks on the target: the
+        writable disks', the instance's own read-only files and its directory (their paths carry
+        the volume's or the instance's uid, so nothing else can be there; shared image caches stay)."""
+        plan = plan_migration(xml)
         files = TargetFiles(dconn)
         try:
-            files.remove([disk.path for disk in plan_migration(xml).copied])
+            files.remove([d.path for d in plan.copied] + [p for p in (*(d.path for d in plan.present), *plan.logs)
+                                                          if uid in p])
+            files.remove_directories([d for d in plan.directories if uid in d])
         finally:
             files.release()
+
+
+def _lookup(conn: libvirt.virConnect, uid: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByUUIDString(uid)
+    except libvirt.libvirtError:
+        return None
+
+
+def _state(dom: libvirt.virDomain) -> int:
+    try:
+        return int(dom.state()[0])
+    except libvirt.libvirtError:
+        return int(libvirt.VIR_DOMAIN_NOSTATE)

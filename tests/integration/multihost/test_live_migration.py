@@ -4,7 +4,7 @@ address, certificates of the platform CA on both ends, docs/live-migration.md), 
 `dvp node drain -o json` on the master, then a VMOP Migrate applied with kubectl 1.33.
 
 One VM (the guest test image, from a ClusterVirtualImage the master imports over HTTP) with a
-blank data disk: its user data writes a token (its boot id) to the data disk at boot, then every
+blank data disk (tests/support/clustervm.py): its user data writes a token (its boot id) to the data disk at boot, then every
 second drops the page cache and serves what it reads back from the disk as /disk.txt, and dirties
 1 MiB of memory. The master probes /cgi-bin/uptime every 100 ms throughout the move.
 """
@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from installer import hostlayout
-from nodeimage.guest import ensure_image
 from tests.services import polling
+from tests.support import clustervm
 from tests.support.clusterlab import Cluster
+from tests.support.clustervm import apply, dvp_on, guest, guest_vm, image_server, start_probe, stop_probe
 from tests.support.guestprobe import unreachable_intervals
-from tests.support.routelab import http, vm_routes, wait_routed
-from tests.support.upgradelab import LabNode
+from tests.support.routelab import vm_routes, wait_routed
 
 pytestmark = pytest.mark.integration
 eventually = functools.partial(polling.eventually, timeout=300, interval=1.0)
-REPO = Path(__file__).resolve().parents[3]
 NS = "w15-migrate"
 VM, IMAGE_PORT = "mover", 18080
 MAX_GAP = 3.0
@@ -41,83 +38,23 @@ switch-over (docs/network.md); until then the old gateway forwards nothing. 3 s 
 room for the shared, loaded 2-core CI machine, and still far below a reboot (the guest's uptime
 check catches that anyway) or a stop-and-start (tens of seconds)."""
 
-USER_DATA = """#!/bin/sh
-d=/dev/vdb
-while [ ! -b $d ]; do sleep 1; done
-if ! dd if=$d bs=512 count=1 2>/dev/null | tr -d '\\000' | grep -q '^tok='; then
-  echo "tok=$(cat /proc/sys/kernel/random/boot_id)" | dd of=$d bs=512 count=1 conv=sync,fsync 2>/dev/null
-fi
-while true; do
-  sync; echo 3 > /proc/sys/vm/drop_caches
-  dd if=$d bs=512 count=1 2>/dev/null | tr -d '\\000' | head -n 1 > /www/disk.tmp && mv /www/disk.tmp /www/disk.txt
-  head -c 1048576 /dev/urandom > /run/dirty
-  sleep 1
-done
-"""
-
-
-def dvp_on(node: LabNode, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    cmd = " ".join([hostlayout.BINARY, *args, "--kubeconfig", hostlayout.ADMIN_KUBECONFIG])
-    return node.sh(f"timeout {int(timeout)} {cmd}", check=False)
-
-
-def get_vm(cluster: Cluster) -> dict[str, Any]:
-    done = cluster.kubectl("get", "vm", VM, "-n", NS, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else {}
-
-
-def status(cluster: Cluster) -> dict[str, Any]:
-    return dict(get_vm(cluster).get("status") or {})
-
-
-def manifests(image_url: str, prefer: str) -> list[dict[str, Any]]:
-    v = "virtualization.deckhouse.io/v1alpha2"
-    meta = {"namespace": NS}
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-        {"apiVersion": v, "kind": "ClusterVirtualImage", "metadata": {"name": f"{NS}-guest"},
-         "spec": {"dataSource": {"type": "HTTP", "http": {"url": image_url}}}},
-        {"apiVersion": v, "kind": "VirtualDisk", "metadata": {"name": f"{VM}-root", **meta},
-         "spec": {"dataSource": {"type": "ObjectRef", "objectRef": {"kind": "ClusterVirtualImage",
-                                                                     "name": f"{NS}-guest"}}}},
-        {"apiVersion": v, "kind": "VirtualDisk", "metadata": {"name": f"{VM}-data", **meta},
-         "spec": {"persistentVolumeClaim": {"size": "16Mi"}}},
-        {"apiVersion": v, "kind": "VirtualMachine", "metadata": {"name": VM, **meta},
-         "spec": {"virtualMachineClassName": "generic", "runPolicy": "AlwaysOn",
-                  "cpu": {"cores": 1}, "memory": {"size": "256Mi"},
-                  "terminationGracePeriodSeconds": 5,
-                  "provisioning": {"type": "UserData", "userData": USER_DATA},
-                  "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-                      {"weight": 100, "preference": {"matchFields": [
-                          {"key": "metadata.name", "operator": "In", "values": [prefer]}]}}]}},
-                  "blockDeviceRefs": [{"kind": "VirtualDisk", "name": f"{VM}-root"},
-                                      {"kind": "VirtualDisk", "name": f"{VM}-data"}]}},
-    ]
-
-
-def guest(cluster: Cluster, ip: str, path: str) -> str | None:
-    return http(cluster.master, f"http://{ip}{path}")
-
-
-def start_probe(node: LabNode, ip: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(node.host.nsenter("env", f"PYTHONPATH={REPO}", str(REPO / ".venv/bin/python"), "-m",
-                                              "tests.support.guestprobe", "--every", "0.1", "--timeout", "1", ip),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-
-def stop_probe(proc: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
-    out, _ = proc.communicate(timeout=30)  # closing its stdin ends the probe
-    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-
 
 def test_vm_migrates_live_then_drain_moves_it(cluster3: Cluster) -> None:
     t_start = time.monotonic()
+    with image_server(cluster3.master, IMAGE_PORT) as url:
+        _migrate_then_drain(cluster3, url, t_start)
+
+
+def get_vm(cluster: Cluster) -> dict[str, Any]:
+    return clustervm.get_vm(cluster, NS, VM)
+
+
+def status(cluster: Cluster) -> dict[str, Any]:
+    return clustervm.vm_status(cluster, NS, VM)
+
+
+def _migrate_then_drain(cluster3: Cluster, url: str, t_start: float) -> None:
     master, a = cluster3.master, cluster3.workers[0]
-    image = ensure_image("cloud").qcow2
-    server = subprocess.Popen(master.host.nsenter("python3", "-m", "http.server", "--bind", master.host.address,
-                                                  "--directory", str(image.parent), str(IMAGE_PORT)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://{master.host.address}:{IMAGE_PORT}/{image.name}"
     try:
         # the install made every libvirtd listen on TLS at its internal address only, not on TCP,
         # with its own certificates (keys 0600)
@@ -127,8 +64,7 @@ def test_vm_migrates_live_then_drain_moves_it(cluster3: Cluster) -> None:
             assert ":16509" not in listeners, (n.name, listeners)
             keys = n.sh(f"stat -c '%a %n' {hostlayout.STATE_DIR}/pki/libvirt/*key.pem").stdout.split("\n")
             assert [k.split()[0] for k in keys if k] == ["600", "600"], (n.name, keys)
-        cluster3.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                "items": manifests(url, a.node)}))
+        apply(cluster3, guest_vm(NS, VM, url, prefer=a.node))
         st = eventually(lambda: (s := status(cluster3)).get("phase") == "Running" and s.get("ipAddress") and s,
                         timeout=600)
         ip, source = str(st["ipAddress"]), str(st["nodeName"])
@@ -198,8 +134,6 @@ def test_vm_migrates_live_then_drain_moves_it(cluster3: Cluster) -> None:
         assert up3 > up2 and guest(cluster3, ip, "/disk.txt") == token, (up2, up3)
         print(f"VMOP Migrate {here} -> {moved['nodeName']}: Completed")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         cluster3.kubectl("delete", "vm", VM, "-n", NS, "--wait=false", check=False)
         eventually(lambda: not get_vm(cluster3), timeout=180)
         cluster3.kubectl("delete", "namespace", NS, "--wait=false", check=False)

@@ -47,6 +47,7 @@ def test_volumes_are_copied_and_read_only_files_must_be_on_the_target() -> None:
     assert [d.path for d in plan.present] == ["/var/lib/dvp/images/abc.img", f"/var/lib/dvp/instances/{UID}/seed.iso"]
     assert plan.directories == ("/var/lib/dvp/volumes/ns1", "/var/lib/dvp/images", f"/var/lib/dvp/instances/{UID}",
                                 "/run/dvp/vnc")
+    assert plan.logs == (f"/var/lib/dvp/instances/{UID}/serial.log",)  # a failed migration removes the target's
     assert plan.memory_bytes == GIB
     assert plan.blockers == ()
 
