@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.scale.latency import watch
+
 INTERNAL = "/apis/internal.virtualization.deckhouse.io/v1"
 NODE_LABEL = "virtualization.deckhouse.io/node"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -90,29 +92,8 @@ class Hollow:
 
     async def _watch(self, s: aiohttp.ClientSession, plural: str) -> None:
         """List, then watch from the list's resourceVersion; again from the last one seen."""
-        url = f"{self.url}{INTERNAL}/{plural}"
-        rv = ""
-        while True:
-            if not rv:
-                async with s.get(url) as r:
-                    doc = orjson.loads(await r.read())
-                rv = doc["metadata"]["resourceVersion"]
-                for item in doc["items"]:
-                    self.queue.put_nowait((plural, item))
-            try:
-                async with s.get(url, params={"watch": "true", "resourceVersion": rv,
-                                              "allowWatchBookmarks": "true"}) as r:
-                    if r.status == 410:
-                        rv = ""
-                        continue
-                    async for line in r.content:
-                        event = orjson.loads(line)
-                        obj = event["object"]
-                        rv = obj["metadata"].get("resourceVersion", rv)
-                        if event["type"] in ("ADDED", "MODIFIED"):
-                            self.queue.put_nowait((plural, obj))
-            except (TimeoutError, aiohttp.ClientError):
-                await asyncio.sleep(0.2)
+        await watch(s, f"{self.url}{INTERNAL}/{plural}", lambda obj: self.queue.put_nowait((plural, obj)),
+                    types=("ADDED", "MODIFIED"), bookmarks=True)
 
     async def _worker(self, s: aiohttp.ClientSession) -> None:
         while True:

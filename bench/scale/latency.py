@@ -84,8 +84,9 @@ class Seen:
 
 
 async def watch(s: aiohttp.ClientSession, url: str, on_obj: Callable[[dict[str, Any]], None], *,
-                rv: str = "") -> None:
-    """List (unless `rv` is given), then watch from the last version seen; forever."""
+                rv: str = "", types: tuple[str, ...] = (), bookmarks: bool = False) -> None:
+    """List (unless `rv` is given), then watch from the last version seen; forever. Every listed
+    object goes to `on_obj`, and so does each watch event's object of one of `types` (all if empty)."""
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     while True:
         if not rv:
@@ -95,14 +96,17 @@ async def watch(s: aiohttp.ClientSession, url: str, on_obj: Callable[[dict[str, 
             for item in doc["items"]:
                 on_obj(item)
         try:
-            async with s.get(url, timeout=timeout, params={"watch": "true", "resourceVersion": rv}) as r:
+            params = {"watch": "true", "resourceVersion": rv, **({"allowWatchBookmarks": "true"} if bookmarks else {})}
+            async with s.get(url, timeout=timeout, params=params) as r:
                 if r.status == 410:
                     rv = ""
                     continue
                 async for line in r.content:
-                    obj = orjson.loads(line)["object"]
+                    event = orjson.loads(line)
+                    obj = event["object"]
                     rv = obj["metadata"].get("resourceVersion", rv)
-                    on_obj(obj)
+                    if not types or event["type"] in types:
+                        on_obj(obj)
         except (TimeoutError, aiohttp.ClientError):
             await asyncio.sleep(0.2)
 

@@ -356,7 +356,7 @@ class LiveMigration:
     # -- after the job ---------------------------------------------------------------------------
     def _settle(self, dom: libvirt.virDomain, dconn: libvirt.virConnect, files: TargetFiles, plan: MigrationPlan,
                 started: float, error: str | None) -> MigrationOutcome:
-        target_dom = _lookup(dconn, self.uid)
+        target_dom = lookup_domain(dconn, self.uid)
         target_running = target_dom is not None and target_dom.isActive() == 1 and \
             target_dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         source_active = domain_active(dom)
@@ -391,7 +391,7 @@ class LiveMigration:
         return self._outcome(result, reason, message, started)
 
     def _cleanup_target(self, dconn: libvirt.virConnect, files: TargetFiles) -> None:
-        target_dom = _lookup(dconn, self.uid)
+        target_dom = lookup_domain(dconn, self.uid)
         if target_dom is not None and domain_active(target_dom):
             log.warning("migration of %s failed but a domain of that uid runs on the target: its files stay", self.uid)
             return
@@ -409,7 +409,8 @@ class LiveMigration:
                                 downtime_ms=downtime_ms, copied_disks=copied, stats=stats or {})
 
 
-def _lookup(conn: libvirt.virConnect, uid: str) -> libvirt.virDomain | None:
+def lookup_domain(conn: libvirt.virConnect, uid: str) -> libvirt.virDomain | None:
+    """The domain with that UUID on that connection, or None."""
     try:
         return conn.lookupByUUIDString(uid)
     except libvirt.libvirtError:

@@ -53,6 +53,7 @@ from controlplane.nodehandler.migration import (
     MigrationResult,
     MigrationTarget,
     domain_active,
+    lookup_domain,
     resume_if_paused,
 )
 from controlplane.nodehandler.migration_plan import plan_migration
@@ -264,7 +265,7 @@ class Migrations:
         """No migration job runs: decide from where the domain runs. True while the instance is
         still the migration's (switched over), False once the lifecycle may act again."""
         uid = obj["metadata"]["uid"]
-        there = _lookup(dconn, uid)
+        there = lookup_domain(dconn, uid)
         moved = there is not None and _state(there) == libvirt.VIR_DOMAIN_RUNNING
         aborted = self._aborted.pop(uid, None)
         if moved:
@@ -348,13 +349,6 @@ class Migrations:
             files.remove_directories([d for d in plan.directories if uid in d])
         finally:
             files.release()
-
-
-def _lookup(conn: libvirt.virConnect, uid: str) -> libvirt.virDomain | None:
-    try:
-        return conn.lookupByUUIDString(uid)
-    except libvirt.libvirtError:
-        return None
 
 
 def _state(dom: libvirt.virDomain) -> int:
