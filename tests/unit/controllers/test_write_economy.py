@@ -1,11 +1,11 @@
 """What keeps the controllers' cost per object flat: no API write that changes nothing, no
-reconcile of objects a change does not concern, no scan where an index or a sum answers.
+reconcile of objects a change does not concern, no scan where an index answers (placement's
+running per-node sums are tested in test_scheduler.py).
 
 - the event recorder writes a new event with one POST and a repeat with one PATCH (no GET);
   the controllers' recorder writes from its own thread, so a reconcile never waits for an event;
 - a reconciler whose cache still holds the version its own write replaced waits for the
   write's watch event instead of deciding (and writing) again from stale data;
-- the informer keeps per-value sums (what the instances on a node ask for) in step with its cache;
 - watches that read a few fields of a related object ignore its other changes;
 - a VirtualMachineClass's InUse message does not change with every new VM of the class;
 - the VM controller does not PUT an instance whose stored spec (defaults filled) already says it.
