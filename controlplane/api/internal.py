@@ -162,13 +162,20 @@ class KVMReason(StrEnum):
     EMULATION_FORCED = "EmulationForced"
 
 
+def node_internal_ip(node: dict[str, Any] | None) -> str:
+    """The InternalIP a Node publishes in `status.addresses` ("" when none): where its node
+    handler's console endpoint and its libvirtd (live migrations) are reached."""
+    addresses = ((node or {}).get("status") or {}).get("addresses") or []
+    return next((str(a.get("address") or "") for a in addresses if a.get("type") == "InternalIP"), "")
+
+
 def console_endpoint(node: dict[str, Any] | None) -> str:
     """`HOST:PORT` of a node handler's console endpoint as its Node publishes it (InternalIP and
     `status.daemonEndpoints.kubeletEndpoint.Port`, an IPv6 address in brackets); "" when it
     publishes none. The API server's console proxy and the controllers' volume reads use it."""
     status = (node or {}).get("status") or {}
     port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    address = next((str(a["address"]) for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
+    address = node_internal_ip(node)
     if not port or not address:
         return ""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

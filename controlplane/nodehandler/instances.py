@@ -83,7 +83,7 @@ class InstanceReconciler:
         if obs.spec is None:
             self._write_status(obj, Plan(), dom, obs)
             return None
-        p = plan(obs.spec, status, dom, now=now(), poll=ctx.config.timings.shutdown_poll_every)
+        p = plan(obs.spec, status, dom, now=now(), poll=ctx.config.timings.shutdown_poll_every, node=ctx.node)
         if p.message:
             obs.message = p.message
         elif not ctx.cpu_quota and obs.spec.core_fraction < 100:

@@ -15,7 +15,10 @@ already done, from there. The rules (docs/nodehandler.md has the table):
 - with `runState: Running`, an instance is (re)started unless its last stop holds it stopped
   (any stopReason but Requested: the guest powered off, crashed, was destroyed behind our back,
   or a Stop request) — the VM controller decides about those, through a Start request;
-- with `runState: Stopped`, it is stopped gracefully within `shutdownGracePeriodSeconds`.
+- with `runState: Stopped`, it is stopped gracefully within `shutdownGracePeriodSeconds`;
+- an instance without a domain here whose `status.migration` from this node has not ended is
+  never started: its domain may run on the migration's target, and only the migration's recovery
+  (migrations.py) knows; it waits for that to settle, with a message saying why.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import libvirt
 
 from controlplane.api.instance import InstanceSpec
 from controlplane.api.internal import InstancePhase, PowerAction, RunState, StopReason
+from controlplane.api.migration import TERMINAL, status_of
 from controlplane.nodehandler.domains import DomainStatus
 
 
@@ -83,10 +87,24 @@ def _begin_stop(plan: Plan, *, reason: StopReason, grace: int, force: bool, now:
     return plan
 
 
+def unsettled_migration(status: dict[str, Any], node: str | None) -> str:
+    """Why an instance must not be started on `node` (None: whichever node asks) while its
+    migration from there has not ended; "" when nothing holds it."""
+    st = status_of({"status": status})
+    if not st.get("phase") or st["phase"] in TERMINAL or (node is not None and st.get("sourceNode") not in (None, "", node)):
+        return ""
+    return (f"not started here: live migration {st.get('id')} to node {st.get('targetNode')} has not settled "
+            f"(phase {st['phase']}); the domain may run there, the node handler settles the migration first")
+
+
 def plan(spec: InstanceSpec, status: dict[str, Any], dom: DomainStatus | None, *, now: dt.datetime,
-         poll: float) -> Plan:
+         poll: float, node: str | None = None) -> Plan:
+    """`node`: this node's name (an unsettled migration from it holds a start; None: any)."""
     p = Plan()
     active = dom is not None and dom.active
+    if not active and (hold := unsettled_migration(status, node)):
+        p.message = hold
+        return p
     stop_reason = status.get("stopReason")
     deadline = parse_ts(status.get("shutdownDeadline"))
 

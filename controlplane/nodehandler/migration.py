@@ -75,6 +75,9 @@ class MigrationReason(StrEnum):
     COMPLETED = "Completed"
     INTERRUPTED = "Interrupted"
     """The node handler restarted or failed mid-way; its recovery found the VM still on the source."""
+    COMPLETED_AFTER_WITHDRAWAL = "CompletedAfterWithdrawal"
+    """The request was withdrawn (its VMOP deleted) while the source's handler was away, after the
+    switch-over: the domain runs on the target, so the instance goes there (one copy, the running one)."""
 
 
 @dataclass(frozen=True)

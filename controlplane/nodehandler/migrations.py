@@ -21,7 +21,10 @@ that fails writes nothing terminal itself: the same recovery decides from what l
 a status write lost while the API server is away never makes the lifecycle start a second copy.
 
 Withdrawing `spec.migration` (the VMOP was deleted) cancels a migration in progress (abortJob):
-the VM keeps running here.
+the VM keeps running here. A request withdrawn while this handler was away leaves only
+`status.migration` (non-terminal, `sourceNode` this node): the recovery runs from it (the target's
+address from its Node): a job still running is aborted, a domain that has moved stays where it
+runs and the instance is handed over (Succeeded, CompletedAfterWithdrawal), never started again here.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from typing import Any
 
 import libvirt
 
-from controlplane.api.internal import NODE_LABEL
+from controlplane.api.internal import NODE_LABEL, node_internal_ip
 from controlplane.api.migration import TERMINAL, MigrationPhase, MigrationRequest, status_of
-from controlplane.common.kube.client import KubeError
+from controlplane.common.kube.client import NODES, KubeError
 from controlplane.common.kube.informer import Key
 from controlplane.nodehandler.context import INSTANCES, VOLUMES, NodeContext, now
 from controlplane.nodehandler.domains import DomainStatus
@@ -65,6 +68,8 @@ TERMINAL_WRITE_FOR = 60.0
 """Seconds a terminal status write keeps retrying (the API server may be restarting)."""
 PHASES = {"Preparing": MigrationPhase.PREPARING, "PreparingTarget": MigrationPhase.PREPARING,
           "Migrating": MigrationPhase.MIGRATING}
+IN_FLIGHT = (MigrationPhase.PREPARING, MigrationPhase.MIGRATING)
+WITHDRAWN = "the migration request was withdrawn (its VirtualMachineOperation was deleted)"
 
 
 class _Worker:
@@ -96,21 +101,22 @@ class Migrations:
             worker = self._workers.get(uid)
         if worker is not None:
             if req is None or req.id != worker.request.id or meta.get("deletionTimestamp"):
-                worker.migration.cancel("the migration request was withdrawn (its VirtualMachineOperation was "
-                                        "deleted); the VM keeps running on the source")
+                worker.migration.cancel(f"{WITHDRAWN}; the VM keeps running on the source")
             return True
+        orphan = self._orphan(obj, req)
+        if orphan is not None:  # withdrawn while this handler was away: recover from status.migration
+            return self._recover(obj, orphan, dom, deleting=bool(meta.get("deletionTimestamp")), withdrawn=True)
         if req is None or req.target_node == self.ctx.node:
             return False
         st = status_of(obj, req.id)
         if meta.get("deletionTimestamp"):  # a migration a restarted handler left: abort it, clean the target
-            in_flight = st.get("phase") in (MigrationPhase.PREPARING, MigrationPhase.MIGRATING)
-            return self._recover(obj, req, dom, deleting=True) if in_flight else False
+            return self._recover(obj, req, dom, deleting=True) if st.get("phase") in IN_FLIGHT else False
         if st.get("phase") == MigrationPhase.SUCCEEDED:
             self.switch_over(obj, req)
             return True
         if st.get("phase") in TERMINAL:
             return False
-        if st.get("phase") in (MigrationPhase.PREPARING, MigrationPhase.MIGRATING):
+        if st.get("phase") in IN_FLIGHT:
             return self._recover(obj, req, dom)
         if dom is None or not dom.active:
             self._write(obj, req, {"phase": MigrationPhase.FAILED, "result": "Failed", "reason": "NotRunning",
@@ -119,6 +125,22 @@ class Migrations:
             return False
         self._start(obj, req)
         return True
+
+    def _orphan(self, obj: dict[str, Any], req: MigrationRequest | None) -> MigrationRequest | None:
+        """The migration from this node that `status.migration` says is in flight while
+        `spec.migration` no longer asks for it (withdrawn, or replaced, while this handler was
+        away), rebuilt from the status and the target's Node; None when there is none."""
+        st = status_of(obj)
+        if (st.get("phase") not in IN_FLIGHT or st.get("sourceNode") != self.ctx.node or not st.get("id")
+                or not st.get("targetNode") or (req is not None and req.id == st["id"])):
+            return None
+        target = str(st["targetNode"])
+        try:
+            node = self.ctx.kube.get_or_none(NODES, target)
+        except (KubeError, OSError) as exc:
+            log.warning("reading node %s (the target of a withdrawn migration): %s", target, exc)
+            node = None
+        return MigrationRequest(id=str(st["id"]), target_node=target, target_address=node_internal_ip(node))
 
     # -- running ---------------------------------------------------------------------------------
     def _start(self, obj: dict[str, Any], req: MigrationRequest) -> None:
@@ -231,7 +253,9 @@ class Migrations:
 
     # -- after a restart mid-migration (or a migration thread that failed) ------------------------
     def _recover(self, obj: dict[str, Any], req: MigrationRequest, dom: DomainStatus | None, *,
-                 deleting: bool = False) -> bool:
+                 deleting: bool = False, withdrawn: bool = False) -> bool:
+        """`withdrawn`: the request is gone (only status.migration remains): a running job is
+        aborted, and a settle reports the withdrawal."""
         uid = obj["metadata"]["uid"]
         here = self.ctx.domains.lookup(uid)
         if here is not None and here.isActive():
@@ -240,12 +264,12 @@ class Migrations:
             except libvirt.libvirtError:
                 job = libvirt.VIR_DOMAIN_JOB_NONE
             if job != libvirt.VIR_DOMAIN_JOB_NONE:
-                self._resume(obj, req)  # libvirtd still migrates it (started before this handler restarted)
-                return True
-        return self._settle_with_target(obj, req, here, deleting=deleting)
+                self._resume(obj, req, withdrawn=withdrawn)  # libvirtd still migrates it (started before
+                return True                                   # this handler restarted)
+        return self._settle_with_target(obj, req, here, deleting=deleting, withdrawn=withdrawn)
 
     def _settle_with_target(self, obj: dict[str, Any], req: MigrationRequest, here: libvirt.virDomain | None, *,
-                            deleting: bool = False) -> bool:
+                            deleting: bool = False, withdrawn: bool = False) -> bool:
         uid = obj["metadata"]["uid"]
         target = MigrationTarget(node=req.target_node, address=req.target_address, pki_dir=self.ctx.layout.libvirt_pki)
         try:
@@ -255,13 +279,13 @@ class Migrations:
                         "deleting anyway (the target's orphan sweep removes its copy)" if deleting else "retrying")
             return not deleting
         try:
-            return self._settle(obj, req, dconn, here)
+            return self._settle(obj, req, dconn, here, withdrawn=withdrawn)
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 dconn.close()
 
     def _settle(self, obj: dict[str, Any], req: MigrationRequest, dconn: libvirt.virConnect,
-                here: libvirt.virDomain | None) -> bool:
+                here: libvirt.virDomain | None, *, withdrawn: bool = False) -> bool:
         """No migration job runs: decide from where the domain runs. True while the instance is
         still the migration's (switched over), False once the lifecycle may act again."""
         uid = obj["metadata"]["uid"]
@@ -276,10 +300,13 @@ class Migrations:
                             uid, req.target_node)
                 with contextlib.suppress(libvirt.libvirtError):
                     here.destroy()
-            self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": "Completed",
-                                   "endTimestamp": ts(now()),
-                                   "message": f"the domain runs on node {req.target_node} (the migration completed "
-                                              "while the node handler restarted or recovered)"})
+            reason, why = ((MigrationReason.COMPLETED_AFTER_WITHDRAWAL, f"{WITHDRAWN} after the switch-over; "
+                            "the running copy is kept") if withdrawn else
+                           (MigrationReason.COMPLETED, "the migration completed while the node handler restarted "
+                            "or recovered"))
+            self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": str(reason),
+                                   "endTimestamp": ts(now()), "progress": 100,
+                                   "message": f"the domain runs on node {req.target_node} ({why})"})
             self.switch_over(obj, req)
             return True
         running_here = here is not None and domain_active(here)
@@ -294,16 +321,20 @@ class Migrations:
                 there.undefine()
         if here is not None:
             self._remove_target_copies(dconn, here.XMLDesc(0), uid)
-        reason, message = aborted or (MigrationReason.INTERRUPTED, "the migration was interrupted (the node "
-                                      "handler restarted or failed during it)")
+        reason, message = aborted or ((MigrationReason.CANCELLED, WITHDRAWN) if withdrawn else
+                                      (MigrationReason.INTERRUPTED, "the migration was interrupted (the node "
+                                       "handler restarted or failed during it)"))
         where = f"; the VM keeps running on node {self.ctx.node}" if running_here and aborted is None else ""
+        if not running_here and withdrawn and aborted is None:
+            where = f"; the VM runs nowhere (neither on node {self.ctx.node} nor on {req.target_node})"
         self._write(obj, req, {"phase": MigrationPhase.CANCELLED if reason is MigrationReason.CANCELLED
                                else MigrationPhase.FAILED, "result": "Failed", "reason": str(reason),
                                "endTimestamp": ts(now()), "message": message + where})
         return False
 
-    def _resume(self, obj: dict[str, Any], req: MigrationRequest) -> None:
-        """Watch the job a previous handler started, with the rules of LiveMigration.run()."""
+    def _resume(self, obj: dict[str, Any], req: MigrationRequest, *, withdrawn: bool = False) -> None:
+        """Watch the job a previous handler started, with the rules of LiveMigration.run();
+        `withdrawn`: its request is gone, abort it at once."""
         uid = obj["metadata"]["uid"]
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         started = parse_ts(status_of(obj, req.id).get("startTimestamp"))
@@ -314,6 +345,8 @@ class Migrations:
         worker = _Worker(req, migration)
         if obj["metadata"].get("deletionTimestamp"):
             migration.cancel("the VM was deleted during the migration")
+        elif withdrawn:
+            migration.cancel(f"{WITHDRAWN} while the node handler was away; the VM keeps running on the source")
 
         def run() -> None:
             try:
@@ -322,7 +355,7 @@ class Migrations:
                     with self._lock:
                         self._aborted[uid] = aborted
                 # settled here, not by the next reconcile: a withdrawn request leaves it no migration to settle
-                self._settle_with_target(obj, req, self.ctx.domains.lookup(uid))
+                self._settle_with_target(obj, req, self.ctx.domains.lookup(uid), withdrawn=withdrawn)
             except Exception:
                 log.exception("watching the migration of %s/%s failed", *key)
             finally:

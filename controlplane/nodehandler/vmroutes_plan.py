@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.api.internal import InstancePhase
+from controlplane.api.internal import InstancePhase, node_internal_ip
 from controlplane.nodehandler.iproute import KernelRoute
 
 UP_PHASES = frozenset({InstancePhase.STARTING, InstancePhase.RUNNING, InstancePhase.STOPPING})
@@ -49,7 +49,7 @@ def node_addresses(nodes: Iterable[dict[str, Any]]) -> dict[str, str]:
     for node in nodes:
         status = node.get("status") or {}
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        ip = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+        ip = node_internal_ip(node)
         if ready and ip:
             out[str((node.get("metadata") or {}).get("name"))] = str(ip)
     return out

@@ -20,6 +20,7 @@ import datetime as dt
 from typing import Any
 
 from controlplane.api import condition_builder as conditions
+from controlplane.api.internal import node_internal_ip
 from controlplane.api.migration import (
     DEFAULT_CLUSTER_CAP,
     MigrationPhase,
@@ -64,19 +65,12 @@ def _fail(state: State, reason: str, message: str) -> None:
     state.stop = True
 
 
-def node_address(node: dict[str, Any]) -> str:
-    for addr in (node.get("status") or {}).get("addresses") or []:
-        if addr.get("type") == "InternalIP":
-            return str(addr.get("address") or "")
-    return ""
-
-
 def targets(state: State, vm: dict[str, Any], source: str) -> list[dict[str, Any]]:
     """Nodes the VM may move to, fewest instances first."""
     vspec = vm.get("spec") or {}
     selectors = [vspec.get("nodeSelector"), (state.spec.get("migrate") or {}).get("nodeSelector")]
     tolerations = list(vspec.get("tolerations") or [])
-    nodes = [n for n in state.list(NODES) if n["metadata"]["name"] != source and node_address(n)
+    nodes = [n for n in state.list(NODES) if n["metadata"]["name"] != source and node_internal_ip(n)
              and scheduling.eligible(n, selectors=selectors, tolerations=tolerations)]
     load = {n["metadata"]["name"]: 0 for n in nodes}
     for inst in state.list(INSTANCES):
@@ -129,7 +123,7 @@ def execute(state: State, vm: dict[str, Any]) -> None:
     if not choice:
         return queue(state, vm)
     target = choice[0]
-    req = MigrationRequest(id=state.uid, target_node=target["metadata"]["name"], target_address=node_address(target),
+    req = MigrationRequest(id=state.uid, target_node=target["metadata"]["name"], target_address=node_internal_ip(target),
                            auto_converge=auto_converge((vm.get("spec") or {}).get("liveMigrationPolicy"),
                                                        state.spec.get("force")))
     state.add_finalizer(FINALIZER_VMOP)

@@ -6,7 +6,7 @@ Afterwards exactly one domain of the VM runs across the three hosts, on the node
 names; the VM is Running; the VMOP ended Completed or Failed saying why; the other worker keeps
 no domain, volume file or instance directory of it; the guest never rebooted (docs/live-migration.md).
 
-One small guest (tests/support/clustervm.py) serves all three cases, each moving it from where
+One small guest (tests/support/clustervm.py, a module fixture) serves all the cases, each moving it from where
 it is to the other worker. To kill mid-way, the source's libvirt migration speed is cut to
 1 MiB/s before the VMOP (`virsh migrate-setspeed`, which libvirt applies to the RAM and the disk
 copy), the kill waits until the target's paused incoming domain exists, and the speed is raised
@@ -17,7 +17,10 @@ again after it, so each move lasts only as long as the case needs:
 - source agent: killed and started again while libvirtd still migrates (the restarted handler
   must watch that job, then find the domain on the target and hand the instance over);
 - target agent and `dvp server`: killed, the migration let finish meanwhile, then started again
-  (the source handler's status writes fail while the API server is down).
+  (the source handler's status writes fail while the API server is down);
+- source agent killed, the VMOP deleted while it is down, the migration let complete, the agent
+  started (a test of its own): only status.migration is left; the one running copy (on the
+  target) is kept and the instance handed over, never a second copy started on the source.
 Last, `dvp node drain` of the guest's node with a second VM there whose CD-ROM is a local ISO:
 the drain fails naming that VM and why, and the guest still moves live.
 """
@@ -28,7 +31,8 @@ import functools
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -129,9 +133,20 @@ def uids(cluster: Cluster) -> list[str]:
     return found
 
 
-def test_sigkill_mid_migration_leaves_exactly_one_domain(cluster3: Cluster) -> None:
+@dataclass
+class Victim:
+    """The guest the cases share: where to reach it, what its disk holds, its uids, its last uptime."""
+    url: str
+    ip: str
+    token: str
+    ids: list[str]
+    up: float
+
+
+@pytest.fixture(scope="module")
+def victim(cluster3: Cluster) -> Iterator[Victim]:
     t_start = time.monotonic()
-    master, (a, b) = cluster3.master, cluster3.workers
+    master, (a, _) = cluster3.master, cluster3.workers
     with image_server(master, IMAGE_PORT) as url:
         try:
             apply(cluster3, guest_vm(NS, VM, url, prefer=a.node, memory="128Mi"))
@@ -140,15 +155,11 @@ def test_sigkill_mid_migration_leaves_exactly_one_domain(cluster3: Cluster) -> N
             ip = str(st["ipAddress"])
             token = eventually(lambda: (t := guest(cluster3, ip, "/disk.txt")) and t.startswith("tok=") and t)
             print(f"\nVM {VM} {ip} on {st['nodeName']}; ready after {time.monotonic() - t_start:.1f} s")
-            if st["nodeName"] not in (a.node, b.node):  # the preference lost to the spread: start from a worker
+            if st["nodeName"] not in {n.node for n in cluster3.workers}:  # the preference lost to the spread
                 migrate(cluster3, f"{VM}-to-worker", a.node)
                 eventually(lambda: vmop(cluster3, f"{VM}-to-worker").get("status", {}).get("phase") == "Completed")
-            ids = uids(cluster3)
             up = float(str(eventually(lambda: guest(cluster3, ip, "/cgi-bin/uptime"))))
-            up = _cancel_after_restart(cluster3, ip, up, ids)
-            for case in ("source agent", "target agent", "dvp server"):
-                up = _kill_case(cluster3, case, ip, token, up, ids)
-            _drain_with_local_iso(cluster3, url, ip, up)
+            yield Victim(url=url, ip=ip, token=token, ids=uids(cluster3), up=up)
         finally:
             cluster3.kubectl("delete", "vm", VM, ISO_VM, "-n", NS, "--wait=false", check=False)
             eventually(lambda: not get_vm(cluster3, NS, VM) and not get_vm(cluster3, NS, ISO_VM), timeout=180)
@@ -158,6 +169,48 @@ def test_sigkill_mid_migration_leaves_exactly_one_domain(cluster3: Cluster) -> N
             cluster3.kubectl("delete", "namespace", NS, "--wait=false", check=False)
             cluster3.kubectl("delete", "cvi", f"{NS}-guest", "--wait=false", check=False)
             print(f"module took {time.monotonic() - t_start:.1f} s")
+
+
+def test_sigkill_mid_migration_leaves_exactly_one_domain(cluster3: Cluster, victim: Victim) -> None:
+    v = victim
+    v.up = _cancel_after_restart(cluster3, v.ip, v.up, v.ids)
+    for case in ("source agent", "target agent", "dvp server"):
+        v.up = _kill_case(cluster3, case, v.ip, v.token, v.up, v.ids)
+    _drain_with_local_iso(cluster3, v.url, v.ip, v.up)
+
+
+def test_vmop_deleted_while_source_agent_down_keeps_the_one_moved_domain(cluster3: Cluster, victim: Victim) -> None:
+    """The source agent stopped mid-migration, the VMOP deleted while it is down (nothing is left
+    to withdraw the job from), the migration let complete: the returning handler finds only
+    status.migration, keeps the copy that runs (on the target) and hands the instance over; it
+    never starts a second copy here."""
+    t0 = time.monotonic()
+    op = f"{VM}-withdrawn"
+    src, dst = _mid_migration(cluster3, op)
+    kill_service(cluster3, src)
+    try:
+        cluster3.kubectl("delete", "vmop", op, "-n", NS, "--wait=false")
+        eventually(lambda: not vmop(cluster3, op), timeout=60, what="the VMOP gone while the source agent is down")
+        set_speed(src, FAST_MIB)
+        eventually(lambda: running_on(cluster3) == {dst.node: ["running"]}, timeout=120, what="the move completed")
+        restart(cluster3, src)
+    finally:
+        if cluster3.service(src, "status").returncode != 0:
+            cluster3.service(src, "start")
+    state = eventually(lambda: (s := vm_status(cluster3, NS, VM).get("migrationState") or {}).get("endTimestamp")
+                       and s, timeout=120)
+    st = eventually(lambda: (s := vm_status(cluster3, NS, VM)).get("nodeName") == dst.node and s, timeout=60)
+    time.sleep(3)  # a second copy would be started by the source's next reconcile: give it the chance
+    where = running_on(cluster3)
+    print(f"\nsource agent down, VMOP deleted, move completed: {state.get('reason')}: {state.get('message')}; "
+          f"runs on {where}; {time.monotonic() - t0:.1f} s")
+    assert where == {st["nodeName"]: ["running"]}, (where, st["nodeName"])
+    assert state["result"] == "Succeeded" and state["reason"] == "CompletedAfterWithdrawal", state
+    assert_clean(src, victim.ids)
+    up = float(str(eventually(lambda: guest(cluster3, victim.ip, "/cgi-bin/uptime"), timeout=60)))
+    assert up > victim.up, (victim.up, up)
+    assert guest(cluster3, victim.ip, "/disk.txt") == victim.token
+    victim.up = up
 
 
 def assert_clean(node: LabNode, ids: list[str]) -> None:
