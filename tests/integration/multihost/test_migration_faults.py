@@ -185,6 +185,7 @@ def test_vmop_deleted_while_source_agent_down_keeps_the_one_moved_domain(cluster
     status.migration, keeps the copy that runs (on the target) and hands the instance over; it
     never starts a second copy here."""
     t0 = time.monotonic()
+    _onto_a_worker(cluster3)  # the drain before may have evicted it to the master
     op = f"{VM}-withdrawn"
     src, dst = _mid_migration(cluster3, op)
     kill_service(cluster3, src)
@@ -223,10 +224,24 @@ def assert_clean(node: LabNode, ids: list[str]) -> None:
     assert not left, f"{node.node} keeps {left}"
 
 
+def _onto_a_worker(cluster: Cluster) -> None:
+    """Move the VM to a worker (a plain, completed VMOP Migrate) unless it runs on one."""
+    here = str(vm_status(cluster, NS, VM)["nodeName"])
+    if any(n.node == here for n in cluster.workers):
+        return
+    op = f"{VM}-to-worker"
+    migrate(cluster, op, cluster.workers[0].node)
+    eventually(lambda: (vmop(cluster, op).get("status") or {}).get("phase") == "Completed", timeout=180,
+               what=f"the VM moved from {here} to a worker")
+    cluster.kubectl("delete", "vmop", op, "-n", NS)
+
+
 def _mid_migration(cluster: Cluster, op: str) -> tuple[LabNode, LabNode]:
     """Start VMOP `op` moving the VM to the other worker, slowed down; return (source, target)
     once the target's paused incoming domain exists."""
-    here = str(vm_status(cluster, NS, VM)["nodeName"])
+    # the VM's status and libvirt agree first (the last move's hand-over may still be under way)
+    here = str(eventually(lambda: (h := vm_status(cluster, NS, VM).get("nodeName")) and running_on(cluster) == {
+        h: ["running"]} and h, timeout=60, what="the VM settled on one node"))
     src = next(n for n in cluster.workers if n.node == here)
     dst = next(n for n in cluster.workers if n.node != here)
     set_speed(src, SLOW_MIB)
