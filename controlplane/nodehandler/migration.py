@@ -213,12 +213,8 @@ class LiveMigration:
 
     def _run(self, dom: libvirt.virDomain, dconn: libvirt.virConnect, files: TargetFiles, here: TargetFiles, xml: str,
              plan: MigrationPlan, started: float) -> MigrationOutcome:
-        disk_bytes = 0
         try:
-            for d in plan.copied:
-                disk_bytes += int(dom.blockInfo(d.path)[0])
-            self.limit = self.options.timeout or migration_timeout(plan.memory_bytes, disk_bytes)
-            deadline = started + self.limit
+            deadline = started + self._set_limit(dom, plan)
             self._phase("PreparingTarget")
             self._directories, self._logs = plan.directories, plan.logs
             for directory in plan.directories:
@@ -291,12 +287,7 @@ class LiveMigration:
         dom = self.domains.lookup(self.uid)
         if dom is None:
             return None
-        plan = plan_migration(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE))
-        disk_bytes = 0
-        for d in plan.copied:
-            with contextlib.suppress(libvirt.libvirtError):
-                disk_bytes += int(dom.blockInfo(d.path)[0])
-        self.limit = self.options.timeout or migration_timeout(plan.memory_bytes, disk_bytes)
+        self._set_limit(dom, plan_migration(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)), skip_unreadable=True)
         self._dom = dom
         if self._cancel.is_set():  # cancelled before the watch began
             self._abort(*self._abort_reason or (MigrationReason.CANCELLED, "cancelled"))
@@ -310,6 +301,19 @@ class LiveMigration:
 
         self._watch(dom, running, started + self.limit)
         return self._abort_reason
+
+    def _set_limit(self, dom: libvirt.virDomain, plan: MigrationPlan, *, skip_unreadable: bool = False) -> float:
+        """The migration's time limit (`self.limit`): the option, or what its memory and the sizes
+        of the disks it copies give; a disk whose size cannot be read counts 0 with `skip_unreadable`."""
+        disk_bytes = 0
+        for d in plan.copied:
+            try:
+                disk_bytes += int(dom.blockInfo(d.path)[0])
+            except libvirt.libvirtError:
+                if not skip_unreadable:
+                    raise
+        self.limit = self.options.timeout or migration_timeout(plan.memory_bytes, disk_bytes)
+        return self.limit
 
     def _watch(self, dom: libvirt.virDomain, running: Callable[[], bool], deadline: float) -> None:
         """Poll the job while `running()`; abort it past the deadline or when it stops progressing."""
