@@ -14,6 +14,7 @@ healthy and uncordoned; the new build is this source restamped, nothing else dif
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import subprocess
@@ -24,11 +25,10 @@ from typing import Any
 import pytest
 
 from installer import hostlayout
-from nodeimage.guest import ensure_image
 from tests.services import polling
 from tests.support.clusterlab import Cluster
+from tests.support.clustervm import apply, guest, image_server
 from tests.support.dist import built_dvp
-from tests.support.routelab import http
 
 pytestmark = pytest.mark.integration
 eventually = functools.partial(polling.eventually, timeout=300, interval=1.0)
@@ -74,7 +74,7 @@ def vms(cluster: Cluster) -> dict[str, dict[str, Any]]:
 
 
 def uptime(cluster: Cluster, ip: str) -> float | None:
-    body = http(cluster.master, f"http://{ip}/cgi-bin/uptime")
+    body = guest(cluster, ip, "/cgi-bin/uptime")
     return float(body) if body else None
 
 
@@ -86,18 +86,14 @@ def test_upgrade_reboot_drains_each_host_and_guests_keep_running(cluster3: Clust
     t_start = time.monotonic()
     dist_b = built_dvp(version=B_VERSION)
     master, workers = cluster3.master, cluster3.workers
-    image = ensure_image("cloud").qcow2
-    server = subprocess.Popen(master.host.nsenter("python3", "-m", "http.server", "--bind", master.host.address,
-                                                  "--directory", str(image.parent), str(IMAGE_PORT)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://{master.host.address}:{IMAGE_PORT}/{image.name}"
+    served = contextlib.ExitStack()
+    url = served.enter_context(image_server(master, IMAGE_PORT))
     script = tmp_path / "lab-reboot.sh"
     script.write_text(LAB_REBOOT)
     try:
         for n in cluster3.nodes:  # the lab reboot starts libvirtd as the install did
             assert n.sh(f"test -f {hostlayout.CONFIG_DIR}/libvirtd.conf", check=False).returncode == 0, n.name
-        cluster3.kubectl("apply", "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "List", "items": manifests(url, [w.node for w in workers])}))
+        apply(cluster3, manifests(url, [w.node for w in workers]))
         before = eventually(lambda: (s := vms(cluster3)) and len(s) == 2
                             and all(v.get("phase") == "Running" and v.get("ipAddress") for v in s.values()) and s,
                             timeout=600)
@@ -142,8 +138,7 @@ def test_upgrade_reboot_drains_each_host_and_guests_keep_running(cluster3: Clust
         pids1 = libvirtd_pids(cluster3)
         assert all(pids1[h] != pids0[h] for h in pids0), (pids0, pids1)  # every host got the lab reboot
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        served.close()
         for n in cluster3.nodes:  # whatever happened, later modules need schedulable nodes
             cluster3.kubectl("patch", "node", n.node, "-p", '{"spec":{"unschedulable":null}}', check=False)
         cluster3.kubectl("delete", "vm", "--all", "-n", NS, "--wait=false", check=False)
