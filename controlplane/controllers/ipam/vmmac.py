@@ -126,7 +126,7 @@ phase_of = binding.phase_of
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VMMACS, [DeletionHandler(), BindingHandler(), AttachmentHandler(), PhaseHandler()],
-                            failure_condition=C.Type.BOUND)
+                            failure_condition=C.Type.BOUND, drop_echoes=True)
     indexes.register(ctx, indexes.VMS_BY_MAC_ADDRESS)
 
     def vmmac_of_lease(lease: dict[str, Any]) -> list[tuple[str, str]]:
