@@ -13,6 +13,7 @@ from controlplane.api.resources import VIRTUAL_DISKS, VIRTUAL_MACHINES
 from controlplane.common.kube.informer import Informer
 from controlplane.controllers.disk.controller import vm_seen_by_disk_changed
 from controlplane.controllers.ipam.vmip import LEASE_FIELDS_READ
+from controlplane.controllers.ipam.vmmac import names_changed
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -151,3 +152,14 @@ def test_a_vm_ignores_its_disks_usage_and_its_address_leases_status() -> None:
     lease: dict[str, Any] = {"metadata": {"name": "ip-10-0-0-2"}, "spec": {"virtualMachineIPAddressRef": {"name": "vm"}}}
     assert not LEASE_FIELDS_READ({**lease, "status": {"phase": "Bound"}}, lease)
     assert LEASE_FIELDS_READ({**lease, "spec": {"virtualMachineIPAddressRef": {"name": ""}}}, lease)
+
+
+def test_a_mac_address_sees_which_addresses_a_vm_names_not_what_they_are() -> None:
+    vm: dict[str, Any] = {"metadata": {"name": "vm", "namespace": "ns"}, "spec": {},
+                          "status": {"networks": [{"type": "Main", "virtualMachineMACAddressName": "vm-mac"}]}}
+    bound = copy.deepcopy(vm)
+    bound["status"]["networks"][0]["macAddress"] = "02:d8:76:00:00:01"
+    assert not names_changed(bound, vm)
+    renamed = copy.deepcopy(vm)
+    renamed["status"]["networks"][0]["virtualMachineMACAddressName"] = "vm-mac-2"
+    assert names_changed(renamed, vm) and names_changed(vm, None)
