@@ -29,7 +29,6 @@ objects or a requeue, never through its own status write.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -178,8 +177,7 @@ class Reconciler:
         key = (ns or "", state.name)
         try:
             if (state.changed.get("status") or {}) != (current.get("status") or {}):
-                body = copy.deepcopy(current)
-                body["status"] = state.changed["status"]
+                body = {**current, "status": state.changed["status"]}  # only serialised: no copy of the rest
                 updated = self.ctx.kube.replace(self.resource, body, subresource="status")
                 self._wrote(key, rv, updated["metadata"]["resourceVersion"])
                 rv = updated["metadata"]["resourceVersion"]
