@@ -100,6 +100,12 @@ class Reconciler:
                 replaced, until = entry
                 left = until - time.monotonic()
                 if current is not None and current["metadata"].get("resourceVersion") in replaced and left > 0:
+                    # the echo may have reached the cache (and been dropped) since `current` was read:
+                    # looked at under the lock `echo` takes, the cache says whether to wait for it
+                    latest = self.ctx.cached(self.resource, *key)
+                    if self.drop_echoes and latest is not None and \
+                            latest["metadata"].get("resourceVersion") not in replaced:
+                        return 0.0  # the cycle runs again at once, on the version that came
                     self._deferred.add(key)
                     return left
                 del self._replaced[key]  # the cache has caught up, the object is gone, or the wait is over

@@ -84,6 +84,28 @@ def test_the_echo_wakes_a_cycle_that_waits_for_it() -> None:
     assert queue.keys == [("ns", "d"), ("ns", "d")]  # the waiting cycle runs now, not after its wait
 
 
+class MovingCache:
+    """A cache that takes the echo between the cycle's read and its decision to wait for it."""
+
+    def __init__(self, versions: list[dict[str, Any]]) -> None:
+        self.versions = versions
+
+    def get(self, _namespace: str, _name: str) -> dict[str, Any]:
+        return self.versions.pop(0) if len(self.versions) > 1 else self.versions[0]
+
+
+def test_an_echo_that_came_while_the_cycle_decided_to_wait_is_not_waited_for() -> None:
+    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx.informers[VIRTUAL_DISKS] = MovingCache([copy.deepcopy(DISK)])  # type: ignore[assignment]
+    rec = Reconciler(ctx, VIRTUAL_DISKS, [Progress()], drop_echoes=True)
+    rec(("ns", "d"))  # writes version 2
+    echoed = {**DISK, "metadata": {**DISK["metadata"], "resourceVersion": "2"}, "status": {"phase": "Ready"}}
+    ctx.informers[VIRTUAL_DISKS] = MovingCache([copy.deepcopy(DISK), echoed])  # type: ignore[assignment]
+    assert rec.echo(echoed)  # delivered (and dropped) between the cycle's read and its wait
+    again = rec(("ns", "d"))
+    assert again is not None and again.requeue_after == 0.0  # at once, not after stale_cache_wait
+
+
 def test_a_kind_that_does_not_opt_in_is_woken_by_its_own_echo() -> None:
     rec, informer, queue = wired(drop_echoes=False)
     rec(("ns", "d"))
