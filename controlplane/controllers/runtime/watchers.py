@@ -37,11 +37,11 @@ def connect(ctx: Context, controller: Controller, watches: list[Watch], *, own: 
         def handler(typ: str, obj: dict[str, Any], old: dict[str, Any] | None, w: Watch = w) -> None:
             if typ == "MODIFIED" and w.relevant is not None and not w.relevant(obj, old):
                 return
-            keys = list(w.keys(obj))
+            keys = dict.fromkeys(w.keys(obj))  # ordered, each key once: O(keys) for a node's many VMs
             if old is not None and typ == "MODIFIED":  # the objects it concerned before the change too
-                keys += [k for k in w.keys(old) if k not in keys]
+                keys.update(dict.fromkeys(w.keys(old)))
                 if echo is not None and w.resource == own and echo(obj):
-                    keys = [k for k in keys if k != own_key(obj)]
+                    keys.pop(own_key(obj), None)
             for key in keys:
                 controller.enqueue(key)
         ctx.informer(w.resource).add_handler(handler)
