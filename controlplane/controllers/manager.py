@@ -80,7 +80,7 @@ class Manager:
         for name, (reconciler, watches) in self._reconcilers.items():
             forward = _Forward(self, name)
             self.ctx.enqueuers[reconciler.resource] = forward.enqueue
-            connect(self.ctx, forward, watches)  # type: ignore[arg-type]
+            connect(self.ctx, forward, watches, own=reconciler.resource, echo=reconciler.echo)  # type: ignore[arg-type]
         metrics.install(self.ctx)
 
     def _ensure_namespace(self) -> None:

@@ -252,7 +252,7 @@ class KubeClient:
                  "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
                  "allowWatchBookmarks": bookmarks}
         for line in self.stream_lines(res.path(namespace), query, timeout=timeout_seconds + 30):
-            event: dict[str, Any] = json.loads(line)
+            event: dict[str, Any] = orjson.loads(line)  # every write of a watched kind passes here
             if event.get("type") == "ERROR":
                 status = event.get("object") or {}
                 raise KubeError(int(status.get("code") or 500), status.get("reason", ""), status.get("message", ""),

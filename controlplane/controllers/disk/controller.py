@@ -41,7 +41,7 @@ from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key, owners_of_kind
+from controlplane.controllers.runtime.watchers import Watch, own_key, owners_of_kind
 
 
 def _set(state: State, type_: str, ok: bool | str, reason: str, message: str = "") -> None:
@@ -214,6 +214,23 @@ class VolumeHandler:
         state.status["observedGeneration"] = state.generation
 
 
+def _vm_as_disk_sees_it(vm: dict[str, Any]) -> tuple[Any, ...]:
+    """What the disk's handlers read of a VM that uses it: the disks it names (not their sizes
+    or attachment, which change as the disk itself does), its node, and whether it holds the
+    disk (UsageHandler's `mounted`, DeletionHandler's wait)."""
+    spec, status = vm.get("spec") or {}, vm.get("status") or {}
+    refs = frozenset((r.get("kind"), r.get("name")) for r in [*(spec.get("blockDeviceRefs") or []),
+                                                             *(status.get("blockDeviceRefs") or [])])
+    phase = status.get("phase")
+    return (refs, status.get("nodeName"), phase in ("Running", "Stopping"), phase not in (None, "Pending", "Stopped"),
+            (vm.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def vm_seen_by_disk_changed(vm: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """`relevant` of the disk's VM watch: a VM's change that a disk using it can see."""
+    return old is None or _vm_as_disk_sees_it(vm) != _vm_as_disk_sees_it(old)
+
+
 PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value, Phase.PVC_LOST.value}))
 
 
@@ -223,7 +240,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_DISKS, [InitHandler(), UsageHandler(), DeletionHandler(disk_sources),
                                                  SourceHandler(disk_sources), VolumeHandler()],
                             failure_condition=C.Type.READY,
-                            after=[PHASE_EVENTS])
+                            after=[PHASE_EVENTS], drop_echoes=True)
 
     def disks_of_vm(vm: dict[str, Any]) -> list[tuple[str, str]]:
         ns = vm["metadata"].get("namespace", "")
@@ -240,9 +257,8 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     return reconciler, [
         Watch(VIRTUAL_DISKS, lambda o: [own_key(o)]),
         Watch(VOLUMES, owners_of_kind("VirtualDisk")),
-        # a disk reads of its VMs only which disks they name, where they are placed and their phase
-        Watch(VIRTUAL_MACHINES, disks_of_vm, relevant=fields_changed(
-            ("spec", "blockDeviceRefs"), ("status", "blockDeviceRefs"), ("status", "nodeName"), ("status", "phase"))),
+        # a disk reads of its VMs only which disks they name, where they are placed and whether they run
+        Watch(VIRTUAL_MACHINES, disks_of_vm, relevant=vm_seen_by_disk_changed),
         Watch(VIRTUAL_IMAGES, disks_from_image("VirtualImage")),
         Watch(CLUSTER_VIRTUAL_IMAGES, disks_from_image("ClusterVirtualImage")),
         Watch(VIRTUAL_DISK_SNAPSHOTS, disks_from_image("VirtualDiskSnapshot")),

@@ -21,7 +21,7 @@ from controlplane.controllers.names import ANNOTATION_RELEASED_AT
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
-from controlplane.controllers.runtime.watchers import Watch, own_key
+from controlplane.controllers.runtime.watchers import Watch, fields_changed, own_key
 
 
 class BoundHandler:
@@ -61,5 +61,6 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         address = (vmip.get("status") or {}).get("address")
         return [("", allocator.lease_name(address))] if address else []
 
-    return Reconciler(ctx, LEASES, [BoundHandler()], failure_condition=C.Type.BOUND), [Watch(LEASES, lambda o: [own_key(o)]),
-                                                       Watch(VMIPS, lease_of_vmip)]
+    # a lease reads of its address claim its address, existence and deletion
+    return (Reconciler(ctx, LEASES, [BoundHandler()], failure_condition=C.Type.BOUND, drop_echoes=True),
+            [Watch(LEASES, lambda o: [own_key(o)]), Watch(VMIPS, lease_of_vmip, relevant=fields_changed(("status", "address")))])

@@ -164,13 +164,17 @@ phase_of = binding.phase_of
 PHASE_EVENTS = PhaseEvents(warning=frozenset(), lost=frozenset({Phase.BOUND.value, Phase.ATTACHED.value}))
 
 
+LEASE_FIELDS_READ = fields_changed(("spec",), ("metadata", "annotations"))
+"""What the binding reads of a lease (whose it is, since when released), not its status."""
+
+
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     lowest_free = allocator.LowestFree()
     ctx.informer(LEASES).add_handler(lambda typ, _obj, _old: lowest_free.forget() if typ == "DELETED" else None)
     reconciler = Reconciler(ctx, VMIPS, [DeletionHandler(), BindingHandler(lowest_free), AttachmentHandler(),
                                          PhaseHandler()],
                             failure_condition=C.Type.BOUND,
-                            after=[PHASE_EVENTS])
+                            after=[PHASE_EVENTS], drop_echoes=True)
 
     def vmip_of_lease(lease: dict[str, Any]) -> list[tuple[str, str]]:
         ref = (lease.get("spec") or {}).get("virtualMachineIPAddressRef") or {}
@@ -182,6 +186,6 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
                  (vm.get("status") or {}).get("virtualMachineIPAddressName")}
         return [(ns, n) for n in names if n]
 
-    return reconciler, [Watch(VMIPS, lambda o: [own_key(o)]), Watch(LEASES, vmip_of_lease),
+    return reconciler, [Watch(VMIPS, lambda o: [own_key(o)]), Watch(LEASES, vmip_of_lease, relevant=LEASE_FIELDS_READ),
                         Watch(VIRTUAL_MACHINES, vmips_of_vm, relevant=fields_changed(  # which address a VM names
                             ("spec", "virtualMachineIPAddressName"), ("status", "virtualMachineIPAddressName")))]

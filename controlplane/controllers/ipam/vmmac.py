@@ -126,7 +126,7 @@ phase_of = binding.phase_of
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VMMACS, [DeletionHandler(), BindingHandler(), AttachmentHandler(), PhaseHandler()],
-                            failure_condition=C.Type.BOUND)
+                            failure_condition=C.Type.BOUND, drop_echoes=True)
     indexes.register(ctx, indexes.VMS_BY_MAC_ADDRESS)
 
     def vmmac_of_lease(lease: dict[str, Any]) -> list[tuple[str, str]]:
@@ -137,6 +137,13 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         ns = vm["metadata"].get("namespace", "")
         return [(ns, key.split("/", 1)[1]) for key in indexes.VMS_BY_MAC_ADDRESS.fn(vm)]
 
-    return reconciler, [Watch(VMMACS, lambda o: [own_key(o)]), Watch(LEASES, vmmac_of_lease),
-                        Watch(VIRTUAL_MACHINES, vmmacs_of_vm, relevant=fields_changed(  # which addresses a VM names
-                            ("spec", "networks"), ("status", "networks")))]
+    return reconciler, [Watch(VMMACS, lambda o: [own_key(o)]),
+                        Watch(LEASES, vmmac_of_lease, relevant=fields_changed(("spec",))),  # whose it is, not its status
+                        Watch(VIRTUAL_MACHINES, vmmacs_of_vm, relevant=names_changed)]
+
+
+def names_changed(vm: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """`relevant` of the VM watch: which MAC addresses a VM names (not the addresses its status
+    shows once they are bound), or its deletion."""
+    return (old is None or set(indexes.VMS_BY_MAC_ADDRESS.fn(vm)) != set(indexes.VMS_BY_MAC_ADDRESS.fn(old))
+            or fields_changed()(vm, old))

@@ -17,11 +17,18 @@ waits for the watch event of the write (which queues it again) instead of decidi
 old data — which would redo creates and events and end in a conflicting write. The wait is
 bounded (`stale_cache_wait`, the key is looked at again then): an event that never comes
 costs a delay, never a stuck object.
+
+Nor does a cycle run again only because its own write came back (`drop_echoes`): the watch
+event of a version this reconciler's write made is the object it decided on, written, so a
+cycle over it would decide the same and write nothing (controller-runtime's generation and
+resourceVersion predicates do the same work). Such an echo wakes the key only when a cycle is
+already waiting for it (the stale-cache wait above). A kind opts in once every handler of its
+chain finishes its decision in one cycle, waking up again only through watches of related
+objects or a requeue, never through its own status write.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -53,8 +60,10 @@ class ReconcileError(ExceptionGroup):
 class Reconciler:
     def __init__(self, ctx: Context, resource: Resource, handlers: list[Handler], *,
                  failure_condition: str | None = None, after: list[Handler] | None = None,
-                 spec_fields: tuple[str, ...] = ()) -> None:
+                 spec_fields: tuple[str, ...] = (), drop_echoes: bool = False) -> None:
         self.ctx = ctx
+        self.drop_echoes = drop_echoes
+        """Whether the watch event of this reconciler's own write is dropped (`echo`)."""
         self.spec_fields = spec_fields
         """Spec fields its handlers may set (other spec changes are never written)."""
         self.resource = resource
@@ -67,19 +76,42 @@ class Reconciler:
         """Per key, the resourceVersions this reconciler's writes replaced (the cache may still
         hold one) and until when to wait for the cache to move past them."""
         self._replaced_lock = threading.Lock()
+        self._echoes: dict[tuple[str, str], set[str]] = {}
+        """Per key, the resourceVersions this reconciler's writes made since its last cycle."""
+        self._deferred: set[tuple[str, str]] = set()
+        """Keys whose cycle waits for the watch event of a write (those events are never dropped)."""
+
+    def echo(self, obj: dict[str, Any]) -> bool:
+        """Whether a watch event of this kind only brings back this reconciler's own write (a
+        version it made, with no cycle waiting for it): nothing in it for a cycle to decide."""
+        if not self.drop_echoes:
+            return False
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        with self._replaced_lock:
+            return key not in self._deferred and meta.get("resourceVersion") in self._echoes.get(key, ())
 
     def _stale(self, key: tuple[str, str], current: dict[str, Any] | None) -> float | None:
         """Seconds left to wait when the cache still holds a version of the object this
         reconciler has replaced; None when the cycle can go on."""
         with self._replaced_lock:
             entry = self._replaced.get(key)
-            if entry is None:
-                return None
-            replaced, until = entry
-            left = until - time.monotonic()
-            if current is not None and current["metadata"].get("resourceVersion") in replaced and left > 0:
-                return left
-            del self._replaced[key]  # the cache has caught up, the object is gone, or the wait is over
+            if entry is not None:
+                replaced, until = entry
+                left = until - time.monotonic()
+                if current is not None and current["metadata"].get("resourceVersion") in replaced and left > 0:
+                    # the echo may have reached the cache (and been dropped) since `current` was read:
+                    # looked at under the lock `echo` takes, the cache says whether to wait for it
+                    latest = self.ctx.cached(self.resource, *key)
+                    if self.drop_echoes and latest is not None and \
+                            latest["metadata"].get("resourceVersion") not in replaced:
+                        return 0.0  # the cycle runs again at once, on the version that came
+                    self._deferred.add(key)
+                    return left
+                del self._replaced[key]  # the cache has caught up, the object is gone, or the wait is over
+            # a cycle on what the cache holds now: the echoes of earlier writes are behind it
+            self._deferred.discard(key)
+            self._echoes.pop(key, None)
             return None
 
     def _wrote(self, key: tuple[str, str], before: str, after: str) -> None:
@@ -88,6 +120,8 @@ class Reconciler:
                 replaced, _ = self._replaced.get(key) or (set(), 0.0)
                 replaced.add(before)
                 self._replaced[key] = (replaced, time.monotonic() + self.ctx.runtime.stale_cache_wait)
+                if self.drop_echoes:
+                    self._echoes.setdefault(key, set()).add(after)
 
     def __call__(self, key: Any) -> Result | None:
         namespace, name = key
@@ -149,8 +183,7 @@ class Reconciler:
         key = (ns or "", state.name)
         try:
             if (state.changed.get("status") or {}) != (current.get("status") or {}):
-                body = copy.deepcopy(current)
-                body["status"] = state.changed["status"]
+                body = {**current, "status": state.changed["status"]}  # only serialised: no copy of the rest
                 updated = self.ctx.kube.replace(self.resource, body, subresource="status")
                 self._wrote(key, rv, updated["metadata"]["resourceVersion"])
                 rv = updated["metadata"]["resourceVersion"]

@@ -1,7 +1,8 @@
 """Watchers: each maps events of a related kind to the keys of the objects that must be
 reconciled again (a VirtualDisk event -> the VMs that use it), ignoring changes that don't
 matter (resourceVersion-only status churn of the related kind is filtered by the caller's
-`relevant` function)."""
+`relevant` function; the echo of the reconciler's own write is dropped by `connect` when the
+reconciler says so, `Reconciler.echo`)."""
 
 from __future__ import annotations
 
@@ -28,16 +29,21 @@ class Watch:
     relevant: Callable[[dict[str, Any], dict[str, Any] | None], bool] | None = None
 
 
-def connect(ctx: Context, controller: Controller, watches: list[Watch]) -> None:
+def connect(ctx: Context, controller: Controller, watches: list[Watch], *, own: Resource | None = None,
+            echo: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    """Route each watch's events to `controller`; an event of kind `own` for which `echo` says it
+    only brings back the reconciler's own write does not queue the object itself."""
     for w in watches:
         def handler(typ: str, obj: dict[str, Any], old: dict[str, Any] | None, w: Watch = w) -> None:
             if typ == "MODIFIED" and w.relevant is not None and not w.relevant(obj, old):
                 return
-            for key in w.keys(obj):
+            keys = dict.fromkeys(w.keys(obj))  # ordered, each key once: O(keys) for a node's many VMs
+            if old is not None and typ == "MODIFIED":  # the objects it concerned before the change too
+                keys.update(dict.fromkeys(w.keys(old)))
+                if echo is not None and w.resource == own and echo(obj):
+                    keys.pop(own_key(obj), None)
+            for key in keys:
                 controller.enqueue(key)
-                if old is not None and typ == "MODIFIED":
-                    for old_key in w.keys(old):
-                        controller.enqueue(old_key)
         ctx.informer(w.resource).add_handler(handler)
 
 

@@ -98,13 +98,17 @@ class DeletionHandler:
 
 
 PHASE_EVENTS = PhaseEvents(warning=frozenset({MachinePhase.DEGRADED.value}))
+DISK_FIELDS_READ = fields_changed(("status", "phase"), ("status", "capacity"), ("status", "size"))
+"""What `prerequisites.BlockDevicesHandler` reads of a VirtualDisk (with its existence and deletion)."""
+VMIP_FIELDS_READ = fields_changed(("status", "address"), ("status", "phase"))
+"""What `prerequisites.IPAddressHandler` reads of a VirtualMachineIPAddress."""
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINES, [
         InitHandler(), DeletionHandler(), ClassHandler(), IPAddressHandler(), MACAddressHandler(), BlockDevicesHandler(),
         ProvisioningHandler(), USBDevicesHandler(), InstanceHandler(AssumedPlacements()), StatusHandler(), NodeHealthHandler(), MigrationStatusHandler()], failure_condition=C.Type.RUNNING,
-        after=[PHASE_EVENTS])
+        after=[PHASE_EVENTS], drop_echoes=True)
 
     indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.VMS_BY_CLASS, indexes.VMS_BY_IP_ADDRESS,
                      indexes.VMS_BY_MAC_ADDRESS, indexes.VMS_BY_USB_DEVICE, indexes.VMS_UNPLACED, indexes.INSTANCES_BY_NODE, indexes.ATTACHMENTS_BY_VM,
@@ -146,13 +150,14 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         Watch(VIRTUAL_MACHINES, lambda o: [own_key(o)]),
         Watch(VIRTUAL_MACHINES, freed_room),
         Watch(INSTANCES, owners_of_kind("VirtualMachine")),
-        Watch(VIRTUAL_DISKS, vms_using("VirtualDisk")),
+        # a VM reads of its disks their existence, phase and size (blockdevices), not their usage or progress
+        Watch(VIRTUAL_DISKS, vms_using("VirtualDisk"), relevant=DISK_FIELDS_READ),
         Watch(VIRTUAL_IMAGES, vms_using("VirtualImage")),
         Watch(CLUSTER_VIRTUAL_IMAGES, vms_using("ClusterVirtualImage")),
         Watch(VIRTUAL_MACHINE_CLASSES, vms_of_class, relevant=spec_changed),  # its status is not read
         Watch(VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
               lambda b: [(b["metadata"].get("namespace", ""), (b.get("spec") or {}).get("virtualMachineName", ""))]),
-        Watch(VIRTUAL_MACHINE_IP_ADDRESSES, vm_of_vmip),
+        Watch(VIRTUAL_MACHINE_IP_ADDRESSES, vm_of_vmip, relevant=VMIP_FIELDS_READ),
         Watch(VIRTUAL_MACHINE_MAC_ADDRESSES, vms_of_vmmac),
         Watch(USB_DEVICES, lambda u: indexes.keys(ctx, indexes.VMS_BY_USB_DEVICE,
                                                   f"{u['metadata'].get('namespace', '')}/{u['metadata']['name']}"),
