@@ -7,10 +7,13 @@ the instance right now and the lifecycle must not act (a domain that has just le
 target must never be started again here). The order that keeps exactly one domain running and
 the API truthful, whatever is killed when:
 1. the migration ends (libvirt has started the target and removed the source);
-2. `status.migration` says Succeeded (the VMOP and the VM read it);
+2. `status.migration` says Succeeded (the VMOP and the VM read it) and, in the same write,
+   `status.nodeName` names the target: that is where the domain runs now, and every node's routes
+   (vmroutes_plan.running_node) follow it at once instead of after the hand-over below and the
+   target handler's first status write (each a round trip while the VM's address still led to
+   the source, which no longer holds it);
 3. the volumes and the instance are relabelled and their `nodeName` set to the target, so the
-   target's handler takes them over (its reconcile sees a running domain: nothing to do) and the
-   VM's status node changes (routes follow it);
+   target's handler takes them over (its reconcile sees a running domain: nothing to do);
 4. the source's local copies (volume files, instance directory) are removed.
 A handler restarted between 2 and 3 finds Succeeded with the instance still here and redoes 3-4.
 A handler restarted mid-migration asks libvirt: still migrating -> it watches that job as its
@@ -196,17 +199,22 @@ class Migrations:
             update["downtimeMilliseconds"] = outcome.downtime_ms
         self.ctx.events.record(obj, type="Normal" if outcome.succeeded else "Warning",
                                reason=f"Migration{phase}", message=outcome.message[:1000])
-        if self._write(obj, req, update) is None:
+        if self._write(obj, req, update, node=req.target_node if outcome.succeeded else None) is None:
             raise RuntimeError(f"the migration ended ({phase}) but its status could not be written")
         if outcome.succeeded:
             self.switch_over(obj, req)
 
-    def _write(self, obj: dict[str, Any], req: MigrationRequest, update: dict[str, Any]) -> dict[str, Any] | None:
-        """Patch status.migration; a terminal phase keeps trying for TERMINAL_WRITE_FOR seconds.
-        None when it could not be written."""
+    def _write(self, obj: dict[str, Any], req: MigrationRequest, update: dict[str, Any], *,
+               node: str | None = None) -> dict[str, Any] | None:
+        """Patch status.migration (and `status.nodeName` = `node`, where the domain runs after a
+        switch-over); a terminal phase keeps trying for TERMINAL_WRITE_FOR seconds. None when it
+        could not be written."""
         meta = obj["metadata"]
-        body = {"status": {"migration": {"id": req.id, **{k: str(v) if isinstance(v, MigrationPhase) else v
-                                                             for k, v in update.items()}}}}
+        status: dict[str, Any] = {"migration": {"id": req.id, **{k: str(v) if isinstance(v, MigrationPhase) else v
+                                                                 for k, v in update.items()}}}
+        if node is not None:
+            status["nodeName"] = node
+        body = {"status": status}
         until = time.monotonic() + (TERMINAL_WRITE_FOR if update.get("phase") in TERMINAL else 1.0)
         attempt = 0
         while True:
@@ -306,7 +314,8 @@ class Migrations:
                             "or recovered"))
             self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": str(reason),
                                    "endTimestamp": ts(now()), "progress": 100,
-                                   "message": f"the domain runs on node {req.target_node} ({why})"})
+                                   "message": f"the domain runs on node {req.target_node} ({why})"},
+                        node=req.target_node)
             self.switch_over(obj, req)
             return True
         running_here = here is not None and domain_active(here)

@@ -272,6 +272,8 @@ def test_node_handler_runs_the_requested_migration_and_hands_the_instance_over(l
     assert statuses[0]["phase"] == "Preparing" and statuses[0]["sourceNode"] == src.node
     final = statuses[-1]
     assert (final["phase"], final["result"], final["reason"]) == ("Succeeded", "Succeeded", "Completed"), final
+    final_body = [b for _, _, b, sub in kube.patches if sub == "status"][-1]
+    assert final_body["status"]["nodeName"] == dst.node  # routes follow in the same write, before the hand-over
     last_status = max(i for i, p in enumerate(kube.patches) if p[3] == "status")
     handover = [(kind, name, b) for kind, name, b, sub in kube.patches[last_status + 1:]]
     assert [(k, n) for k, n, _ in handover] == [("InternalVirtualDiskVolume", "handover-root"),
