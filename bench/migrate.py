@@ -113,7 +113,8 @@ class Leg:
     libvirt: float | None
     replies: int
     phases: dict[str, float] = field(default_factory=dict)
-    """ours: seconds from the start to the first report of each phase (PreparingTarget, Migrating, Completed)."""
+    """ours: seconds from the start to the first report of each phase (PreparingTarget, Migrating,
+    SwitchedOver: the target resumed the guest, Completed)."""
 
 
 def _probed(one: LabNode, two: LabNode, move: Callable[[], None]) -> tuple[float, float, float, int]:
@@ -141,7 +142,8 @@ def _ours(lab: MigrateLab, dom: LabDomain, one: LabNode, two: LabNode) -> Leg:
     def move() -> None:
         outcome.append(LiveMigration(Domains(lab.uri(one), prefix=PREFIX, node=one.node), dom.uid,
                                      MigrationTarget(node=two.node, address=two.host.address, pki_dir=lab.pki_dir(one)),
-                                     on_progress=stamp).run())
+                                     on_progress=stamp,
+                                     on_switched_over=lambda: stamp(MigrationProgress(phase="SwitchedOver"))).run())
 
     t0, t1, down, answers = _probed(one, two, move)
     if not outcome[0].succeeded:
