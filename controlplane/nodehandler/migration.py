@@ -114,6 +114,14 @@ class MigrationOptions:
     throttle_increment: int = 20
     """... and its step per iteration that still does not converge (QEMU's default 10)."""
     poll_every: float = 0.25
+    """How often the job's end is checked (the end itself wakes the watch at once)."""
+    stats_every: float = 1.0
+    """How often the job's statistics are read (progress, convergence): each read is a libvirt
+    query job and a QEMU monitor command, which libvirt's own switch-over steps queue behind."""
+    quiet_before_switch_over: float = 2.0
+    """No statistics read while the memory left would be sent within this many seconds at the
+    current rate (QEMU is about to switch over: a read then lengthens the downtime); reading
+    resumes once that time has passed without the job ending."""
 
 
 @dataclass
@@ -124,6 +132,14 @@ class MigrationProgress:
     data_remaining: int = 0
     memory_dirty_rate: int = 0
     iteration: int = 0
+    memory_remaining: int = 0
+    memory_bps: int = 0
+
+    def seconds_to_send(self) -> float | None:
+        """How long the memory left takes at the current rate (None before memory is sent)."""
+        if self.memory_bps <= 0 or self.memory_remaining <= 0:
+            return None
+        return self.memory_remaining / self.memory_bps
 
     @property
     def percent(self) -> int:
@@ -350,8 +366,14 @@ class LiveMigration:
     def _watch(self, dom: libvirt.virDomain, running: Callable[[], bool], deadline: float) -> None:
         """Poll the job while `running()`; abort it past the deadline or when it stops progressing."""
         best, best_at = -1, time.monotonic()
+        next_read = 0.0
         while running():
-            self._poll(dom)
+            if time.monotonic() >= next_read:
+                self._poll(dom)
+                soon = self.progress.seconds_to_send()
+                quiet = soon is not None and soon < self.options.quiet_before_switch_over
+                next_read = time.monotonic() + (self.options.quiet_before_switch_over if quiet
+                                                else self.options.stats_every)
             remaining = self.progress.data_remaining
             if self.progress.data_total and (best < 0 or remaining < best):
                 best, best_at = remaining, time.monotonic()
@@ -389,6 +411,8 @@ class LiveMigration:
         p.data_remaining = int(stats.get("data_remaining", 0))
         p.memory_dirty_rate = int(stats.get("memory_dirty_rate", 0))
         p.iteration = int(stats.get("memory_iteration", 0))
+        p.memory_remaining = int(stats.get("memory_remaining", 0))
+        p.memory_bps = int(stats.get("memory_bps", 0))
         if self.on_progress:
             self.on_progress(p)
 
