@@ -156,15 +156,14 @@ class Migrations:
     def _start(self, obj: dict[str, Any], req: MigrationRequest) -> None:
         ctx = self.ctx
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        last = [0.0]
+        last: list[Any] = [0.0, None]  # when, and in which phase, status.migration was last written
 
         def progress(p: MigrationProgress) -> None:
-            if time.monotonic() - last[0] < PROGRESS_EVERY and p.phase not in PHASES:
-                return
-            last[0] = time.monotonic()
             phase = PHASES.get(p.phase)
-            if phase is not None:
-                self._write(obj, req, {"phase": phase, "progress": p.percent})
+            if phase is None or (phase == last[1] and time.monotonic() - last[0] < PROGRESS_EVERY):
+                return  # a new phase at once, progress within one at most every PROGRESS_EVERY
+            last[0], last[1] = time.monotonic(), phase
+            self._write(obj, req, {"phase": phase, "progress": p.percent})
 
         options = MigrationOptions(auto_converge=req.auto_converge, timeout=float(req.timeout_seconds) or None)
         migration = LiveMigration(ctx.domains, obj["metadata"]["uid"],
