@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import Any
@@ -165,6 +166,12 @@ def _peer(lab: MigrateLab, dom: LabDomain, one: LabNode, two: LabNode) -> Leg:
     return Leg(t1 - t0, down, _libvirt_downtime(lab, one, dom.uid), answers)
 
 
+def _median(values: Iterable[float]) -> float:
+    """Of the legs whose probes got answers (a leg without any has NaN: it tells nothing)."""
+    known = [v for v in values if not math.isnan(v)]
+    return median(known) if known else math.nan
+
+
 def run(rounds: int = 3) -> tuple[list[Row], dict[str, Any]]:
     image = ensure_image("cloud")
     lab = MigrateLab(hosts=2)
@@ -190,8 +197,8 @@ def run(rounds: int = 3) -> tuple[list[Row], dict[str, Any]]:
             peer.append(_peer(lab, dom, one, two))
     finally:
         lab.close()
-    total, down = median(x.total for x in ours), median(x.down for x in ours)
-    peer_total, peer_down = median(x.total for x in peer), median(x.down for x in peer)
+    total, down = median(x.total for x in ours), _median(x.down for x in ours)
+    peer_total, peer_down = median(x.total for x in peer), _median(x.down for x in peer)
     rows = [
         Row(f"1 GiB RAM + 2 GiB disk (500 MiB written): total time, median of {rounds}", total, peer_total, "s", "lower"),
         Row(f"downtime: longest gap between pings ({EVERY * 1000:.0f} ms) during the move, median", down, peer_down,
