@@ -12,7 +12,13 @@ The source node handler drives it (`LiveMigration.run()`, blocking; `cancel()` f
    XML and persistent definition naming the target node, the source undefined on success;
    `force` adds auto-converge (vCPU throttling until memory converges);
 4. watch the job meanwhile (progress, a deadline proportional to memory plus disk, no progress
-   for too long): past them, or on `cancel()`, `abortJob()`.
+   for too long): past them, or on `cancel()`, `abortJob()`;
+5. tell `on_switched_over` the moment the target's libvirtd resumes the guest (its lifecycle event
+   RESUMED/MIGRATED, on the connection opened in 2): the guest answers from the target from then
+   on, while the job still has the source's Confirm (killing its copy) and the return to go, so
+   whoever moves the VM's address (migrations.py: status.nodeName, which routes follow) need not
+   wait for those. It is a hint, not the outcome: the outcome still decides (a failure after it
+   leaves the source running and the caller moves the address back).
 
 Exactly one domain runs at every moment: libvirt's protocol resumes the target (Finish) before
 it kills the source (Confirm), and a failure in any phase leaves the source running — paused
@@ -108,6 +114,14 @@ class MigrationOptions:
     throttle_increment: int = 20
     """... and its step per iteration that still does not converge (QEMU's default 10)."""
     poll_every: float = 0.25
+    """How often the job's end is checked (the end itself wakes the watch at once)."""
+    stats_every: float = 1.0
+    """How often the job's statistics are read (progress, convergence): each read is a libvirt
+    query job and a QEMU monitor command, which libvirt's own switch-over steps queue behind."""
+    quiet_before_switch_over: float = 2.0
+    """No statistics read while the memory left would be sent within this many seconds at the
+    current rate (QEMU is about to switch over: a read then lengthens the downtime); reading
+    resumes once that time has passed without the job ending."""
 
 
 @dataclass
@@ -118,6 +132,14 @@ class MigrationProgress:
     data_remaining: int = 0
     memory_dirty_rate: int = 0
     iteration: int = 0
+    memory_remaining: int = 0
+    memory_bps: int = 0
+
+    def seconds_to_send(self) -> float | None:
+        """How long the memory left takes at the current rate (None before memory is sent)."""
+        if self.memory_bps <= 0 or self.memory_remaining <= 0:
+            return None
+        return self.memory_remaining / self.memory_bps
 
     @property
     def percent(self) -> int:
@@ -150,12 +172,16 @@ class _Aborted(Exception):
 
 class LiveMigration:
     def __init__(self, domains: Domains, uid: str, target: MigrationTarget, options: MigrationOptions | None = None, *,
-                 on_progress: Callable[[MigrationProgress], None] | None = None) -> None:
+                 on_progress: Callable[[MigrationProgress], None] | None = None,
+                 on_switched_over: Callable[[], None] | None = None) -> None:
         self.domains = domains
         self.uid = uid
         self.target = target
         self.options = options or MigrationOptions()
         self.on_progress = on_progress
+        self.on_switched_over = on_switched_over
+        """Called once, on libvirt's event thread (it must not block), when the target resumes the guest."""
+        self.switched_over_at: float | None = None
         self.progress = MigrationProgress()
         self._cancel = threading.Event()
         self._abort_reason: tuple[MigrationReason, str] | None = None
@@ -203,13 +229,35 @@ class LiveMigration:
                                  f"{exc.get_error_message()}", started)
         files = TargetFiles(dconn)
         here = TargetFiles(self.domains.connect())
+        watch: int | None = None
+        with contextlib.suppress(libvirt.libvirtError):  # without it the caller learns at the end
+            watch = dconn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_target_event, None)
         try:
             return self._run(dom, dconn, files, here, xml, plan, started)
         finally:
             files.release()
             here.release()
             with contextlib.suppress(libvirt.libvirtError):
+                if watch is not None:
+                    dconn.domainEventDeregisterAny(watch)
                 dconn.close()
+
+    def _on_target_event(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
+                         _opaque: object) -> None:
+        if (event != libvirt.VIR_DOMAIN_EVENT_RESUMED or detail != libvirt.VIR_DOMAIN_EVENT_RESUMED_MIGRATED
+                or self.switched_over_at is not None):
+            return
+        try:
+            if dom.UUIDString() != self.uid:
+                return
+        except libvirt.libvirtError:
+            return
+        self.switched_over_at = time.time()
+        if self.on_switched_over is not None:
+            try:
+                self.on_switched_over()
+            except Exception:  # a hint only: the outcome still settles it
+                log.exception("migration of %s: the switch-over callback failed", self.uid)
 
     def _run(self, dom: libvirt.virDomain, dconn: libvirt.virConnect, files: TargetFiles, here: TargetFiles, xml: str,
              plan: MigrationPlan, started: float) -> MigrationOutcome:
@@ -318,8 +366,14 @@ class LiveMigration:
     def _watch(self, dom: libvirt.virDomain, running: Callable[[], bool], deadline: float) -> None:
         """Poll the job while `running()`; abort it past the deadline or when it stops progressing."""
         best, best_at = -1, time.monotonic()
+        next_read = 0.0
         while running():
-            self._poll(dom)
+            if time.monotonic() >= next_read:
+                self._poll(dom)
+                soon = self.progress.seconds_to_send()
+                quiet = soon is not None and soon < self.options.quiet_before_switch_over
+                next_read = time.monotonic() + (self.options.quiet_before_switch_over if quiet
+                                                else self.options.stats_every)
             remaining = self.progress.data_remaining
             if self.progress.data_total and (best < 0 or remaining < best):
                 best, best_at = remaining, time.monotonic()
@@ -357,6 +411,8 @@ class LiveMigration:
         p.data_remaining = int(stats.get("data_remaining", 0))
         p.memory_dirty_rate = int(stats.get("memory_dirty_rate", 0))
         p.iteration = int(stats.get("memory_iteration", 0))
+        p.memory_remaining = int(stats.get("memory_remaining", 0))
+        p.memory_bps = int(stats.get("memory_bps", 0))
         if self.on_progress:
             self.on_progress(p)
 

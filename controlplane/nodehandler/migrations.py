@@ -7,10 +7,16 @@ the instance right now and the lifecycle must not act (a domain that has just le
 target must never be started again here). The order that keeps exactly one domain running and
 the API truthful, whatever is killed when:
 1. the migration ends (libvirt has started the target and removed the source);
-2. `status.migration` says Succeeded (the VMOP and the VM read it);
+2. `status.migration` says Succeeded (the VMOP and the VM read it) and, in the same write,
+   `status.nodeName` names the target: that is where the domain runs now, and every node's routes
+   (vmroutes_plan.running_node) follow it at once instead of after the hand-over below and the
+   target handler's first status write (each a round trip while the VM's address still led to
+   the source, which no longer holds it). `status.nodeName` is written even earlier, alone, when
+   the target's libvirtd reports the guest resumed there (migration.py's `on_switched_over`),
+   while libvirt still confirms on the source; should the migration fail after all, the failure's
+   write moves it back here with the domain;
 3. the volumes and the instance are relabelled and their `nodeName` set to the target, so the
-   target's handler takes them over (its reconcile sees a running domain: nothing to do) and the
-   VM's status node changes (routes follow it);
+   target's handler takes them over (its reconcile sees a running domain: nothing to do);
 4. the source's local copies (volume files, instance directory) are removed.
 A handler restarted between 2 and 3 finds Succeeded with the instance still here and redoes 3-4.
 A handler restarted mid-migration asks libvirt: still migrating -> it watches that job as its
@@ -77,6 +83,10 @@ class _Worker:
         self.request = request
         self.migration = migration
         self.thread: threading.Thread | None = None
+        self.address_lock = threading.Lock()
+        """Orders the early `status.nodeName` write (at the target's resume) before the terminal one."""
+        self.ended = False
+        self.address_moved = False
 
 
 class Migrations:
@@ -146,21 +156,20 @@ class Migrations:
     def _start(self, obj: dict[str, Any], req: MigrationRequest) -> None:
         ctx = self.ctx
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        last = [0.0]
+        last: list[Any] = [0.0, None]  # when, and in which phase, status.migration was last written
 
         def progress(p: MigrationProgress) -> None:
-            if time.monotonic() - last[0] < PROGRESS_EVERY and p.phase not in PHASES:
-                return
-            last[0] = time.monotonic()
             phase = PHASES.get(p.phase)
-            if phase is not None:
-                self._write(obj, req, {"phase": phase, "progress": p.percent})
+            if phase is None or (phase == last[1] and time.monotonic() - last[0] < PROGRESS_EVERY):
+                return  # a new phase at once, progress within one at most every PROGRESS_EVERY
+            last[0], last[1] = time.monotonic(), phase
+            self._write(obj, req, {"phase": phase, "progress": p.percent})
 
         options = MigrationOptions(auto_converge=req.auto_converge, timeout=float(req.timeout_seconds) or None)
         migration = LiveMigration(ctx.domains, obj["metadata"]["uid"],
                                   MigrationTarget(node=req.target_node, address=req.target_address,
                                                   pki_dir=ctx.layout.libvirt_pki), options,
-                                  on_progress=progress)
+                                  on_progress=progress, on_switched_over=lambda: self._switched(obj, req, worker))
         worker = _Worker(req, migration)
         self._write(obj, req, {"phase": MigrationPhase.PREPARING, "sourceNode": ctx.node, "targetNode": req.target_node,
                                "startTimestamp": ts(now()), "progress": 0,
@@ -170,7 +179,7 @@ class Migrations:
         def run() -> None:
             try:
                 outcome = migration.run()
-                self._finish(obj, req, outcome)
+                self._finish(obj, req, outcome, worker)
             except Exception:  # the recovery (next reconcile) settles it from what libvirt says
                 log.exception("migration of %s/%s to %s failed unexpectedly", *key, req.target_node)
             finally:
@@ -184,7 +193,17 @@ class Migrations:
         worker.thread.start()
         log.info("migrating %s/%s to node %s (%s)", *key, req.target_node, req.target_address)
 
-    def _finish(self, obj: dict[str, Any], req: MigrationRequest, outcome: MigrationOutcome) -> None:
+    def _switched(self, obj: dict[str, Any], req: MigrationRequest, worker: _Worker) -> None:
+        """The target resumed the guest: its address moves there now (a thread of its own: this
+        runs on libvirt's event thread), unless the migration has ended meanwhile."""
+        def write() -> None:
+            with worker.address_lock:
+                if not worker.ended and self._write(obj, req, {}, node=req.target_node) is not None:
+                    worker.address_moved = True
+
+        threading.Thread(target=write, name=f"migration-address-{req.id}", daemon=True).start()
+
+    def _finish(self, obj: dict[str, Any], req: MigrationRequest, outcome: MigrationOutcome, worker: _Worker) -> None:
         phase = {MigrationResult.SUCCEEDED: MigrationPhase.SUCCEEDED, MigrationResult.FAILED: MigrationPhase.FAILED,
                  MigrationResult.CANCELLED: MigrationPhase.CANCELLED}[outcome.result]
         update: dict[str, Any] = {"phase": phase, "result": "Succeeded" if outcome.succeeded else "Failed",
@@ -196,17 +215,27 @@ class Migrations:
             update["downtimeMilliseconds"] = outcome.downtime_ms
         self.ctx.events.record(obj, type="Normal" if outcome.succeeded else "Warning",
                                reason=f"Migration{phase}", message=outcome.message[:1000])
-        if self._write(obj, req, update) is None:
+        node = req.target_node if outcome.succeeded else None
+        with worker.address_lock:  # an early write of the address, if any, is done: never after this one
+            worker.ended = True
+            if not outcome.succeeded and worker.address_moved:
+                node = self.ctx.node  # the source kept (or got back) the guest: so does its address
+        if self._write(obj, req, update, node=node) is None:
             raise RuntimeError(f"the migration ended ({phase}) but its status could not be written")
         if outcome.succeeded:
             self.switch_over(obj, req)
 
-    def _write(self, obj: dict[str, Any], req: MigrationRequest, update: dict[str, Any]) -> dict[str, Any] | None:
-        """Patch status.migration; a terminal phase keeps trying for TERMINAL_WRITE_FOR seconds.
-        None when it could not be written."""
+    def _write(self, obj: dict[str, Any], req: MigrationRequest, update: dict[str, Any], *,
+               node: str | None = None) -> dict[str, Any] | None:
+        """Patch status.migration (and `status.nodeName` = `node`, where the domain runs after a
+        switch-over); a terminal phase keeps trying for TERMINAL_WRITE_FOR seconds. None when it
+        could not be written."""
         meta = obj["metadata"]
-        body = {"status": {"migration": {"id": req.id, **{k: str(v) if isinstance(v, MigrationPhase) else v
-                                                             for k, v in update.items()}}}}
+        status: dict[str, Any] = {"migration": {"id": req.id, **{k: str(v) if isinstance(v, MigrationPhase) else v
+                                                                 for k, v in update.items()}}}
+        if node is not None:
+            status["nodeName"] = node
+        body = {"status": status}
         until = time.monotonic() + (TERMINAL_WRITE_FOR if update.get("phase") in TERMINAL else 1.0)
         attempt = 0
         while True:
@@ -306,7 +335,8 @@ class Migrations:
                             "or recovered"))
             self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": str(reason),
                                    "endTimestamp": ts(now()), "progress": 100,
-                                   "message": f"the domain runs on node {req.target_node} ({why})"})
+                                   "message": f"the domain runs on node {req.target_node} ({why})"},
+                        node=req.target_node)
             self.switch_over(obj, req)
             return True
         running_here = here is not None and domain_active(here)
@@ -329,7 +359,8 @@ class Migrations:
             where = f"; the VM runs nowhere (neither on node {self.ctx.node} nor on {req.target_node})"
         self._write(obj, req, {"phase": MigrationPhase.CANCELLED if reason is MigrationReason.CANCELLED
                                else MigrationPhase.FAILED, "result": "Failed", "reason": str(reason),
-                               "endTimestamp": ts(now()), "message": message + where})
+                               "endTimestamp": ts(now()), "message": message + where},
+                    node=self.ctx.node if running_here else None)  # back, if a switch-over had moved it
         return False
 
     def _resume(self, obj: dict[str, Any], req: MigrationRequest, *, withdrawn: bool = False) -> None:

@@ -146,9 +146,16 @@ def test_running_domain_moves_with_memory_and_disks(lab: MigrateLab, guest_image
     before = _uptime(lab, src, dom)
 
     progress: list[MigrationProgress] = []
-    outcome = _migration(lab, src, dst, dom, MigrationOptions(), progress).run()
+    switched: list[float] = []
+    migration = _migration(lab, src, dst, dom, MigrationOptions(), progress)
+    migration.on_switched_over = lambda: switched.append(time.time())
+    outcome = migration.run()
 
     assert outcome.result is MigrationResult.SUCCEEDED, outcome.message
+    deadline = time.monotonic() + 5  # the target's event may trail the job's return; it must come
+    while not switched and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(switched) == 1 and outcome.started < switched[0] < outcome.ended + 5, (switched, outcome)
     assert outcome.source_node == src.node and outcome.target_node == dst.node
     assert set(outcome.copied_disks) == set(dom.volumes)
     assert _state(lab, src, dom.uid) is None, "the source still has the domain"
@@ -272,6 +279,9 @@ def test_node_handler_runs_the_requested_migration_and_hands_the_instance_over(l
     assert statuses[0]["phase"] == "Preparing" and statuses[0]["sourceNode"] == src.node
     final = statuses[-1]
     assert (final["phase"], final["result"], final["reason"]) == ("Succeeded", "Succeeded", "Completed"), final
+    bodies = [b["status"] for _, _, b, sub in kube.patches if sub == "status"]
+    assert bodies[-1]["nodeName"] == dst.node  # routes follow in the same write at the latest, before the hand-over
+    assert [b["nodeName"] for b in bodies if "nodeName" in b] in ([dst.node], [dst.node] * 2)  # + at the resume
     last_status = max(i for i, p in enumerate(kube.patches) if p[3] == "status")
     handover = [(kind, name, b) for kind, name, b, sub in kube.patches[last_status + 1:]]
     assert [(k, n) for k, n, _ in handover] == [("InternalVirtualDiskVolume", "handover-root"),

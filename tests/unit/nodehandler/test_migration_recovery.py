@@ -95,6 +95,7 @@ class FakeKube:
         assert res == INSTANCES
         if subresource == "status":
             self.obj["status"]["migration"].update(body["status"]["migration"])
+            self.obj["status"].update({k: v for k, v in body["status"].items() if k != "migration"})
         else:
             self.obj["spec"].update(body["spec"])
             self.obj["metadata"]["labels"].update(body["metadata"]["labels"])
@@ -159,6 +160,7 @@ def test_a_running_job_whose_request_was_withdrawn_is_aborted_and_the_vm_stays_h
     assert (st["phase"], st["reason"]) == ("Cancelled", "Cancelled"), st
     assert "withdrawn" in st["message"]
     assert w.obj["spec"]["nodeName"] == "n1" and w.requeued == [("ns1", "vm1")]
+    assert w.obj["status"]["nodeName"] == "n1"  # the routes stay with (or come back to) the copy that runs here
     assert w.handle() is False  # settled: the lifecycle owns it again
 
 
@@ -170,6 +172,7 @@ def test_a_migration_that_completed_after_the_withdrawal_hands_the_instance_to_t
     st = w.status
     assert (st["phase"], st["result"], st["reason"]) == ("Succeeded", "Succeeded", "CompletedAfterWithdrawal"), st
     assert "runs on node n2" in st["message"] and "after the switch-over" in st["message"]
+    assert w.obj["status"]["nodeName"] == "n2"  # in the same write: routes follow the running copy at once
     assert w.obj["spec"]["nodeName"] == "n2" and w.obj["metadata"]["labels"]
 
 
