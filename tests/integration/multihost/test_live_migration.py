@@ -33,8 +33,9 @@ VM, IMAGE_PORT = "mover", 18080
 MAX_GAP = 3.0
 """Longest time the guest may not answer the master's 100 ms probes (1 s probe timeout) across a
 move. Measured here: 1.0 s (one probe lost; libvirt's switch-over is 0.3-0.9 s under TCG in
-bench/migrate). The master's route to the VM follows status.nodeName, written after the
-switch-over (docs/network.md); until then the old gateway forwards nothing. 3 s is that 1 s with
+bench/migrate). The master's route to the VM follows status.nodeName, written when the target's
+libvirtd reports the guest resumed there (docs/network.md); until then the old gateway forwards
+nothing. 3 s is that 1 s with
 room for the shared, loaded 2-core CI machine, and still far below a reboot (the guest's uptime
 check catches that anyway) or a stop-and-start (tens of seconds)."""
 
