@@ -2,8 +2,10 @@
 controllers, node handler), so they use every core and never share an interpreter lock.
 
 Start: each component is a named step, started in order and awaited until it reports ready
-over a pipe (`child.py`); a failure stops what already runs and names the step ("starting
-DVCR: listening on ...: address in use"). Run: a component that dies is started again after a
+over a pipe (`child.py`); a step marked `with_previous` starts together with the one before it
+(both need only what already serves), so independent components do not wait for each other. A
+failure stops what already runs and names the step ("starting DVCR: listening on ...: address
+in use"). Run: a component that dies is started again after a
 delay from `SupervisorSettings.restart_backoff` (the delay grows while it keeps dying and
 starts over once it stayed up). Stop (SIGTERM/SIGINT): components stop in reverse order, each
 given `stop_timeout` before SIGKILL. Every state change goes to DATA_DIR/components.json,
@@ -46,12 +48,14 @@ def self_command() -> list[str]:
 class ChildSpec:
     """One component: `name` as /readyz shows it, `title` for messages, `prepare` runs in the
     supervisor before every start (e.g. writing the component's kubeconfig), `on_ready` gets
-    the URL the component reported."""
+    the URL the component reported; `with_previous`: start it together with the step before it
+    instead of after it (it needs nothing that step provides)."""
 
     name: str
     title: str
     prepare: Callable[[], None] = lambda: None
     on_ready: Callable[[str], None] = lambda url: None
+    with_previous: bool = False
 
 
 @dataclass
@@ -104,20 +108,9 @@ class Supervisor:
         self.flags.data_dir.mkdir(parents=True, exist_ok=True)
         self._publish()
         try:
-            for child in self.children:
-                start = asyncio.ensure_future(self._start(child))
-                stopped = asyncio.ensure_future(self.stopping.wait())
-                await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
-                if not start.done():
-                    start.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, ComponentError):
-                        await start
+            for stage in _stages(self.children):
+                if not await self._start_stage(stage):
                     return
-                error = start.exception()
-                if error is not None:
-                    raise ComponentError(f"starting {child.spec.title}: {error}") from error
-                self._watchers.append(asyncio.ensure_future(self._watch(child)))
             notify("READY=1\nSTATUS=all components ready")
             log.info("dvp server: all components ready")
             await self.stopping.wait()
@@ -129,6 +122,35 @@ class Supervisor:
             for child in reversed(self.children):
                 await self._stop(child)
             self._publish()
+
+    async def _start_stage(self, stage: list[Child]) -> bool:
+        """Start the stage's components together and wait until all serve (True), or the server
+        is stopping (False); the first failure cancels the others' starts and is raised, named."""
+        starts: dict[asyncio.Future[None], Child] = {
+            asyncio.ensure_future(self._start(child)): child for child in stage}
+        stopped: asyncio.Future[None] = asyncio.ensure_future(self._stopped())
+        pending = set(starts)
+        failed: tuple[Child, BaseException] | None = None
+        while pending and failed is None and not stopped.done():
+            done, _ = await asyncio.wait(pending | {stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done & pending:
+                pending.discard(task)
+                if (error := task.exception()) is not None and failed is None:
+                    failed = (starts[task], error)
+        stopped.cancel()
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # the first failure is the one to report
+                await task
+        if failed is not None:
+            raise ComponentError(f"starting {failed[0].spec.title}: {failed[1]}") from failed[1]
+        if pending:
+            return False
+        self._watchers.extend(asyncio.ensure_future(self._watch(child)) for child in stage)
+        return True
+
+    async def _stopped(self) -> None:
+        await self.stopping.wait()
 
     async def _spawn(self, child: Child) -> str:
         """Start the component's process and wait for its readiness line; its URL."""
@@ -210,6 +232,17 @@ class Supervisor:
         log.info("dvp server: stopping %s", child.spec.title)
         await self._terminate(child.proc)
         child.state, child.message = "stopped", "dvp server stopped"
+
+
+def _stages(children: list[Child]) -> list[list[Child]]:
+    """The children in start order, grouped: a `with_previous` child joins the group before it."""
+    stages: list[list[Child]] = []
+    for child in children:
+        if child.spec.with_previous and stages:
+            stages[-1].append(child)
+        else:
+            stages.append([child])
+    return stages
 
 
 def _read_line(fd: int) -> bytes:

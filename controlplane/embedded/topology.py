@@ -3,7 +3,9 @@ each: write the component's kubeconfig before it starts, print where it serves o
 pin a port chosen at random (`:0`) so a restarted component comes back where clients expect it.
 
 Order: API server (everything talks to it), DVCR (the controllers and the node handler read
-its connection file), controllers (unless --no-controllers), node handler (unless --no-agent).
+its connection file), then the controllers (unless --no-controllers) and the node handler
+(unless --no-agent) together: neither needs the other to start, and a restart of the whole
+server (an upgrade, a crash) is back a node handler's start-up sooner.
 """
 
 from __future__ import annotations
@@ -60,5 +62,6 @@ def component_specs(flags: ServerFlags, supervisor: Callable[[], Supervisor]) ->
     if not flags.no_controllers:
         specs.append(ChildSpec(CONTROLLERS, "controllers", prepare=controllers_kubeconfig))
     if not flags.no_agent:
-        specs.append(ChildSpec(NODE_HANDLER, "node handler", prepare=agent_kubeconfig))
+        specs.append(ChildSpec(NODE_HANDLER, "node handler", prepare=agent_kubeconfig,
+                               with_previous=not flags.no_controllers))
     return specs

@@ -178,11 +178,20 @@ def test_running_domain_moves_with_memory_and_disks(lab: MigrateLab, guest_image
         assert lab.exists(dst, path)
 
 
+@pytest.fixture(scope="module")
+def staying(lab: MigrateLab, guest_image: GuestImage) -> LabDomain:
+    """One guest on the first node for the migrations that must leave it there (cancelled, past
+    its deadline): each case checks it still runs on the source with nothing on the target, so
+    they share one boot."""
+    dom = lab.boot_domain(lab.nodes[0], guest_image.qcow2, name="stay")
+    lab.wait_marker(dom, lab.nodes[0])
+    return dom
+
+
 def test_cancelled_migration_keeps_the_source_and_leaves_nothing_on_the_target(lab: MigrateLab,
-                                                                               guest_image: GuestImage) -> None:
+                                                                               staying: LabDomain) -> None:
     src, dst = lab.nodes
-    dom = lab.boot_domain(src, guest_image.qcow2, name="cancel")
-    lab.wait_marker(dom, src)
+    dom = staying
     before = _uptime(lab, src, dom)
     progress: list[MigrationProgress] = []
     migration = _migration(lab, src, dst, dom, MigrationOptions(bandwidth_mib=1), progress)
@@ -208,10 +217,10 @@ def test_cancelled_migration_keeps_the_source_and_leaves_nothing_on_the_target(l
     assert _uptime(lab, src, dom) > before
 
 
-def test_migration_past_its_deadline_is_aborted(lab: MigrateLab, guest_image: GuestImage) -> None:
+def test_migration_past_its_deadline_is_aborted(lab: MigrateLab, staying: LabDomain) -> None:
     src, dst = lab.nodes
-    dom = lab.boot_domain(src, guest_image.qcow2, name="slow")
-    lab.wait_marker(dom, src)
+    dom = staying
+    assert _state(lab, src, dom.uid) == (libvirt.VIR_DOMAIN_RUNNING, True)
     outcome = _migration(lab, src, dst, dom, MigrationOptions(bandwidth_mib=1, timeout=3)).run()
     assert outcome.result is MigrationResult.FAILED
     assert outcome.reason is MigrationReason.TIMED_OUT, outcome.message

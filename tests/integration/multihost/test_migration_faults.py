@@ -349,6 +349,7 @@ def _drain_with_local_iso(cluster: Cluster, url: str, ip: str, up0: float) -> No
         {"apiVersion": V, "kind": "VirtualMachine", "metadata": {"name": ISO_VM, "namespace": NS},
          "spec": {"virtualMachineClassName": "generic", "runPolicy": "AlwaysOn",
                   "cpu": {"cores": 1, "coreFraction": "5%"}, "memory": {"size": "128Mi"},
+                  "terminationGracePeriodSeconds": 1,  # no OS answers the power button: destroy at once
                   "nodeSelector": {"kubernetes.io/hostname": here},
                   "blockDeviceRefs": [{"kind": "VirtualDisk", "name": f"{ISO_VM}-root"},
                                       {"kind": "ClusterVirtualImage", "name": f"{NS}-iso"}]}}])

@@ -40,6 +40,7 @@ def vm(name: str, *, run: str = "AlwaysOff", labels: dict[str, str] | None = Non
                "metadata": {"name": name, "namespace": "default", "labels": labels or {}},
                "spec": {"virtualMachineClassName": "generic", "runPolicy": run,
                         "cpu": {"cores": 1, "coreFraction": "5%"}, "memory": {"size": "128Mi"},
+                        "terminationGracePeriodSeconds": 1,  # no OS answers the power button: destroy at once
                         "blockDeviceRefs": [{"kind": "VirtualDisk", "name": f"{name}-root"}], **spec}}
     return [disk, machine]
 
