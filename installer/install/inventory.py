@@ -126,7 +126,10 @@ def playbook_vars(config: InstallConfig, *, binary: Path, extra: dict[str, Any] 
 def ansible_env(*, facts_dir: Path, secrets: dict[str, str], control_dir: Path | None = None) -> dict[str, str]:
     """Environment of ansible-playbook: the preflight's facts as the fact cache (`gathering =
     smart` uses them instead of running setup), quiet deprecation noise, secrets; SSH control
-    sockets in `control_dir` (closed after the phase, installer/install/interrupt.py)."""
+    sockets in `control_dir` (closed after the phase, installer/install/interrupt.py). Files
+    reach hosts `piped` (`dd` over the shared SSH connection): it needs no SFTP subsystem, and
+    the default `smart` would first try SFTP and scp, two failed round trips per file on hosts
+    without one."""
     return {
         **({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)} if control_dir is not None else {}),
         "ANSIBLE_CACHE_PLUGIN": "jsonfile",
@@ -139,6 +142,7 @@ def ansible_env(*, facts_dir: Path, secrets: dict[str, str], control_dir: Path |
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
         "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_TRANSFER_METHOD": "piped",
         "ANSIBLE_FORKS": "16",
         **secrets,
     }

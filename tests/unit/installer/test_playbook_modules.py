@@ -1,0 +1,44 @@
+"""The playbooks' own modules (playbooks/library/): `dvp_write_files` writes a file when its
+content differs (atomically, with its mode), only sets its mode when just that differs, and
+leaves an unchanged file alone, so a second install reports nothing changed; `dvp_config_lines`
+edits settings as `lineinfile` did per key."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+from installer.install.binary import playbooks_dir
+
+
+def _module(name: str = "dvp_write_files") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, playbooks_dir() / "library" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_written_when_different_mode_fixed_alone_unchanged_left(tmp_path: Path) -> None:
+    mod = _module()
+    path = str(tmp_path / "agent-tls.key")
+    uid, gid = os.getuid(), os.getgid()
+    assert mod._differs(path, b"key\n", 0o600, uid, gid) == (True, False)  # missing
+    mod._write(path, b"key\n", 0o600, uid, gid)
+    assert Path(path).read_bytes() == b"key\n" and os.stat(path).st_mode & 0o7777 == 0o600
+    assert mod._differs(path, b"key\n", 0o600, uid, gid) == (False, False)
+    assert mod._differs(path, b"other\n", 0o600, uid, gid) == (True, False)
+    os.chmod(path, 0o644)
+    assert mod._differs(path, b"key\n", 0o600, uid, gid) == (False, True)
+    assert [p.name for p in tmp_path.iterdir()] == ["agent-tls.key"]  # no temporary file left
+    assert mod._wanted({"content_base64": "a2V5Cg=="}) == b"key\n" == mod._wanted({"content": "key\n"})
+
+
+def test_config_lines_replace_the_last_match_or_append_as_lineinfile_per_key() -> None:
+    mod = _module("dvp_config_lines")
+    lines = ["#user = \"x\"", "user = \"qemu\"", "# other", "  group=\"kvm\""]
+    out = mod.apply(lines, {"user": '"root"', "group": '"root"', "cgroup_controllers": "[ ]"})
+    assert out == ["#user = \"x\"", "user = \"root\"", "# other", "group = \"root\"", "cgroup_controllers = [ ]"]
+    assert mod.apply(out, {"user": '"root"', "group": '"root"', "cgroup_controllers": "[ ]"}) == out
