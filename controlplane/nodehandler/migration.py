@@ -382,10 +382,11 @@ class LiveMigration:
                             "limit (proportional to memory plus disk size)")
             elif self.progress.data_total and time.monotonic() - best_at > self.options.progress_timeout * (
                     3 if self.options.auto_converge else 1):  # throttling takes iterations to bite
+                rate = self.progress.memory_dirty_rate  # 0 until libvirt has measured one
                 self._abort(MigrationReason.NOT_CONVERGING,
                             f"no progress for {self.options.progress_timeout:.0f}s: the guest dirties memory faster "
-                            f"({self.progress.memory_dirty_rate} pages/s) than the link copies it; "
-                            "use force (auto-converge) to throttle it")
+                            + (f"({rate} pages/s) " if rate > 0 else "")
+                            + "than the link copies it; use force (auto-converge) to throttle it")
         self._dom = None
 
     def _host(self) -> str:
