@@ -128,8 +128,10 @@ def test_killed_run_resumes_and_finishes(install_lab: InstallLab) -> None:
         while time.monotonic() < deadline and proc.poll() is None:
             new = set((install_lab.state / "runs").iterdir()) - runs_before
             run = next(iter(new), None)
-            if run is not None and (run / "events.jsonl").is_file() and \
-                    '"phase": "bootstrap"' in (run / "events.jsonl").read_text():
+            # the run's state (written atomically, after the phase's first event) is what a
+            # resume reads: kill once it says bootstrap is running
+            if run is not None and (run / "state.json").is_file() and \
+                    _phases(run).get("bootstrap") == "running":
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the install ended before it could be killed"
