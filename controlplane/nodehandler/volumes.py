@@ -159,10 +159,9 @@ class VolumeReconciler:
         ctx = self.ctx
         size = spec.size_bytes
         source = self._source(spec, obj["metadata"]["namespace"]) if spec.source_volume else None
-        if source is not None and spec.snapshot:
-            what = f"taking a snapshot of volume {spec.source_volume}"
         what = (f"copying image {spec.image_ref}" if spec.image_ref else
-                f"copying volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
+                f"taking a snapshot of volume {spec.source_volume}" if spec.source_volume and spec.snapshot else
+                f"from volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
         if (obj.get("status") or {}).get("phase") != str(VolumePhase.FAILED):
             # a retry after a failure keeps Failed until it succeeds: flipping to Provisioning and
             # back would wake this reconciler with its own writes and defeat the retry backoff

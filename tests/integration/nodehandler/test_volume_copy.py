@@ -6,7 +6,8 @@ volume made from the snapshot holds A (and is grown to its requested size) while
 holds B.
 A snapshot (`source.volume.snapshot`) of an unused disk takes its file, the disk becomes an
 overlay on it, a volume from the snapshot another overlay; deleting the snapshot makes both
-independent with their content, and an overlay is exported flat (as DVCR's importer takes it).
+independent with their content, an overlay is exported flat (as DVCR's importer takes it), and
+a node handler killed between a snapshot's renames finishes it when it starts again.
 In use: a running guest (on an overlay) writes a marker to its
 data disk; a copy that requires consistency is refused (the test guest has no qemu-guest-agent,
 so its filesystems cannot be frozen), a best-effort copy goes through a libvirt backup of the
@@ -126,6 +127,19 @@ def test_a_snapshot_and_a_restore_are_overlays_and_deleting_the_snapshot_keeps_b
     assert not Path(snap_path).exists()
     for path, pattern in ((data, 0xBB), (restored["path"], 0xAA)):
         assert "backing-filename" not in info(path) and holds(path, pattern), path
+
+    # a crash of the node handler between a snapshot's two renames: its restart finishes the snapshot
+    env.agent.kill()
+    snap_b = env.create_volume(copy_of("snap-b", env.node, "data", "64Mi", require=True, snapshot=True))
+    snap_b_path = str(Path(data).with_name(f"snap-b.{snap_b['metadata']['uid']}.qcow2"))
+    pending = Path(data).with_name(f".{Path(data).name}.overlay")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-u", "-b", snap_b_path, str(pending),
+                    str(64 * MI)], check=True)
+    Path(data).rename(snap_b_path)  # the disk's file is the snapshot's; the overlay not in place yet
+    env.agent.start()
+    assert settled(env, "snap-b")["status"]["phase"] == "Ready"
+    assert not pending.exists() and info(data)["backing-filename"] == snap_b_path
+    assert holds(data, 0xBB) and holds(snap_b_path, 0xBB)
 
 
 def test_a_copy_waits_for_its_source(vols: NodeEnv) -> None:
