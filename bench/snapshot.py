@@ -7,11 +7,17 @@ empty 4 GiB data disk; once the VM is stopped, 1 GiB (pattern 0x5a) is written i
 disk's volume file with `qemu-io` (the guest under TCG would take minutes; the bytes on disk are
 the same). Our figures are from the POST to the phase named, polled every 20 ms through the API:
 
-- VirtualMachineSnapshot of the stopped VM -> Ready (a VirtualDiskSnapshot per disk: copies);
+- VirtualMachineSnapshot of the stopped VM -> Ready (a VirtualDiskSnapshot per disk: the node
+  handler renames each disk's file to the snapshot's and gives the disk a new empty qcow2 overlay
+  on it, `volume_chain.freeze`; nothing copied);
 - a 1 MiB marker (0xcc) is then written over the data disk, and VMOP Restore from that snapshot
-  -> Completed; the restored data disk must read 0x5a again (checked, untimed);
-- VMOP Clone -> Completed (its disks Ready; content checked, untimed); clone and snapshot are
-  deleted (untimed) before the next turn.
+  -> Completed (each restored disk a new empty overlay on the snapshot's file, nothing copied);
+  the restored data disk must read 0x5a again (checked, untimed);
+- VMOP Clone -> Completed (its disks Ready; content checked, untimed): its temporary snapshot is
+  an overlay step as above, the clone's disks `qemu-img convert` of the snapshot files (flat
+  copies: the data is read once), and deleting the temporary snapshot commits each disk's small
+  overlay back into its file; clone and snapshot are deleted (untimed) before the next turn
+  (the snapshot's delete folds the overlays back the same way).
 
 The peer (`bench/snapshot_byhand.py`) works on copies of the very same volume files in an
 inactive domain defined from the XML our node handler wrote: snapshot = `virsh
@@ -21,12 +27,13 @@ domain), restore = a fresh overlay on each snapshot file and the domain defined 
 `qemu-img convert -O qcow2` of both disk files — our VM's current volume files, the ones our
 clone copies, at the same step, both after those files were read once (untimed: a volume our
 node handler has just written is not in the page cache, and the first to read it paid 1-2 s
-more). The same `qemu-img convert` figure is also the
-copy peer of our snapshot and restore (which copy the data, where the overlays copy nothing).
+more). The same `qemu-img convert` figure is also shown
+next to our snapshot and restore, as what a copy would cost (ours copied until issue 17's chain
+model; now both sides make overlays, and the overlay rows are the like-for-like ones).
 
 The VirtualDiskSnapshot rows (kept from the first version of this bench): a snapshot of the data
-disk -> Ready against `qemu-img convert` of its volume file, for the VM stopped (the node
-handler copies the file offline) and running (a libvirt backup of the running domain,
+disk -> Ready against `qemu-img convert` of its volume file, for the VM stopped (an overlay step,
+no copy: the peer here is the copy it no longer makes) and running (a libvirt backup of the running domain,
 `requiredConsistency: false` since the test guest has no agent; the peer then reads the live
 file with `-U`). Medians over --rounds, ours and the peer taking turns to go first, with `sync`
 before each measurement (each step of the machine rows too).
@@ -295,9 +302,9 @@ def run(rounds: int) -> list[Row]:
         Row("VM: VMOP Restore Completed vs new overlays + domain redefined", med(machine, 1), med(machine_peer, 1),
             "ms", "lower"),
         Row(f"VM: VMOP Clone Completed vs {convert}", med(machine, 2), med(machine_peer, 2), "ms", "lower"),
-        Row(f"VM: VirtualMachineSnapshot Ready vs {convert} (a copy, as ours)", med(machine, 0), med(machine_peer, 2),
+        Row(f"VM: VirtualMachineSnapshot Ready vs {convert} (what a copy costs)", med(machine, 0), med(machine_peer, 2),
             "ms", "lower"),
-        Row(f"VM: VMOP Restore Completed vs {convert} (a copy, as ours)", med(machine, 1), med(machine_peer, 2),
+        Row(f"VM: VMOP Restore Completed vs {convert} (what a copy costs)", med(machine, 1), med(machine_peer, 2),
             "ms", "lower"),
         Row("data disk, VM stopped: VirtualDiskSnapshot Ready vs `qemu-img convert`", med(stopped), med(stopped_peer),
             "ms", "lower"),

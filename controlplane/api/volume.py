@@ -4,7 +4,7 @@ the node handler (reader).
 The disk controller builds the spec with `VolumeSpec.to_api()` (and grows it with
 `size_patch`); a volume's initial content is empty, a DVCR image, or another volume of the same
 node (`source.volume`: snapshots and disks made from them, `take` to move a temporary
-snapshot's file rather than copy it); the node handler reads it back with `parse_volume`, which
+snapshot's file rather than copy it, `snapshot` for a snapshot's own volume); the node handler reads it back with `parse_volume`, which
 checks the size is a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise). Phases are
 `internal.VolumePhase`.
 """
@@ -34,6 +34,10 @@ class VolumeSpec:
     """Move `source_volume`'s file into this volume instead of copying it: the source is a VMOP
     Clone's temporary snapshot, read by this volume alone and deleted right after (one copy of
     the data per clone, not two). The source volume then has no file; deleting it is a no-op."""
+    snapshot: bool = False
+    """This volume is a snapshot of `source_volume` (read-only once made): on its node, the
+    source's file becomes this volume's when no running VM uses it, and the source gets a new
+    overlay on it; a volume made from a snapshot is in turn an overlay on the snapshot's file."""
 
     def to_api(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"nodeName": self.node_name, "size": str(self.size_bytes)}
@@ -45,6 +49,8 @@ class VolumeSpec:
             spec["source"] = {"volume": {"name": self.source_volume, "requireConsistency": self.require_consistency}}
             if self.take_source:
                 spec["source"]["volume"]["take"] = True
+            if self.snapshot:
+                spec["source"]["volume"]["snapshot"] = True
         return spec
 
 
@@ -62,4 +68,4 @@ def parse_volume(obj: dict[str, Any]) -> VolumeSpec:
                       image_ref=image.get("ref") or None, image_digest=image.get("digest") or None,
                       source_volume=volume.get("name") or None,
                       require_consistency=bool(volume.get("requireConsistency", False)),
-                      take_source=bool(volume.get("take", False)))
+                      take_source=bool(volume.get("take", False)), snapshot=bool(volume.get("snapshot", False)))

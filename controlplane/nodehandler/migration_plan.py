@@ -11,7 +11,9 @@ every node (layout.py):
   directory), which must exist on the target.
 
 The destination XML is the source's with our metadata's `node` set to the target, so the
-target's handler adopts the domain as its own and the source's stops claiming it.
+target's handler adopts the domain as its own and the source's stops claiming it, and without
+the `backingStore` chains of the copied disks: a volume may be an overlay on a snapshot's file
+(`volume_chain`), but the mirror copies the whole chain into the target's flat file.
 """
 
 from __future__ import annotations
@@ -120,6 +122,10 @@ def destination_xml(xml_text: str, node: str) -> str:
     el = root.find(f"metadata/{{{METADATA_NS}}}instance/{{{METADATA_NS}}}node")
     if el is not None:
         el.text = node
+    for disk in root.iter("disk"):
+        if disk.get("type") == "file" and disk.get("device", "disk") != "cdrom" and disk.find("readonly") is None:
+            for backing in disk.findall("backingStore"):
+                disk.remove(backing)
     return ET.tostring(root, encoding="unicode")
 
 

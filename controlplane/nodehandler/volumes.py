@@ -2,14 +2,19 @@
 
 One cycle (`reconcile(key)`):
 1. ignore other nodes' volumes;
-2. being deleted: wait while a running domain of this node uses the file; then delete the file
-   and drop our finalizer;
+2. being deleted: wait while a running domain of this node reads the file (attached, or through
+   a backing chain); then make the files built on it independent (`volume_chain.release`),
+   delete it and drop our finalizer;
 3. hold our finalizer before creating anything (so a file is never leaked);
 4. no file yet: create it — empty, a full copy of its source image pulled into the node
-   image cache (progress shown in `status.progress`), or a copy of another volume of this node
-   (`volume_copy`: snapshots, disks from snapshots; `status.consistent` says whether a running
-   guest's filesystems were frozen for it), or that volume's file itself, moved (`take`: a VMOP
-   Clone's temporary snapshot; the source is marked `status.takenBy` and left without a file);
+   image cache (progress shown in `status.progress`), or from another volume of this node:
+   a snapshot of a disk no running domain uses takes the disk's file and leaves the disk an
+   overlay on it, a volume from a snapshot is an overlay on the snapshot's file
+   (`volume_chain`: qcow2 backing chains, nothing copied); a snapshot of a disk a running
+   domain uses is a copy (`volume_copy`: a libvirt backup; `status.consistent` says whether
+   the guest's filesystems were frozen for it); or the source's file itself, moved (`take`: a
+   VMOP Clone's temporary snapshot no other file is built on; the source is marked
+   `status.takenBy` and left without a file), else flattened by `qemu-img convert`;
 5. `spec.size` larger than the file: grow it — through libvirt's block resize when a running
    domain has it attached (the guest sees the new size at once), else with `qemu-img resize`.
    A smaller size is refused with a message (volumes only grow);
@@ -31,7 +36,7 @@ from controlplane.common.kube.client import KubeError
 from controlplane.common.kube.controller import Result
 from controlplane.common.kube.errors import TemporaryError
 from controlplane.common.kube.informer import Key
-from controlplane.nodehandler import storage
+from controlplane.nodehandler import storage, volume_chain
 from controlplane.nodehandler.context import VOLUMES, NodeContext, now
 from controlplane.nodehandler.domainxml import disk_targets
 from controlplane.nodehandler.images import ImageError
@@ -55,6 +60,8 @@ def _human(size: int) -> str:
 class VolumeReconciler:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
+        for step in volume_chain.recover(ctx.layout.volumes):  # what a crash interrupted (before any reconcile)
+            log.warning("volumes: %s", step)
 
     def users(self, path: str) -> list[tuple[str, str]]:
         """(instance uid, "ns/name") of running domains of this node with `path` attached."""
@@ -65,6 +72,15 @@ class VolumeReconciler:
                 out.append((uid, f"{meta.get('namespace')}/{meta.get('name')}"))
         return out
 
+    def readers(self, path: Path) -> list[str]:
+        """Top files of running domains of this node whose backing chain reads `path`."""
+        tops = []
+        for uid in self.ctx.domains.owned():
+            st = self.ctx.domains.status(uid)
+            if st is not None and st.active:
+                tops += [p for p in disk_targets(st.xml) if p != str(path)]
+        return [Path(p).name for p in volume_chain.readers(path, tops)]
+
     def reconcile(self, key: Key) -> Result | None:
         ctx = self.ctx
         cached = ctx.volumes.get(*key)
@@ -74,12 +90,18 @@ class VolumeReconciler:
         meta = obj["metadata"]
         path = ctx.layout.volume(meta["namespace"], meta["name"], meta["uid"])
         if meta.get("deletionTimestamp"):
-            users = self.users(str(path))
-            if users:
-                self._status(obj, VolumePhase.TERMINATING, path, f"in use by {', '.join(u for _, u in users)}: "
-                             "deleted once it is detached or its VM stopped", ready=False, reason=VolumeReason.IN_USE)
-                return Result(requeue_after=ctx.runtime.volume_in_use_retry)
-            storage.delete(path)
+            with volume_chain.LOCK:
+                users = self.users(str(path))
+                readers = self.readers(path)
+                if users or readers:
+                    who = (f"in use by {', '.join(u for _, u in users)}" if users else
+                           f"the backing file of {', '.join(readers)}, read by a running VM")
+                    self._status(obj, VolumePhase.TERMINATING, path, f"{who}: deleted once it is detached or its VM "
+                                 "stopped", ready=False, reason=VolumeReason.IN_USE)
+                    return Result(requeue_after=ctx.runtime.volume_in_use_retry)
+                for step in volume_chain.release(path, ctx.layout.volumes):
+                    log.info("volume %s/%s deleted: %s", meta["namespace"], meta["name"], step)
+                storage.delete(path)
             ctx.remove_finalizer(VOLUMES, obj, VOLUME_FINALIZER)
             log.info("volume %s/%s: file %s deleted", meta["namespace"], meta["name"], path)
             return None
@@ -92,6 +114,9 @@ class VolumeReconciler:
         size = spec.size_bytes
         if (obj.get("status") or {}).get("takenBy"):
             return None  # a temporary snapshot's: another volume has (or is taking) its file; it is deleted soon
+        if volume_chain.overlay_path(path).exists():
+            for step in volume_chain.recover(ctx.layout.volumes):
+                log.warning("volume %s/%s: %s", meta["namespace"], meta["name"], step)
         if not path.exists():
             try:
                 obj = self._provision(obj, spec, path)
@@ -135,7 +160,8 @@ class VolumeReconciler:
         size = spec.size_bytes
         source = self._source(spec, obj["metadata"]["namespace"]) if spec.source_volume else None
         what = (f"copying image {spec.image_ref}" if spec.image_ref else
-                f"copying volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
+                f"taking a snapshot of volume {spec.source_volume}" if spec.source_volume and spec.snapshot else
+                f"from volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
         if (obj.get("status") or {}).get("phase") != str(VolumePhase.FAILED):
             # a retry after a failure keeps Failed until it succeeds: flipping to Provisioning and
             # back would wake this reconciler with its own writes and defeat the retry backoff
@@ -145,7 +171,7 @@ class VolumeReconciler:
             consistent, how = self._copy(spec, source, path, obj)
             obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
                                progress="100%", consistent=consistent)
-            what = f"copy of volume {spec.source_volume} ({how})"
+            what = f"from volume {spec.source_volume} ({how})"
         elif not spec.image_ref:
             storage.create_empty(path, size)
         else:
@@ -170,8 +196,9 @@ class VolumeReconciler:
         ctx.events.record(obj, type="Normal", reason="Provisioned", message=f"{path.name}: {what} done")
         return obj
 
-    def _source(self, spec: VolumeSpec, namespace: str) -> Path:
-        """The file of the Ready volume of this node to copy from; SourceNotReady otherwise."""
+    def _source(self, spec: VolumeSpec, namespace: str) -> tuple[Path, bool]:
+        """The file of the Ready volume of this node to copy from, and whether that volume is a
+        snapshot (read-only: it can be a backing file); SourceNotReady otherwise."""
         source = self.ctx.volumes.get(namespace, spec.source_volume or "")
         if source is None or not self.ctx.mine(source):
             raise SourceNotReady(f"waiting for volume {spec.source_volume} of node {self.ctx.node} to copy from")
@@ -179,20 +206,28 @@ class VolumeReconciler:
         src_path = self.ctx.layout.volume(namespace, src_meta["name"], src_meta["uid"])
         if (source.get("status") or {}).get("phase") != str(VolumePhase.READY) or not src_path.exists():
             raise SourceNotReady(f"waiting for volume {spec.source_volume} to be Ready before copying it")
-        return src_path
+        return src_path, parse_volume(source).snapshot
 
-    def _copy(self, spec: VolumeSpec, src_path: Path, path: Path, obj: dict[str, Any]) -> tuple[bool, str]:
-        """Copy the source volume's file into `path`: (consistent, how)."""
+    def _copy(self, spec: VolumeSpec, source: tuple[Path, bool], path: Path, obj: dict[str, Any]) -> tuple[bool, str]:
+        """Make `path` from the source volume's file: (consistent, how). Nothing is copied unless a
+        running domain uses the source, or the source is a disk (not a snapshot) to clone."""
+        src_path, src_is_snapshot = source
         users = self.users(str(src_path))
         dom = self.ctx.domains.lookup(users[0][0]) if users else None
-        if dom is None and spec.take_source:
+        if dom is None and spec.snapshot:
+            volume_chain.freeze(src_path, path)
+            return True, "its file became the snapshot's, and it writes to a new overlay on it: nothing copied"
+        if dom is None and src_is_snapshot and not spec.take_source:
+            volume_chain.overlay(src_path, path, spec.size_bytes)
+            return True, "an overlay on the snapshot's file: nothing copied"
+        if dom is None and spec.take_source and not volume_chain.dependents(src_path, self.ctx.layout.volumes):
             # marked first: a crash between the two leaves the source with its file and the mark,
             # and the retry takes it; never a source without file and without mark (copied again)
             self.ctx.kube.patch(VOLUMES, spec.source_volume or "", {"status": {"takenBy": obj["metadata"]["name"]}},
                                 obj["metadata"]["namespace"], subresource="status")
             take(src_path, path, spec.size_bytes)
             return True, "taken over, not copied"
-        if dom is None:
+        if dom is None:  # (a source other files are built on is copied, flattened, not taken)
             copy_offline(src_path, path, spec.size_bytes)
             return True, "offline"
         done = copy_in_use(dom, src_path, path, spec.size_bytes, require_consistency=spec.require_consistency)

@@ -127,13 +127,17 @@ class MigrateLab(UpgradeLab):
 
     def boot_domain(self, node: LabNode, image: Path, *, name: str = "vm", namespace: str = "mig",
                     memory: str = "128Mi", data_size: str = "32M", data_fill_mib: int = 0, user_data: str = "",
-                    nic: tuple[str, str] | None = None) -> LabDomain:
+                    nic: tuple[str, str] | None = None, data_snapshot: bool = False) -> LabDomain:
         """A domain as the node handler builds it; `data_fill_mib` MiB of pattern written into the data
-        volume (a copy has real bytes to move); `nic`: (MAC, IP) on the lab bridge."""
+        volume (a copy has real bytes to move); `nic`: (MAC, IP) on the lab bridge; `data_snapshot`:
+        the data volume an overlay on a snapshot's file holding that pattern (volume_chain.py)."""
         uid = str(uuid.uuid4())
         root = LAYOUT.volume(namespace, f"{name}-root", str(uuid.uuid4()))
         data = LAYOUT.volume(namespace, f"{name}-data", str(uuid.uuid4()))
         fill = f" && qemu-io -f qcow2 -c 'write -P 0x5a 0 {data_fill_mib}M' {data} >/dev/null" if data_fill_mib else ""
+        if data_snapshot:
+            snap = LAYOUT.volume(namespace, f"{name}-snap", str(uuid.uuid4()))
+            fill += f" && mv {data} {snap} && qemu-img create -q -f qcow2 -F qcow2 -b {snap} {data}"
         node.sh(f"mkdir -p {root.parent} && qemu-img convert -O qcow2 {image} {root} && "
                 f"qemu-img create -q -f qcow2 {data} {data_size}{fill}")
         raw: dict[str, Any] = {"nodeName": node.node, "cpu": {"cores": 1}, "memory": {"size": memory},

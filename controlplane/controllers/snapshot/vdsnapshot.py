@@ -133,7 +133,7 @@ class SnapshotHandler:
         node = source["spec"]["nodeName"]
         size = int((source.get("status") or {}).get("capacityBytes") or 0) or int(source["spec"]["size"])
         spec = VolumeSpec(node_name=node, size_bytes=size, source_volume=source["metadata"]["name"],
-                          require_consistency=required)
+                          require_consistency=required, snapshot=True)
         try:
             state.ctx.kube.create(VOLUMES, {
                 "apiVersion": VOLUMES.api_version, "kind": VOLUMES.kind,

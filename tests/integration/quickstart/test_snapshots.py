@@ -7,13 +7,16 @@ taken again with the VM stopped it is Ready and consistent. The disk is then cha
 the disk deleted, and the guide's recovery manifest makes `linux-vm-root` again from the
 snapshot: it holds the content of snapshot time, not the change, and the VM boots from it.
 A VirtualImage and a ClusterVirtualImage made from the snapshot hold its content; an image of
-the disk while its VM runs waits, saying why.
+the disk while its VM runs waits, saying why. The restored disk is an overlay on the snapshot's
+file: deleting the snapshot waits while the VM runs, and once it is stopped leaves the disk
+standalone with the same content, and it boots again (after the VM snapshot and restore below).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -54,6 +57,12 @@ def gone(platform: Platform, resource: str, name: str) -> None:
     while platform.get(resource, name):
         assert time.monotonic() < deadline, f"{resource}/{name} not deleted in 90s"
         time.sleep(0.3)
+
+
+def backing_of(path: str) -> str | None:
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], check=True, capture_output=True, text=True)
+    found: str | None = json.loads(out.stdout).get("backing-filename")
+    return found
 
 
 def head_digest(path: str, mib: int = 4) -> str:
@@ -158,6 +167,13 @@ def test_images_from_the_snapshot_hold_its_content_and_a_running_disk_is_not_rea
 
 def test_vm_snapshot_of_the_guide_keeps_the_vm_and_its_disks(platform: Platform, machine: dict[str, Any]) -> None:
     platform.phase("vm", "linux-vm", "Running", timeout=180)  # booted from the restored disk above
+    # that disk is an overlay on the disk snapshot's file: deleting the snapshot waits for the VM to stop
+    snap_volume = f"vds-{platform.get('vds', SNAPSHOT)['metadata']['uid']}"
+    disk_path = platform.get(VOLUMES, "linux-vm-root")["status"]["path"]
+    assert backing_of(disk_path) == platform.get(VOLUMES, snap_volume)["status"]["path"]
+    k33(platform, "delete", "vds", SNAPSHOT, "--wait=false")
+    waiting = platform.phase(VOLUMES, snap_volume, "Terminating", timeout=60)
+    assert "read by a running VM" in waiting["status"]["message"]
     apply_doc(platform, "vmsnapshot-linux-vm.yaml")
     refused = platform.phase("vms", "linux-vm-snapshot", "Failed", timeout=30)
     ready = condition(refused, "VirtualMachineSnapshotReady")
@@ -165,6 +181,12 @@ def test_vm_snapshot_of_the_guide_keeps_the_vm_and_its_disks(platform: Platform,
 
     platform.apply(vmop("stop-linux-vm-again", "linux-vm", "Stop"))
     platform.phase("vm", "linux-vm", "Stopped", timeout=90)
+    digest = head_digest(disk_path)
+    deadline = time.monotonic() + 60  # being deleted already: it goes once the VM has stopped
+    while platform.get(VOLUMES, snap_volume):
+        assert time.monotonic() < deadline, f"{snap_volume} not deleted in 60s after the VM stopped"
+        time.sleep(0.3)
+    assert backing_of(disk_path) is None and head_digest(disk_path) == digest, "the disk keeps its content, alone"
     gone(platform, "vms", "linux-vm-snapshot")
     apply_doc(platform, "vmsnapshot-linux-vm.yaml")
     snap = platform.phase("vms", "linux-vm-snapshot", "Ready", timeout=120)

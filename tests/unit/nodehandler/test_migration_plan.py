@@ -83,6 +83,17 @@ def test_destination_xml_names_the_target_node_and_keeps_the_rest() -> None:
     assert plan_migration(dest) == plan_migration(xml)
 
 
+def test_destination_xml_drops_the_backing_chain_of_copied_disks() -> None:
+    root = ET.fromstring(_xml())
+    for disk in root.iter("disk"):  # as libvirt reports a running overlay of a snapshot's file (and the image's)
+        disk.append(ET.fromstring('<backingStore type="file"><format type="qcow2"/>'
+                                  '<source file="/var/lib/dvp/volumes/ns1/snap.u3.qcow2"/></backingStore>'))
+    dest = ET.fromstring(destination_xml(ET.tostring(root, encoding="unicode"), "n2"))
+    kept = {d.find("target").get("dev"): d.find("backingStore") is not None  # type: ignore[union-attr]
+            for d in dest.iter("disk")}
+    assert kept == {"vda": False, "sda": True, "vdb": False, "sdb": True}
+
+
 @pytest.mark.parametrize("memory,disk,expected", [
     (GIB, 0, 150.0), (GIB, 2 * GIB, 450.0), (64 << 20, 0, MIN_TIMEOUT)], ids=["memory", "memory+disk", "minimum"])
 def test_timeout_is_proportional_to_memory_and_disk(memory: int, disk: int, expected: float) -> None:

@@ -1,0 +1,189 @@
+"""qcow2 backing chains between volume files: snapshots and restores as overlays, not copies.
+
+Where it sits: `volumes.py` calls it for a volume whose source is another volume of this node
+and for the deletion of a volume other files are built on. No data is copied on the way in:
+
+- `freeze(disk, snapshot)`: a snapshot of a disk no running domain reads. The disk's current
+  file becomes the snapshot's file (renamed: read-only from then on) and the disk gets a new,
+  empty qcow2 overlay at its own path with the snapshot's file as backing. Three steps, each
+  crash-safe: the overlay is made complete at `.<disk>.overlay` first (through a partial file),
+  then the disk's file is renamed to the snapshot's path, then the overlay to the disk's path.
+  `recover` (run at start-up and before a volume is reconciled, under the chain lock) finishes
+  or undoes what a crash left: an `.overlay` next to a disk file that still exists is dropped
+  (the snapshot is made again), one whose disk file is gone is renamed into place.
+- `overlay(base, target)`: a volume made from a snapshot (VMOP Restore, a VirtualDisk from a
+  VirtualDiskSnapshot): a new empty overlay on the snapshot's file.
+- `release(path)`: before the file of a deleted volume goes, the files built directly on it
+  (its *dependents*, found by reading every volume file's qcow2 header: `dependents`) are made
+  independent of it: all but one are rebased (`qemu-img rebase -b <its backing>`, which copies
+  in the data they read from it), the last is committed into it (`qemu-img commit`: its own,
+  usually small, changes) and the file renamed to that dependent's path. Every step keeps each
+  dependent's content the same at every instant, so a crash in between is harmless; the caller
+  retries. A dependent read by a running domain is never touched: the delete waits
+  (`readers`), since QEMU holds the files of a running chain open and locked.
+
+A file is only deleted when no other file's header names it (`dependents` is empty). Reading a
+chain whole (export into DVCR, a clone's `qemu-img convert`, a live migration's NBD mirror)
+flattens it; `qemu-img resize` and libvirt's block resize work on an overlay as on any file.
+The snapshot of a disk a running domain uses is not made here: it stays a copy (libvirt backup,
+`volume_copy.copy_in_use`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from controlplane.nodehandler.layout import Layout
+from controlplane.nodehandler.storage import VolumeError
+
+LOCK = threading.RLock()
+"""Held around every change of a chain and every delete on this node (volume workers run in
+parallel): a restore never reads a snapshot file that a delete is renaming."""
+
+_MAGIC = b"QFI\xfb"
+
+
+def overlay_path(disk: Path) -> Path:
+    """Where `freeze` keeps the disk's new overlay between its steps."""
+    return disk.with_name(f".{disk.name}.overlay")
+
+
+def backing(path: Path) -> Path | None:
+    """The backing file named in the qcow2 header of `path` (absolute), or None."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(20)
+            if len(head) < 20 or head[:4] != _MAGIC:
+                return None
+            offset, size = struct.unpack(">QI", head[8:20])
+            if not offset or not size:
+                return None
+            f.seek(offset)
+            name = f.read(size).decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    return Path(name) if os.path.isabs(name) else path.absolute().parent / name
+
+
+def chain(path: Path) -> list[Path]:
+    """`path` and every file under it, top first (stops at a loop or a missing file)."""
+    out = [path]
+    while (below := backing(out[-1])) is not None and below not in out and len(out) < 256:
+        out.append(below)
+    return out
+
+
+def volume_files(root: Path) -> list[Path]:
+    """Every complete volume file under the volumes directory (not partials or pending overlays)."""
+    return [p for p in root.glob("*/*.qcow2") if not p.name.startswith(".")] if root.is_dir() else []
+
+
+def dependents(path: Path, root: Path) -> list[Path]:
+    """The volume files whose backing file is `path` (our index: their qcow2 headers)."""
+    path = path.absolute()
+    return sorted(p for p in volume_files(root.absolute()) if p != path and backing(p) == path)
+
+
+def readers(path: Path, attached: Iterable[str]) -> list[str]:
+    """Those of the `attached` top files (of running domains) whose chain reads `path`."""
+    return [top for top in attached if path.absolute() in chain(Path(top).absolute())]
+
+
+def _run(cmd: list[str], what: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise VolumeError(f"{what}: `{' '.join(cmd[:3])} ...` failed: {done.stderr.strip()}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_overlay(base: Path, target: Path, size: int) -> None:
+    """A complete, empty overlay of `base` (which may not be at that path yet) at `target`."""
+    partial = Layout.partial(target)
+    partial.unlink(missing_ok=True)
+    try:
+        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-u", "-b", str(base.absolute()),
+              str(partial), str(size)], f"creating an overlay of {base.name}")
+        with partial.open("rb+") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+
+
+def overlay(base: Path, target: Path, size: int) -> None:
+    """`target`: a new empty qcow2 overlay on `base`, at least `size` bytes, nothing copied."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK:
+        if not base.is_file():
+            raise VolumeError(f"{base.name} is gone: cannot make {target.name} on it")
+        _create_overlay(base, target, max(size, _virtual_size(base)))
+
+
+def freeze(disk: Path, snapshot: Path) -> None:
+    """`snapshot`: the disk's current file, renamed; `disk`: a new empty overlay on it (see the module doc)."""
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    pending = overlay_path(disk)
+    with LOCK:
+        _create_overlay(snapshot, pending, _virtual_size(disk))
+        os.replace(disk, snapshot)  # a crash from here on: recover() renames the overlay into place
+        os.replace(pending, disk)
+        _fsync_dir(disk.parent)
+
+
+def recover(root: Path) -> list[str]:
+    """Finish or undo every `freeze` a crash interrupted; returns what was done, for the log."""
+    done = []
+    with LOCK:
+        for pending in root.glob("*/.*.qcow2.overlay") if root.is_dir() else ():
+            disk = pending.with_name(pending.name[1:-len(".overlay")])
+            if disk.exists():
+                pending.unlink(missing_ok=True)
+                done.append(f"{disk.name}: unfinished snapshot undone")
+            elif (base := backing(pending)) is not None and base.is_file():
+                os.replace(pending, disk)
+                done.append(f"{disk.name}: snapshot onto {base.name} finished")
+            else:
+                done.append(f"{pending.name}: left alone (its backing file is missing)")
+    return done
+
+
+def release(path: Path, root: Path) -> list[str]:
+    """Make every dependent of `path` independent of it (see the module doc); `path` is gone after
+    (renamed to the last dependent's path) unless it had none. Returns what was done."""
+    done = []
+    with LOCK:
+        deps = dependents(path, root)
+        below = backing(path)
+        for dep in deps[:-1]:
+            _run(["qemu-img", "rebase", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(below) if below else "",
+                  str(dep)], f"rebasing {dep.name} off {path.name}")
+            done.append(f"{dep.name} rebased onto {below.name if below else 'nothing'} (data copied in)")
+        if deps:
+            last = deps[-1]
+            _run(["qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(last)], f"committing {last.name} into {path.name}")
+            os.replace(path, last)
+            _fsync_dir(last.parent)
+            done.append(f"{last.name} committed into {path.name}, which took its place")
+    return done
+
+
+def _virtual_size(path: Path) -> int:
+    done = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise VolumeError(f"reading the size of {path.name}: {done.stderr.strip()}")
+    return int(json.loads(done.stdout)["virtual-size"])
