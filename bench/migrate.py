@@ -270,9 +270,11 @@ def _print_details(extra: dict[str, Any]) -> None:
         print(f"  {name:10} {s['legs']:4}  {s['total']:5.2f}  {_ms(s['down']):>4}  {_ms(s['libvirt']):>7}  "
               f"{_ms(s['after']):>14}")
     print("legs (ms): gap = last answer->pause + pause->resume (events) + resume->first answer; libvirt's downtime")
-    for i, x in enumerate(extra["legs"]):
+    count: dict[str, int] = {}
+    for x in extra["legs"]:
+        count[x["side"]] = count.get(x["side"], 0) + 1
         steps = ", ".join(f"{k} at {v:.2f}" for k, v in x["phases"].items())
-        print(f"  round {i // 2 + 1} {x['side']} {x['direction']}: {x['total']:.2f} s, gap {_ms(x['down'])} = "
+        print(f"  round {count[x['side']]} {x['side']} {x['direction']}: {x['total']:.2f} s, gap {_ms(x['down'])} = "
               f"{_ms(x['before'])} + {_ms(x['paused'])} + {_ms(x['after'])}; libvirt {_ms(x['libvirt'])}; "
               f"{x['answers']} answers" + (f"; {steps}" if steps else ""))
 
