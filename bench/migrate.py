@@ -14,10 +14,12 @@ between two answers (from either host) during the move, so it includes one probe
   copy, memory pre-copy, switch-over), wall time of the whole call;
 - peer: `virsh migrate --live --p2p --copy-storage-all --persistent --undefinesource
   --abort-on-error --migrate-disks <the same disks>` of the same domain: the flags ours uses,
-  without the destination XML (it names the target node: only a platform has one). The files it
-  needs on the target are left from an earlier leg (virsh does not create them, so the peer's
-  preparation is free); before each leg of ours, what an earlier leg left on its target is removed
-  (ours copies into new files).
+  without the destination XML (it names the target node: only a platform has one). Virsh does not
+  create the files it needs on the target: the directories and read-only files are left from an
+  earlier leg, and the disks it copies are made new, empty qcow2 files of the same size before the
+  leg, untimed (so the peer's preparation is free, but it copies into files as fresh as ours);
+  before each leg of ours, what an earlier leg left on its target is removed (ours copies into new
+  files).
 
 `--rounds` (6) rounds on the one guest, each a leg of both sides in opposite directions; odd
 rounds run ours host 1 -> 2 then the peer back, even rounds the peer 1 -> 2 then ours back, so each
@@ -184,9 +186,19 @@ def _ours(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode) -> Leg:
     return leg
 
 
+def _fresh_copies(dom: LabDomain, src: LabNode, dst: LabNode) -> None:
+    """The peer's target disks made empty qcow2 files of the source's virtual sizes, as ours makes
+    them (migration_target.py), untimed: a file an earlier leg filled would take the copy's writes
+    into clusters already allocated, which ours, copying into new files, never has."""
+    for path in (d.path for d in plan_migration(dom.xml).copied):
+        info = json.loads(src.sh(f"qemu-img info -U --output=json {path}").stdout)
+        dst.sh(f"rm -f {path} && qemu-img create -q -f qcow2 {path} {int(info['virtual-size'])}")
+
+
 def _peer(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode) -> Leg:
     done: list[subprocess.CompletedProcess[str]] = []
     disks = ",".join(d.dev for d in plan_migration(dom.xml).copied)
+    _fresh_copies(dom, src, dst)
 
     def move() -> None:
         done.append(src.sh(f"virsh -c qemu:///system migrate --live --p2p --copy-storage-all --persistent "
