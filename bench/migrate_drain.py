@@ -14,7 +14,8 @@ import statistics
 import time
 from typing import Any
 
-from bench.migrate import _downtime, _fresh_neighbours, _ping, _replies, _wait_answering
+from bench.migrate import _fresh_neighbours, _ping, _replies, _wait_answering
+from bench.migrate_stats import longest_gap as _downtime
 from bench.report import Row, print_table
 from controlplane.nodehandler.domains import Domains
 from controlplane.nodehandler.migration import LiveMigration, MigrationTarget

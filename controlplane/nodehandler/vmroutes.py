@@ -63,6 +63,7 @@ class RouteReconciler:
         self.settle = 0.1
         self.last = Outcome()
         self._dirty = threading.Event()
+        self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._prepared = False
@@ -187,8 +188,13 @@ class RouteReconciler:
             log.warning("VM routes: %s", text)
 
     # -- the loop --------------------------------------------------------------------------------
-    def poke(self, *_: Any) -> None:
-        """Mark the routes dirty (an informer handler: any instance or Node event)."""
+    def poke(self, _type: str = "", obj: dict[str, Any] | None = None, old: dict[str, Any] | None = None) -> None:
+        """Mark the routes dirty (an informer handler: any instance or Node event). An instance whose
+        `status.nodeName` changed (a live migration's switch-over: the guest runs on the target
+        already and answers only once the routes follow) starts the pass at once, without the
+        settle that gathers bursts (a VM placed for the first time, or stopped, waits as any event)."""
+        if obj is not None and old is not None and _node_of(old) and _node_of(obj) not in (None, "", _node_of(old)):
+            self._urgent.set()
         self._dirty.set()
 
     def start(self) -> None:
@@ -197,6 +203,7 @@ class RouteReconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._urgent.set()
         self._dirty.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -205,15 +212,20 @@ class RouteReconciler:
         while not self._stop.is_set():
             if not self._dirty.wait(self.resync_every):
                 self._prepared = False  # a resync checks the rules and sysctls again too
-            else:
-                self._stop.wait(self.settle)  # events come in bursts (many VMs started at once): one pass for them
+            else:  # events come in bursts (many VMs started at once): one pass for them, unless a VM moved
+                self._urgent.wait(self.settle)
             self._dirty.clear()
+            self._urgent.clear()
             if self._stop.is_set():
                 return
             try:
                 self.reconcile()
             except Exception:
                 log.exception("VM route pass failed")
+
+
+def _node_of(obj: dict[str, Any]) -> Any:
+    return (obj.get("status") or {}).get("nodeName")
 
 
 class NodeRoutes:

@@ -1,0 +1,146 @@
+"""bench/migrate --via-api: the move driven the way users drive it, a VirtualMachineOperation Migrate
+through the API on a platform installed onto two lab hosts, so the whole platform path is
+measured: VMOP controller -> VM controller -> the source's node handler (LiveMigration) -> the
+switch-over's `status.nodeName` write -> every host's routes. The lab legs (bench/migrate.py)
+call `LiveMigration` directly and have no routes to move.
+
+The cluster is built as bench/e2e_cluster.py builds it (tests/support/clusterlab.py: `dist/dvp
+install --config` onto a master and one worker, lab hosts on one LAN, software emulation). The VM
+has the lab legs' sizes: the guest image (a ClusterVirtualImage served over HTTP from the master),
+1 GiB RAM, a 2 GiB data disk of which its user data writes 500 MiB before it says it is ready, the
+guest's page cache dropped after (or its memory would hold those 500 MiB too, which the lab
+guest's does not: its data volume is written on the host before it boots).
+Each round is one VMOP Migrate, to the other host (so directions alternate):
+- total: VMOP created -> its phase Completed, read through the API every 0.1 s;
+- downtime: the longest gap between ICMP answers, probed every 20 ms from both hosts as in the lab
+  legs (the host that does not run the VM reaches it through its /32 route to the one that does);
+- libvirt's own downtime figure (`virsh domjobinfo --completed` on the target);
+- the pause and resume times from `virsh event` on each host, so the gap splits as the lab legs';
+- when each step was first seen in the API (polled with the VMOP): the VMOP's phases, the internal
+  instance's `status.migration.phase`, its `status.nodeName` moved to the target (the switch-over's
+  early write, which routes follow) and its `spec.nodeName` handed over (the end).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.migrate import _answers, _ping
+from bench.migrate_stats import Leg, longest_gap, migration_events, split
+from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS
+from controlplane.common.kube.client import KubeClient
+from tests.support.clusterlab import Cluster, start_cluster
+from tests.support.clustervm import apply, guest, guest_vm, image_server, vm_status
+from tests.support.dist import built_dvp
+from tests.support.upgradelab import LabNode
+
+NS, VM, PORT = "bench-migrate", "mover", 18082
+FILL = """#!/bin/sh
+d=/dev/vdb
+while [ ! -b $d ]; do sleep 1; done
+head -c 1048576 /dev/urandom > /run/block
+i=0; while [ $i -lt 500 ]; do cat /run/block; i=$((i+1)); done > $d
+sync; echo 3 > /proc/sys/vm/drop_caches
+echo filled > /www/filled.txt
+"""
+
+
+class _Events:
+    """`virsh event` on one host: when a domain whose name holds `name` was suspended and resumed
+    by a migration (the line's own timestamp, libvirtd's clock: the machine's)."""
+
+    def __init__(self, node: LabNode, name: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(node.host.nsenter(
+            "sh", "-c", "stdbuf -oL virsh -c qemu:///system event --event lifecycle --loop --timestamp & "
+                        "p=$!; read _; kill $p"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> dict[str, float]:
+        out, _ = self.proc.communicate(timeout=10)
+        return migration_events(out.splitlines(), self.name)
+
+
+def _libvirt_downtime(node: LabNode, domain: str) -> float | None:
+    done = node.sh(f"virsh -c qemu:///system domjobinfo --completed {domain}", check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("Total downtime:"):
+            return float(line.split(":", 1)[1].split()[0]) / 1000
+    return None
+
+
+def _domain(node: LabNode) -> str:
+    names = node.sh("virsh -c qemu:///system -q list --name", check=False).stdout.split()
+    return next((n for n in names if f"{NS}_{VM}" in n), "")
+
+
+def _round(cluster: Cluster, kube: KubeClient, i: int, ip: str) -> Leg:
+    source = str(vm_status(cluster, NS, VM)["nodeName"])
+    src = next(n for n in cluster.nodes if n.node == source)
+    dst = next(n for n in cluster.nodes if n.node != source)
+    probes = [_ping(src, ip), _ping(dst, ip)]
+    events = [_Events(src, f"{NS}_{VM}"), _Events(dst, f"{NS}_{VM}")]
+    time.sleep(1)
+    t0 = time.time()
+    kube.create(VIRTUAL_MACHINE_OPERATIONS, {
+        "apiVersion": VIRTUAL_MACHINE_OPERATIONS.api_version, "kind": "VirtualMachineOperation",
+        "metadata": {"name": f"{VM}-{i}", "namespace": NS}, "spec": {"type": "Migrate", "virtualMachineName": VM}}, NS)
+    phase = ""
+    seen: dict[str, float] = {}
+    while phase not in ("Completed", "Failed") and time.time() - t0 < 600:
+        time.sleep(0.1)
+        phase = (kube.get(VIRTUAL_MACHINE_OPERATIONS, f"{VM}-{i}", NS).get("status") or {}).get("phase", "")
+        inst = kube.get(INSTANCES, VM, NS)
+        now = time.time()
+        step = ((inst.get("status") or {}).get("migration") or {}).get("phase")
+        names = [f"VMOP {phase}" if phase else "", f"instance {step}" if step else "",
+                 "instance status.nodeName moved" if (inst.get("status") or {}).get("nodeName") == dst.node else "",
+                 "instance spec.nodeName moved" if (inst.get("spec") or {}).get("nodeName") == dst.node else ""]
+        for name in names:
+            if name and name not in seen:
+                seen[name] = now - t0
+    t1 = time.time()
+    time.sleep(2)
+    source_answers, target_answers = _answers(probes[0]), _answers(probes[1])
+    paused, resumed = events[0].stop().get("suspended"), events[1].stop().get("resumed")
+    if phase != "Completed":
+        raise RuntimeError(f"VMOP {VM}-{i} ended {phase or 'not in 600 s'}")
+    every = sorted(source_answers + target_answers)  # both hosts reach it before and after (routes)
+    before, pause, after = split(every, every, paused, resumed)
+    if resumed is not None:
+        seen["target resumed the guest"] = resumed - t0
+    return Leg(side="api", direction="1->2" if src is cluster.master else "2->1", total=t1 - t0,
+               down=longest_gap(every, t0, t1), libvirt=_libvirt_downtime(dst, _domain(dst)), answers=len(every),
+               before=before, paused=pause, after=after, phases=dict(sorted(seen.items(), key=lambda kv: kv[1])))
+
+
+def run_via_api(rounds: int, work: Path, *, dvp: Path | None = None) -> list[Leg]:
+    """`rounds` VMOP Migrate legs on a 2-host installed cluster ("1->2": from the master), installed
+    with `dvp` (default: the binary built from this checkout)."""
+    cluster = start_cluster(dvp or built_dvp(), work, workers=1)
+    try:
+        kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
+        with image_server(cluster.master, PORT) as url:
+            items = guest_vm(NS, VM, url, prefer=cluster.master.node, memory="1Gi")
+            items[3]["spec"]["persistentVolumeClaim"]["size"] = "2Gi"
+            items[4]["spec"]["provisioning"]["userData"] = FILL
+            apply(cluster, items)
+            ip = _wait(lambda: (s := vm_status(cluster, NS, VM)).get("phase") == "Running" and s.get("ipAddress"), 900)
+            _wait(lambda: guest(cluster, str(ip), "/filled.txt") == "filled\n", 600)
+        time.sleep(2)
+        return [_round(cluster, kube, i, str(ip)) for i in range(rounds)]
+    finally:
+        cluster.close()
+
+
+def _wait(check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:.0f} s: {check}")
+        time.sleep(1)
+    return value
+
