@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from controlplane.api.resources import VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES
+from controlplane.common.kube import events
 from controlplane.common.kube.client import _error
 from controlplane.common.kube.events import BackgroundEventRecorder, EventRecorder
 from controlplane.common.kube.informer import Informer
@@ -67,6 +68,22 @@ def test_an_event_written_before_a_restart_is_found_by_the_posts_conflict() -> N
     kube = EventKube(existing={"count": 4})
     EventRecorder(kube, "test").record(OBJ, type="Normal", reason="Done", message="it is done")  # type: ignore[arg-type]
     assert kube.calls == ["POST", "GET", "PATCH count=5"]
+
+
+def test_an_object_gets_a_burst_of_events_then_one_per_refill() -> None:
+    kube = EventKube()
+    rec = EventRecorder(kube, "test")  # type: ignore[arg-type]
+    now = [100.0]
+    rec.clock = lambda: now[0]
+    for i in range(events.SPAM_BURST + 5):
+        rec.record(OBJ, type="Normal", reason="Changed", message=f"change {i}")
+    assert len(kube.calls) == events.SPAM_BURST  # client-go's spam filter: the rest dropped, unwritten
+    other = {**OBJ, "metadata": {**OBJ["metadata"], "uid": "u2"}}
+    rec.record(other, type="Normal", reason="Changed", message="another object has its own burst")
+    now[0] += events.SPAM_REFILL_S
+    rec.record(OBJ, type="Normal", reason="Changed", message="one more after a refill")
+    rec.record(OBJ, type="Normal", reason="Changed", message="but not two")
+    assert len(kube.calls) == events.SPAM_BURST + 2
 
 
 class SlowEventKube(EventKube):
