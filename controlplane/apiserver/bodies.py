@@ -202,11 +202,14 @@ def load_yaml(raw: bytes | str) -> Any:
 def decode_sync(raw: bytes, content_type: str, limits: BodyLimits = DEFAULT_LIMITS) -> Any:
     """Parse and measure a body; ApiError 400/413 when it is malformed or too big."""
     kind = content_type or "JSON"
+    as_yaml = "yaml" in content_type and "apply-patch" not in content_type
     try:
-        obj = load_yaml(raw) if "yaml" in content_type and "apply-patch" not in content_type else orjson.loads(raw)
+        obj = load_yaml(raw) if as_yaml else orjson.loads(raw)
     except (orjson.JSONDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
         raise errors.bad_request(f"the body of the request could not be decoded as {kind}: {exc}") from exc
-    measure(obj, limits, what="the decoded body")
+    if as_yaml or len(raw) > limits.max_object_bytes or raw.count(b"{") + raw.count(b"[") > limits.max_depth:
+        measure(obj, limits, what="the decoded body")
+    # else JSON, which has no aliases: it is no bigger than the body, and nests no deeper than its brackets
     return obj
 
 

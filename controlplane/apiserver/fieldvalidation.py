@@ -105,6 +105,28 @@ def json_load(raw: bytes) -> tuple[Any, list[str]]:
     return _clean(json.loads(raw, object_pairs_hook=_pairs), [], found), found
 
 
+class _Repeated(Exception):
+    """A JSON object of the body sets one key twice (stops the quick scan)."""
+
+
+def _plain_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Repeated
+    return out
+
+
+def json_duplicates(raw: bytes) -> list[str]:
+    """The paths of the fields a JSON document sets twice: a quick scan (one `dict` per object,
+    no paths kept) finds that there are none, as in almost every body; only a body with some
+    is read again by `json_load` to name them. Every write's body goes through this."""
+    try:
+        json.loads(raw, object_pairs_hook=_plain_pairs)
+    except _Repeated:
+        return json_load(raw)[1]
+    return []
+
+
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present
 
 

@@ -59,7 +59,8 @@ class StructuralSchema:
         self.kind = kind
         self._json_schema = to_json_schema(self._without_metadata(schema))
         self._validator = jsonschema.Draft4Validator(self._json_schema)
-        self._property_validators: dict[str, jsonschema.Draft4Validator] = {}
+        self._validators: dict[int, jsonschema.Draft4Validator] = {id(self._json_schema): self._validator}
+        """Compiled validators of the subtrees an update checks alone, by id of their (kept) schema."""
         self.cel = CelRules(schema)
 
     @staticmethod
@@ -104,31 +105,48 @@ class StructuralSchema:
         causes.extend(self.cel.evaluate(obj, old))
         return causes
 
-    # root keywords under which each top-level field can be checked on its own
-    _PER_FIELD_ROOT = frozenset({"type", "properties", "required", "description"})
+    # keywords of an object (array) schema under which each property (item) can be checked on its own
+    _PER_FIELD_OBJECT = frozenset({"type", "properties", "required", "description"})
+    _PER_ITEM_ARRAY = frozenset({"type", "items", "description"})
 
     def _keyword_errors(self, obj: dict[str, Any], old: dict[str, Any] | None
                         ) -> Iterator[jsonschema.ValidationError]:
-        """The schema's keyword errors. On an update, a top-level field equal to the stored
-        one (so validated when it was stored) is not checked again: a status write checks
-        the status, not the spec (as kube-apiserver's validation ratcheting lets unchanged
-        fields be). Anything this shortcut cannot decide goes through the whole schema."""
-        root = self._json_schema
-        props = root.get("properties")
-        if old is None or set(root) - self._PER_FIELD_ROOT or not isinstance(props, dict) \
-                or any(r not in obj for r in root.get("required", ())):
+        """The schema's keyword errors. On an update, a field equal to the stored one (so
+        validated when it was stored) is not checked again, at any depth where the schema
+        constrains each field on its own (an object's properties, an array's items): a status
+        write checks the status fields that changed, not the spec nor the unchanged conditions
+        (as kube-apiserver's validation ratcheting lets unchanged fields be). Anything this
+        shortcut cannot decide (a schema keyword relating fields, a new subtree) goes through
+        the schema of that subtree, whose compiled validator is kept."""
+        if old is None:
             yield from self._validator.iter_errors(obj)
             return
-        for key, value in obj.items():
-            sub = props.get(key)
-            if sub is None or (key in old and old[key] == value):
-                continue
-            validator = self._property_validators.get(key)
-            if validator is None:
-                validator = self._property_validators[key] = jsonschema.Draft4Validator(sub)
-            for error in validator.iter_errors(value):
-                error.path.appendleft(key)  # `relative_path` is the same deque
-                yield error
+        yield from self._ratcheted(self._json_schema, obj, old, ())
+
+    def _ratcheted(self, schema: dict[str, Any], value: Any, old: Any, path: tuple[str | int, ...]
+                   ) -> Iterator[jsonschema.ValidationError]:
+        props, items, type_ = schema.get("properties"), schema.get("items"), schema.get("type")
+        if isinstance(value, dict) and isinstance(old, dict) and isinstance(props, dict) \
+                and type_ in ("object", None) and self._PER_FIELD_OBJECT.issuperset(schema) \
+                and all(r in value for r in schema.get("required", ())):
+            for key, sub_value in value.items():
+                sub = props.get(key)
+                if sub is None or (key in old and old[key] == sub_value):
+                    continue
+                yield from self._ratcheted(sub, sub_value, old.get(key), (*path, key))
+            return
+        if isinstance(value, list) and isinstance(old, list) and isinstance(items, dict) \
+                and type_ == "array" and self._PER_ITEM_ARRAY.issuperset(schema):
+            for i, item in enumerate(value):
+                if item not in old:
+                    yield from self._ratcheted(items, item, None, (*path, i))
+            return
+        validator = self._validators.get(id(schema))
+        if validator is None:
+            validator = self._validators[id(schema)] = jsonschema.Draft4Validator(schema)
+        for error in validator.iter_errors(value):
+            error.path.extendleft(reversed(path))  # `relative_path` is the same deque
+            yield error
 
     def _cause(self, e: jsonschema.ValidationError) -> Cause:
         path = list(e.absolute_path)

@@ -78,6 +78,8 @@ class ServerConfig:
     authorization: str = "RBAC"
     # an audit.k8s.io/v1 Policy for the audit log (None: every request at Metadata)
     audit_policy_file: Path | None = None
+    # the controllers run against this server: creates get their finalizers (admission_finalizers)
+    finalizers_on_create: bool = False
 
     @property
     def pki_dir(self) -> Path:
@@ -172,7 +174,8 @@ class APIServer:
     def _open_store(self) -> None:
         self.store = Store(self.config.data_dir / "state.db", settings=self.config.store)
         self.store.start()
-        self.service = ApiService(self.store, self.registry, limits=self.config.limits)
+        self.service = ApiService(self.store, self.registry, limits=self.config.limits,
+                                  finalizers_on_create=self.config.finalizers_on_create)
 
     def _register(self) -> None:
         for info in [*builtin_resources(), *services.service_resources(), *rbac_resources(),

@@ -20,6 +20,7 @@ import orjson
 
 from controlplane.apiserver import (
     admission_defaults,
+    admission_finalizers,
     admission_vmmac,
     admission_vmpool,
     conversion,
@@ -80,10 +81,13 @@ def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class ApiService:
-    def __init__(self, store: Datastore, registry: Registry, *, limits: BodyLimits | None = None) -> None:
+    def __init__(self, store: Datastore, registry: Registry, *, limits: BodyLimits | None = None,
+                 finalizers_on_create: bool = False) -> None:
         self.store = store
         self.registry = registry
         self.limits = limits or BodyLimits()
+        self.finalizers_on_create = finalizers_on_create
+        """Whether creates get their controller's finalizer (`admission_finalizers`): the controllers run."""
         # checks of a write by who makes it (RBAC escalation prevention): raise an ApiError to refuse
         self.write_checks: list[Callable[[ResourceInfo, dict[str, Any], dict[str, Any] | None], None]] = []
 
@@ -296,6 +300,8 @@ class ApiService:
         if not options.tracked:
             writes.track_create(info, obj, options)
             options.tracked = True
+        if self.finalizers_on_create:  # after tracking, as kube's admission: owned by no manager
+            admission_finalizers.add(info, obj)
 
     def _admit_update(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any], options: WriteOptions,
                       subresource: str) -> None:

@@ -1,18 +1,24 @@
 """Finalizers, labels and annotations the controllers put on objects (DVP's names where DVP
-has them)."""
+has them; the finalizers are defined in `controlplane.api.finalizers`, which the API server reads too)."""
 
 from __future__ import annotations
 
-FINALIZER_VMCLASS = "virtualization.deckhouse.io/vmclass-cleanup"
-FINALIZER_VMIP = "virtualization.deckhouse.io/vmip-cleanup"
-FINALIZER_VMMAC = "virtualization.deckhouse.io/vmmac-cleanup"
-FINALIZER_VD = "virtualization.deckhouse.io/vd-cleanup"
-FINALIZER_VD_PROTECTION = "virtualization.deckhouse.io/vd-protection"
-FINALIZER_VI = "virtualization.deckhouse.io/vi-cleanup"
-FINALIZER_CVI = "virtualization.deckhouse.io/cvi-cleanup"
-FINALIZER_VM = "virtualization.deckhouse.io/vm-cleanup"
-FINALIZER_VMOP = "virtualization.deckhouse.io/vmop-cleanup"
-FINALIZER_VMBDA = "virtualization.deckhouse.io/vmbda-cleanup"
+from controlplane.api.finalizers import (
+    FINALIZER_CVI,
+    FINALIZER_VD,
+    FINALIZER_VD_PROTECTION,
+    FINALIZER_VI,
+    FINALIZER_VM,
+    FINALIZER_VMBDA,
+    FINALIZER_VMCLASS,
+    FINALIZER_VMIP,
+    FINALIZER_VMMAC,
+    FINALIZER_VMOP,
+)
+
+__all__ = ["FINALIZER_CVI", "FINALIZER_VD", "FINALIZER_VD_PROTECTION", "FINALIZER_VI", "FINALIZER_VM", "FINALIZER_VMBDA",
+           "FINALIZER_VMCLASS", "FINALIZER_VMIP", "FINALIZER_VMMAC", "FINALIZER_VMOP", "LABEL_VM_NAME",
+           "LABEL_VMIP_NAMESPACE", "ANNOTATION_RELEASED_AT"]
 
 LABEL_VM_NAME = "virtualization.deckhouse.io/virtual-machine-name"
 LABEL_VMIP_NAMESPACE = "virtualization.deckhouse.io/virtual-machine-ip-address-namespace"

@@ -122,7 +122,8 @@ def api_config(flags: ServerFlags, *, supervised: bool) -> ServerConfig:
                                           max_object_bytes=flags.max_request_bytes),
                         component_status_file=flags.status_file if supervised else None,
                         unix_socket=flags.api_socket if supervised else None,
-                        audit_policy_file=flags.audit_policy_file)
+                        audit_policy_file=flags.audit_policy_file,
+                        finalizers_on_create=not flags.no_controllers)
 
 
 def dvcr_config(flags: ServerFlags) -> DvcrConfig:

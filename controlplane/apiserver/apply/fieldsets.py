@@ -143,6 +143,8 @@ def _compare(old: Any, new: Any, schema: dict[str, Any] | None, path: Path,
     if atomic or not old and not new:
         _compare_leaf(old, new, path, added, modified, removed)
         return
+    if old_c and new_c and old == new and orjson.dumps(old) == orjson.dumps(new):
+        return  # an unchanged subtree (as JSON: 1, 1.0 and true differ), compared in C, not field by field
     if not old_c:
         (added if old is MISSING else modified).add(path)
         old = type(new)()

@@ -78,7 +78,7 @@ async def _read_body(request: web.Request, options: WriteOptions) -> Any:
 
 def _duplicates(raw: bytes, as_yaml: bool) -> list[str]:
     try:
-        return (fieldvalidation.yaml_load(raw) if as_yaml else fieldvalidation.json_load(raw))[1]
+        return fieldvalidation.yaml_load(raw)[1] if as_yaml else fieldvalidation.json_duplicates(raw)
     except (ValueError, yaml.YAMLError, RecursionError):  # what `bodies` accepted, this reader may not
         return []
 

@@ -10,7 +10,12 @@ POST's AlreadyExists, then read and bumped.
 broadcaster does: a reconcile hands the event over and goes on, so recording a phase change
 never adds an API round trip to the path of the object it reports (a VM's create -> Running
 crosses a dozen phase changes). Its queue is bounded (`QUEUE_SIZE`, client-go's 1000): when
-the API falls that far behind, new events are dropped, never the reconciles slowed."""
+the API falls that far behind, new events are dropped, never the reconciles slowed.
+
+Both keep client-go's spam filter (EventSourceObjectSpamFilter): per recording component and
+object, a token bucket of `SPAM_BURST` events refilled at one per `SPAM_REFILL_S` seconds; an
+event beyond it is dropped before it costs a write, so an object stuck in a loop of changes
+cannot flood the API with events (a VM's normal life records about 7)."""
 
 from __future__ import annotations
 
@@ -31,6 +36,10 @@ CACHE_SIZE = 4096
 """Events whose counts the recorder remembers (the least recently recorded are forgotten)."""
 QUEUE_SIZE = 1000
 """Events a `BackgroundEventRecorder` holds while its thread writes (client-go's maxQueuedEvents)."""
+SPAM_BURST = 25
+"""Events one component may record about one object at once (client-go's defaultSpamBurst)."""
+SPAM_REFILL_S = 300.0
+"""Seconds per event the burst refills at (client-go's defaultSpamQPS, 1/300)."""
 
 
 def _now() -> str:
@@ -44,6 +53,25 @@ class EventRecorder:
         self.host = host
         self._lock = threading.Lock()
         self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """Per object (uid), the spam filter's tokens left and when they were counted."""
+        self.clock = time.monotonic
+
+    def _allowed(self, obj: dict[str, Any]) -> bool:
+        """Whether the spam filter lets one more event about `obj` through (and take its token)."""
+        meta = obj.get("metadata") or {}
+        key = str(meta.get("uid") or f"{obj.get('kind')}/{meta.get('namespace')}/{meta.get('name')}")
+        now = self.clock()
+        with self._lock:
+            tokens, then = self._buckets.pop(key, (float(SPAM_BURST), now))
+            tokens = min(float(SPAM_BURST), tokens + (now - then) / SPAM_REFILL_S)
+            allowed = tokens >= 1.0
+            self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+            while len(self._buckets) > CACHE_SIZE:
+                self._buckets.popitem(last=False)
+        if not allowed:
+            log.debug("event about %s dropped: more than %d in a burst", meta.get("name"), SPAM_BURST)
+        return allowed
 
     def _remember(self, key: tuple[str, str], count: int) -> None:
         with self._lock:
@@ -58,7 +86,8 @@ class EventRecorder:
 
     def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:
         """Record an event about `obj` (type Normal or Warning); never raises."""
-        self._write(obj, type=type, reason=reason, message=message, now=_now())
+        if self._allowed(obj):
+            self._write(obj, type=type, reason=reason, message=message, now=_now())
 
     def _write(self, obj: dict[str, Any], *, type: str, reason: str, message: str, now: str) -> None:
         meta = obj.get("metadata") or {}
@@ -115,6 +144,8 @@ class BackgroundEventRecorder(EventRecorder):
         self._thread.start()
 
     def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:
+        if not self._allowed(obj):
+            return
         meta = obj.get("metadata") or {}
         subject = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),  # what the event names, as of now
                    "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}

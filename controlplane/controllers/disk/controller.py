@@ -177,6 +177,7 @@ class VolumeHandler:
         state.status["phase"] = Phase.PROVISIONING
         state.status["progress"] = "0%"
         _set(state, C.Type.READY, False, C.ReadyReason.PROVISIONING, f"provisioning on node {node}")
+        state.status["observedGeneration"] = state.generation  # as `_follow` says it: no write of its own next cycle
 
     def _follow(self, state: State, volume: dict[str, Any], size: int) -> None:
         vstatus = volume.get("status") or {}

@@ -1,7 +1,7 @@
 """MAC address IPAM in a real `dvp server`, driven with kubectl 1.33: a VM's interface gets a
 VirtualMachineMACAddress and its lease under the configured prefix, a static MAC is honoured,
 a second claim of one MAC is refused with a condition naming the holder, and deleting the VM
-frees its MAC."""
+frees its MAC. A claim is created with its cleanup finalizer in place."""
 
 from __future__ import annotations
 
@@ -81,7 +81,10 @@ def test_a_vm_gets_a_mac_lease_and_deleting_it_frees_the_mac(server: ApiServerPr
 
 
 def test_a_static_mac_is_honoured_and_a_duplicate_is_refused(server: ApiServerProcess) -> None:
-    apply(server, vmmac("mac-static", "AA:BB:CC:01:02:03"))
+    # the create response carries the controller's finalizer already (set by the API server, as kube's PVC protection)
+    made = json.loads(kubectl(server, "create", "-o", "json", "-f", "-",
+                              input=json.dumps(vmmac("mac-static", "AA:BB:CC:01:02:03"))).stdout)
+    assert made["metadata"]["finalizers"] == ["virtualization.deckhouse.io/vmmac-cleanup"]
     apply(server, vm("mac-static-vm", [{"type": "Main", "virtualMachineMACAddressName": "mac-static"}]))
     net = eventually(lambda: first_network(server, "mac-static-vm").get("macAddress"))
     assert net == "aa:bb:cc:01:02:03"

@@ -44,6 +44,7 @@ def test_decodes_like_kube(body: bytes, ctype: str, expected: Any) -> None:
     (b"x: " + b"[" * 101 + b"]" * 101, "application/yaml", 400, "nested too deeply"),
     (b"[" * 2000 + b"]" * 2000, "application/yaml", 400, "nesting depth"),
     (b"[" * 101 + b"]" * 101, "application/json", 400, "nested too deeply"),
+    (b'{"a": ' * 101 + b'"x"' + b"}" * 101, "application/json", 400, "nested too deeply"),
     (b"[" * 5000 + b"]" * 5000, "application/json", 400, "depth"),
     (b"a: !!binary aGVsbG8=\n", "application/yaml", 400, "binary"),
     (b"? [a]\n: b\n", "application/yaml", 400, "could not be decoded"),
@@ -51,7 +52,7 @@ def test_decodes_like_kube(body: bytes, ctype: str, expected: Any) -> None:
     (b"{", "application/json", 400, "could not be decoded as application/json"),
     (b"a: " + b"9" * 5000 + b"\n", "application/yaml", 400, "could not be decoded"),
 ], ids=["billion-laughs", "recursive-list", "recursive-map", "yaml-depth", "yaml-flow-2000", "json-depth",
-        "json-5000", "binary", "complex-key", "python-tag", "json-syntax", "yaml-huge-int"])
+        "json-object-depth", "json-5000", "binary", "complex-key", "python-tag", "json-syntax", "yaml-huge-int"])
 def test_refuses_bodies_that_would_hurt_the_server(body: bytes, ctype: str, code: int, text: str) -> None:
     with pytest.raises(errors.ApiError) as caught:
         decode_sync(body, ctype)

@@ -67,7 +67,12 @@ def test_applied_field_set(config: dict[str, Any], expected: FieldSet) -> None:
     ({"spec": {"args": ["a"]}}, {"spec": {"args": ["a", "b"]}}, set(), paths("f:spec/f:args"), set()),
     ({"metadata": {}}, {"metadata": {"labels": {"a": "b"}}},
      paths("f:metadata/f:labels", "f:metadata/f:labels/f:a"), set(), set()),
-], ids=["new-map", "changed-leaf", "removed-leaf", "int-vs-float", "new-list-item", "atomic-list", "new-labels"])
+    ({"spec": {"size": 1, "mode": "a"}, "status": {"x": {"y": [1]}}},
+     {"spec": {"mode": "a", "size": 1}, "status": {"x": {"y": [1]}}}, set(), set(), set()),
+    ({"spec": {"size": 1}, "status": {"x": {"y": [1]}}}, {"spec": {"size": True}, "status": {"x": {"y": [1]}}},
+     set(), paths("f:spec/f:size"), set()),
+], ids=["new-map", "changed-leaf", "removed-leaf", "int-vs-float", "new-list-item", "atomic-list", "new-labels",
+        "unchanged-in-another-order", "equal-in-python-not-in-json"])
 def test_compare(old: Any, new: Any, added: FieldSet, modified: FieldSet, removed: FieldSet) -> None:
     assert fieldsets.compare(old, new, SCHEMA) == (added, modified, removed)
 

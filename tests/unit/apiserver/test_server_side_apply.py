@@ -153,6 +153,15 @@ def test_duplicate_fields_are_found_with_their_paths(load: Any, raw: bytes) -> N
     assert found == ["spec.size", "spec.disks[0].name"]
 
 
+@pytest.mark.parametrize(("raw", "found"), [
+    (b'{"spec": {"size": 1, "disks": [{"name": "a"}, {"name": "a"}]}}', []),
+    (b'{"a": 1, "b": {"c": [{"d": 1, "d": 2}]}}', ["b.c[0].d"]),
+    (b'[{"x": 1}, {"x": 1, "x": 2}]', ["[1].x"]),
+], ids=["none", "deep", "top-list"])
+def test_the_quick_duplicate_scan_names_what_the_full_read_names(raw: bytes, found: list[str]) -> None:
+    assert fieldvalidation.json_duplicates(raw) == fieldvalidation.json_load(raw)[1] == found
+
+
 def test_yaml_timestamps_stay_strings_and_bad_keys_are_refused() -> None:
     assert fieldvalidation.yaml_load(b"t: 2024-01-01T00:00:00Z")[0] == {"t": "2024-01-01T00:00:00Z"}
     with pytest.raises(ValueError):

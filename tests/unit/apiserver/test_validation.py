@@ -75,20 +75,47 @@ async def test_a_changed_field_is_checked_on_update_as_on_create(api: Api, spec:
 
 
 async def test_a_status_write_does_not_revalidate_the_unchanged_spec(api: Api) -> None:
-    """Only changed top-level fields are checked on update (kube's validation ratcheting): a
-    spec stored before a stricter schema still lets the status be written."""
+    """Only changed fields are checked on update, at any depth (kube's validation ratcheting): a
+    spec stored before a stricter schema still lets the status, and its other fields, be written;
+    the field itself, once changed, is checked."""
     created = await api.service.create(api.widgets, "default", widget(size=5))
     api.widgets.schema._json_schema["properties"]["spec"]["properties"]["size"]["maximum"] = 3  # type: ignore[union-attr]
-    api.widgets.schema._property_validators.clear()  # type: ignore[union-attr]
+    api.widgets.schema._validators = {}  # type: ignore[union-attr]
     body = created.copy()
     body["status"] = {"phase": "Ready"}
     stored = await api.service.update(api.widgets, "default", "w", body, subresource="status")
     assert stored.obj["status"] == {"phase": "Ready"}
     body = stored.copy()
     body["spec"]["mode"] = "Fast"
-    with pytest.raises(ApiError) as err:  # a spec write checks the whole spec again
+    stored = await api.service.update(api.widgets, "default", "w", body)
+    assert stored.obj["spec"]["mode"] == "Fast"
+    body = stored.copy()
+    body["spec"]["size"] = 4
+    with pytest.raises(ApiError) as err:  # a changed field is checked against the schema as it is now
         await api.service.update(api.widgets, "default", "w", body)
     assert err.value.details["causes"][0]["field"] == "spec.size"
+
+
+@pytest.mark.parametrize(("tags", "error"), [
+    (["a", "bb", "c"], None),
+    (["bb", "a"], None),
+    (["a", "bb", "cc"], "spec.tags[2]"),
+], ids=["added-item-valid", "unchanged-items-moved", "added-item-checked"])
+async def test_a_list_write_checks_the_items_it_adds(api: Api, tags: list[str], error: str | None) -> None:
+    """Items equal to stored ones are not checked again (stored before the schema got stricter)."""
+    created = await api.service.create(api.widgets, "default", widget(size=5, tags=["a", "bb"]))
+    tags_schema = api.widgets.schema._json_schema["properties"]["spec"]["properties"]["tags"]  # type: ignore[union-attr]
+    del tags_schema["maxItems"]
+    tags_schema["items"]["maxLength"] = 1
+    api.widgets.schema._validators = {}  # type: ignore[union-attr]
+    body = created.copy()
+    body["spec"]["tags"] = tags
+    if error is None:
+        assert (await api.service.update(api.widgets, "default", "w", body)).obj["spec"]["tags"] == tags
+        return
+    with pytest.raises(ApiError) as err:
+        await api.service.update(api.widgets, "default", "w", body)
+    assert [c["field"] for c in err.value.details["causes"]] == [error]
 
 
 async def test_required_field_missing(api: Api) -> None:

@@ -8,7 +8,9 @@ running per-node sums are tested in test_scheduler.py).
   write's watch event instead of deciding (and writing) again from stale data;
 - watches that read a few fields of a related object ignore its other changes;
 - a VirtualMachineClass's InUse message does not change with every new VM of the class;
-- the VM controller does not PUT an instance whose stored spec (defaults filled) already says it.
+- the VM controller does not PUT an instance whose stored spec (defaults filled) already says it;
+- the disk controller's cycle that creates a volume writes the observedGeneration too (not a
+  status write of its own in the next cycle).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import threading
 import time
 from typing import Any
 
-from controlplane.api.resources import VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES
+from controlplane.api.resources import VIRTUAL_DISKS, VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES, VOLUMES
+from controlplane.common.kube import events
 from controlplane.common.kube.client import _error
 from controlplane.common.kube.events import BackgroundEventRecorder, EventRecorder
 from controlplane.common.kube.informer import Informer
 from controlplane.common.kube.settings import RuntimeSettings
+from controlplane.controllers.disk.controller import VolumeHandler
+from controlplane.controllers.disk.sources import Source
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
@@ -67,6 +72,22 @@ def test_an_event_written_before_a_restart_is_found_by_the_posts_conflict() -> N
     kube = EventKube(existing={"count": 4})
     EventRecorder(kube, "test").record(OBJ, type="Normal", reason="Done", message="it is done")  # type: ignore[arg-type]
     assert kube.calls == ["POST", "GET", "PATCH count=5"]
+
+
+def test_an_object_gets_a_burst_of_events_then_one_per_refill() -> None:
+    kube = EventKube()
+    rec = EventRecorder(kube, "test")  # type: ignore[arg-type]
+    now = [100.0]
+    rec.clock = lambda: now[0]
+    for i in range(events.SPAM_BURST + 5):
+        rec.record(OBJ, type="Normal", reason="Changed", message=f"change {i}")
+    assert len(kube.calls) == events.SPAM_BURST  # client-go's spam filter: the rest dropped, unwritten
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm2", "namespace": "ns", "uid": "u2"}}
+    rec.record(other, type="Normal", reason="Changed", message="another object has its own burst")
+    now[0] += events.SPAM_REFILL_S
+    rec.record(OBJ, type="Normal", reason="Changed", message="one more after a refill")
+    rec.record(OBJ, type="Normal", reason="Changed", message="but not two")
+    assert len(kube.calls) == events.SPAM_BURST + 2
 
 
 class SlowEventKube(EventKube):
@@ -192,3 +213,31 @@ def test_a_class_in_use_says_so_in_words_that_do_not_change_with_each_new_vm() -
     in_use = next(c for c in state.status["conditions"] if c["type"] == "InUse")
     assert "used by 3 virtual machine(s): ns/vm-0, ns/vm-1, ns/vm-2" in in_use["message"]
     assert state.status["phase"] == "Terminating"
+
+
+class CreateKube:
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def create(self, _res: Any, body: dict[str, Any], _ns: str | None = None) -> dict[str, Any]:
+        self.created.append(body)
+        return body
+
+
+def test_the_cycle_that_creates_a_disks_volume_says_which_generation_it_acted_on() -> None:
+    kube = CreateKube()
+    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    vms = ctx.informers[VIRTUAL_MACHINES] = Informer(None, VIRTUAL_MACHINES)  # type: ignore[arg-type]
+    ctx.informers[VOLUMES] = Informer(None, VOLUMES)  # type: ignore[arg-type]
+    indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE)
+    vms._apply({"type": "ADDED", "object": {
+        "metadata": {"name": "vm", "namespace": "ns"}, "status": {"nodeName": "n1"},
+        "spec": {"blockDeviceRefs": [{"kind": "VirtualDisk", "name": "d"}]}}})
+    disk = {"apiVersion": VIRTUAL_DISKS.api_version, "kind": "VirtualDisk", "metadata": {
+        "name": "d", "namespace": "ns", "uid": "u", "resourceVersion": "1", "generation": 3},
+        "spec": {"persistentVolumeClaim": {"size": "1Gi"}}}
+    state = State(ctx, VIRTUAL_DISKS, disk)
+    state.scratch["source"] = Source()
+    VolumeHandler().handle(state)
+    assert [v["spec"]["nodeName"] for v in kube.created] == ["n1"]
+    assert state.status["phase"] == "Provisioning" and state.status["observedGeneration"] == 3
