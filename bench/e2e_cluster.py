@@ -133,6 +133,7 @@ class ClusterBench:
         self.timeline.forget(names)
         wall0, t0 = time.time(), time.monotonic()
         self.cluster.kubectl("apply", "-f", "-", input=text, timeout=300)
+        applied = time.time() - wall0
         uids = [self.kubectl_json("get", "vm", n)["metadata"]["uid"] for n in names]
         _wait(lambda: all(u in self.running.times for u in uids), 900, "VMs Running")
         durations = [self.running.times[u] - t0 for u in uids]
@@ -142,7 +143,8 @@ class ClusterBench:
             if domain is not None:
                 log = self.by_node[node].sh(f"cat /var/log/libvirt/qemu/{domain}.log", check=False).stdout
                 self.timeline.note_qemu_log(name, log)
-        self.steps = report(self.timeline, names, wall0)
+        self.steps = [f"kubectl apply of the {len(names)} VMs returned after {applied:.2f} s",
+                      *report(self.timeline, names, wall0)]
         self.delete_vms(names)
         return durations, placed
 

@@ -4,6 +4,7 @@ clock, so steps of different components compare), plus when each domain's QEMU s
 `starting up` line of its libvirt log on its host).
 
 Steps, in the order they happen:
+  created   the VirtualMachine exists (`kubectl apply` creates the objects one after another)
   ip        VM status.ipAddress set (the address claim Bound)
   placed    VM status.nodeName set (the scheduler's decision written)
   instance  the InternalVirtualMachineInstance exists (written by the VM controller)
@@ -28,14 +29,14 @@ from bench.report import percentile
 from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINES
 from controlplane.common.kube.client import KubeClient, Resource
 
-STEPS = ("ip", "placed", "instance", "qemu", "inst_run", "running")
+STEPS = ("created", "ip", "placed", "instance", "qemu", "inst_run", "running")
 _STARTING = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\+0000: starting up", re.M)
 
 
 def _vm_steps(obj: dict[str, Any]) -> list[str]:
     st = obj.get("status") or {}
-    return [s for s, ok in (("ip", st.get("ipAddress")), ("placed", st.get("nodeName")),
-                            ("running", st.get("phase") == "Running")) if ok]
+    return ["created", *(s for s, ok in (("ip", st.get("ipAddress")), ("placed", st.get("nodeName")),
+                            ("running", st.get("phase") == "Running")) if ok)]
 
 
 def _instance_steps(obj: dict[str, Any]) -> list[str]:
