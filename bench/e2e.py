@@ -199,6 +199,7 @@ def cluster_main(hosts: int, many: int, count: int, *, json_out: bool) -> None:
         print(json.dumps(extra))
         return
     print(f"placement: {extra['placement']}; A={extra['a']}, B={extra['b']}")
+    print("\n".join(["where the time went (seconds; bench/e2e_timeline.py):", *extra["steps"]]))
     print(f"apply -> Running at p50: {extra['running_ratio_p50']:.2f}x the peer's speed (target >= 0.67); "
           f"VM / host-to-host connect time at p50: {extra['vm_vs_host_p50']:.2f}x (target within 1.5x)")
 

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from bench.e2e import MEMORY, RunningTimes, _wait
+from bench.e2e_timeline import Timeline, report
 from bench.peer_domain import peer_domain_xml
 from bench.report import Row, percentile
 from bench.vmnet import PROBE
@@ -63,6 +64,9 @@ class ClusterBench:
         self.work = work
         self.kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
         self.running = RunningTimes(self.kube)
+        self.timeline = Timeline(self.kube)
+        self.steps: list[str] = []
+        """The last `ours` run's per-step times (bench/e2e_timeline.py)."""
         self.by_node = {n.node: n for n in cluster.nodes}
 
     def kubectl_json(self, *args: str) -> Any:
@@ -126,12 +130,21 @@ class ClusterBench:
     def ours(self, names: list[str]) -> tuple[list[float], dict[str, str]]:
         docs = [vm(n, n, memory=MEMORY, core_fraction=CORE_FRACTION) for n in names]
         text = yaml.safe_dump_all(docs)
-        t0 = time.monotonic()
+        self.timeline.forget(names)
+        wall0, t0 = time.time(), time.monotonic()
         self.cluster.kubectl("apply", "-f", "-", input=text, timeout=300)
+        applied = time.time() - wall0
         uids = [self.kubectl_json("get", "vm", n)["metadata"]["uid"] for n in names]
         _wait(lambda: all(u in self.running.times for u in uids), 900, "VMs Running")
         durations = [self.running.times[u] - t0 for u in uids]
         placed = {n: str(s.get("nodeName")) for n, s in self.statuses(names).items()}
+        for name, node in placed.items():
+            domain = next((d for d in self.domains(self.by_node[node]) if d.endswith(f"default_{name}")), None)
+            if domain is not None:
+                log = self.by_node[node].sh(f"cat /var/log/libvirt/qemu/{domain}.log", check=False).stdout
+                self.timeline.note_qemu_log(name, log)
+        self.steps = [f"kubectl apply of the {len(names)} VMs returned after {applied:.2f} s",
+                      *report(self.timeline, names, wall0)]
         self.delete_vms(names)
         return durations, placed
 
@@ -217,5 +230,6 @@ def run(hosts: int, many: int, count: int) -> tuple[list[Row], dict[str, Any]]:
     ]
     extra = {"hosts": hosts, "many": many, "placement": dict(Counter(placed.values())), "a": a.node, "b": b.node,
              "running_ratio_p50": percentile(lots_peer, 50) / percentile(lots, 50),
-             "vm_vs_host_p50": percentile(vm_t, 50) / percentile(host_t, 50), "probes": count}
+             "vm_vs_host_p50": percentile(vm_t, 50) / percentile(host_t, 50), "probes": count,
+             "steps": bench.steps}
     return rows, extra

@@ -196,17 +196,23 @@ class Domains:
         return out
 
     # -- operations ------------------------------------------------------------------------------
-    def start(self, xml: str) -> libvirt.virDomain:
+    def start(self, xml: str, *, define: bool = True) -> libvirt.virDomain:
         """Start a domain from `xml` and keep it defined (persistent) with the same configuration.
 
         `createXML` starts it (also over an inactive persistent domain of the same UUID, as the
         new live configuration) in one call, like `virsh create`; `defineXML` then makes that
-        configuration the persistent one, off the start's critical path. Should the handler die
-        in between, `ensure_persistent` finishes the job when it adopts the domain."""
+        configuration the persistent one — here, or with `define=False` by the caller's later
+        `define(xml)`, off the start's critical path. Should the handler die in between,
+        `ensure_persistent` finishes the job when it adopts the domain."""
         conn = self.connect()
         dom = conn.createXML(xml, 0)
-        conn.defineXML(xml)
+        if define:
+            conn.defineXML(xml)
         return dom
+
+    def define(self, xml: str) -> None:
+        """Make `xml` the persistent configuration of its domain (see `start`)."""
+        self.connect().defineXML(xml)
 
     def ensure_persistent(self, uid: str) -> None:
         dom = self.lookup(uid)

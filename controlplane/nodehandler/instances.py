@@ -8,7 +8,9 @@ One cycle (`reconcile(key)`), level-triggered:
 3. parse and check the spec (errors: phase Failed, condition ConfigurationValid);
 4. plan the power action (lifecycle.py) and do it: start = prepare disks/seed/network + define
    and start the domain; stop = ACPI power button, destroy after the deadline;
-5. build the status from what libvirt and dnsmasq say now and write it if it changed; then add
+5. build the status from what libvirt and dnsmasq say now and write it if it changed; then
+   define a domain just started (make it persistent: `virsh create` then `virsh define`, the
+   status first so that Running is reported as soon as libvirt says so), and add
    our finalizer if missing (after the start, to keep the create-to-running path short: a
    domain whose instance vanished meanwhile is removed by the orphan sweep).
 
@@ -53,6 +55,8 @@ class InstanceReconciler:
         # behind it, and acting on a stale status would undo what was just done (e.g. destroy a
         # domain a restart has just started again, because the old shutdown deadline passed)
         self._written: dict[str, dict[str, Any]] = {}
+        # uid -> the XML of a domain just started, defined (made persistent) once its status is written
+        self._to_define: dict[str, str] = {}
         self.migrations: Migrations | None = None
         """Set by the agent: live migrations of this node's instances (they own the domain meanwhile)."""
 
@@ -103,6 +107,7 @@ class InstanceReconciler:
             ctx.events.record(obj, type="Warning", reason="StartFailed", message=obs.start_error[:1000])
             retry = ctx.runtime.start_retry
         obj = self._write_status(obj, p, dom, obs)
+        self._define(uid)
         ctx.add_finalizer(INSTANCES, obj, INSTANCE_FINALIZER)
         if retry is not None:
             raise TemporaryError(obs.start_error, delay=retry)
@@ -118,7 +123,7 @@ class InstanceReconciler:
             xml = domain_xml(ctx, obj, spec)
             t1 = time.monotonic()
             try:
-                ctx.domains.start(xml)
+                ctx.domains.start(xml, define=False)
             except libvirt.libvirtError as exc:
                 # another worker may have learnt this meanwhile: retry whenever our XML had a quota
                 if not (spec.core_fraction < 100 and "cgroup cpu" in str(exc)):
@@ -126,7 +131,9 @@ class InstanceReconciler:
                 if ctx.cpu_quota:
                     ctx.cpu_quota = False
                     log.warning("libvirt on this node cannot limit CPU time (%s): coreFraction is not enforced", exc)
-                ctx.domains.start(domain_xml(ctx, obj, spec))
+                xml = domain_xml(ctx, obj, spec)
+                ctx.domains.start(xml, define=False)
+            self._to_define[uid] = xml
             obs.started_now = True
             log.debug("instance %s/%s: prepared in %.0f ms, started and defined in %.0f ms",
                       obj["metadata"]["namespace"], obj["metadata"]["name"], (t1 - t0) * 1000,
@@ -161,6 +168,17 @@ class InstanceReconciler:
             return Result(requeue_after=t.ip_poll_every if wanted - leased else t.status_refresh_every)
         return None
 
+    def _define(self, uid: str) -> None:
+        """Make a domain this cycle started persistent, now that its status says Running; should
+        this fail, the next cycle's `ensure_persistent` does it."""
+        xml = self._to_define.pop(uid, None)
+        if xml is None:
+            return
+        try:
+            self.ctx.domains.define(xml)
+        except libvirt.libvirtError as exc:
+            log.warning("instance %s: defining the started domain failed (%s); retried on the next cycle", uid, exc)
+
     # -- deletion --------------------------------------------------------------------------------
     def _delete(self, obj: dict[str, Any], obs: Observed, dom: DomainStatus | None) -> Result | None:
         ctx = self.ctx
@@ -191,6 +209,7 @@ class InstanceReconciler:
         self.ctx.layout.vnc_socket(uid).unlink(missing_ok=True)
         self._acpi_pressed = {k for k in self._acpi_pressed if k[0] != uid}
         self._written.pop(uid, None)
+        self._to_define.pop(uid, None)
 
     # -- status ----------------------------------------------------------------------------------
     def _write_status(self, obj: dict[str, Any], p: Plan, dom: DomainStatus | None, obs: Observed) -> dict[str, Any]:

@@ -6,13 +6,17 @@ whose involvedObject is the user's object. Every event the node handler records
 (`Started`, `StartFailed`, `ShutdownRequested`, `Destroyed`, `Provisioned`, `Resized`,
 `ProvisioningFailed`) is therefore recorded twice: on the internal object, and on the
 user's object that owns it (its controller ownerReference of a user-facing kind).
+
+The events are written by a thread of the recorder's own (`BackgroundEventRecorder`, as the
+controllers' are): the two writes of `Started` no longer stand between a domain's start and the
+instance's status that says Running.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from controlplane.common.kube.events import EventRecorder
+from controlplane.common.kube.events import BackgroundEventRecorder
 
 # the kinds whose internal objects the node handler works on
 USER_KINDS = frozenset({"VirtualMachine", "VirtualDisk"})
@@ -28,7 +32,7 @@ def user_owner(obj: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class UserEventRecorder(EventRecorder):
+class UserEventRecorder(BackgroundEventRecorder):
     """An EventRecorder that also records each event on the user's object owning the subject."""
 
     def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:

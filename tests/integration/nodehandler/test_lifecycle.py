@@ -64,7 +64,8 @@ def _boot_id(ip: str) -> str:
     return guest_status(ip)["boot-id"][0]
 
 
-def test_boot_marker_hostname_dhcp_ip_and_http(node_env: NodeEnv, vms: dict[str, VM]) -> None:
+def test_boot_marker_hostname_dhcp_ip_and_http(node_env: NodeEnv, vms: dict[str, VM],
+                                               libvirt_conn: libvirt.virConnect) -> None:
     env, a = node_env, vms["vm-a"]
     marker = env.wait_marker(a.uid)
     assert (marker.hostname, marker.ip, marker.instance_id) == ("vm-a-host", a.ip, a.uid)
@@ -75,6 +76,8 @@ def test_boot_marker_hostname_dhcp_ip_and_http(node_env: NodeEnv, vms: dict[str,
     assert st["interfaces"] == [{"name": "default", "mac": a.mac, "ipAddress": a.ip, "ipAddresses": [a.ip]}]
     assert st["emulation"]["domainType"] == "qemu" and st["emulation"]["reason"] == "PVMOnly"
     assert st["startedAt"] and st["nodeName"] == env.node
+    # started like `virsh create`, then defined once Running was written: the domain outlives a stop
+    assert libvirt_conn.lookupByUUIDString(a.uid).isPersistent()
     running = next(c for c in st["conditions"] if c["type"] == "Running")
     assert running["status"] == "True"
 
@@ -174,9 +177,14 @@ def test_guest_ignoring_acpi_is_destroyed_after_the_grace_period(node_env: NodeE
     assert 3 <= time.monotonic() - started < 15
     assert st["phase"] == "Stopped" and st["stopReason"] == "PowerRequest"
     assert not POWEROFF.search(read_log_from(env.serial(a.uid), offset))
-    events = env.kube.list(EVENTS, NS)["items"]
-    reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == a.name}
-    assert {"Started", "ShutdownRequested", "Destroyed"} <= reasons
+    wanted, deadline = {"Started", "ShutdownRequested", "Destroyed"}, time.monotonic() + 10
+    while True:  # the node handler writes events from a thread of its own, after the status
+        events = env.kube.list(EVENTS, NS)["items"]
+        reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == a.name}
+        if wanted <= reasons or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert wanted <= reasons
 
 
 def test_an_address_freed_by_a_deleted_vm_goes_to_the_next_one(node_env: NodeEnv, vms: dict[str, VM]) -> None:

@@ -4,6 +4,7 @@ VirtualMachine / VirtualDisk as well as the internal object."""
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -117,12 +118,31 @@ class _Kube:
 
 def test_node_handler_events_land_on_the_users_object_too() -> None:
     kube = _Kube()
-    UserEventRecorder(kube, "dvp-node-handler", host="n1").record(  # type: ignore[arg-type]
-        INSTANCE, type="Normal", reason="Started", message="domain started")
+    recorder = UserEventRecorder(kube, "dvp-node-handler", host="n1")  # type: ignore[arg-type]
+    recorder.record(INSTANCE, type="Normal", reason="Started", message="domain started")
+    assert recorder.flush()
     involved = [(e["involvedObject"]["kind"], e["involvedObject"]["name"], e["involvedObject"]["uid"], e["reason"])
                 for e in kube.created]
     assert involved == [("VirtualMachineInstance", "vm-a", "i-1", "Started"), ("VirtualMachine", "a", "vm-1", "Started")]
     assert kube.created[1]["involvedObject"]["namespace"] == "ns"
+
+
+def test_node_handler_events_are_written_off_the_start_path() -> None:
+    """A slow API server does not hold the instance's status back behind its Started events."""
+    kube, release = _Kube(), threading.Event()
+    create = kube.create
+
+    def slow_create(resource: Any, body: dict[str, Any], ns: str) -> dict[str, Any]:
+        release.wait(5)
+        return create(resource, body, ns)
+
+    kube.create = slow_create  # type: ignore[method-assign]
+    recorder = UserEventRecorder(kube, "dvp-node-handler", host="n1")  # type: ignore[arg-type]
+    recorder.record(INSTANCE, type="Normal", reason="Started", message="domain started")
+    assert kube.created == []  # record returned while the first write still waits
+    release.set()
+    assert recorder.flush()
+    assert [e["reason"] for e in kube.created] == ["Started", "Started"]
 
 
 @pytest.mark.parametrize(("refs", "kind"), [
