@@ -9,6 +9,9 @@ with 500 MiB written, a NIC on each host's bridge (same name and gateway on both
 first). Neighbour caches are flushed before each leg. The guest is pinged (ICMP echo, tests/support/icmpprobe.py) every 20 ms from both hosts throughout; downtime is the longest gap
 between two answers (from either host) during the move, so it includes one probe interval.
 
+Both legs encrypt QEMU's stream and the disks' NBD copy (`VIR_MIGRATE_TLS`, `virsh migrate
+--tls`), as installed hosts do.
+
 - ours: `LiveMigration(...).run()` host 1 -> host 2 (target files made through the target's
   libvirtd, NBD disk copy, memory pre-copy, switch-over), wall time of the whole call;
 - peer: `virsh migrate --live --p2p --copy-storage-all --persistent --undefinesource` of the same
@@ -44,6 +47,7 @@ from bench.report import Row, print_table
 from controlplane.nodehandler.domains import Domains
 from controlplane.nodehandler.migration import (
     LiveMigration,
+    MigrationOptions,
     MigrationOutcome,
     MigrationProgress,
     MigrationTarget,
@@ -143,7 +147,7 @@ def _ours(lab: MigrateLab, dom: LabDomain, one: LabNode, two: LabNode) -> Leg:
     def move() -> None:
         outcome.append(LiveMigration(Domains(lab.uri(one), prefix=PREFIX, node=one.node), dom.uid,
                                      MigrationTarget(node=two.node, address=two.host.address, pki_dir=lab.pki_dir(one)),
-                                     on_progress=stamp,
+                                     MigrationOptions(tls=True), on_progress=stamp,
                                      on_switched_over=lambda: stamp(MigrationProgress(phase="SwitchedOver"))).run())
 
     t0, t1, down, answers = _probed(one, two, move)
@@ -156,7 +160,7 @@ def _peer(lab: MigrateLab, dom: LabDomain, one: LabNode, two: LabNode) -> Leg:
     done: list[subprocess.CompletedProcess[str]] = []
 
     def move() -> None:
-        done.append(two.sh(f"virsh -c qemu:///system migrate --live --p2p --copy-storage-all --persistent "
+        done.append(two.sh(f"virsh -c qemu:///system migrate --live --p2p --tls --copy-storage-all --persistent "
                            f"--undefinesource {dom.name} {lab.uri(one)} tcp://{one.host.address} "
                            f"--listen-address {one.host.address}", check=False))
 
