@@ -10,10 +10,13 @@ first). Neighbour caches are flushed before each leg. The guest is pinged (ICMP 
 tests/support/icmpprobe.py) every 20 ms from both hosts throughout; downtime is the longest gap
 between two answers (from either host) during the move, so it includes one probe interval.
 
+Both legs encrypt QEMU's stream and the disks' NBD copy (`VIR_MIGRATE_TLS`, `virsh migrate
+--tls`), as installed hosts do.
+
 - ours: `LiveMigration(...).run()` (target files made through the target's libvirtd, NBD disk
   copy, memory pre-copy, switch-over), wall time of the whole call;
 - peer: `virsh migrate --live --p2p --copy-storage-all --persistent --undefinesource
-  --abort-on-error --migrate-disks <the same disks>` of the same domain: the flags ours uses,
+  --abort-on-error --tls --migrate-disks <the same disks>` of the same domain: the flags ours uses,
   without the destination XML (it names the target node: only a platform has one). Virsh does not
   create the files it needs on the target: the directories and read-only files are left from an
   earlier leg, and the disks it copies are made new, empty qcow2 files of the same size before the
@@ -58,6 +61,7 @@ from bench.report import Row, print_table
 from controlplane.nodehandler.domains import Domains, _ensure_event_loop
 from controlplane.nodehandler.migration import (
     LiveMigration,
+    MigrationOptions,
     MigrationOutcome,
     MigrationProgress,
     MigrationTarget,
@@ -174,7 +178,7 @@ def _ours(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode) -> Leg:
         seen["start"] = time.time()
         outcome.append(LiveMigration(Domains(lab.uri(src), prefix=PREFIX, node=src.node), dom.uid,
                                      MigrationTarget(node=dst.node, address=dst.host.address, pki_dir=lab.pki_dir(src)),
-                                     on_progress=stamp,
+                                     MigrationOptions(tls=True), on_progress=stamp,
                                      on_switched_over=lambda: stamp(MigrationProgress(phase="SwitchedOver"))).run())
 
     dst.sh(f"rm -rf {' '.join(dom.volumes)} {LAYOUT.instance_dir(dom.uid)}")  # an earlier leg's: ours makes new ones
@@ -202,7 +206,7 @@ def _peer(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode) -> Leg:
 
     def move() -> None:
         done.append(src.sh(f"virsh -c qemu:///system migrate --live --p2p --copy-storage-all --persistent "
-                           f"--undefinesource --abort-on-error --migrate-disks {disks} {dom.name} {lab.uri(dst)} "
+                           f"--undefinesource --abort-on-error --tls --migrate-disks {disks} {dom.name} {lab.uri(dst)} "
                            f"tcp://{dst.host.address} --listen-address {dst.host.address}", check=False))
 
     leg = _probed(lab, dom, src, dst, "peer", move)

@@ -18,7 +18,7 @@ from bench.migrate import _fresh_neighbours, _ping, _replies, _wait_answering
 from bench.migrate_stats import longest_gap as _downtime
 from bench.report import Row, print_table
 from controlplane.nodehandler.domains import Domains
-from controlplane.nodehandler.migration import LiveMigration, MigrationTarget
+from controlplane.nodehandler.migration import LiveMigration, MigrationOptions, MigrationTarget
 from nodeimage.guest import ensure_image
 from tests.support.migratelab import PREFIX, LabDomain, MigrateLab
 from tests.support.upgradelab import LabNode
@@ -37,11 +37,12 @@ def _leg(lab: MigrateLab, doms: list[LabDomain], src: LabNode, dst: LabNode, *,
         a = time.time()
         if ours:
             outcome = LiveMigration(Domains(lab.uri(src), prefix=PREFIX, node=src.node), dom.uid,
-                                    MigrationTarget(node=dst.node, address=dst.host.address, pki_dir=lab.pki_dir(src))).run()
+                                    MigrationTarget(node=dst.node, address=dst.host.address, pki_dir=lab.pki_dir(src)),
+                                    MigrationOptions(tls=True)).run()
             if not outcome.succeeded:
                 raise RuntimeError(f"our migration of {dom.name} failed: {outcome.reason}: {outcome.message}")
         else:
-            done = src.sh(f"virsh -c qemu:///system migrate --live --p2p --copy-storage-all --persistent "
+            done = src.sh(f"virsh -c qemu:///system migrate --live --p2p --tls --copy-storage-all --persistent "
                           f"--undefinesource {dom.name} {lab.uri(dst)} tcp://{dst.host.address} "
                           f"--listen-address {dst.host.address}", check=False)
             if done.returncode != 0:

@@ -33,6 +33,11 @@ BACKUP_DIR = f"{STATE_DIR}/backups"  # datastore backups taken by the upgrade
 RUN_DIR = "/run/dvp"  # PID files and sockets
 LOG_DIR = "/var/log/dvp"  # service logs when not under systemd (journal otherwise)
 ADMIN_KUBECONFIG = f"{SERVER_DATA_DIR}/kubeconfig"
+QEMU_MIGRATION_PKI = "/etc/pki/qemu/dvp-migration"
+"""QEMU's certificates for the migration stream (qemu.conf `migrate_tls_x509_cert_dir`): under
+/etc/pki/qemu, which libvirt's AppArmor profile for QEMU lets it read, in a directory of its own
+so an administrator's /etc/pki/qemu files are left alone; the node handler's
+`Layout.qemu_migration_pki`."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ DIR/clientcert.pem, clientkey.pem  what this host's libvirtd presents to the oth
 
 Both certificates carry subject `CN=dvp-migration:<node>, O=dvp:migration`; the listener admits
 only those (`ALLOWED_DN`, libvirtd's `tls_allowed_dn_list`), so a user's client certificate from
-the same CA (`dvp user --cert`: CN = user, O = groups) opens no libvirtd. Every file is written
+the same CA (`dvp user --cert`: CN = user, O = groups) opens no libvirtd. The install also
+copies the set under QEMU's names (`QEMU_NAMES`) for QEMU's own TLS on the migration stream. Every file is written
 0600 in a 0700 directory (the copy on the master sits in the server's data directory, whose
 modes the server checks); the install makes the host's certificates 0644, keys stay 0600.
 """
@@ -38,6 +39,12 @@ in encoding order or in RFC 4514's (reversed) order."""
 CA_FILE, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY = (
     "cacert.pem", "servercert.pem", "serverkey.pem", "clientcert.pem", "clientkey.pem")
 FILES = (CA_FILE, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY)
+QEMU_NAMES = {CA_FILE: "ca-cert.pem", SERVER_CERT: "server-cert.pem", SERVER_KEY: "server-key.pem",
+              CLIENT_CERT: "client-cert.pem", CLIENT_KEY: "client-key.pem"}
+"""The same files under the names QEMU reads from an x509 directory (qemu.conf's
+`migrate_tls_x509_cert_dir`): the target's QEMU serves the migration stream and the disks' NBD
+server with the server pair, the source's QEMU connects with the client pair, each verifying the
+other against the CA (and the source the target's address against the server certificate)."""
 RENEW_BEFORE = dt.timedelta(days=30)
 
 
@@ -95,3 +102,10 @@ def ensure_libvirt_pki(ca: pki.KeyPair, directory: Path, *, node_name: str, addr
         pki.write_private_file(directory / cert_name, cert)
     pki.write_private_file(directory / CA_FILE, ca_pem)
     return True
+
+
+def copy_for_qemu(directory: Path, qemu_dir: Path) -> None:
+    """`directory`'s set copied to `qemu_dir` under QEMU's names (0600 in a 0700 directory, for a
+    QEMU running as root; the install sets the group QEMU runs as where that is not root)."""
+    for name, qemu_name in QEMU_NAMES.items():
+        pki.write_private_file(qemu_dir / qemu_name, (directory / name).read_bytes())

@@ -14,6 +14,11 @@ STATE_DIR (default /var/lib/dvp)
     └── libvirt/cacert.pem, {server,client}{cert,key}.pem  libvirtd's migration listener and client
                                                 (written by the install: common/libvirt_pki.py)
 
+QEMU_MIGRATION_PKI (/etc/pki/qemu/dvp-migration)
+└── ca-cert.pem, {server,client}-{cert,key}.pem  the same certificates under QEMU's names
+                                                (qemu.conf migrate_tls_x509_cert_dir): the TLS of
+                                                QEMU's migration stream and of the disks' NBD copy
+
 RUN_DIR (default /run/dvp; short, for unix socket paths)
 └── vnc/<uid>.sock                              each domain's VNC server (QEMU listens)
 ```
@@ -27,11 +32,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+QEMU_MIGRATION_PKI = Path("/etc/pki/qemu/dvp-migration")
+"""Where the install puts QEMU's migration certificates (installer/hostlayout.py, the same path):
+under /etc/pki/qemu, which libvirt's AppArmor profile for QEMU may read."""
+
 
 @dataclass(frozen=True)
 class Layout:
     state_dir: Path
     run_dir: Path
+    qemu_migration_pki: Path = QEMU_MIGRATION_PKI
+    """QEMU's x509 directory for the migration stream and the disks' NBD copy."""
 
     # -- volumes --------------------------------------------------------------------------------
     @property
@@ -77,6 +88,10 @@ class Layout:
         """libvirt's pkipath for migration (cacert.pem, clientcert.pem, clientkey.pem), written by
         the install; the same directory holds the host's libvirtd listener certificate."""
         return self.pki / "libvirt"
+
+    def migration_stream_tls(self) -> bool:
+        """The install set up QEMU's migration TLS on this host, so migrations are encrypted."""
+        return (self.qemu_migration_pki / "ca-cert.pem").is_file()
 
     def create(self) -> None:
         for d in (self.volumes, self.images, self.state_dir / "instances", self.pki, self.run_dir / "vnc"):

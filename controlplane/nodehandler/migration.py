@@ -109,6 +109,10 @@ class MigrationOptions:
     """Abort when the data left to copy has not reached a new low for this long."""
     bandwidth_mib: int = 0
     max_downtime_ms: int = 0
+    tls: bool = False
+    """`VIR_MIGRATE_TLS`: QEMU's migration stream and the disks' NBD copy encrypted and both ends
+    authenticated with the host certificates of the platform CA (Layout.qemu_migration_pki, set
+    up by the install on every host); without it they cross the internal network in clear."""
     throttle_initial: int = 40
     """With auto-converge: the vCPU throttle (%) once the guest outpaces the link (QEMU's default 20)."""
     throttle_increment: int = 20
@@ -301,6 +305,8 @@ class LiveMigration:
                  | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE | libvirt.VIR_MIGRATE_ABORT_ON_ERROR)
         if plan.copied:
             flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+        if self.options.tls:
+            flags |= libvirt.VIR_MIGRATE_TLS
         if self.options.auto_converge:
             flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
             params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = self.options.throttle_initial

@@ -52,6 +52,7 @@ from controlplane.common.kube.client import NODES, KubeError
 from controlplane.common.kube.informer import Key
 from controlplane.nodehandler.context import INSTANCES, VOLUMES, NodeContext, now
 from controlplane.nodehandler.domains import DomainStatus
+from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.lifecycle import parse_ts, ts
 from controlplane.nodehandler.migration import (
     LiveMigration,
@@ -76,6 +77,13 @@ PHASES = {"Preparing": MigrationPhase.PREPARING, "PreparingTarget": MigrationPha
           "Migrating": MigrationPhase.MIGRATING}
 IN_FLIGHT = (MigrationPhase.PREPARING, MigrationPhase.MIGRATING)
 WITHDRAWN = "the migration request was withdrawn (its VirtualMachineOperation was deleted)"
+
+
+def migration_options(req: MigrationRequest, layout: Layout) -> MigrationOptions:
+    """A request's options on this host: DVP's `force` as auto-converge, its timeout, and the
+    stream encrypted where the install set up QEMU's migration certificates."""
+    return MigrationOptions(auto_converge=req.auto_converge, timeout=float(req.timeout_seconds) or None,
+                            tls=layout.migration_stream_tls())
 
 
 class _Worker:
@@ -165,10 +173,9 @@ class Migrations:
             last[0], last[1] = time.monotonic(), phase
             self._write(obj, req, {"phase": phase, "progress": p.percent})
 
-        options = MigrationOptions(auto_converge=req.auto_converge, timeout=float(req.timeout_seconds) or None)
         migration = LiveMigration(ctx.domains, obj["metadata"]["uid"],
                                   MigrationTarget(node=req.target_node, address=req.target_address,
-                                                  pki_dir=ctx.layout.libvirt_pki), options,
+                                                  pki_dir=ctx.layout.libvirt_pki), migration_options(req, ctx.layout),
                                   on_progress=progress, on_switched_over=lambda: self._switched(obj, req, worker))
         worker = _Worker(req, migration)
         self._write(obj, req, {"phase": MigrationPhase.PREPARING, "sourceNode": ctx.node, "targetNode": req.target_node,
@@ -371,8 +378,7 @@ class Migrations:
         started = parse_ts(status_of(obj, req.id).get("startTimestamp"))
         migration = LiveMigration(self.ctx.domains, uid, MigrationTarget(node=req.target_node, address=req.target_address,
                                                                          pki_dir=self.ctx.layout.libvirt_pki),
-                                  MigrationOptions(auto_converge=req.auto_converge,
-                                                   timeout=float(req.timeout_seconds) or None))
+                                  migration_options(req, self.ctx.layout))
         worker = _Worker(req, migration)
         if obj["metadata"].get("deletionTimestamp"):
             migration.cancel("the VM was deleted during the migration")

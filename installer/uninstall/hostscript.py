@@ -12,6 +12,8 @@ exactly what the real run removes. Every action is one line `<verb> <what>`:
     remove /etc/dvp            a path written by the install (files and whole directories)
     keep /var/lib/dvp/server   kept by --keep-data (the datastore, VM volumes)
     disks 3                    VM disk volumes found (the CLI asks before deleting them)
+    delete /etc/libvirt/qemu.conf migration TLS settings   the lines naming QEMU's migration
+                               certificates (removed with them: libvirtd refuses a missing directory)
     leave /etc/libvirt/qemu.conf   edited by the install, left to libvirt's package
 
 The paths come from installer/hostlayout.py (the on-host contract) and the node_prepare role.
@@ -27,7 +29,8 @@ from installer import hostlayout
 SERVICES: tuple[hostlayout.ServiceName, ...] = ("dvp-server", "dvp-agent")
 SYSTEM_FILES = ("/etc/modules-load.d/dvp.conf", "/etc/sysctl.d/90-dvp.conf",
                 "/etc/systemd/system/libvirtd-tls.socket.d/dvp.conf",  # the migration listener's (systemd)
-                "/etc/systemd/system/libvirtd-tcp.socket.d/dvp.conf")  # ... of installs before TLS
+                "/etc/systemd/system/libvirtd-tcp.socket.d/dvp.conf",  # ... of installs before TLS
+                hostlayout.QEMU_MIGRATION_PKI)  # QEMU's migration TLS (role libvirt_migration)
 CACHE_DIR = "/var/cache/dvp"  # where the single binary unpacks itself when run as root
 QEMU_CONF = "/etc/libvirt/qemu.conf"
 DEFAULT_BRIDGE = "dvpbr0"
@@ -124,6 +127,10 @@ else
   rmpath "$VOLUMES"
   rmpath "$STATE"
 fi
+if [ -f "$QEMU_CONF" ] && grep -qE "$QEMU_TLS_KEYS" "$QEMU_CONF"; then
+  act delete "$QEMU_CONF migration TLS settings"  # they name a directory removed above: libvirtd would not start
+  [ "$DRY" = 1 ] || sed -i -E "/$QEMU_TLS_KEYS/d" "$QEMU_CONF"
+fi
 [ -f "$QEMU_CONF" ] && act leave "$QEMU_CONF"
 if [ "$DRY" != 1 ] && [ "$systemd" = yes ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
 [ "$DRY" = 1 ] || [ -n "$R" ] || sysctl --system >/dev/null 2>&1 || true
@@ -148,6 +155,7 @@ def host_script(*, dry_run: bool, keep_data: bool, vm_storage_dir: str, root: st
         "DEFAULT_BRIDGE": DEFAULT_BRIDGE,
         "TUNNEL": VM_TUNNEL,
         "QEMU_CONF": root + QEMU_CONF,
+        "QEMU_TLS_KEYS": r"^\s*migrate_tls_x509_(cert_dir|verify)\s*=",
     }
     head = "".join(f"{k}={shlex.quote(v)}\n" for k, v in params.items())
     return head + _SCRIPT

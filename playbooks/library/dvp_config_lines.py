@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dvp_atomic import write_atomic
 
 DOCUMENTATION = r"""
 module: dvp_config_lines
@@ -57,17 +57,7 @@ def main() -> None:
     new = "\n".join(wanted) + "\n"
     if not module.check_mode:
         st = os.stat(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".dvp-")
-        try:
-            os.fchmod(fd, st.st_mode & 0o7777)
-            os.fchown(fd, st.st_uid, st.st_gid)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(new)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, new.encode("utf-8"), st.st_mode & 0o7777, st.st_uid, st.st_gid)
     module.exit_json(changed=True)
 
 

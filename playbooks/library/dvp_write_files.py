@@ -19,9 +19,9 @@ import base64
 import grp
 import os
 import pwd
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dvp_atomic import write_atomic
 
 DOCUMENTATION = r"""
 module: dvp_write_files
@@ -74,22 +74,6 @@ def _differs(path: str, data: bytes, mode: int, uid: int, gid: int) -> tuple[boo
     except FileNotFoundError:
         return True, False
     return not same, (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (mode, uid, gid)
-
-
-def _write(path: str, data: bytes, mode: int, uid: int, gid: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".dvp-")
-    try:
-        os.fchmod(fd, mode)
-        os.fchown(fd, uid, gid)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
@@ -149,7 +133,7 @@ def main() -> None:
             continue
         try:
             if content_differs:
-                _write(path, data, mode, uid, gid)
+                write_atomic(path, data, mode, uid, gid)
             else:
                 os.chown(path, uid, gid)
                 os.chmod(path, mode)

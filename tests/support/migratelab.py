@@ -2,7 +2,8 @@
 libvirtd + virtlogd, private /var/lib/dvp and libvirt directories), each libvirtd also listening
 on `qemu+tls://<host address>:16514` as the install makes it (docs/live-migration.md): a server and
 a client certificate per host from a lab CA (controlplane/common/libvirt_pki.py, the code
-`dvp libvirt-cert` runs), only node certificates admitted; and every two hosts joined by a direct
+`dvp libvirt-cert` runs), only node certificates admitted, the same pairs as QEMU's migration TLS
+(so migrations here are `VIR_MIGRATE_TLS`, as on installed hosts); and every two hosts joined by a direct
 veth link with /32 routes, so they reach each other's address the way hosts of one lab network
 do (the root namespace does not forward).
 
@@ -19,6 +20,7 @@ the host's namespaces and for the test: the source libvirtd opens the migration 
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 import time
 import uuid
@@ -31,7 +33,7 @@ import libvirt
 from controlplane.api.instance import parse_instance
 from controlplane.api.internal import DomainType
 from controlplane.common import pki
-from controlplane.common.libvirt_pki import LibvirtPki, ensure_libvirt_pki
+from controlplane.common.libvirt_pki import LibvirtPki, copy_for_qemu, ensure_libvirt_pki
 from controlplane.nodehandler.cloudinit_seed import SeedData, build_seed
 from controlplane.nodehandler.domainxml import DomainInputs, ResolvedDisk, build_domain_xml
 from controlplane.nodehandler.layout import Layout
@@ -78,9 +80,20 @@ class MigrateLab(UpgradeLab):
         """The host's libvirt certificates (libvirt's pkipath: cacert.pem, client and server pairs)."""
         return node.root / "pki" / "libvirt"
 
+    def qemu_pki_dir(self, node: LabNode) -> Path:
+        """The same certificates under QEMU's names: qemu.conf's migrate_tls_x509_cert_dir (the
+        lab host's own copy of qemu.conf: written inside its /etc overlay), so migrations run with
+        `VIR_MIGRATE_TLS` as installed hosts' do."""
+        return node.root / "pki" / "qemu-migration"
+
     def _listen(self, node: LabNode) -> None:
-        """Restart the host's libvirtd listening on TLS at the host's address, as the install does."""
+        """Restart the host's libvirtd listening on TLS at the host's address, with QEMU's
+        migration TLS, as the install does."""
         ensure_libvirt_pki(self.ca, self.pki_dir(node), node_name=node.node, address=node.host.address)
+        copy_for_qemu(self.pki_dir(node), self.qemu_pki_dir(node))
+        line = f'migrate_tls_x509_cert_dir = "{self.qemu_pki_dir(node)}"'
+        node.sh(r"sed -i '/^\s*migrate_tls_x509_cert_dir\s*=/d' /etc/libvirt/qemu.conf && "
+                f"echo {shlex.quote(line)} >> /etc/libvirt/qemu.conf")
         conf = node.host.dir / "libvirtd-tls.conf"
         conf.write_text(f'listen_tls = 1\nlisten_tcp = 0\nlisten_addr = "{node.host.address}"\n'
                         f'tls_port = "{LIBVIRT_TLS_PORT}"\n' + LibvirtPki(self.pki_dir(node)).conf_lines())

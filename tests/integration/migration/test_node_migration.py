@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import re
 import secrets
 import shutil
@@ -17,11 +18,13 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import libvirt
+import libvirt_qemu
 import pytest
 
 from controlplane.api.internal import NODE_LABEL
@@ -83,9 +86,28 @@ def _migration(lab: MigrateLab, src: LabNode, dst: LabNode, dom: LabDomain, opti
                progress: list[MigrationProgress] | None = None) -> LiveMigration:
     domains = Domains(lab.uri(src), prefix=PREFIX, node=src.node)
     return LiveMigration(domains, dom.uid, MigrationTarget(node=dst.node, address=dst.host.address,
-                                                           pki_dir=lab.pki_dir(src)), options,
+                                                           pki_dir=lab.pki_dir(src)), replace(options, tls=True),
                          on_progress=(lambda p: progress.append(MigrationProgress(**vars(p)))) if progress is not None
                          else None)
+
+
+def _sample_tls(lab: MigrateLab, node: LabNode, dom: LabDomain, stop: threading.Event,
+                seen: list[dict[str, Any]]) -> None:
+    """QEMU's migration parameters of the migrating domain, read until they name TLS credentials."""
+    conn = lab.conn(node)
+    try:
+        domain = conn.lookupByUUIDString(dom.uid)
+        while not stop.is_set():
+            try:
+                reply = json.loads(libvirt_qemu.qemuMonitorCommand(domain, '{"execute": "query-migrate-parameters"}', 0))
+            except libvirt.libvirtError:
+                reply = {}
+            if reply.get("return", {}).get("tls-creds"):
+                seen.append(reply["return"])
+                return
+            stop.wait(0.05)
+    finally:
+        conn.close()
 
 
 def _state(lab: MigrateLab, node: LabNode, uid: str) -> tuple[int, bool] | None:
@@ -149,7 +171,15 @@ def test_running_domain_moves_with_memory_and_disks(lab: MigrateLab, guest_image
     switched: list[float] = []
     migration = _migration(lab, src, dst, dom, MigrationOptions(), progress)
     migration.on_switched_over = lambda: switched.append(time.time())
-    outcome = migration.run()
+    stop = threading.Event()
+    tls_seen: list[dict[str, Any]] = []
+    sampler = threading.Thread(target=_sample_tls, args=(lab, src, dom, stop, tls_seen), daemon=True)
+    sampler.start()
+    try:
+        outcome = migration.run()
+    finally:
+        stop.set()
+        sampler.join(10)
 
     assert outcome.result is MigrationResult.SUCCEEDED, outcome.message
     deadline = time.monotonic() + 5  # the target's event may trail the job's return; it must come
@@ -161,6 +191,8 @@ def test_running_domain_moves_with_memory_and_disks(lab: MigrateLab, guest_image
     assert _state(lab, src, dom.uid) is None, "the source still has the domain"
     assert _state(lab, dst, dom.uid) == (libvirt.VIR_DOMAIN_RUNNING, True)
     assert any(p.phase == "Migrating" and p.data_total for p in progress)
+    # the source QEMU sent its stream with TLS credentials, checking the target's address
+    assert tls_seen and tls_seen[0]["tls-hostname"] == dst.host.address, tls_seen
     conn = lab.conn(dst)
     try:
         meta = parse_metadata(conn.lookupByUUIDString(dom.uid).XMLDesc(0))
@@ -272,8 +304,10 @@ def test_node_handler_runs_the_requested_migration_and_hands_the_instance_over(l
     vol_uids = {f"handover-{d}": path.rsplit(".", 2)[-2] for d, path in zip(("root", "data"), dom.volumes, strict=True)}
     ctx = SimpleNamespace(kube=kube, events=events, node=src.node, volumes=_Volumes(vol_uids),
                           domains=Domains(lab.uri(src), prefix=PREFIX, node=src.node),
-                          layout=Layout(state_dir=tmp_path / "state", run_dir=tmp_path / "run"))
+                          layout=Layout(state_dir=tmp_path / "state", run_dir=tmp_path / "run",
+                                        qemu_migration_pki=tmp_path / "qemu-migration"))
     shutil.copytree(lab.pki_dir(src), ctx.layout.libvirt_pki)  # where the install puts them
+    shutil.copytree(lab.qemu_pki_dir(src), ctx.layout.qemu_migration_pki)  # so the handler encrypts the stream
     requeued: list[tuple[str, str]] = []
     migrations = Migrations(ctx, requeued.append)  # type: ignore[arg-type]
     req = MigrationRequest(id="op-1", target_node=dst.node, target_address=dst.host.address)

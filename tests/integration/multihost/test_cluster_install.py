@@ -1,7 +1,8 @@
 """Acceptance of a three-host install (`cluster3`: `dist/dvp install --config` onto one master and
 two workers on lab hosts): every Node Ready with its own address, the virtualization CRDs
 served, DVCR answering each worker with the worker's own credentials (and nobody without), each
-worker its own identity confined to itself. (A second run changing nothing on the three is
+worker its own identity confined to itself, each host QEMU's migration certificates where
+qemu.conf names them. (A second run changing nothing on the three is
 checked by `test_hosts_change`, in the same run that adds a fourth host.)"""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 
 import pytest
 
+from controlplane.common.libvirt_pki import QEMU_NAMES
+from installer.hostlayout import QEMU_MIGRATION_PKI
 from tests.support.clusterlab import Cluster
 
 pytestmark = pytest.mark.integration
@@ -61,3 +64,16 @@ def test_each_worker_has_an_identity_of_its_own(cluster3: Cluster) -> None:
         assert "system:nodes" in user["groups"] and "system:masters" not in user["groups"]
         tokens.add(kubeconfig.read_text())
     assert len(tokens) == len(cluster3.workers)
+
+
+def test_qemu_has_the_hosts_migration_certificates_where_qemu_conf_names_them(cluster3: Cluster) -> None:
+    for node in cluster3.nodes:
+        listing = node.sh(f"cd {QEMU_MIGRATION_PKI} && stat -c '%n %a %G' *").stdout.split("\n")
+        assert sorted(line for line in listing if line) == sorted(
+            f"{qemu} {'640' if qemu.endswith('key.pem') else '644'} root" for qemu in QEMU_NAMES.values()), listing
+        for name, qemu in QEMU_NAMES.items():
+            same = node.sh(f"cmp /var/lib/dvp/pki/libvirt/{name} {QEMU_MIGRATION_PKI}/{qemu}", check=False)
+            assert same.returncode == 0, (node.name, name, same.stdout)
+        conf = node.sh("grep -E '^migrate_tls_x509_(cert_dir|verify) =' /etc/libvirt/qemu.conf").stdout.split("\n")
+        assert [line for line in conf if line] == [f'migrate_tls_x509_cert_dir = "{QEMU_MIGRATION_PKI}"',
+                                                   "migrate_tls_x509_verify = 1"], (node.name, conf)

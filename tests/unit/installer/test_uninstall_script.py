@@ -1,6 +1,7 @@
 """The uninstall's host script, run against a scratch tree laid out like an installed host: the
 dry run lists exactly what the real run removes, --keep-data keeps the datastore and volumes,
-and a second run finds nothing (idempotent)."""
+and a second run finds nothing (idempotent); qemu.conf is left, without the lines naming QEMU's
+migration certificates, which go with them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ INSTALLED = [
     f"{hostlayout.LOG_DIR}/dvp-server.log", "/var/cache/dvp/0123abcd/dvp/dvp",
     f"{hostlayout.SERVER_DATA_DIR}/datastore.db", f"{hostlayout.STATE_DIR}/volumes/default/disk.abc.qcow2",
     f"{hostlayout.STATE_DIR}/images/key.img", f"{hostlayout.STATE_DIR}/network/dvpnone0/leases",
+    f"{hostlayout.QEMU_MIGRATION_PKI}/server-key.pem",
 ]
+QEMU_CONF = f'# comment\nuser = "root"\nmigrate_tls_x509_cert_dir = "{hostlayout.QEMU_MIGRATION_PKI}"\n' \
+            'migrate_tls_x509_verify = 1\n'
+
 
 
 @pytest.fixture
@@ -30,7 +35,7 @@ def root(tmp_path: Path) -> Path:
     # a bridge name no host has, so the script never touches a real interface here
     (tmp_path / hostlayout.AGENT_CONFIG.lstrip("/")).write_text("bridge: dvpnone0\n")
     (tmp_path / "etc/libvirt").mkdir(parents=True)
-    (tmp_path / "etc/libvirt/qemu.conf").write_text("# comment\nuser = \"root\"\n")
+    (tmp_path / "etc/libvirt/qemu.conf").write_text(QEMU_CONF)
     (tmp_path / "etc/other.conf").write_text("kept\n")
     return tmp_path
 
@@ -53,13 +58,15 @@ def test_dry_run_lists_what_the_real_run_removes(root: Path) -> None:
     assert dry.disks == 1
     assert any(line.startswith("would remove ") for line in dry.lines())
     real = parse_report("h", _run(root, dry_run=False), dry_run=False)
-    assert real.removed == dry.removed
+    assert real.removed == dry.removed and real.deleted == dry.deleted
+    assert dry.deleted == [f"{root}/etc/libvirt/qemu.conf migration TLS settings"]
+    assert (root / "etc/libvirt/qemu.conf").read_text() == '# comment\nuser = "root"\n'
     assert _left(root) == {"/etc/libvirt/qemu.conf", "/etc/other.conf"}
     assert [p.removeprefix(str(root)) for p in real.left] == ["/etc/libvirt/qemu.conf"]
     for path in removed_paths() + [hostlayout.STATE_DIR]:
         assert not (root / path.lstrip("/")).exists(), path
     again = parse_report("h", _run(root, dry_run=False), dry_run=False)
-    assert again.removed == [] and again.stopped == [] and again.disks == 0
+    assert again.removed == [] and again.stopped == [] and again.deleted == [] and again.disks == 0
 
 
 def test_keep_data_keeps_datastore_and_volumes(root: Path) -> None:

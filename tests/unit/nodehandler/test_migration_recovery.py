@@ -117,7 +117,7 @@ class World:
             node="n1", kube=self.kube, domains=SimpleNamespace(lookup=lambda uid: self.here),
             volumes=SimpleNamespace(get=lambda ns, name: None), events=SimpleNamespace(record=lambda *a, **k: None),
             layout=SimpleNamespace(libvirt_pki=tmp / "pki", instance_dir=lambda uid: tmp / uid,
-                                   vnc_socket=lambda uid: tmp / f"{uid}.sock"))
+                                   vnc_socket=lambda uid: tmp / f"{uid}.sock", migration_stream_tls=lambda: False))
         self.requeued: list[tuple[str, str]] = []
         self.migrations = Migrations(ctx, self.requeued.append)  # type: ignore[arg-type]
 
