@@ -47,8 +47,8 @@ def _fsync_dir(path: Path) -> None:
 def _retry_in_dir(folder: Path, op: Callable[[], T]) -> T:
     """Run `op` after creating `folder`; again if a concurrent delete pruned the folder meanwhile."""
     for attempt in range(5):
-        make_private_dirs(folder)
         try:
+            make_private_dirs(folder)  # its own mkdir fails too when a prune removes a parent meanwhile
             return op()
         except FileNotFoundError:
             if attempt == 4:
