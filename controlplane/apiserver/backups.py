@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controlplane.common.durable import fsync_dir
+
 DB_NAME = "state.db"
 SIDE_FILES = ("-wal", "-shm")
 
@@ -31,14 +33,6 @@ class DatastoreError(RuntimeError):
 
 def db_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def backup_connection(src: sqlite3.Connection, target: Path) -> None:
@@ -58,7 +52,7 @@ def backup_connection(src: sqlite3.Connection, target: Path) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     tmp.replace(target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -145,7 +139,7 @@ def restore(data_dir: Path, source: Path) -> dict[str, Any]:
         for p in present:
             p.rename(aside / p.name)
     tmp.replace(target)
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
     result = describe(target)
     result["previousFilesMovedTo"] = str(aside) if aside else ""
     return result

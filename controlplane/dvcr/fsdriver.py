@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from controlplane.common.durable import fsync_dir
 from controlplane.common.filemodes import make_private_dirs
 from controlplane.dvcr.driver import FileInfo, PathNotFound
 
@@ -40,18 +41,14 @@ _sync_file_range = _libc_sync_file_range()
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path)
 
 
 def _retry_in_dir(folder: Path, op: Callable[[], T]) -> T:
     """Run `op` after creating `folder`; again if a concurrent delete pruned the folder meanwhile."""
     for attempt in range(5):
-        make_private_dirs(folder)
         try:
+            make_private_dirs(folder)  # its own mkdir fails too when a prune removes a parent meanwhile
             return op()
         except FileNotFoundError:
             if attempt == 4:

@@ -39,6 +39,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from controlplane.common.durable import fsync_dir
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.storage import VolumeError
 
@@ -101,14 +102,6 @@ def _run(cmd: list[str], what: str) -> None:
         raise VolumeError(f"{what}: `{' '.join(cmd[:3])} ...` failed: {done.stderr.strip()}")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _create_overlay(base: Path, target: Path, size: int) -> None:
     """A complete, empty overlay of `base` (which may not be at that path yet) at `target`."""
     partial = Layout.partial(target)
@@ -141,7 +134,7 @@ def freeze(disk: Path, snapshot: Path) -> None:
         _create_overlay(snapshot, pending, _virtual_size(disk))
         os.replace(disk, snapshot)  # a crash from here on: recover() renames the overlay into place
         os.replace(pending, disk)
-        _fsync_dir(disk.parent)
+        fsync_dir(disk.parent)
 
 
 def recover(root: Path) -> list[str]:
@@ -176,7 +169,7 @@ def release(path: Path, root: Path) -> list[str]:
             last = deps[-1]
             _run(["qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(last)], f"committing {last.name} into {path.name}")
             os.replace(path, last)
-            _fsync_dir(last.parent)
+            fsync_dir(last.parent)
             done.append(f"{last.name} committed into {path.name}, which took its place")
     return done
 
