@@ -246,8 +246,17 @@ def _mid_migration(cluster: Cluster, op: str) -> tuple[LabNode, LabNode]:
     dst = next(n for n in cluster.workers if n.node != here)
     set_speed(src, SLOW_MIB)
     migrate(cluster, op, dst.node)
-    eventually(lambda: domain_states(dst, DOMAIN) == ["paused"] and "Migrating" in json.dumps(vmop(cluster, op)),
-               timeout=120)
+    seen: list[object] = []
+
+    def started() -> bool:
+        states, op_status = domain_states(dst, DOMAIN), (vmop(cluster, op).get("status") or {})
+        seen[:] = [states, op_status.get("phase"), vm_status(cluster, NS, VM).get("migrationState")]
+        return states == ["paused"] and "Migrating" in json.dumps(vmop(cluster, op))
+
+    try:
+        eventually(started, timeout=120, what=f"{op} under way (target's domain paused, VMOP Migrating)")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: target's domains, VMOP phase, VM migrationState = {seen}") from exc
     return src, dst
 
 
