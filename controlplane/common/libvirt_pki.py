@@ -15,9 +15,10 @@ DIR/clientcert.pem, clientkey.pem  what this host's libvirtd presents to the oth
 Both certificates carry subject `CN=dvp-migration:<node>, O=dvp:migration`; the listener admits
 only those (`ALLOWED_DN`, libvirtd's `tls_allowed_dn_list`), so a user's client certificate from
 the same CA (`dvp user --cert`: CN = user, O = groups) opens no libvirtd. The install also
-copies the set under QEMU's names (`QEMU_NAMES`) for QEMU's own TLS on the migration stream. Every file is written
-0600 in a 0700 directory (the copy on the master sits in the server's data directory, whose
-modes the server checks); the install makes the host's certificates 0644, keys stay 0600.
+copies the set under QEMU's names (`QEMU_NAMES`) for QEMU's own TLS on the migration stream.
+Every file is written 0600 in a 0700 directory (the copy on the master sits in the server's data
+directory, whose modes the server checks); the install makes the host's certificates 0644, keys
+stay 0600.
 """
 
 from __future__ import annotations
