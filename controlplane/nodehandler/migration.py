@@ -33,10 +33,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import libvirt
@@ -147,7 +148,11 @@ class MigrationProgress:
 
     @property
     def percent(self) -> int:
-        return int(100 * self.data_processed / self.data_total) if self.data_total else 0
+        """Of the data to send (memory and copied disks), how much is sent; 100 once completed
+        (libvirt's completed statistics need not add up: pages QEMU skips are not counted sent)."""
+        if self.phase == "Completed":
+            return 100
+        return min(100, int(100 * self.data_processed / self.data_total)) if self.data_total else 0
 
 
 @dataclass
@@ -412,6 +417,11 @@ class LiveMigration:
             stats = dom.jobStats(0)
         except libvirt.libvirtError:
             return
+        self._take_stats(stats)
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _take_stats(self, stats: Mapping[str, Any]) -> None:
         p = self.progress
         p.data_total = int(stats.get("data_total", 0))
         p.data_processed = int(stats.get("data_processed", 0))
@@ -420,8 +430,6 @@ class LiveMigration:
         p.iteration = int(stats.get("memory_iteration", 0))
         p.memory_remaining = int(stats.get("memory_remaining", 0))
         p.memory_bps = int(stats.get("memory_bps", 0))
-        if self.on_progress:
-            self.on_progress(p)
 
     # -- after the job ---------------------------------------------------------------------------
     def _settle(self, dom: libvirt.virDomain, dconn: libvirt.virConnect, files: TargetFiles, plan: MigrationPlan,
@@ -437,6 +445,8 @@ class LiveMigration:
                 stats = {k: float(v) for k, v in done.items() if isinstance(v, (int, float))}
             except libvirt.libvirtError:
                 pass
+            if stats:  # the last report shows what was sent, also when the job ended between two reads
+                self._take_stats(stats)
             downtime = stats.get("downtime")
             self._phase("Completed")
             return self._outcome(MigrationResult.SUCCEEDED, MigrationReason.COMPLETED,

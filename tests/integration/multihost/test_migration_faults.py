@@ -256,7 +256,10 @@ def _mid_migration(cluster: Cluster, op: str) -> tuple[LabNode, LabNode]:
     try:
         eventually(started, timeout=120, what=f"{op} under way (target's domain paused, VMOP Migrating)")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen: target's domains, VMOP phase, VM migrationState = {seen}") from exc
+        logs = "".join(f"\n--- {n.name}'s service log, its end:\n" + "\n".join(cluster.log(n).splitlines()[-40:])
+                       for n in (src, dst, cluster.master))
+        raise AssertionError(f"{exc}; last seen: target's domains, VMOP phase, VM migrationState = {seen}{logs}") \
+            from exc
     return src, dst
 
 
