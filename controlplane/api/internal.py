@@ -162,6 +162,14 @@ class KVMReason(StrEnum):
     EMULATION_FORCED = "EmulationForced"
 
 
+def placed_on(obj: dict[str, Any], node: str) -> bool:
+    """Whether an instance or volume is the named node's: its `spec.nodeName` or its node label
+    (the node authorizer lets a node write only those; a migration's hand-over rewrites both)."""
+    spec = obj.get("spec") or {}
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return spec.get("nodeName") == node or labels.get(NODE_LABEL) == node
+
+
 def node_internal_ip(node: dict[str, Any] | None) -> str:
     """The InternalIP a Node publishes in `status.addresses` ("" when none): where its node
     handler's console endpoint and its libvirtd (live migrations) are reached."""

@@ -19,6 +19,9 @@ the API truthful, whatever is killed when:
    target's handler takes them over (its reconcile sees a running domain: nothing to do);
 4. the source's local copies (volume files, instance directory) are removed.
 A handler restarted between 2 and 3 finds Succeeded with the instance still here and redoes 3-4.
+Every recovery and hand-over is decided on the instance as stored (a GET), not on the informer's
+copy, which can trail a hand-over just made; a status write the node authorizer refuses (the
+instance is another node's now) is final, and no hand-over follows an outcome not recorded.
 A handler restarted mid-migration asks libvirt: still migrating -> it watches that job as its
 predecessor did (deadline from the recorded start, progress, a withdrawn request aborts it); the
 domain runs on the target -> Succeeded (a copy left here is destroyed); it still runs here ->
@@ -46,7 +49,7 @@ from typing import Any
 
 import libvirt
 
-from controlplane.api.internal import NODE_LABEL, node_internal_ip
+from controlplane.api.internal import NODE_LABEL, node_internal_ip, placed_on
 from controlplane.api.migration import TERMINAL, MigrationPhase, MigrationRequest, status_of
 from controlplane.common.kube.client import NODES, KubeError
 from controlplane.common.kube.informer import Key
@@ -121,21 +124,38 @@ class Migrations:
             if req is None or req.id != worker.request.id or meta.get("deletionTimestamp"):
                 worker.migration.cancel(f"{WITHDRAWN}; the VM keeps running on the source")
             return True
+        return self._decide(obj, dom, stored=False)
+
+    def _decide(self, obj: dict[str, Any], dom: DomainStatus | None, *, stored: bool) -> bool:
+        """`handle` past a running worker. A recovery or a hand-over acts on libvirt and moves the
+        instance, so it is decided on the stored object (`stored`), never on the informer's copy
+        alone: that copy can trail a hand-over this handler has just made (its migration thread
+        wrote Succeeded and moved the instance, the cache still says Migrating), and a recovery
+        acting on it would write an old outcome and hand the instance over again, later, when the
+        VM may have come back here by another migration."""
+        meta = obj["metadata"]
+        req = MigrationRequest.parse(obj.get("spec") or {})
         orphan = self._orphan(obj, req)
         if orphan is not None:  # withdrawn while this handler was away: recover from status.migration
+            if not stored:
+                return self._decide_stored(obj, dom)
             return self._recover(obj, orphan, dom, deleting=bool(meta.get("deletionTimestamp")), withdrawn=True)
         if req is None or req.target_node == self.ctx.node:
             return False
         st = status_of(obj, req.id)
         if meta.get("deletionTimestamp"):  # a migration a restarted handler left: abort it, clean the target
-            return self._recover(obj, req, dom, deleting=True) if st.get("phase") in IN_FLIGHT else False
+            if st.get("phase") not in IN_FLIGHT:
+                return False
+            return self._recover(obj, req, dom, deleting=True) if stored else self._decide_stored(obj, dom)
         if st.get("phase") == MigrationPhase.SUCCEEDED:
+            if not stored:
+                return self._decide_stored(obj, dom)
             self.switch_over(obj, req)
             return True
         if st.get("phase") in TERMINAL:
             return False
         if st.get("phase") in IN_FLIGHT:
-            return self._recover(obj, req, dom)
+            return self._recover(obj, req, dom) if stored else self._decide_stored(obj, dom)
         if dom is None or not dom.active:
             self._write(obj, req, {"phase": MigrationPhase.FAILED, "result": "Failed", "reason": "NotRunning",
                                    "message": "the VM is not running on its node, so it cannot migrate live",
@@ -143,6 +163,25 @@ class Migrations:
             return False
         self._start(obj, req)
         return True
+
+    def _decide_stored(self, obj: dict[str, Any], dom: DomainStatus | None) -> bool:
+        """`_decide` again on the instance as the API server stores it; True (the lifecycle keeps
+        off) when it cannot be read or is no longer this node's (handed over: the informer drops it)."""
+        meta = obj["metadata"]
+        try:
+            fresh = self.ctx.kube.get_or_none(INSTANCES, meta["name"], meta["namespace"])
+        except (KubeError, OSError) as exc:
+            log.warning("reading instance %s/%s before recovering its migration: %s", meta["namespace"], meta["name"],
+                        exc)
+            self.requeue((meta["namespace"], meta["name"]))
+            return True
+        if fresh is None or fresh["metadata"].get("uid") != meta.get("uid"):
+            return True
+        if not placed_on(fresh, self.ctx.node):
+            log.info("instance %s/%s was handed over to node %s meanwhile: nothing to recover here",
+                     meta["namespace"], meta["name"], (fresh.get("spec") or {}).get("nodeName"))
+            return True
+        return self._decide(fresh, dom, stored=True)
 
     def _orphan(self, obj: dict[str, Any], req: MigrationRequest | None) -> MigrationRequest | None:
         """The migration from this node that `status.migration` says is in flight while
@@ -252,6 +291,8 @@ class Migrations:
                 if exc.not_found:
                     return None
                 log.warning("writing the migration status of %s/%s: %s", meta["namespace"], meta["name"], exc)
+                if exc.status == 403:  # the node authorizer: the instance is no longer this node's (handed over)
+                    return None
             except OSError as exc:
                 log.warning("writing the migration status of %s/%s: %s", meta["namespace"], meta["name"], exc)
             attempt += 1
@@ -340,10 +381,14 @@ class Migrations:
                             "the running copy is kept") if withdrawn else
                            (MigrationReason.COMPLETED, "the migration completed while the node handler restarted "
                             "or recovered"))
-            self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": str(reason),
-                                   "endTimestamp": ts(now()), "progress": 100,
-                                   "message": f"the domain runs on node {req.target_node} ({why})"},
-                        node=req.target_node)
+            if self._write(obj, req, {"phase": MigrationPhase.SUCCEEDED, "result": "Succeeded", "reason": str(reason),
+                                      "endTimestamp": ts(now()), "progress": 100,
+                                      "message": f"the domain runs on node {req.target_node} ({why})"},
+                           node=req.target_node) is None:
+                # not recorded (the API server away, or the instance no longer this node's): no
+                # hand-over on an unrecorded outcome; the next reconcile decides again
+                self.requeue((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+                return True
             self.switch_over(obj, req)
             return True
         running_here = here is not None and domain_active(here)

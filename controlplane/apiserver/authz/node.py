@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from controlplane.api.internal import NODE_LABEL
+from controlplane.api.internal import NODE_LABEL, placed_on
 from controlplane.api.resources import INSTANCES, INTERNAL_GROUP, NODE_USB_DEVICES, VOLUMES
 from controlplane.api.usb import owned_by
 from controlplane.apiserver.authz.rbac import Decision
@@ -50,12 +50,6 @@ def node_name(user: str, groups: tuple[str, ...]) -> str:
 
 def _selector_is(selector: str, node: str) -> bool:
     return selector.replace(" ", "") in (f"{NODE_LABEL}={node}", f"{NODE_LABEL}=={node}")
-
-
-def _placed_on(obj: dict[str, Any], node: str) -> bool:
-    spec = obj.get("spec") or {}
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return spec.get("nodeName") == node or labels.get(NODE_LABEL) == node
 
 
 class NodeAuthorizer:
@@ -106,7 +100,7 @@ class NodeAuthorizer:
         if attrs.verb in ("get", "update", "patch") and attrs.subresource in ("", "status") and attrs.name:
             # decided on the stored (old) object: a migration's source may move it to the target
             obj = self._get(f"{attrs.group}/{attrs.resource}", f"{attrs.namespace}/{attrs.name}")
-            if obj is None or _placed_on(obj, node):  # absent: the answer is a 404 either way
+            if obj is None or placed_on(obj, node):  # absent: the answer is a 404 either way
                 return Decision(True, "node authorizer: an object placed on this node")
         return no
 
@@ -122,7 +116,7 @@ class NodeAuthorizer:
 
     def _references_secret(self, node: str, namespace: str, name: str) -> bool:
         for obj in self._items(f"{INTERNAL_GROUP}/{INSTANCES.plural}", namespace):
-            if not _placed_on(obj, node):
+            if not placed_on(obj, node):
                 continue
             ref = (((obj.get("spec") or {}).get("cloudInit") or {}).get("userDataSecretRef") or {})
             if ref.get("name") == name:

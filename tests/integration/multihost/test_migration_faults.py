@@ -123,6 +123,13 @@ def settled(cluster: Cluster) -> Callable[[], dict[str, list[str]] | None]:
     return check
 
 
+def instance_migration(cluster: Cluster) -> dict[str, Any]:
+    """The VM's instance's status.migration: the source node handler's record of the move."""
+    done = cluster.kubectl("get", "internalvirtualmachineinstances.internal.virtualization.deckhouse.io", VM, "-n", NS,
+                           "-o", "json", check=False)
+    return dict((json.loads(done.stdout).get("status") or {}).get("migration") or {}) if done.returncode == 0 else {}
+
+
 def uids(cluster: Cluster) -> list[str]:
     """The instance's uid (its domain's UUID and instance directory) and its volumes' uids (in their file names)."""
     found = [cluster.kubectl_json("get", "internalvirtualmachineinstances.internal.virtualization.deckhouse.io",
@@ -249,17 +256,24 @@ def _mid_migration(cluster: Cluster, op: str) -> tuple[LabNode, LabNode]:
     seen: list[object] = []
 
     def started() -> bool:
-        states, op_status = domain_states(dst, DOMAIN), (vmop(cluster, op).get("status") or {})
-        seen[:] = [states, op_status.get("phase"), vm_status(cluster, NS, VM).get("migrationState")]
-        return states == ["paused"] and "Migrating" in json.dumps(vmop(cluster, op))
+        # what the recovery after a kill starts from: the source handler's own record (the
+        # instance's status.migration, Migrating) while libvirt migrates (the target's domain paused)
+        states, record = domain_states(dst, DOMAIN), instance_migration(cluster)
+        seen[:] = [states, record, (vmop(cluster, op).get("status") or {}).get("phase"),
+                   vm_status(cluster, NS, VM).get("migrationState")]
+        return states == ["paused"] and record.get("phase") == "Migrating" and record.get("targetNode") == dst.node
 
     try:
-        eventually(started, timeout=120, what=f"{op} under way (target's domain paused, VMOP Migrating)")
+        eventually(started, timeout=120, what=f"{op} under way (target's domain paused, the instance Migrating)")
     except AssertionError as exc:
-        logs = "".join(f"\n--- {n.name}'s service log, its end:\n" + "\n".join(cluster.log(n).splitlines()[-40:])
-                       for n in (src, dst, cluster.master))
-        raise AssertionError(f"{exc}; last seen: target's domains, VMOP phase, VM migrationState = {seen}{logs}") \
-            from exc
+        logs = "".join(f"\n--- {n.name}'s service log, its lines about the VM or migrations:\n" + "\n".join(
+            [line for line in cluster.log(n).splitlines() if VM in line or "migrat" in line][-60:])
+            for n in (src, dst, cluster.master))
+        inst = cluster.kubectl("get", "internalvirtualmachineinstances.internal.virtualization.deckhouse.io", VM,
+                               "-n", NS, "-o", "json", "--show-managed-fields", check=False).stdout
+        logs += f"\n--- the instance:\n{inst}"
+        raise AssertionError(f"{exc}; last seen: target's domains, instance status.migration, VMOP phase, VM "
+                             f"migrationState = {seen}{logs}") from exc
     return src, dst
 
 

@@ -6,6 +6,7 @@ settled) is tested on `plan()`."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ import libvirt
 import pytest
 
 from controlplane.api.instance import parse_instance
-from controlplane.common.kube.client import NODES
+from controlplane.api.internal import NODE_LABEL, placed_on
+from controlplane.common.kube.client import NODES, KubeError
 from controlplane.nodehandler import migrations as mod
 from controlplane.nodehandler.context import INSTANCES
 from controlplane.nodehandler.domains import DomainStatus
@@ -83,8 +85,11 @@ class FakeKube:
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self.opened: list[str] = []
+        self.writes = 0
 
     def get_or_none(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        if res == INSTANCES and (namespace, name) == ("ns1", "vm1"):
+            return copy.deepcopy(self.obj)  # as stored
         if res == NODES and name == "n2":
             return {"metadata": {"name": "n2"}, "status": {"addresses": [{"type": "Hostname", "address": "n2"},
                                                                          {"type": "InternalIP", "address": "10.0.0.2"}]}}
@@ -93,6 +98,9 @@ class FakeKube:
     def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None, *,
               subresource: str | None = None) -> dict[str, Any]:
         assert res == INSTANCES
+        self.writes += 1
+        if not placed_on(self.obj, "n1"):  # the node authorizer decides on the stored object
+            raise KubeError(403, "Forbidden", 'User "system:node:n1" cannot patch resource "internalvirtualmachineinstances"')
         if subresource == "status":
             self.obj["status"]["migration"].update(body["status"]["migration"])
             self.obj["status"].update({k: v for k, v in body["status"].items() if k != "migration"})
@@ -106,7 +114,7 @@ class World:
     def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, *, here: FakeDom | None,
                  there: FakeDom | None, phase: str = "Migrating", request: dict[str, Any] | None = None) -> None:
         self.obj: dict[str, Any] = {
-            "metadata": {"name": "vm1", "namespace": "ns1", "uid": UID, "labels": {}},
+            "metadata": {"name": "vm1", "namespace": "ns1", "uid": UID, "labels": {NODE_LABEL: "n1"}},
             "spec": {"nodeName": "n1", **({"migration": request} if request else {})},
             "status": {"migration": {"id": "op-1", "phase": phase, "sourceNode": "n1", "targetNode": "n2",
                                      "startTimestamp": "2026-01-01T00:00:00Z"}}}
@@ -196,6 +204,56 @@ def test_an_unreachable_target_keeps_the_instance_held(tmp_path: Path, monkeypat
     monkeypatch.setattr(mod.libvirt, "open", unreachable)
     assert w.handle() is True
     assert w.status["phase"] == "Migrating"
+
+
+def _stale_copy(w: World) -> dict[str, Any]:
+    """What the informer may still hold: the migration op-1 to n2 in flight and still requested."""
+    cached = copy.deepcopy(w.obj)
+    cached["spec"]["migration"] = {"id": "op-1", "targetNode": "n2", "targetAddress": "10.0.0.2"}
+    return cached
+
+
+def test_a_recovery_is_not_made_from_a_stale_copy_of_an_instance_handed_over_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The migration thread wrote Succeeded and handed the instance to n2; the reconcile it then
+    asks for still reads op-1 in flight from the informer: it must neither write an outcome nor
+    hand anything over again, nor touch libvirt."""
+    w = World(tmp_path, monkeypatch, here=None, there=FakeDom())
+    cached = _stale_copy(w)
+    w.obj["spec"].update(nodeName="n2", migration=cached["spec"]["migration"])
+    w.obj["metadata"]["labels"][NODE_LABEL] = "n2"
+    w.obj["status"]["migration"].update(phase="Succeeded", result="Succeeded", message="the domain runs on node n2")
+    stored = copy.deepcopy(w.obj)
+    assert w.migrations.handle(cached, None) is True  # not this node's any more: the lifecycle keeps off too
+    assert w.obj == stored and w.kube.writes == 0 and w.kube.opened == []
+
+
+def test_a_stale_recovery_never_takes_back_an_instance_that_came_back_by_a_later_migration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The field case: op-1 (n1 -> n2) done, a drain moved the VM on, op-2 brought it back here.
+    The informer's copy still says op-1 in flight: recovering from it would find no domain on n2,
+    write op-1 Failed over op-2's record, or (had n2 the domain) hand the instance to n2 while
+    its domain runs here. Decided on the stored instance, op-2 is done and the lifecycle owns it."""
+    w = World(tmp_path, monkeypatch, here=FakeDom(), there=None)
+    cached = _stale_copy(w)
+    w.obj["spec"]["migration"] = {"id": "op-2", "targetNode": "n1", "targetAddress": "10.0.0.1"}
+    w.obj["status"]["migration"] = {"id": "op-2", "phase": "Succeeded", "result": "Succeeded", "sourceNode": "n3",
+                                    "targetNode": "n1"}
+    stored = copy.deepcopy(w.obj)
+    dom = DomainStatus(name="dvp-ns1_vm1", state=libvirt.VIR_DOMAIN_RUNNING, reason=0, xml=XML)
+    assert w.migrations.handle(cached, dom) is False
+    assert w.obj == stored and w.kube.writes == 0 and w.kube.opened == [] and w.removed == []
+
+
+def test_a_status_write_the_node_authorizer_refuses_is_not_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = World(tmp_path, monkeypatch, here=None, there=None)
+    w.obj["spec"]["nodeName"] = "n2"
+    w.obj["metadata"]["labels"][NODE_LABEL] = "n2"
+    req = mod.MigrationRequest(id="op-1", target_node="n2", target_address="10.0.0.2")
+    started = time.monotonic()
+    assert w.migrations._write(w.obj, req, {"phase": mod.MigrationPhase.SUCCEEDED}) is None
+    assert w.kube.writes == 1 and time.monotonic() - started < 1, "a terminal write retries only what may pass later"
 
 
 @pytest.mark.parametrize(("phase", "source", "request_id"), [
