@@ -8,8 +8,10 @@ The cluster is built as bench/e2e_cluster.py builds it (tests/support/clusterlab
 install --config` onto a master and one worker, lab hosts on one LAN, software emulation). The VM
 has the lab legs' sizes: the guest image (a ClusterVirtualImage served over HTTP from the master),
 1 GiB RAM, a 2 GiB data disk of which its user data writes 500 MiB before it says it is ready, the
-guest's page cache dropped after (or its memory would hold those 500 MiB too, which the lab
-guest's does not: its data volume is written on the host before it boots).
+guest's page cache dropped after and its free memory then overwritten with zeros (a tmpfs file
+filled and removed): a dropped cache page is free but keeps its data, so without that the move
+would send those 500 MiB of RAM too (605 MiB in all, measured, against the lab guest's 110 MiB,
+whose data volume is written on the host before it boots), and the rows would compare unlike guests.
 Each round is one VMOP Migrate, to the other host (so directions alternate):
 - total: VMOP created -> its phase Completed, read through the API every 0.1 s;
 - downtime: the longest gap between ICMP answers, probed every 20 ms from both hosts as in the lab
@@ -45,6 +47,9 @@ while [ ! -b $d ]; do sleep 1; done
 head -c 1048576 /dev/urandom > /run/block
 i=0; while [ $i -lt 500 ]; do cat /run/block; i=$((i+1)); done > $d
 sync; echo 3 > /proc/sys/vm/drop_caches
+m=$(awk '/MemFree/ {print int($2 / 1024) - 96}' /proc/meminfo)
+mkdir -p /run/zero && mount -t tmpfs -o size=${m}m zero /run/zero
+dd if=/dev/zero of=/run/zero/fill bs=1M count=$m 2>/dev/null; rm -f /run/zero/fill; umount /run/zero
 echo filled > /www/filled.txt
 """
 
