@@ -166,15 +166,10 @@ class Migrations:
 
     def _decide_stored(self, obj: dict[str, Any], dom: DomainStatus | None) -> bool:
         """`_decide` again on the instance as the API server stores it; True (the lifecycle keeps
-        off) when it cannot be read or is no longer this node's (handed over: the informer drops it)."""
+        off) when it is no longer this node's (handed over: the informer drops it). A failed read
+        raises: the reconcile stops before the lifecycle and the controller retries it with backoff."""
         meta = obj["metadata"]
-        try:
-            fresh = self.ctx.kube.get_or_none(INSTANCES, meta["name"], meta["namespace"])
-        except (KubeError, OSError) as exc:
-            log.warning("reading instance %s/%s before recovering its migration: %s", meta["namespace"], meta["name"],
-                        exc)
-            self.requeue((meta["namespace"], meta["name"]))
-            return True
+        fresh = self.ctx.kube.get_or_none(INSTANCES, meta["name"], meta["namespace"])
         if fresh is None or fresh["metadata"].get("uid") != meta.get("uid"):
             return True
         if not placed_on(fresh, self.ctx.node):
@@ -291,7 +286,7 @@ class Migrations:
                 if exc.not_found:
                     return None
                 log.warning("writing the migration status of %s/%s: %s", meta["namespace"], meta["name"], exc)
-                if exc.status == 403:  # the node authorizer: the instance is no longer this node's (handed over)
+                if exc.forbidden:  # the node authorizer: the instance is no longer this node's (handed over)
                     return None
             except OSError as exc:
                 log.warning("writing the migration status of %s/%s: %s", meta["namespace"], meta["name"], exc)

@@ -45,6 +45,10 @@ class KubeError(Exception):
         return self.status == 404
 
     @property
+    def forbidden(self) -> bool:
+        return self.status == 403
+
+    @property
     def conflict(self) -> bool:
         return self.status == 409 and self.reason == "Conflict"
 

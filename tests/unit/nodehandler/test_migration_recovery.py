@@ -290,3 +290,18 @@ def test_the_lifecycle_never_starts_an_instance_whose_migration_from_here_has_no
     assert (p.action is Action.START) is starts
     if not starts:
         assert "live migration op-1 to node n2 has not settled" in p.message and not p.status
+
+
+def test_an_unreadable_stored_instance_stops_the_reconcile_for_the_controllers_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API server away: the recovery is not decided on the informer's copy, and `handle`
+    raises, so the reconcile stops before the lifecycle and the controller retries with backoff."""
+    w = World(tmp_path, monkeypatch, here=None, there=FakeDom())
+
+    def away(*_a: Any, **_k: Any) -> dict[str, Any] | None:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(w.kube, "get_or_none", away)
+    with pytest.raises(OSError):
+        w.handle()
+    assert w.kube.writes == 0 and w.kube.opened == [] and w.requeued == []
