@@ -25,6 +25,14 @@ def _files(root: Path, name: str | None = None) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and (name is None or p.name == name)]
 
 
+def _progress(platform: Platform) -> str:
+    """The disks', VMs' and instances' phases and the server log's last lines: why no domain started."""
+    parts = [platform.kubectl("get", kind, "-o", "wide", check=False)
+             for kind in ("vi", "vd", "vm", "internalvirtualmachineinstances", "nodes")]
+    log = platform.server.log_path.read_text(errors="replace").splitlines()
+    return "\n".join([*parts, "server log (last 60 lines):", *log[-60:]])
+
+
 def test_sigkill_while_creating_twenty_vms(platform: Platform) -> None:
     platform.apply(vi_http("crash-guest", platform.images.url("dvp-guest-cloud.qcow2")))
     platform.phase("vi", "crash-guest", "Ready", timeout=120)
@@ -32,13 +40,17 @@ def test_sigkill_while_creating_twenty_vms(platform: Platform) -> None:
     for i in range(COUNT):
         docs += [vd_from_image(f"crash-{i}", "crash-guest"), vm(f"crash-{i}", f"crash-{i}", memory="128Mi", core_fraction="5%")]
     platform.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     while len(platform.domains()) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     started_before_kill = len(platform.domains())
+    progress = "" if started_before_kill else _progress(platform)
     platform.server.kill(signal.SIGKILL)
-    assert 0 < started_before_kill < COUNT, f"the kill must land mid-way ({started_before_kill} domains)"
-    platform.server.start(timeout=60)
+    try:
+        assert 0 < started_before_kill < COUNT, (
+            f"the kill must land mid-way ({started_before_kill} domains); what the platform shows:\n{progress}")
+    finally:
+        platform.server.start(timeout=60)  # the next test needs the server, whatever this one found
     for i in range(COUNT):
         platform.phase("vm", f"crash-{i}", "Running", timeout=300)
     names = sorted(d.name() for d in platform.domains())
