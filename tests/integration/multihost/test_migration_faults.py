@@ -68,10 +68,13 @@ LOCAL_ISO = f"{hostlayout.STATE_DIR}/w15-local.iso"
 
 
 def kill_service(cluster: Cluster, node: LabNode) -> None:
-    """SIGKILL every process of the host's dvp service (the PID file's process and its children)."""
+    """SIGKILL every process of the host's dvp service (the PID file's process and its children).
+    A child may end on its own between the listing and the kill (the agent runs short commands
+    while it migrates): only the service's own process must be there to be killed."""
     name: hostlayout.ServiceName = "dvp-server" if node.role == "master" else "dvp-agent"
     pid_file = hostlayout.service_paths(name).pid_file
-    done = node.sh(f"p=$(cat {pid_file}); kill -9 $p $(ps -o pid= --ppid $p)", check=False)
+    done = node.sh(f"p=$(cat {pid_file}); c=$(ps -o pid= --ppid $p); kill -9 $p || exit 1; "
+                   f"for x in $c; do kill -9 $x 2>/dev/null; done; exit 0", check=False)
     assert done.returncode == 0, done.stderr
     eventually(lambda: cluster.service(node, "status").returncode != 0, timeout=10, what=f"{name} on {node.name} gone")
 
