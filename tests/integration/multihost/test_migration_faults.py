@@ -171,6 +171,10 @@ def victim(cluster3: Cluster) -> Iterator[Victim]:
             up = float(str(eventually(lambda: guest(cluster3, ip, "/cgi-bin/uptime"))))
             yield Victim(url=url, ip=ip, token=token, ids=uids(cluster3), up=up)
         finally:
+            for node in cluster3.nodes:  # a case that failed between a kill and its restart: the next modules need it
+                if cluster3.service(node, "status").returncode != 0:
+                    print(f"{node.name}'s dvp service was left stopped: starting it")
+                    cluster3.service(node, "start")
             cluster3.kubectl("delete", "vm", VM, ISO_VM, "-n", NS, "--wait=false", check=False)
             eventually(lambda: not get_vm(cluster3, NS, VM) and not get_vm(cluster3, NS, ISO_VM), timeout=180)
             cluster3.kubectl("delete", "cvi", f"{NS}-iso", "--wait=false", check=False)
