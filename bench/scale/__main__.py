@@ -243,10 +243,10 @@ async def server_namespace(driver: Driver) -> None:
     await driver.api.namespace(NS)
 
 
-async def run(plan: Plan, nodes: int) -> tuple[Figures, Figures]:
+async def run(plan: Plan, nodes: int, server_args: list[str]) -> tuple[Figures, Figures]:
     work = Path(tempfile.mkdtemp(prefix="dvp-bench-scale-"))
     try:
-        ours = start_server(work, "ours", ["--no-agent"])
+        ours = start_server(work, "ours", ["--no-agent", *server_args])
         hollow = start_hollow(ours, work, nodes)
         try:
             mine = Figures(*await measure(ours, plan, follow=True, progress="dvp server"))
@@ -273,11 +273,14 @@ def main() -> None:
     parser.add_argument("--latency-vms", type=int, default=50, help="latency VMs after each batch (0: none)")
     parser.add_argument("--latency-rate", type=float, default=5.0, help="latency VMs created per second")
     parser.add_argument("--trace", type=Path, help="write every latency VM's milestones (JSON) to this file")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="an extra `dvp server` flag for ours, e.g. --server-arg=--flow-seats=0 (repeatable)")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args()
     sizes = [args.batch] * (args.total // args.batch) + ([args.total % args.batch] if args.total % args.batch else [])
     started = time.perf_counter()
-    ours, peer = asyncio.run(run(Plan(sizes, args.connections, args.latency_vms, args.latency_rate), args.nodes))
+    ours, peer = asyncio.run(run(Plan(sizes, args.connections, args.latency_vms, args.latency_rate), args.nodes,
+                                 args.server_arg))
     print_table(f"bench/scale: {args.total} VMs with disks on {args.nodes} hollow nodes "
                 f"(+{args.latency_vms} latency VMs after each batch, {args.latency_rate:g}/s; {METHOD})",
                 "dvp server (controllers, hollow nodes)", "dvp server --no-controllers (API only)",

@@ -35,7 +35,7 @@ import yaml
 import yaml._yaml
 from aiohttp import web
 
-from controlplane.apiserver import errors
+from controlplane.apiserver import errors, seat
 
 MiB = 1024 * 1024
 
@@ -70,8 +70,15 @@ def too_large(limit: int, what: str = "") -> errors.ApiError:
 
 
 # -- reading --------------------------------------------------------------------------------------
+READ_BODY = "dvp_read_body"
+"""The body, read before the request queued for a seat (flowcontrol); aiohttp's own limit applied."""
+
+
 async def read_limited(request: web.Request, limits: BodyLimits | None = None) -> bytes:
     """The whole body, or a 413 without reading past the limit."""
+    if READ_BODY in request:
+        body: bytes = request[READ_BODY]
+        return body
     limits = limits or limits_of(request)
     limit = limits.max_request_bytes
     declared = request.content_length
@@ -226,6 +233,7 @@ async def decode(raw: bytes, content_type: str, limits: BodyLimits = DEFAULT_LIM
         _POOL = concurrent.futures.ThreadPoolExecutor(max(1, limits.parallel), thread_name_prefix="dvp-body-decode")
     loop = asyncio.get_running_loop()
     gate = _GATE.setdefault(id(loop), asyncio.Semaphore(max(1, limits.parallel)))
+    seat.release()  # a large body decodes in a thread, without the request's seat
     async with gate:
         return await loop.run_in_executor(_POOL, functools.partial(decode_sync, raw, content_type, limits))
 
@@ -247,6 +255,7 @@ async def off_loop_if_large(obj: Any, fn: Callable[[], None], limits: BodyLimits
     global _CHECKS
     if _CHECKS is None:
         _CHECKS = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dvp-large-object-checks")
+    seat.release()  # a large object is checked in a thread, without the request's seat
     # in the request's context: checks that depend on who writes (RBAC escalation) see the user
     await asyncio.get_running_loop().run_in_executor(_CHECKS, contextvars.copy_context().run, fn)
 

@@ -32,7 +32,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 def error_response(exc: errors.ApiError) -> web.Response:
-    return json_response(exc.to_status(), exc.code)
+    response = json_response(exc.to_status(), exc.code)
+    if "retryAfterSeconds" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retryAfterSeconds"])
+    return response
 
 
 async def read_body(request: web.Request) -> Any:

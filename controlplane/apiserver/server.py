@@ -21,6 +21,7 @@ from aiohttp import web
 
 from controlplane.apiserver import (
     errors,
+    flowcontrol,
     metrics,
     metrics_api,
     reviews,
@@ -80,6 +81,11 @@ class ServerConfig:
     audit_policy_file: Path | None = None
     # the controllers run against this server: creates get their finalizers (admission_finalizers)
     finalizers_on_create: bool = False
+    # API priority and fairness (flowcontrol): requests between the loop and their first wait at
+    # once (0: no gate, every request in arrival order), and the queued requests a level holds
+    # before it answers 429
+    flow_seats: int = 2
+    flow_queue_limit: int = 2000
 
     @property
     def pki_dir(self) -> Path:
@@ -231,6 +237,9 @@ class APIServer:
                           server_address=f"{self.config.host}:{self.config.port}", ready=self._is_ready,
                           limits=self.config.limits,
                           certs=ClientCertAuthenticator(self.config.data_dir / CLIENT_CERTS_FILE))
+        if self.config.flow_seats > 0:  # after authentication, before authorization (kube's order)
+            gate = flowcontrol.FairGate(self.config.flow_seats, self.config.flow_queue_limit)
+            self.app.authenticated_middlewares.append(flowcontrol.middleware(gate))
         store = self.store
         self.app.health.add("etcd", lambda: None if store.alive() else "the datastore writer stopped")
         self.app.health.add_source(ComponentChecks(self._is_ready, status_file=self.config.component_status_file))

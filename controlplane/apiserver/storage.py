@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from controlplane.apiserver import migrations
+from controlplane.apiserver import migrations, seat
 from controlplane.apiserver.datastore import (
     Conflict,
     DiskFull,
@@ -209,6 +209,7 @@ class Store:
         assert self._queue is not None, "store not started"
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Op(verb, resource, key, obj, expected_rv, fut))
+        seat.release()  # the commit is off the CPU: the next request in turn runs meanwhile
         return await fut
 
     async def _write_loop(self) -> None:

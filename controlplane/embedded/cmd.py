@@ -85,6 +85,9 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
               help="How many past changes watches can resume from (older ones answer 410 Gone).")
 @click.option("--max-request-bytes", default=3 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024),
               help="Largest request body the API accepts (larger ones answer 413); also the largest stored object.")
+@click.option("--flow-seats", default=2, show_default=True, type=click.IntRange(min=0),
+              help="API priority and fairness: requests served at a time, the others queued per priority "
+                   "level and user and served in turn (0: off, every request in arrival order).")
 @click.option("--dvcr-listen", default="127.0.0.1:5443", show_default=True,
               help="HOST:PORT of DVCR, the VM image registry (HTTPS; port 0 picks a free one; DATA_DIR/dvcr.json "
                    "records it).")
@@ -109,7 +112,7 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
-           max_request_bytes: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
+           max_request_bytes: int, flow_seats: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
            node_grace: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None,
            audit_policy_file: Path | None, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
@@ -133,7 +136,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     dvcr_host, dvcr_port = _split_listen(dvcr_listen, "--dvcr-listen")
     flags = ServerFlags(data_dir=data_dir.absolute(), host=host, port=port, advertise_address=advertise_address,
                         tls_san=tuple(tls_san), watch_history=watch_history,
-                        max_request_bytes=max_request_bytes, dvcr_host=dvcr_host,
+                        max_request_bytes=max_request_bytes, flow_seats=flow_seats, dvcr_host=dvcr_host,
                         dvcr_port=dvcr_port, vm_cidrs=_cidrs(vm_cidrs), vm_ip_hold=vm_ip_hold,
                         upload_wait=upload_wait, node_grace=node_grace, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,
                         agent_config=agent_config.absolute() if agent_config else None,

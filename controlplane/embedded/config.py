@@ -46,6 +46,7 @@ class ServerFlags:
     tls_san: tuple[str, ...] = ()
     watch_history: int = 50_000
     max_request_bytes: int = 3 * 1024 * 1024
+    flow_seats: int = 2
     dvcr_host: str = "127.0.0.1"
     dvcr_port: int = 5443
     vm_cidrs: tuple[str, ...] = ("10.66.0.0/16",)
@@ -123,7 +124,7 @@ def api_config(flags: ServerFlags, *, supervised: bool) -> ServerConfig:
                         component_status_file=flags.status_file if supervised else None,
                         unix_socket=flags.api_socket if supervised else None,
                         audit_policy_file=flags.audit_policy_file,
-                        finalizers_on_create=not flags.no_controllers)
+                        finalizers_on_create=not flags.no_controllers, flow_seats=flags.flow_seats)
 
 
 def dvcr_config(flags: ServerFlags) -> DvcrConfig:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from controlplane.apiserver import bodies, errors, fieldvalidation
+from controlplane.apiserver import bodies, errors, fieldvalidation, seat
 from controlplane.apiserver.apply import managed
 from controlplane.apiserver.apply.writes import WriteOptions
 from controlplane.apiserver.patch import APPLY_PATCH
@@ -70,6 +70,7 @@ async def _read_body(request: web.Request, options: WriteOptions) -> Any:
         body = await bodies.decode(raw, _YAML if as_yaml else _JSON, limits)
     if options.validation != fieldvalidation.IGNORE:  # a second, duplicate-noting read of a bounded body
         if len(raw) > limits.offload_bytes:
+            seat.release()
             options.duplicates = await asyncio.to_thread(_duplicates, raw, as_yaml)
         else:
             options.duplicates = _duplicates(raw, as_yaml)

@@ -99,3 +99,19 @@ def test_dvcr_requests_and_storage_are_exported(apiserver: ApiServerProcess) -> 
     assert _value(text, r'registry_http_requests_total\{code="401",handler="base",method="GET"\}') >= 2
     assert _value(text, r'kubelet_volume_stats_capacity_bytes\{namespace="d8-virtualization",'
                         r'persistentvolumeclaim="dvcr"\}') > 0
+
+
+def test_priority_and_fairness_counts_the_controllers_in_their_level(apiserver: ApiServerProcess) -> None:
+    """The controllers' reads and writes pass the priority-and-fairness gate at `workload-high`;
+    the admin (`system:masters`) is exempt and counted nowhere."""
+    dispatched = (r'apiserver_flowcontrol_dispatched_requests_total\{flow_schema="dvp-controllers",'
+                  r'priority_level="workload-high"\}')
+    deadline = time.monotonic() + 30
+    text = _metrics(apiserver)
+    while not re.search(dispatched + r" [1-9]", text) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        text = _metrics(apiserver)
+    assert _value(text, dispatched) >= 1
+    assert _value(text, r'apiserver_flowcontrol_request_wait_duration_seconds_count\{flow_schema="dvp-controllers",'
+                        r'priority_level="workload-high",execute="true"\}') >= 1
+    assert 'priority_level="exempt"' not in text
