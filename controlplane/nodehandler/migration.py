@@ -439,12 +439,7 @@ class LiveMigration:
             target_dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         source_active = domain_active(dom)
         if error is None and target_running and not source_active:
-            stats: dict[str, float] = {}
-            try:
-                done = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-                stats = {k: float(v) for k, v in done.items() if isinstance(v, (int, float))}
-            except libvirt.libvirtError:
-                pass
+            stats = _completed_stats(dom) or _completed_stats(target_dom)
             if stats:  # the last report shows what was sent, also when the job ended between two reads
                 self._take_stats(stats)
             downtime = stats.get("downtime")
@@ -511,3 +506,16 @@ def resume_if_paused(dom: libvirt.virDomain) -> None:
             dom.resume()
     except libvirt.libvirtError as exc:
         log.warning("resuming the source domain after a failed migration: %s", exc)
+
+
+def _completed_stats(dom: libvirt.virDomain | None) -> dict[str, float]:
+    """The statistics of the migration job that just completed: on the source while its domain is
+    still there, else on the target, which keeps those of the incoming migration (libvirt's
+    VIR_DOMAIN_JOB_STATS_COMPLETED); empty when neither has them."""
+    if dom is None:
+        return {}
+    try:
+        done = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    except libvirt.libvirtError:
+        return {}
+    return {k: float(v) for k, v in done.items() if isinstance(v, (int, float))}
