@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import libvirt
 import pytest
 
 from controlplane.nodehandler.migration import (
@@ -14,6 +15,7 @@ from controlplane.nodehandler.migration import (
     MigrationOptions,
     MigrationProgress,
     MigrationTarget,
+    _completed_stats,
 )
 
 MIB = 1 << 20
@@ -57,3 +59,20 @@ def test_statistics_are_read_at_their_pace_and_not_before_the_switch_over(remain
     migration._watch(dom, running, deadline=time.time() + 60)
     assert dom.reads in reads
     assert migration.progress.memory_remaining == remaining
+
+
+class GoneDom:
+    """The source's domain after the migration undefined it."""
+
+    def jobStats(self, flags: int) -> dict[str, Any]:
+        raise libvirt.libvirtError("Domain not found: no domain with matching uuid")
+
+
+def test_completed_statistics_come_from_the_target_once_the_source_domain_is_gone() -> None:
+    target = StatsDom(0, 30 * MIB)
+    completed: dict[str, Any] = {**target.stats, "downtime": 41, "type": "completed-but-not-a-number"}
+    target.stats = completed
+    stats = _completed_stats(GoneDom()) or _completed_stats(target)
+    assert stats["data_total"] == 100 * MIB and stats["downtime"] == 41.0
+    assert "type" not in stats
+    assert _completed_stats(None) == {}
