@@ -74,6 +74,17 @@ def classify(request: web.Request) -> tuple[str, routing.Target | None, bool]:
     return _MUTATING.get(method, method), target, False
 
 
+CLASSIFIED = "dvp_request_class"
+
+
+def classified(request: web.Request) -> tuple[str, routing.Target | None, bool]:
+    """`classify`, once per request: the first middleware that asks keeps the answer."""
+    found: tuple[str, routing.Target | None, bool] | None = request.get(CLASSIFIED)
+    if found is None:
+        found = request[CLASSIFIED] = classify(request)
+    return found
+
+
 def _labels(target: routing.Target | None, verb: str) -> tuple[str, str, str, str, str]:
     if target is None:
         return verb, "", "", "", ""
@@ -87,7 +98,7 @@ def middleware(known: Callable[[routing.Target], bool]) -> Middleware:
 
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-        verb, target, longrunning = classify(request)
+        verb, target, longrunning = classified(request)
         labels = _labels(target if target is not None and known(target) else None, verb)
         if longrunning:
             LONGRUNNING.inc(*labels)
