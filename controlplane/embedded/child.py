@@ -24,7 +24,7 @@ from typing import Protocol
 
 import click
 
-from controlplane.common import component_metrics
+from controlplane.common import component_metrics, cpu_share
 from controlplane.common.logs import setup_logging
 from controlplane.embedded.config import ServerFlags
 
@@ -121,6 +121,7 @@ def component(name: str, flags_json: str, ready_fd: int) -> None:
     _die_with_parent()
     flags = ServerFlags.from_json(flags_json)
     setup_logging(flags.log_level)
+    cpu_share.claim(flags.cpu_nice)  # a session of its own (the supervisor starts it so): its own CPU group
     try:
         part = build(name, flags)
     except Exception as exc:

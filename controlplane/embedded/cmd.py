@@ -12,6 +12,8 @@ import click
 if TYPE_CHECKING:
     from controlplane.embedded.config import ServerFlags
 
+from controlplane.common import cpu_share
+from controlplane.common.cpu_share import DEFAULT_NICE
 from controlplane.common.logs import setup_logging
 
 
@@ -88,6 +90,9 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--flow-seats", default=2, show_default=True, type=click.IntRange(min=0),
               help="API priority and fairness: requests served at a time, the others queued per priority "
                    "level and user and served in turn (0: off, every request in arrival order).")
+@click.option("--cpu-nice", default=DEFAULT_NICE, show_default=True, type=click.IntRange(-20, 19),
+              help="Nice value of the server's processes and of their CPU groups, so guests that keep every "
+                   "core busy do not starve the control plane (0: leave it as started).")
 @click.option("--dvcr-listen", default="127.0.0.1:5443", show_default=True,
               help="HOST:PORT of DVCR, the VM image registry (HTTPS; port 0 picks a free one; DATA_DIR/dvcr.json "
                    "records it).")
@@ -112,7 +117,7 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
-           max_request_bytes: int, flow_seats: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
+           max_request_bytes: int, flow_seats: int, cpu_nice: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
            node_grace: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None,
            audit_policy_file: Path | None, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
@@ -136,7 +141,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     dvcr_host, dvcr_port = _split_listen(dvcr_listen, "--dvcr-listen")
     flags = ServerFlags(data_dir=data_dir.absolute(), host=host, port=port, advertise_address=advertise_address,
                         tls_san=tuple(tls_san), watch_history=watch_history,
-                        max_request_bytes=max_request_bytes, flow_seats=flow_seats, dvcr_host=dvcr_host,
+                        max_request_bytes=max_request_bytes, flow_seats=flow_seats, cpu_nice=cpu_nice, dvcr_host=dvcr_host,
                         dvcr_port=dvcr_port, vm_cidrs=_cidrs(vm_cidrs), vm_ip_hold=vm_ip_hold,
                         upload_wait=upload_wait, node_grace=node_grace, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,
                         agent_config=agent_config.absolute() if agent_config else None,
@@ -155,6 +160,7 @@ def run_server(flags: ServerFlags) -> None:
     from controlplane.embedded.supervisor import Supervisor
     from controlplane.embedded.topology import component_specs
 
+    cpu_share.claim(flags.cpu_nice)
     holder: list[Supervisor] = []
     specs = component_specs(flags, lambda: holder[0])
     holder.append(Supervisor(flags, specs))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controlplane.common.componentstatus import status_path
+from controlplane.common.cpu_share import DEFAULT_NICE
 
 if TYPE_CHECKING:  # the supervisor imports this module: it stays light, components import theirs
     from controlplane.apiserver.server import ServerConfig
@@ -47,6 +48,7 @@ class ServerFlags:
     watch_history: int = 50_000
     max_request_bytes: int = 3 * 1024 * 1024
     flow_seats: int = 2
+    cpu_nice: int = DEFAULT_NICE
     dvcr_host: str = "127.0.0.1"
     dvcr_port: int = 5443
     vm_cidrs: tuple[str, ...] = ("10.66.0.0/16",)

@@ -61,6 +61,9 @@ _OPTIONS = [
     click.option("--vm-route-mode", type=click.Choice(["auto", "direct", "vxlan"]),
                  help="How VMs of other nodes are reached: directly, through VXLAN, or auto (directly when the "
                       "node is on one of this host's subnets) [default: auto]."),
+    click.option("--cpu-nice", type=click.IntRange(-20, 19),
+                 help="Nice value of the handler and of its CPU group, so guests that keep every core busy do not "
+                      "starve it (0: leave it as started) [default: -10]."),
     click.option("--reserved-memory", help="Memory kept for the host (Node allocatable) [default: 512Mi]."),
     click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True),
@@ -118,7 +121,10 @@ def _check(config: AgentConfig) -> None:
 
 
 def _run(config: AgentConfig, sources: list[ImageSource]) -> None:
+    from controlplane.common import cpu_share
     from controlplane.nodehandler.agent import Agent, AgentStartError
+
+    cpu_share.claim(config.cpu_nice)
 
     async def main() -> None:
         node = Agent(config, image_sources=sources)

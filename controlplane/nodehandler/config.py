@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from controlplane.common.cpu_share import DEFAULT_NICE
+
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the field (and file)."""
@@ -94,6 +96,8 @@ class AgentConfig:
     dvcr_url: str = ""
     """DVCR, for a worker's `dvp agent`: images are pulled with this node's own token (pull role)."""
     dvcr_ca_file: Path | None = None
+    cpu_nice: int = DEFAULT_NICE
+    """Nice value of the handler and of its CPU group (common/cpu_share.py): busy guests must not starve it."""
     reserved_cpu: int = 0
     reserved_memory: str = "512Mi"
     instance_workers: int = 16
@@ -141,6 +145,8 @@ class AgentConfig:
         if not 0 < self.route_rule_priority < 32765:
             raise bad("route-rule-priority", f"{self.route_rule_priority} and the next priority must be below 32766 "
                                              "(the main table's rule)")
+        if isinstance(self.cpu_nice, bool) or not isinstance(self.cpu_nice, int) or not -20 <= self.cpu_nice <= 19:
+            raise bad("cpu-nice", f"{self.cpu_nice!r} is not a nice value (an integer from -20 to 19)")
         if self.instance_workers < 1 or self.volume_workers < 1:
             raise bad("instance-workers", "worker counts must be at least 1")
         return self

@@ -1,6 +1,11 @@
 """The node handler's side of libvirt: one shared connection, domain lookups by instance uid,
 the few domain operations the lifecycle needs, and lifecycle events turned into work-queue keys.
 
+Calls that take seconds (starting a domain, a graceful destroy) each run on a spare connection of
+their own: libvirtd serves at most `max_client_requests` (5 by default) calls of one connection at
+a time, so ten domains started together on the shared one ran five at a time, and every lookup
+and status read of the node waited behind them.
+
 Domains are persistent (started, then defined with the same XML), named `<prefix><namespace>_<name>`, with the
 instance uid as their UUID and in our metadata (see domainxml.py). A persistent domain keeps
 its shut-off reason (guest shutdown, crash, destroyed), which tells a restarted handler why a
@@ -12,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import libvirt
@@ -92,6 +97,8 @@ class Domains:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str], None]] = []
         self._callback_id: int | None = None
+        self._spares: list[libvirt.virConnect] = []
+        """Idle connections for long calls (`_spare`); one per call at a time, kept for the next."""
 
     # -- connection ------------------------------------------------------------------------------
     def connect(self) -> libvirt.virConnect:
@@ -114,6 +121,25 @@ class Domains:
             log.info("connected to libvirt at %s (version %s)", self.uri, conn.getLibVersion())
             return conn
 
+    @contextlib.contextmanager
+    def _spare(self) -> Iterator[libvirt.virConnect]:
+        """A connection of this call's own (idle spare or new), put back afterwards if alive."""
+        conn = None
+        with self._lock:
+            while self._spares and conn is None:
+                candidate = self._spares.pop()
+                with contextlib.suppress(libvirt.libvirtError):
+                    if candidate.isAlive():
+                        conn = candidate
+        if conn is None:
+            _ensure_event_loop()
+            conn = libvirt.open(self.uri)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                self._spares.append(conn)
+
     def _closed(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
         log.warning("libvirt connection to %s closed (reason %s); reconnecting on next use", self.uri, reason)
         with self._lock:
@@ -126,6 +152,10 @@ class Domains:
         with self._lock:
             conn, self._conn = self._conn, None
             callback_id, self._callback_id = self._callback_id, None
+            spares, self._spares = self._spares, []
+        for spare in spares:
+            with contextlib.suppress(libvirt.libvirtError):
+                spare.close()
         if conn is None:
             return
         if callback_id is not None:
@@ -196,19 +226,19 @@ class Domains:
         return out
 
     # -- operations ------------------------------------------------------------------------------
-    def start(self, xml: str, *, define: bool = True) -> libvirt.virDomain:
+    def start(self, xml: str, *, define: bool = True) -> None:
         """Start a domain from `xml` and keep it defined (persistent) with the same configuration.
 
         `createXML` starts it (also over an inactive persistent domain of the same UUID, as the
         new live configuration) in one call, like `virsh create`; `defineXML` then makes that
         configuration the persistent one — here, or with `define=False` by the caller's later
         `define(xml)`, off the start's critical path. Should the handler die in between,
-        `ensure_persistent` finishes the job when it adopts the domain."""
-        conn = self.connect()
-        dom = conn.createXML(xml, 0)
-        if define:
-            conn.defineXML(xml)
-        return dom
+        `ensure_persistent` finishes the job when it adopts the domain. It runs on a spare
+        connection: under load a start takes seconds."""
+        with self._spare() as conn:
+            conn.createXML(xml, 0)
+            if define:
+                conn.defineXML(xml)
 
     def define(self, xml: str) -> None:
         """Make `xml` the persistent configuration of its domain (see `start`)."""
@@ -226,9 +256,18 @@ class Domains:
             dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
 
     def destroy(self, uid: str) -> None:
-        dom = self.lookup(uid)
-        if dom is None:
-            return
+        """Power the domain off: SIGTERM to QEMU first (it may take seconds: a spare connection)."""
+        with self._spare() as conn:
+            try:
+                dom = conn.lookupByUUIDString(uid)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return
+                raise
+            self._destroy(dom)
+
+    @staticmethod
+    def _destroy(dom: libvirt.virDomain) -> None:
         try:
             if dom.isActive():
                 dom.destroyFlags(libvirt.VIR_DOMAIN_DESTROY_GRACEFUL)

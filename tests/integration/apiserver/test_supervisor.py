@@ -179,3 +179,17 @@ def test_the_api_socket_is_the_owners_only_and_still_needs_a_token(server: ApiSe
     assert err.value.not_found
     events = kube.watch(NAMESPACES, resource_version="0", timeout_seconds=1)
     assert any(e["object"]["metadata"]["name"] == "default" for e in events)
+
+
+def test_every_component_claims_the_cpu_from_busy_guests(server: ApiServerProcess) -> None:
+    """Each component is a session of its own (its own CPU group where the kernel groups by
+    session): each one runs at the server's --cpu-nice, as a process and as a group, so guests
+    that keep every core busy do not starve it."""
+    from controlplane.common.cpu_share import DEFAULT_NICE
+
+    for name, component in server.components().items():
+        pid = component["pid"]
+        assert os.getpriority(os.PRIO_PROCESS, pid) == DEFAULT_NICE, name
+        group = Path(f"/proc/{pid}/autogroup")
+        if group.exists():  # kernels built without autogroup have no such file, and no such groups
+            assert group.read_text().split()[-1] == str(DEFAULT_NICE), (name, group.read_text())

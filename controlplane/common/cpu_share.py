@@ -1,0 +1,53 @@
+"""The control plane's claim on the CPU when guests keep every core busy.
+
+Kubernetes keeps the kubelet and the control plane responsive under load with cgroups
+(kube-reserved, system-reserved); `dvp` may run where nothing sets such groups up (the lab
+hosts, a host without systemd). There, on kernels that group CPU time by session (autogroup,
+on by default in Debian's kernels; it applies to tasks in the root cgroup), every QEMU is a
+session of its own, so the scheduler splits the CPU evenly between sessions: on a host with
+30 booting guests, the whole control plane got 1/31 of it, and a `kubectl apply` of 30 VMs
+took 10 s. A process's nice value alone does not help there (it only weighs threads within
+their session), so `claim` sets both: the nice value of this process, inherited by what it
+starts, and that of its session's group.
+
+Under systemd the services and the guests live in cgroups of their own (system.slice and
+machine.slice) and autogroup does not apply; there the nice value orders dvp's threads
+among the other services only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+AUTOGROUP = Path("/proc/self/autogroup")
+DEFAULT_NICE = -10
+"""Weight 9548 against a guest's 1024: about as much CPU as nine busy guests, when it has work."""
+
+
+def claim(nice: int, *, autogroup: Path = AUTOGROUP) -> list[str]:
+    """Set this process's nice value and its session group's to `nice` (0 changes nothing).
+
+    Returns what was set, for the start-up log; a host that refuses (no CAP_SYS_NICE, no
+    autogroup) is logged once and the process runs on at its old priority.
+    """
+    if nice == 0:
+        return []
+    done: list[str] = []
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        done.append(f"nice {nice}")
+    except OSError as exc:
+        log.warning("cannot set this process's nice value to %d (%s): guests may take its CPU time", nice, exc)
+    if autogroup.exists():
+        try:
+            autogroup.write_text(f"{nice}\n")
+            done.append(f"session group nice {nice}")
+        except OSError as exc:
+            log.warning("cannot set the nice value of this session's CPU group to %d (%s): "
+                        "busy guests may take its CPU time", nice, exc)
+    log.debug("CPU priority: %s", ", ".join(done) or "unchanged")
+    return done
