@@ -508,14 +508,18 @@ def resume_if_paused(dom: libvirt.virDomain) -> None:
         log.warning("resuming the source domain after a failed migration: %s", exc)
 
 
+COMPLETED_KEPT = libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED
+
+
 def _completed_stats(dom: libvirt.virDomain | None) -> dict[str, float]:
     """The statistics of the migration job that just completed: on the source while its domain is
     still there, else on the target, which keeps those of the incoming migration (libvirt's
-    VIR_DOMAIN_JOB_STATS_COMPLETED); empty when neither has them."""
+    VIR_DOMAIN_JOB_STATS_COMPLETED); empty when neither has them. libvirt keeps them for the
+    next reader (`virsh domjobinfo --completed`, an administrator's): reading does not consume them."""
     if dom is None:
         return {}
     try:
-        done = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        done = dom.jobStats(COMPLETED_KEPT)
     except libvirt.libvirtError:
         return {}
     return {k: float(v) for k, v in done.items() if isinstance(v, (int, float))}

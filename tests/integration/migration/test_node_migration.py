@@ -201,8 +201,10 @@ def test_running_domain_moves_with_memory_and_disks(lab: MigrateLab, guest_image
     try:
         meta = parse_metadata(conn.lookupByUUIDString(dom.uid).XMLDesc(0))
         inactive = parse_metadata(conn.lookupByUUIDString(dom.uid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        kept = conn.lookupByUUIDString(dom.uid).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
     finally:
         conn.close()
+    assert kept.get("data_total", 0) > 0, f"our read consumed the target's completed job statistics: {kept}"
     assert meta is not None and meta["node"] == dst.node
     assert inactive is not None and inactive["node"] == dst.node
 

@@ -26,9 +26,11 @@ class StatsDom:
         self.stats = {"data_total": 100 * MIB, "data_remaining": remaining, "memory_remaining": remaining,
                       "memory_bps": bps}
         self.reads = 0
+        self.flags: list[int] = []
 
     def jobStats(self, flags: int) -> dict[str, Any]:
         self.reads += 1
+        self.flags.append(flags)
         return self.stats
 
 
@@ -76,3 +78,5 @@ def test_completed_statistics_come_from_the_target_once_the_source_domain_is_gon
     assert stats["data_total"] == 100 * MIB and stats["downtime"] == 41.0
     assert "type" not in stats
     assert _completed_stats(None) == {}
+    assert target.flags == [libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED], \
+        "read without consuming them: virsh domjobinfo --completed still shows them"
