@@ -28,26 +28,31 @@ DEFAULT_NICE = -10
 """Weight 9548 against a guest's 1024: about as much CPU as nine busy guests, when it has work."""
 
 
-def claim(nice: int, *, autogroup: Path = AUTOGROUP) -> list[str]:
+def claim(nice: int, *, autogroup: Path = AUTOGROUP, quiet: bool = False) -> list[str]:
     """Set this process's nice value and its session group's to `nice` (0 changes nothing).
 
-    Returns what was set, for the start-up log; a host that refuses (no CAP_SYS_NICE, no
-    autogroup) is logged once and the process runs on at its old priority.
+    Returns what was set. A host that refuses (no CAP_SYS_NICE, no autogroup) gets one warning
+    (a debug line with `quiet`, for the supervisor's components: it has warned already) and
+    the process runs on at its old priority.
     """
     if nice == 0:
         return []
     done: list[str] = []
+    refused: list[str] = []
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
         done.append(f"nice {nice}")
     except OSError as exc:
-        log.warning("cannot set this process's nice value to %d (%s): guests may take its CPU time", nice, exc)
+        refused.append(f"the process's: {exc.strerror or exc}")
     if autogroup.exists():
         try:
             autogroup.write_text(f"{nice}\n")
             done.append(f"session group nice {nice}")
         except OSError as exc:
-            log.warning("cannot set the nice value of this session's CPU group to %d (%s): "
-                        "busy guests may take its CPU time", nice, exc)
+            refused.append(f"its session's CPU group's: {exc.strerror or exc}")
+    if refused:
+        log.log(logging.DEBUG if quiet else logging.WARNING,
+                "CPU priority not raised to nice %d (%s): guests that keep every core busy may take the "
+                "control plane's CPU time (run as root, or give --cpu-nice 0)", nice, "; ".join(refused))
     log.debug("CPU priority: %s", ", ".join(done) or "unchanged")
     return done

@@ -121,7 +121,7 @@ def component(name: str, flags_json: str, ready_fd: int) -> None:
     _die_with_parent()
     flags = ServerFlags.from_json(flags_json)
     setup_logging(flags.log_level)
-    cpu_share.claim(flags.cpu_nice)  # a session of its own (the supervisor starts it so): its own CPU group
+    cpu_share.claim(flags.cpu_nice, quiet=True)  # a session of its own (the supervisor starts it so): its own CPU group
     try:
         part = build(name, flags)
     except Exception as exc:

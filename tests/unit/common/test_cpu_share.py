@@ -57,7 +57,12 @@ def test_a_refused_group_is_logged_and_the_process_runs_on(tmp_path: Path, caplo
     with caplog.at_level(logging.WARNING, logger="controlplane.common.cpu_share"):
         done = cpu_share.claim(-5, autogroup=group)
     assert done == ["nice -5"]
-    assert "session's CPU group to -5" in caplog.text
+    assert len(caplog.records) == 1, "one warning per process"
+    assert "not raised to nice -5 (its session's CPU group's: Is a directory)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="controlplane.common.cpu_share"):
+        cpu_share.claim(-5, autogroup=group, quiet=True)  # a component: the supervisor has warned
+    assert caplog.records == []
 
 
 def test_the_agent_refuses_a_nice_value_out_of_range(tmp_path: Path) -> None:
