@@ -123,17 +123,28 @@ class Domains:
 
     @contextlib.contextmanager
     def _spare(self) -> Iterator[libvirt.virConnect]:
-        """A connection of this call's own (idle spare or new), put back afterwards if alive."""
+        """A connection of this call's own (an idle spare, or a new one), kept afterwards for the
+        next call; a spare found dead (libvirtd restarted meanwhile) is closed and dropped."""
         conn = None
+        dead: list[libvirt.virConnect] = []
         with self._lock:
             while self._spares and conn is None:
                 candidate = self._spares.pop()
-                with contextlib.suppress(libvirt.libvirtError):
-                    if candidate.isAlive():
-                        conn = candidate
+                try:
+                    alive = bool(candidate.isAlive())
+                except libvirt.libvirtError:
+                    alive = False
+                if alive:
+                    conn = candidate
+                else:
+                    dead.append(candidate)
+        for gone in dead:
+            with contextlib.suppress(libvirt.libvirtError):
+                gone.close()
         if conn is None:
             _ensure_event_loop()
             conn = libvirt.open(self.uri)
+            conn.setKeepAlive(5, 3)  # as the shared one: a libvirtd that stops answering fails the call
         try:
             yield conn
         finally:

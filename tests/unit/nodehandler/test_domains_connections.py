@@ -91,6 +91,7 @@ class Conn(FakeConn):
     def __init__(self, release: threading.Event) -> None:
         self.release = release
         self.alive = True
+        self.closed = False
         self.created: list[str] = []
 
     def isAlive(self) -> bool:  # noqa: N802
@@ -103,6 +104,7 @@ class Conn(FakeConn):
 
     def close(self) -> int:
         self.alive = False
+        self.closed = True
         return 0
 
 
@@ -151,5 +153,6 @@ def test_a_dead_spare_is_dropped_and_close_closes_the_spares(opened: tuple[list[
     conns[0].alive = False  # libvirtd restarted meanwhile
     d.start("<domain>b</domain>", define=False)
     assert len(conns) == 2 and conns[1].created == ["<domain>b</domain>"]
+    assert conns[0].closed, "the dead spare is closed, not left open"
     d.close()
     assert not conns[1].alive
