@@ -26,8 +26,21 @@ while :; do sleep 0.1; done
 
 
 def _daemons(marker: str) -> list[int]:
+    """The stand-in daemons of this test. A daemon's shell forks for each `sleep`, and until
+    that child execs it has the daemon's command line too: a process whose parent is one of
+    those found is such a fork, not a second daemon (CI caught one, under load)."""
     found = subprocess.run(["pgrep", "-f", f"slowd {marker}$"], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
+    pids = [int(p) for p in found.stdout.split()]
+    parents = {pid: _parent(pid) for pid in pids}
+    return [pid for pid, parent in parents.items() if parent is not None and parent not in pids]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # gone meanwhile: not a daemon that runs
+    return int(stat.rpartition(")")[2].split()[1])
 
 
 @pytest.fixture
