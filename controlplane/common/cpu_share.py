@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 AUTOGROUP = Path("/proc/self/autogroup")
 DEFAULT_NICE = -10
 """Weight 9548 against a guest's 1024: about as much CPU as nine busy guests, when it has work."""
+MIN_NICE, MAX_NICE = -20, 19
 
 
 def claim(nice: int, *, autogroup: Path = AUTOGROUP, quiet: bool = False) -> list[str]:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from controlplane.embedded.config import ServerFlags
 
 from controlplane.common import cpu_share
-from controlplane.common.cpu_share import DEFAULT_NICE
+from controlplane.common.cpu_share import DEFAULT_NICE, MAX_NICE, MIN_NICE
 from controlplane.common.logs import setup_logging
 
 
@@ -90,7 +90,7 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--flow-seats", default=2, show_default=True, type=click.IntRange(min=0),
               help="API priority and fairness: requests served at a time, the others queued per priority "
                    "level and user and served in turn (0: off, every request in arrival order).")
-@click.option("--cpu-nice", default=DEFAULT_NICE, show_default=True, type=click.IntRange(-20, 19),
+@click.option("--cpu-nice", default=DEFAULT_NICE, show_default=True, type=click.IntRange(MIN_NICE, MAX_NICE),
               help="Nice value of the server's processes and of their CPU groups, so guests that keep every "
                    "core busy do not starve the control plane (0: leave it as started).")
 @click.option("--dvcr-listen", default="127.0.0.1:5443", show_default=True,

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from controlplane.common import cpu_share
 from controlplane.common.logs import setup_logging
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.images import ImageSource
@@ -61,7 +62,7 @@ _OPTIONS = [
     click.option("--vm-route-mode", type=click.Choice(["auto", "direct", "vxlan"]),
                  help="How VMs of other nodes are reached: directly, through VXLAN, or auto (directly when the "
                       "node is on one of this host's subnets) [default: auto]."),
-    click.option("--cpu-nice", type=click.IntRange(-20, 19),
+    click.option("--cpu-nice", type=click.IntRange(cpu_share.MIN_NICE, cpu_share.MAX_NICE),
                  help="Nice value of the handler and of its CPU group, so guests that keep every core busy do not "
                       "starve it (0: leave it as started) [default: -10]."),
     click.option("--reserved-memory", help="Memory kept for the host (Node allocatable) [default: 512Mi]."),
@@ -121,7 +122,6 @@ def _check(config: AgentConfig) -> None:
 
 
 def _run(config: AgentConfig, sources: list[ImageSource]) -> None:
-    from controlplane.common import cpu_share
     from controlplane.nodehandler.agent import Agent, AgentStartError
 
     cpu_share.claim(config.cpu_nice)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from controlplane.common.cpu_share import DEFAULT_NICE
+from controlplane.common.cpu_share import DEFAULT_NICE, MAX_NICE, MIN_NICE
 
 
 class ConfigError(ValueError):
@@ -145,8 +145,8 @@ class AgentConfig:
         if not 0 < self.route_rule_priority < 32765:
             raise bad("route-rule-priority", f"{self.route_rule_priority} and the next priority must be below 32766 "
                                              "(the main table's rule)")
-        if isinstance(self.cpu_nice, bool) or not isinstance(self.cpu_nice, int) or not -20 <= self.cpu_nice <= 19:
-            raise bad("cpu-nice", f"{self.cpu_nice!r} is not a nice value (an integer from -20 to 19)")
+        if isinstance(self.cpu_nice, bool) or not isinstance(self.cpu_nice, int) or not MIN_NICE <= self.cpu_nice <= MAX_NICE:
+            raise bad("cpu-nice", f"{self.cpu_nice!r} is not a nice value (an integer from {MIN_NICE} to {MAX_NICE})")
         if self.instance_workers < 1 or self.volume_workers < 1:
             raise bad("instance-workers", "worker counts must be at least 1")
         return self

@@ -201,9 +201,10 @@ class Domains:
     def name_for(self, namespace: str, name: str) -> str:
         return f"{self.prefix}{namespace}_{name}"
 
-    def lookup(self, uid: str) -> libvirt.virDomain | None:
+    def lookup(self, uid: str, conn: libvirt.virConnect | None = None) -> libvirt.virDomain | None:
+        """The domain with this uid, on `conn` (default: the shared connection); None when absent."""
         try:
-            return self.connect().lookupByUUIDString(uid)
+            return (conn or self.connect()).lookupByUUIDString(uid)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
@@ -269,24 +270,17 @@ class Domains:
     def destroy(self, uid: str) -> None:
         """Power the domain off: SIGTERM to QEMU first (it may take seconds: a spare connection)."""
         with self._spare() as conn:
+            dom = self.lookup(uid, conn)
+            if dom is None:
+                return
             try:
-                dom = conn.lookupByUUIDString(uid)
+                if dom.isActive():
+                    dom.destroyFlags(libvirt.VIR_DOMAIN_DESTROY_GRACEFUL)
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     return
-                raise
-            self._destroy(dom)
-
-    @staticmethod
-    def _destroy(dom: libvirt.virDomain) -> None:
-        try:
-            if dom.isActive():
-                dom.destroyFlags(libvirt.VIR_DOMAIN_DESTROY_GRACEFUL)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return
-            if dom.isActive():  # graceful destroy timed out: kill
-                dom.destroy()
+                if dom.isActive():  # graceful destroy timed out: kill
+                    dom.destroy()
 
     def undefine(self, uid: str) -> None:
         dom = self.lookup(uid)
