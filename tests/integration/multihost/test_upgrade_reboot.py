@@ -8,17 +8,24 @@ Lab hosts share the test machine's kernel and have no systemd: their reboot is
 `LAB_REBOOT` — the dvp service stopped, libvirtd and virtlogd restarted (as the install runs
 them), the service started — which `dvp upgrade` recognises by the service's new process.
 
-The cluster stays on the new version afterwards (the later multihost modules only need it
-healthy and uncordoned; the new build is this source restamped, nothing else differs).
+Then a second `--reboot` upgrade (to a third stamp) whose lab reboot is refused on the last
+worker, after the other two hosts are done and that worker is drained: every host is rolled back
+(binary, service, health, uncordon), every Node reports the version before, and the guests, moved
+by the drains, never rebooted.
+
+The cluster stays on the second version afterwards (the later multihost modules only need it
+healthy and uncordoned; the new builds are this source restamped, nothing else differs).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +40,10 @@ from tests.support.dist import built_dvp
 pytestmark = pytest.mark.integration
 eventually = functools.partial(polling.eventually, timeout=300, interval=1.0)
 NS, IMAGE_PORT = "w15-upgrade", 18081
-B_VERSION = "0.2.0"
+B_VERSION, C_VERSION = "0.2.0", "0.3.0"
+REFUSE_MARK = f"{hostlayout.CONFIG_DIR}/lab-reboot-refuse"
 LAB_REBOOT = f"""set -eu
+if [ -e {REFUSE_MARK} ]; then echo "lab reboot refused on this host" >&2; exit 1; fi
 for s in dvp-server dvp-agent; do if [ -x /etc/init.d/$s ]; then /etc/init.d/$s stop; fi; done
 for d in libvirtd virtlogd; do
   p=$(cat /run/libvirt/$d.pid); kill "$p"
@@ -82,67 +91,131 @@ def libvirtd_pids(cluster: Cluster) -> dict[str, str]:
     return {n.name: n.sh("cat /run/libvirt/libvirtd.pid").stdout.strip() for n in cluster.nodes}
 
 
-def test_upgrade_reboot_drains_each_host_and_guests_keep_running(cluster3: Cluster, tmp_path: Path) -> None:
+@dataclasses.dataclass
+class Guests:
+    """The module's two VMs: where they ran first, their addresses, the lab reboot script."""
+    before: dict[str, dict[str, Any]]
+    ips: dict[str, str]
+    script: Path
+
+
+def uptimes(cluster: Cluster, ips: dict[str, str]) -> dict[str, float]:
+    return dict(eventually(lambda: (u := {n: uptime(cluster, ip) for n, ip in ips.items()}) and all(u.values()) and u,
+                           timeout=300))
+
+
+def upgrade(cluster: Cluster, dist: Path, script: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    done = subprocess.run(
+        [str(dist), "upgrade", "--config", str(cluster.config), "--state-dir", str(cluster.state),
+         "--bundle", str(dist), "--reboot", "--reboot-command", f"sh {script}", "--node-timeout", "240",
+         "-o", "json"], capture_output=True, text=True, timeout=1200, env=cluster.lab.binary_env(), check=False)
+    return done, (json.loads(done.stdout) if done.stdout.strip().startswith("{") else {})
+
+
+def node_versions(cluster: Cluster) -> dict[str, str | None]:
+    return {n["metadata"]["name"]: n["metadata"]["annotations"].get("virtualization.deckhouse.io/node-handler-version")
+            for n in cluster.kubectl_json("get", "nodes")["items"]}
+
+
+def assert_guests_kept(cluster: Cluster, guests: Guests, ups0: dict[str, float], t0: float) -> dict[str, Any]:
+    """Every VM Running on its address, and its guest never rebooted since `t0` (its clock ran on)."""
+    after = vms(cluster)
+    for name, ip in guests.ips.items():
+        assert after[name]["phase"] == "Running" and after[name]["ipAddress"] == ip, after[name]
+        up = float(eventually(functools.partial(uptime, cluster, ip), timeout=60))
+        assert up >= ups0[name] + (time.monotonic() - t0) - 5, (name, ups0[name], up)
+    return after
+
+
+@pytest.fixture(scope="module")
+def guests(cluster3: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guests]:
     t_start = time.monotonic()
-    dist_b = built_dvp(version=B_VERSION)
-    master, workers = cluster3.master, cluster3.workers
     served = contextlib.ExitStack()
-    url = served.enter_context(image_server(master, IMAGE_PORT))
-    script = tmp_path / "lab-reboot.sh"
+    url = served.enter_context(image_server(cluster3.master, IMAGE_PORT))
+    script = tmp_path_factory.mktemp("upgrade-reboot") / "lab-reboot.sh"
     script.write_text(LAB_REBOOT)
     try:
         for n in cluster3.nodes:  # the lab reboot starts libvirtd as the install did
             assert n.sh(f"test -f {hostlayout.CONFIG_DIR}/libvirtd.conf", check=False).returncode == 0, n.name
-        apply(cluster3, manifests(url, [w.node for w in workers]))
+        apply(cluster3, manifests(url, [w.node for w in cluster3.workers]))
         before = eventually(lambda: (s := vms(cluster3)) and len(s) == 2
                             and all(v.get("phase") == "Running" and v.get("ipAddress") for v in s.values()) and s,
                             timeout=600)
-        ips = {name: str(st["ipAddress"]) for name, st in before.items()}
-        ups0 = eventually(lambda: (u := {n: uptime(cluster3, ip) for n, ip in ips.items()}) and all(u.values()) and u,
-                          timeout=300)
-        t0 = time.monotonic()
-        pids0 = libvirtd_pids(cluster3)
-        print(f"\nVMs {[(n, s['nodeName']) for n, s in before.items()]} ready after {t0 - t_start:.1f} s")
-
-        done = subprocess.run(
-            [str(dist_b), "upgrade", "--config", str(cluster3.config), "--state-dir", str(cluster3.state),
-             "--bundle", str(dist_b), "--reboot", "--reboot-command", f"sh {script}", "--node-timeout", "240",
-             "-o", "json"], capture_output=True, text=True, timeout=1200, env=cluster3.lab.binary_env(), check=False)
-        took = time.monotonic() - t0
-        result = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
-        assert done.returncode == 0 and result.get("result") == "succeeded", \
-            f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-        steps = {h["name"]: [s["name"] for s in h["steps"]] for h in result["record"]["hosts"]}
-        print(f"dvp upgrade --reboot: {took:.1f} s; " + "; ".join(
-            f"{h['name']}: " + ", ".join(f"{s['name']} {s['seconds']}" for s in h["steps"])
-            for h in result["record"]["hosts"]))
-        reboot_steps = ["cordon", "drain", "replace", "reboot", "health", "uncordon"]
-        assert all([s for s in names if s in reboot_steps] == reboot_steps for names in steps.values()), steps
-        drains = {h["name"]: next(s["message"] for s in h["steps"] if s["name"] == "drain")
-                  for h in result["record"]["hosts"]}
-        for w in workers:  # each worker's VM went to a Node already on the new version
-            assert "1 VM(s) to upgraded nodes" in drains[w.name], drains
-
-        after = vms(cluster3)
-        for name, ip in ips.items():
-            assert after[name]["phase"] == "Running" and after[name]["ipAddress"] == ip, after[name]
-            assert after[name]["nodeName"] != before[name]["nodeName"], (name, after[name]["nodeName"])
-            up = float(eventually(functools.partial(uptime, cluster3, ip), timeout=60))
-            # never rebooted: the guest's clock ran on through the whole upgrade
-            assert up >= ups0[name] + (time.monotonic() - t0) - 5, (name, ups0[name], up, took)
-        nodes = cluster3.kubectl_json("get", "nodes")["items"]
-        versions = {n["metadata"]["name"]: n["metadata"]["annotations"].get(
-            "virtualization.deckhouse.io/node-handler-version") for n in nodes}
-        assert set(versions.values()) == {B_VERSION}, versions
-        assert not [n["metadata"]["name"] for n in nodes if n.get("spec", {}).get("unschedulable")]
-        pids1 = libvirtd_pids(cluster3)
-        assert all(pids1[h] != pids0[h] for h in pids0), (pids0, pids1)  # every host got the lab reboot
+        print(f"\nVMs {[(n, s['nodeName']) for n, s in before.items()]} ready after {time.monotonic() - t_start:.1f} s")
+        yield Guests(before, {name: str(st["ipAddress"]) for name, st in before.items()}, script)
     finally:
         served.close()
         for n in cluster3.nodes:  # whatever happened, later modules need schedulable nodes
             cluster3.kubectl("patch", "node", n.node, "-p", '{"spec":{"unschedulable":null}}', check=False)
+            n.sh(f"rm -f {REFUSE_MARK}", check=False)
         cluster3.kubectl("delete", "vm", "--all", "-n", NS, "--wait=false", check=False)
         eventually(lambda: not vms(cluster3), timeout=180)
         cluster3.kubectl("delete", "namespace", NS, "--wait=false", check=False)
         cluster3.kubectl("delete", "cvi", f"{NS}-guest", "--wait=false", check=False)
         print(f"module took {time.monotonic() - t_start:.1f} s")
+
+
+def test_upgrade_reboot_drains_each_host_and_guests_keep_running(cluster3: Cluster, guests: Guests) -> None:
+    dist_b = built_dvp(version=B_VERSION)
+    workers = cluster3.workers
+    ups0 = uptimes(cluster3, guests.ips)
+    t0 = time.monotonic()
+    pids0 = libvirtd_pids(cluster3)
+    done, result = upgrade(cluster3, dist_b, guests.script)
+    took = time.monotonic() - t0
+    assert done.returncode == 0 and result.get("result") == "succeeded", \
+        f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    steps = {h["name"]: [s["name"] for s in h["steps"]] for h in result["record"]["hosts"]}
+    print(f"dvp upgrade --reboot: {took:.1f} s; " + "; ".join(
+        f"{h['name']}: " + ", ".join(f"{s['name']} {s['seconds']}" for s in h["steps"])
+        for h in result["record"]["hosts"]))
+    reboot_steps = ["cordon", "drain", "replace", "reboot", "health", "uncordon"]
+    assert all([s for s in names if s in reboot_steps] == reboot_steps for names in steps.values()), steps
+    drains = {h["name"]: next(s["message"] for s in h["steps"] if s["name"] == "drain")
+              for h in result["record"]["hosts"]}
+    for w in workers:  # each worker's VM went to a Node already on the new version
+        assert "1 VM(s) to upgraded nodes" in drains[w.name], drains
+
+    after = assert_guests_kept(cluster3, guests, ups0, t0)
+    for name in guests.ips:
+        assert after[name]["nodeName"] != guests.before[name]["nodeName"], (name, after[name]["nodeName"])
+    versions = node_versions(cluster3)
+    assert set(versions.values()) == {B_VERSION}, versions
+    assert not [n["metadata"]["name"] for n in cluster3.kubectl_json("get", "nodes")["items"]
+                if n.get("spec", {}).get("unschedulable")]
+    pids1 = libvirtd_pids(cluster3)
+    assert all(pids1[h] != pids0[h] for h in pids0), (pids0, pids1)  # every host got the lab reboot
+
+
+def test_upgrade_reboot_failing_midway_rolls_every_host_back(cluster3: Cluster, guests: Guests) -> None:
+    dist_c = built_dvp(version=C_VERSION)
+    refused = cluster3.workers[-1]  # the last host upgraded: the other two are done by then
+    versions0 = node_versions(cluster3)
+    ups0 = uptimes(cluster3, guests.ips)
+    t0 = time.monotonic()
+    refused.sh(f"touch {REFUSE_MARK}")
+    try:
+        done, result = upgrade(cluster3, dist_c, guests.script)
+    finally:
+        refused.sh(f"rm -f {REFUSE_MARK}")
+    print(f"\ndvp upgrade --reboot, refused on {refused.name}: {time.monotonic() - t0:.1f} s; " + "; ".join(
+        f"{h['name']}: " + ", ".join(f"{s['name']} {s['status']}" for s in h["steps"])
+        for h in result.get("record", {}).get("hosts", [])))
+    assert done.returncode != 0 and result.get("result") == "rolled-back", \
+        f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    failure = result["record"]["failure"]
+    assert (failure["host"], failure["step"]) == (refused.name, "reboot"), failure
+    assert "lab reboot refused on this host" in failure["reason"], failure
+    hosts = {h["name"]: h for h in result["record"]["hosts"]}
+    for name, h in hosts.items():  # every host went forward (the refused one to its reboot), then back
+        names = [s["name"] for s in h["steps"]]
+        assert "replace" in names and h["state"] == "rolled-back", (name, names)
+        back = [s for s in h["steps"] if s["name"].startswith("rollback-")]
+        assert [s["name"] for s in back] == ["rollback-binary", "rollback-restart", "rollback-health",
+                                             "rollback-uncordon"] and all(s["status"] == "ok" for s in back), back
+    forward = [s for s in hosts[refused.name]["steps"] if not s["name"].startswith("rollback-")]
+    assert (forward[-1]["name"], forward[-1]["status"]) == ("reboot", "failed"), forward
+    assert node_versions(cluster3) == versions0
+    assert not [n["metadata"]["name"] for n in cluster3.kubectl_json("get", "nodes")["items"]
+                if n.get("spec", {}).get("unschedulable")]
+    assert_guests_kept(cluster3, guests, ups0, t0)
