@@ -36,7 +36,9 @@ reached each phase. `--drain`: the 5-VM node drain at the node handler's level
 (bench/migrate_drain.py).
 
 `--via-api`: the same number of legs as a user drives them, VMOP Migrate on a platform installed onto
-two other lab hosts (bench/migrate_api.py), each its own row with its ratio to the peer's legs.
+two other lab hosts (bench/migrate_api.py), each its own row with its ratio to the peer's legs, and
+then `virsh migrate` of that same domain between those same hosts (bench/migrate_api_peer.py), the
+peer the API legs' total time is held to.
 
     python -m bench.migrate [--rounds N] [--via-api] [--drain] [-o json]
 """
@@ -254,19 +256,23 @@ def run(rounds: int = 6, *, via_api: bool = False, dvp: Path | None = None) -> t
         Row("downtime as libvirt reports it, median", ours.libvirt, peer.libvirt, "s", "lower"),
         Row("target resumed the guest -> its first answer from there, median", ours.after, peer.after, "s", "lower"),
     ]
-    sides = ("ours", "peer", "api") if via_api else ("ours", "peer")
+    sides = ("ours", "peer", "api", "api-peer") if via_api else ("ours", "peer")
     if via_api:
-        api = summarize(legs, "api")
+        api, same = summarize(legs, "api"), summarize(legs, "api-peer")
         rows += [Row(f"via the API (VMOP Migrate, installed 2-host platform): total time, median of {api.legs}",
                      api.total, peer.total, "s", "lower"),
                  Row("via the API: downtime (longest ping gap), median", api.down, peer.down, "s", "lower"),
                  Row("via the API: downtime as libvirt reports it, median", api.libvirt, peer.libvirt, "s", "lower"),
                  Row("via the API: target resumed the guest -> first answer, median", api.after, peer.after, "s",
-                     "lower")]
+                     "lower"),
+                 Row(f"via the API: total time vs virsh migrate of the same domain between the same installed "
+                     f"hosts (platform stopped), median of {same.legs}", api.total, same.total, "s", "lower"),
+                 Row("via the API: libvirt's downtime vs that same-domain peer, median", api.libvirt, same.libvirt,
+                     "s", "lower")]
     directions = {f"{side} {d}": asdict(summarize(legs, side, d)) for side in sides for d in ("1->2", "2->1")}
     extra = {"total_vs_peer": ours.total / peer.total, "downtime_minus_peer_ms": (ours.down - peer.down) * 1000,
-             **({"api_total_vs_peer": api.total / peer.total, "api_downtime_minus_peer_ms": (api.down - peer.down) * 1000}
-                if via_api else {}),
+             **({"api_total_vs_peer": api.total / peer.total, "api_downtime_minus_peer_ms": (api.down - peer.down) * 1000,
+                 "api_total_vs_same_domain_peer": api.total / same.total} if via_api else {}),
              "directions": directions, "legs": [asdict(x) for x in legs]}
     return rows, extra
 
@@ -280,7 +286,9 @@ def _print_details(extra: dict[str, Any]) -> None:
           f"{extra['downtime_minus_peer_ms']:+.0f} ms vs the peer's (target <= +50 ms)")
     if "api_total_vs_peer" in extra:
         print(f"via the API: total {extra['api_total_vs_peer']:.2f}x the peer's; downtime "
-              f"{extra['api_downtime_minus_peer_ms']:+.0f} ms vs the peer's (api 1->2: from the cluster's master)")
+              f"{extra['api_downtime_minus_peer_ms']:+.0f} ms vs the peer's (api 1->2: from the cluster's master); "
+              f"total {extra['api_total_vs_same_domain_peer']:.2f}x virsh's of the same domain on the same hosts "
+              f"(target <= 1.2x)")
     print("medians per direction (ms; total in s): side dir  legs  total  gap  libvirt  resume->answer")
     for name, s in extra["directions"].items():
         print(f"  {name:10} {s['legs']:4}  {s['total']:5.2f}  {_ms(s['down']):>4}  {_ms(s['libvirt']):>7}  "

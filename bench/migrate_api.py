@@ -13,12 +13,12 @@ filled and removed): a dropped cache page is free but keeps its data, so without
 would send those 500 MiB of RAM too (605 MiB in all, measured, against the lab guest's 110 MiB,
 whose data volume is written on the host before it boots), and the rows would compare unlike guests.
 Each round is one VMOP Migrate, to the other host (so directions alternate):
-- total: VMOP created -> its phase Completed, read through the API every 0.1 s;
+- total: VMOP created -> its phase Completed, as a watch of the VMOP delivers it;
 - downtime: the longest gap between ICMP answers, probed every 20 ms from both hosts as in the lab
   legs (the host that does not run the VM reaches it through its /32 route to the one that does);
 - libvirt's own downtime figure (`virsh domjobinfo --completed` on the target);
 - the pause and resume times from `virsh event` on each host, so the gap splits as the lab legs';
-- when each step was first seen in the API (polled with the VMOP): the VMOP's phases, the internal
+- when each step was first seen in the API (watched, not polled): the VMOP's phases, the internal
   instance's `status.migration.phase`, its `status.nodeName` moved to the target (the switch-over's
   early write, which routes follow) and its `spec.nodeName` handed over (the end).
 """
@@ -26,15 +26,17 @@ Each round is one VMOP Migrate, to the other host (so directions alternate):
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.migrate import _answers, _ping
+from bench.migrate_api_peer import run_peer_legs
 from bench.migrate_stats import Leg, longest_gap, migration_events, split
 from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS
-from controlplane.common.kube.client import KubeClient
+from controlplane.common.kube.client import KubeClient, Resource
 from tests.support.clusterlab import Cluster, start_cluster
 from tests.support.clustervm import apply, guest, guest_vm, image_server, vm_status
 from tests.support.dist import built_dvp
@@ -52,6 +54,51 @@ mkdir -p /run/zero && mount -t tmpfs -o size=${m}m zero /run/zero
 dd if=/dev/zero of=/run/zero/fill bs=1M count=$m 2>/dev/null; rm -f /run/zero/fill; umount /run/zero
 echo filled > /www/filled.txt
 """
+
+
+class _Steps:
+    """When each step of one move was first seen, from two watches (the VMOP, the VM's internal
+    instance) rather than polling, so the measuring adds no requests to the server it measures."""
+
+    def __init__(self, kube: KubeClient, vmop: str, target: str) -> None:
+        self.seen: dict[str, float] = {}
+        self.phase = ""
+        self.done = threading.Event()
+        self.target = target
+        self._lock = threading.Lock()
+        for res, name, names in ((VIRTUAL_MACHINE_OPERATIONS, vmop, self._vmop), (INSTANCES, VM, self._instance)):
+            version = kube.list(res, NS)["metadata"]["resourceVersion"]
+            threading.Thread(target=self._watch, args=(kube, res, name, version, names), daemon=True).start()
+
+    def _watch(self, kube: KubeClient, res: Resource, name: str, version: str,
+               names: Callable[[dict[str, Any]], list[str]]) -> None:
+        for event in kube.watch(res, NS, resource_version=version, field_selector=f"metadata.name={name}",
+                                timeout_seconds=600, bookmarks=False):
+            now = time.time()
+            with self._lock:
+                for step in filter(None, names(event["object"])):
+                    self.seen.setdefault(step, now)
+            if self.done.is_set():
+                return
+
+    def _vmop(self, obj: dict[str, Any]) -> list[str]:
+        self.phase = (obj.get("status") or {}).get("phase", "")
+        if self.phase in ("Completed", "Failed"):
+            self.done.set()
+        return [f"VMOP {self.phase}"] if self.phase else []
+
+    def _instance(self, obj: dict[str, Any]) -> list[str]:
+        status = obj.get("status") or {}
+        step = (status.get("migration") or {}).get("phase")
+        return [f"instance {step}" if step else "",
+                "instance status.nodeName moved" if status.get("nodeName") == self.target else "",
+                "instance spec.nodeName moved" if (obj.get("spec") or {}).get("nodeName") == self.target else ""]
+
+    def wait(self, timeout: float) -> str:
+        """The VMOP's final phase ("" if it did not end within `timeout`)."""
+        self.done.wait(timeout)
+        time.sleep(0.2)  # the instance's last writes follow the VMOP's within this
+        return self.phase
 
 
 class _Events:
@@ -89,25 +136,14 @@ def _round(cluster: Cluster, kube: KubeClient, i: int, ip: str) -> Leg:
     probes = [_ping(src, ip), _ping(dst, ip)]
     events = [_Events(src, f"{NS}_{VM}"), _Events(dst, f"{NS}_{VM}")]
     time.sleep(1)
+    steps = _Steps(kube, f"{VM}-{i}", dst.node)
     t0 = time.time()
     kube.create(VIRTUAL_MACHINE_OPERATIONS, {
         "apiVersion": VIRTUAL_MACHINE_OPERATIONS.api_version, "kind": "VirtualMachineOperation",
         "metadata": {"name": f"{VM}-{i}", "namespace": NS}, "spec": {"type": "Migrate", "virtualMachineName": VM}}, NS)
-    phase = ""
-    seen: dict[str, float] = {}
-    while phase not in ("Completed", "Failed") and time.time() - t0 < 600:
-        time.sleep(0.1)
-        phase = (kube.get(VIRTUAL_MACHINE_OPERATIONS, f"{VM}-{i}", NS).get("status") or {}).get("phase", "")
-        inst = kube.get(INSTANCES, VM, NS)
-        now = time.time()
-        step = ((inst.get("status") or {}).get("migration") or {}).get("phase")
-        names = [f"VMOP {phase}" if phase else "", f"instance {step}" if step else "",
-                 "instance status.nodeName moved" if (inst.get("status") or {}).get("nodeName") == dst.node else "",
-                 "instance spec.nodeName moved" if (inst.get("spec") or {}).get("nodeName") == dst.node else ""]
-        for name in names:
-            if name and name not in seen:
-                seen[name] = now - t0
-    t1 = time.time()
+    phase = steps.wait(600)
+    seen = {name: when - t0 for name, when in steps.seen.items()}
+    t1 = steps.seen.get(f"VMOP {phase}", time.time())
     time.sleep(2)
     source_answers, target_answers = _answers(probes[0]), _answers(probes[1])
     paused, resumed = events[0].stop().get("suspended"), events[1].stop().get("resumed")
@@ -124,7 +160,8 @@ def _round(cluster: Cluster, kube: KubeClient, i: int, ip: str) -> Leg:
 
 def run_via_api(rounds: int, work: Path, *, dvp: Path | None = None) -> list[Leg]:
     """`rounds` VMOP Migrate legs on a 2-host installed cluster ("1->2": from the master), installed
-    with `dvp` (default: the binary built from this checkout)."""
+    with `dvp` (default: the binary built from this checkout), then as many (rounded up to even)
+    `virsh migrate` legs of the same domain between the same hosts (bench/migrate_api_peer.py)."""
     cluster = start_cluster(dvp or built_dvp(), work, workers=1)
     try:
         kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
@@ -136,7 +173,8 @@ def run_via_api(rounds: int, work: Path, *, dvp: Path | None = None) -> list[Leg
             ip = _wait(lambda: (s := vm_status(cluster, NS, VM)).get("phase") == "Running" and s.get("ipAddress"), 900)
             _wait(lambda: guest(cluster, str(ip), "/filled.txt") == "filled\n", 600)
         time.sleep(2)
-        return [_round(cluster, kube, i, str(ip)) for i in range(rounds)]
+        legs = [_round(cluster, kube, i, str(ip)) for i in range(rounds)]
+        return legs + run_peer_legs(cluster, f"{NS}_{VM}", rounds)
     finally:
         cluster.close()
 
