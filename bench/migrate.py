@@ -40,6 +40,9 @@ two other lab hosts (bench/migrate_api.py), each its own row with its ratio to t
 then `virsh migrate` of that same domain between those same hosts (bench/migrate_api_peer.py), the
 peer the API legs' total time is held to.
 
+`--drain --via-api`: `dvp node drain` of an installed host with 5 VMs against virsh moving the
+same domains (bench/migrate_drain_api.py).
+
     python -m bench.migrate [--rounds N] [--via-api] [--drain] [-o json]
 """
 
@@ -306,7 +309,8 @@ def _print_details(extra: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    parser.add_argument("--drain", action="store_true", help="the 5-VM drain instead (bench/migrate_drain.py)")
+    parser.add_argument("--drain", action="store_true", help="the 5-VM drain instead (bench/migrate_drain.py; with "
+                        "--via-api: `dvp node drain` on an installed 2-host platform, bench/migrate_drain_api.py)")
     parser.add_argument("--via-api", action="store_true",
                         help="also VMOP Migrate legs on a platform installed onto two lab hosts (bench/migrate_api.py)")
     parser.add_argument("--dvp", type=Path, help="with --via-api: the binary to install (default: built from this "
@@ -314,6 +318,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6,
                         help="rounds on the one guest, each a leg of both sides, directions alternating (medians)")
     args = parser.parse_args()
+    if args.drain and args.via_api:
+        from bench.migrate_drain_api import main as drain_api_main
+
+        drain_api_main(json_out=args.output == "json")
+        return
     if args.drain:
         from bench.migrate_drain import main as drain_main
 

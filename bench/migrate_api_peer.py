@@ -40,7 +40,7 @@ from tests.support.upgradelab import LabNode
 VIRSH = "virsh -c qemu:///system"
 
 
-def _running_on(cluster: Cluster, match: str) -> tuple[LabNode, str]:
+def running_on(cluster: Cluster, match: str) -> tuple[LabNode, str]:
     for node in cluster.nodes:
         names = node.sh(f"{VIRSH} -q list --name", check=False).stdout.split()
         found = [n for n in names if match in n]
@@ -65,7 +65,8 @@ def _target_files(src: LabNode, dst: LabNode, xml: str) -> list[str]:
     return [d.dev for d in plan.copied]
 
 
-def _libvirt_downtime(node: LabNode, domain: str) -> float | None:
+def libvirt_downtime(node: LabNode, domain: str) -> float | None:
+    """The completed migration's downtime on `node` (its target), kept for later reads."""
     out = node.sh(f"{VIRSH} domjobinfo --completed --keep-completed {domain}", check=False).stdout
     for line in out.splitlines():
         if line.startswith("Total downtime:"):
@@ -73,8 +74,9 @@ def _libvirt_downtime(node: LabNode, domain: str) -> float | None:
     return None
 
 
-def _leg(cluster: Cluster, match: str) -> Leg:
-    src, domain = _running_on(cluster, match)
+def virsh_move(cluster: Cluster, match: str) -> Leg:
+    """Move the domain named like `match` to the other host with virsh (the platform stopped)."""
+    src, domain = running_on(cluster, match)
     dst = next(n for n in cluster.nodes if n is not src)
     xml = src.sh(f"{VIRSH} dumpxml {domain}").stdout
     disks = ",".join(_target_files(src, dst, xml))
@@ -89,13 +91,18 @@ def _leg(cluster: Cluster, match: str) -> Leg:
     if done.returncode != 0:
         raise RuntimeError(f"virsh migrate on the installed hosts failed: {done.stderr.strip()}")
     return Leg(side="api-peer", direction="1->2" if src is cluster.master else "2->1", total=total, down=math.nan,
-               libvirt=_libvirt_downtime(dst, domain), answers=0)
+               libvirt=libvirt_downtime(dst, domain), answers=0)
 
 
 def run_peer_legs(cluster: Cluster, match: str, legs: int) -> list[Leg]:
     """`legs` (rounded up to even) virsh migrations of the domain named like `match`, directions
     alternating, with the platform's services stopped on every host."""
+    stop_platform(cluster)
+    return [virsh_move(cluster, match) for _ in range(legs + legs % 2)]
+
+
+def stop_platform(cluster: Cluster) -> None:
+    """Every host's dvp service stopped (domains keep running): nothing of ours reacts to virsh."""
     for node in cluster.nodes:
         cluster.service(node, "stop")
     time.sleep(1)
-    return [_leg(cluster, match) for _ in range(legs + legs % 2)]

@@ -43,6 +43,7 @@ from controlplane.controllers.runtime.watchers import Watch, fields_changed, own
 from controlplane.controllers.snapshot.clone import CLONED_BY
 from controlplane.controllers.vm import requests
 from controlplane.controllers.vmop import migrate
+from controlplane.controllers.vmop.assumed import AssumedMigrations
 from controlplane.controllers.vmop.clone import CloneHandler
 from controlplane.controllers.vmop.restore import RESTORED_BY, RestoreHandler
 
@@ -123,6 +124,9 @@ class Validate:
 class Queue:
     name = "queue"
 
+    def __init__(self, assumed: AssumedMigrations | None = None) -> None:
+        self.assumed = assumed
+
     def handle(self, state: State) -> None:
         if state.status["phase"] != Phase.PENDING:
             return
@@ -142,11 +146,14 @@ class Queue:
         if newer and state.spec.get("type") in POWER:
             _supersede(state, newer[-1]["metadata"]["name"])
         elif state.spec.get("type") in migrate.TYPES and (vm := state.get(VIRTUAL_MACHINES, vm_name)) is not None:
-            migrate.queue(state, vm)
+            migrate.queue(state, vm, self.assumed)
 
 
 class Execute:
     name = "execute"
+
+    def __init__(self, assumed: AssumedMigrations | None = None) -> None:
+        self.assumed = assumed
 
     def handle(self, state: State) -> None:
         if state.status["phase"] != Phase.PENDING:
@@ -154,7 +161,7 @@ class Execute:
         vm_name = state.spec.get("virtualMachineName", "")
         if state.spec.get("type") in migrate.TYPES:
             vm = state.get(VIRTUAL_MACHINES, vm_name)
-            return migrate.execute(state, vm) if vm is not None else _fail(
+            return migrate.execute(state, vm, self.assumed) if vm is not None else _fail(
                 state, R.VIRTUAL_MACHINE_NOT_FOUND, f"VirtualMachine {vm_name!r} was deleted")
         value = requests.encode(id=state.uid, action=state.spec["type"], force=bool(state.spec.get("force")))
         state.ctx.kube.patch(VIRTUAL_MACHINES, vm_name, {"metadata": {"annotations": {requests.ANNOTATION: value}}},
@@ -208,8 +215,9 @@ PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
-    reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(), RestoreHandler(),
-                                                              CloneHandler(), Execute(), Complete()],
+    assumed = AssumedMigrations()  # shared by queue and execute: admissions the cache has not shown yet
+    reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(assumed), RestoreHandler(),
+                                                              CloneHandler(), Execute(assumed), Complete()],
                             failure_condition=C.Type.COMPLETED,
                             after=[PHASE_EVENTS])
 

@@ -5,7 +5,8 @@ The VMOP reconciler calls these for the two types, in its own order:
                 `force`, and some other node can take it (Ready, schedulable, matching the VM's
                 and `spec.migrate.nodeSelector`);
 - `queue`     — DVP's limits: one outgoing and one incoming migration per node and a cluster cap;
-                a migration over them stays Pending (reason MigrationPending, saying which);
+                a migration over them stays Pending (reason MigrationPending, saying which); the
+                admissions the cache does not show yet count too (vmop/assumed.py);
 - `execute`   — picks the target (the eligible node with the fewest instances), writes the
                 instance's `spec.migration` (controlplane/api/migration.py) and holds a finalizer;
 - `complete`  — follows the instance's `status.migration` written by the source node handler:
@@ -16,6 +17,7 @@ The VMOP reconciler calls these for the two types, in its own order:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -39,6 +41,7 @@ from controlplane.common.kube.client import NODES
 from controlplane.controllers import scheduling
 from controlplane.controllers.names import FINALIZER_VMOP
 from controlplane.controllers.runtime.state import State
+from controlplane.controllers.vmop.assumed import AssumedMigrations
 
 R = C.CompletedReason
 TYPES = ("Migrate", "Evict")
@@ -99,11 +102,21 @@ def validate(state: State, vm: dict[str, Any]) -> None:
                      "nodeSelector and spec.migrate.nodeSelector)")
 
 
-def queue(state: State, vm: dict[str, Any]) -> None:
+def _flights(state: State, assumed: AssumedMigrations | None) -> list[tuple[str, str]]:
+    """Migrations in flight: those the cache shows, and those admitted that it does not show yet."""
+    insts = state.list(INSTANCES)
+    flights = [f for i in insts if (f := in_flight(i)) is not None]
+    if assumed is not None:
+        seen = [str((((i.get("spec") or {}).get("migration")) or {}).get("id") or "") for i in insts]
+        flights += assumed.flights(seen)
+    return flights
+
+
+def queue(state: State, vm: dict[str, Any], assumed: AssumedMigrations | None = None) -> None:
     """Stops the chain (staying Pending) while DVP's limits do not let this migration start."""
     source = (vm.get("status") or {}).get("nodeName") or ""
     choice = targets(state, vm, source)
-    flights = [f for i in state.list(INSTANCES) if (f := in_flight(i)) is not None]
+    flights = _flights(state, assumed)
     waiting = [queue_reason(flights, source, n["metadata"]["name"], cluster_cap=cluster_cap(state)) for n in choice]
     if choice and all(waiting):
         _set(state, False, R.MIGRATION_PENDING, f"queued: {waiting[0]}")
@@ -115,19 +128,24 @@ def cluster_cap(state: State) -> int:
     return state.ctx.settings.parallel_migrations or DEFAULT_CLUSTER_CAP
 
 
-def execute(state: State, vm: dict[str, Any]) -> None:
+def execute(state: State, vm: dict[str, Any], assumed: AssumedMigrations | None = None) -> None:
     source = (vm.get("status") or {}).get("nodeName") or ""
-    flights = [f for i in state.list(INSTANCES) if (f := in_flight(i)) is not None]
-    choice = [n for n in targets(state, vm, source)
-              if queue_reason(flights, source, n["metadata"]["name"], cluster_cap=cluster_cap(state)) is None]
-    if not choice:
-        return queue(state, vm)
-    target = choice[0]
-    req = MigrationRequest(id=state.uid, target_node=target["metadata"]["name"], target_address=node_internal_ip(target),
-                           auto_converge=auto_converge((vm.get("spec") or {}).get("liveMigrationPolicy"),
-                                                       state.spec.get("force")))
-    state.add_finalizer(FINALIZER_VMOP)
-    state.ctx.kube.patch(INSTANCES, vm["metadata"]["name"], {"spec": {"migration": req.to_api()}}, state.namespace)
+    with assumed.admitting() if assumed is not None else contextlib.nullcontext():
+        flights = _flights(state, assumed)
+        choice = [n for n in targets(state, vm, source)
+                  if queue_reason(flights, source, n["metadata"]["name"], cluster_cap=cluster_cap(state)) is None]
+        if not choice:
+            return queue(state, vm, assumed)
+        target = choice[0]
+        req = MigrationRequest(id=state.uid, target_node=target["metadata"]["name"],
+                               target_address=node_internal_ip(target),
+                               auto_converge=auto_converge((vm.get("spec") or {}).get("liveMigrationPolicy"),
+                                                           state.spec.get("force")))
+        state.add_finalizer(FINALIZER_VMOP)
+        state.ctx.kube.patch(INSTANCES, vm["metadata"]["name"], {"spec": {"migration": req.to_api()}},
+                             state.namespace)
+        if assumed is not None:
+            assumed.assume(req.id, source, req.target_node)
     state.status["phase"] = Phase.IN_PROGRESS
     conditions.set_condition(state.status, C.Type.SIGNAL_SENT, True, C.SignalSentReason.SIGNAL_SENT_SUCCESS, "",
                              generation=state.generation)

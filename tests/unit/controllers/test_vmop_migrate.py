@@ -1,7 +1,8 @@
 """Migrate and Evict operations (controlplane/controllers/vmop/migrate.py) on a fake cache: the
 target chosen, DVP's limits queueing a migration as Pending, the policy refusing a force, the
 instance request written, completion and failure read from the instance's status.migration, and
-a deleted operation withdrawing its request."""
+a deleted operation withdrawing its request, and a second migration from a node waiting while the
+first's request is not in the cache yet."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from controlplane.common.kube.client import NODES
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.vmop import migrate
+from controlplane.controllers.vmop.assumed import AssumedMigrations
 from controlplane.controllers.vmop.controller import Complete, Execute, Init, Queue, Validate
 
 
@@ -103,10 +105,10 @@ def op(kind: str = "Evict", *, force: bool | None = None, selector: dict[str, st
     return {"metadata": meta, "spec": spec, "status": {"phase": phase} if phase else {}}
 
 
-def run(ctx: Ctx, obj: dict[str, Any]) -> State:
+def run(ctx: Ctx, obj: dict[str, Any], assumed: AssumedMigrations | None = None) -> State:
     state = State(ctx, VIRTUAL_MACHINE_OPERATIONS, copy.deepcopy(obj))  # type: ignore[arg-type]
     state.lookup = lambda index, value: [obj]  # type: ignore[method-assign]
-    for handler in (Init(), Validate(), Queue(), Execute(), Complete()):
+    for handler in (Init(), Validate(), Queue(assumed), Execute(assumed), Complete()):
         handler.handle(state)
         if state.stop:
             break
@@ -180,3 +182,30 @@ def test_deleting_an_operation_in_progress_withdraws_the_request() -> None:
 
 def test_types() -> None:
     assert migrate.TYPES == ("Migrate", "Evict")
+
+
+def test_a_second_migration_from_the_node_waits_though_the_cache_has_not_seen_the_first() -> None:
+    # two Evicts of VMs on n1 reconciled back to back: the first's instance write is not in the
+    # cache yet when the second is decided (DVP's limit: one outgoing migration per node)
+    ctx = Ctx([node("n1"), node("n2"), node("n3")], [vm(), vm("vm2")], [inst(), inst("vm2")])
+    assumed = AssumedMigrations()
+    first, second = op(), op()
+    second["metadata"].update(name="op2", uid="op2-uid")
+    second["spec"]["virtualMachineName"] = "vm2"
+    assert run(ctx, first, assumed).status["phase"] == "InProgress"
+    state = run(ctx, second, assumed)
+    assert state.status["phase"] == "Pending" and len(ctx.kube.patches) == 1
+    assert "node n1 already has an outgoing migration" in completed(state)["message"]
+    # once the cache shows the first request and its end, the second starts
+    ctx.objs[INSTANCES][0]["spec"]["migration"] = ctx.kube.patches[0][2]["spec"]["migration"]
+    ctx.objs[INSTANCES][0]["status"] = {"migration": {"id": "op-uid", "phase": "Succeeded"}}
+    assert run(ctx, second, assumed).status["phase"] == "InProgress"
+
+
+def test_an_admission_the_cache_never_shows_stops_counting_after_its_ttl() -> None:
+    now = [0.0]
+    assumed = AssumedMigrations(ttl=30.0, clock=lambda: now[0])
+    assumed.assume("r1", "n1", "n2")
+    assert assumed.flights([]) == [("n1", "n2")]
+    now[0] = 31.0
+    assert assumed.flights([]) == []
