@@ -23,6 +23,7 @@ import datetime as dt
 from typing import Any
 
 from controlplane.api import condition_builder as conditions
+from controlplane.api.migration import TERMINAL as MIGRATION_ENDED
 from controlplane.api.resources import (
     INSTANCES,
     VIRTUAL_DISKS,
@@ -242,7 +243,17 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
             keys += ops_of_vm(vm)
         return keys
 
+    def queued_migrations(inst: dict[str, Any]) -> list[tuple[str, str]]:
+        """A migration that ended frees its nodes' slots: the migrations queued (Pending) wake at
+        once instead of at their next periodic look."""
+        if ((inst.get("status") or {}).get("migration") or {}).get("phase") not in MIGRATION_ENDED:
+            return []
+        return [own_key(o) for o in ctx.informer(VIRTUAL_MACHINE_OPERATIONS).list()
+                if (o.get("spec") or {}).get("type") in migrate.TYPES
+                and (o.get("status") or {}).get("phase") in (None, Phase.PENDING)]
+
     return reconciler, [Watch(VIRTUAL_MACHINE_OPERATIONS, siblings),
                         Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm),
+                        Watch(INSTANCES, queued_migrations, relevant=fields_changed(("status", "migration", "phase"))),
                         Watch(VIRTUAL_MACHINE_SNAPSHOTS, owners_of_kind("VirtualMachineOperation")),
                         Watch(VIRTUAL_DISKS, ops_of_disk, relevant=fields_changed(("status", "phase")))]
