@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.migrate import _answers, _ping
-from bench.migrate_api_peer import run_peer_legs
+from bench.migrate_api_peer import libvirt_downtime, run_peer_legs
 from bench.migrate_stats import Leg, longest_gap, migration_events, split
 from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS
 from controlplane.common.kube.client import KubeClient, Resource
@@ -116,14 +116,6 @@ class _Events:
         return migration_events(out.splitlines(), self.name)
 
 
-def _libvirt_downtime(node: LabNode, domain: str) -> float | None:
-    done = node.sh(f"virsh -c qemu:///system domjobinfo --completed {domain}", check=False)
-    for line in done.stdout.splitlines():
-        if line.startswith("Total downtime:"):
-            return float(line.split(":", 1)[1].split()[0]) / 1000
-    return None
-
-
 def _domain(node: LabNode) -> str:
     names = node.sh("virsh -c qemu:///system -q list --name", check=False).stdout.split()
     return next((n for n in names if f"{NS}_{VM}" in n), "")
@@ -154,7 +146,7 @@ def _round(cluster: Cluster, kube: KubeClient, i: int, ip: str) -> Leg:
     if resumed is not None:
         seen["target resumed the guest"] = resumed - t0
     return Leg(side="api", direction="1->2" if src is cluster.master else "2->1", total=t1 - t0,
-               down=longest_gap(every, t0, t1), libvirt=_libvirt_downtime(dst, _domain(dst)), answers=len(every),
+               down=longest_gap(every, t0, t1), libvirt=libvirt_downtime(dst, _domain(dst)), answers=len(every),
                before=before, paused=pause, after=after, phases=dict(sorted(seen.items(), key=lambda kv: kv[1])))
 
 

@@ -60,18 +60,18 @@ def _vms(cluster: Cluster, url: str) -> dict[str, str]:
     apply(cluster, items)
     names = [f"d{i}" for i in range(COUNT)]
 
-    def up() -> dict[str, str] | None:
+    def up() -> dict[str, dict[str, Any]] | None:
         st = {n: vm_status(cluster, NS, n) for n in names}
-        if all(s.get("phase") == "Running" and s.get("ipAddress") for s in st.values()):
-            return {n: str(s["ipAddress"]) for n, s in st.items()}
-        return None
+        return st if all(s.get("phase") == "Running" and s.get("ipAddress") for s in st.values()) else None
 
-    ips: dict[str, str] = _wait(up, 900)
+    running: dict[str, dict[str, Any]] = _wait(up, 900)
+    ips = {n: str(s["ipAddress"]) for n, s in running.items()}
+
     def filled() -> bool:
         return all(guest(cluster, ip, "/filled.txt") == "filled\n" for ip in ips.values())
 
     _wait(filled, 600)
-    where = {n: vm_status(cluster, NS, n).get("nodeName") for n in names}
+    where = {n: s.get("nodeName") for n, s in running.items()}
     if set(where.values()) != {worker.node}:
         raise RuntimeError(f"the VMs should all run on {worker.node} before the drain: {where}")
     return ips
