@@ -169,7 +169,9 @@ def _probed(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode, side: s
     before, paused, after = split(source, target, switch.paused_at, switch.resumed_at)
     return Leg(side=side, direction=direction, total=t1 - t0,
                down=longest_gap(source + target, t0, t1), libvirt=_libvirt_downtime(lab, dst, dom.uid),
-               answers=len(source) + len(target), before=before, paused=paused, after=after)
+               answers=len(source) + len(target), before=before, paused=paused, after=after,
+               phases={} if switch.resumed_at is None else {"target resumed the guest": switch.resumed_at - t0,
+                                                            "returned": t1 - t0})
 
 
 def _ours(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode) -> Leg:
@@ -191,7 +193,7 @@ def _ours(lab: MigrateLab, dom: LabDomain, src: LabNode, dst: LabNode) -> Leg:
     if not outcome[0].succeeded:
         raise RuntimeError(f"our migration failed: {outcome[0].reason}: {outcome[0].message}")
     start = seen.pop("start")
-    leg.phases = {k: v - start for k, v in seen.items()}
+    leg.phases = dict(sorted({**leg.phases, **{k: v - start for k, v in seen.items()}}.items(), key=lambda kv: kv[1]))
     return leg
 
 

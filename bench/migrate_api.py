@@ -25,7 +25,6 @@ Each round is one VMOP Migrate, to the other host (so directions alternate):
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.migrate import _answers, _ping
-from bench.migrate_api_peer import libvirt_downtime, run_peer_legs
-from bench.migrate_stats import Leg, longest_gap, migration_events, split
+from bench.migrate_api_peer import DomainEvents, libvirt_downtime, run_peer_legs
+from bench.migrate_stats import Leg, longest_gap, split
 from controlplane.api.resources import INSTANCES, VIRTUAL_MACHINE_OPERATIONS
 from controlplane.common.kube.client import KubeClient, Resource
 from tests.support.clusterlab import Cluster, start_cluster
@@ -101,21 +100,6 @@ class _Steps:
         return self.phase
 
 
-class _Events:
-    """`virsh event` on one host: when a domain whose name holds `name` was suspended and resumed
-    by a migration (the line's own timestamp, libvirtd's clock: the machine's)."""
-
-    def __init__(self, node: LabNode, name: str) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(node.host.nsenter(
-            "sh", "-c", "stdbuf -oL virsh -c qemu:///system event --event lifecycle --loop --timestamp & "
-                        "p=$!; read _; kill $p"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def stop(self) -> dict[str, float]:
-        out, _ = self.proc.communicate(timeout=10)
-        return migration_events(out.splitlines(), self.name)
-
-
 def _domain(node: LabNode) -> str:
     names = node.sh("virsh -c qemu:///system -q list --name", check=False).stdout.split()
     return next((n for n in names if f"{NS}_{VM}" in n), "")
@@ -126,7 +110,7 @@ def _round(cluster: Cluster, kube: KubeClient, i: int, ip: str) -> Leg:
     src = next(n for n in cluster.nodes if n.node == source)
     dst = next(n for n in cluster.nodes if n.node != source)
     probes = [_ping(src, ip), _ping(dst, ip)]
-    events = [_Events(src, f"{NS}_{VM}"), _Events(dst, f"{NS}_{VM}")]
+    events = [DomainEvents(src, f"{NS}_{VM}"), DomainEvents(dst, f"{NS}_{VM}")]
     time.sleep(1)
     steps = _Steps(kube, f"{VM}-{i}", dst.node)
     t0 = time.time()

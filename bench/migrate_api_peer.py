@@ -25,11 +25,12 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from bench.migrate_stats import Leg
+from bench.migrate_stats import Leg, migration_events
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.migration import target_uri
 from controlplane.nodehandler.migration_plan import plan_migration
@@ -65,6 +66,21 @@ def _target_files(src: LabNode, dst: LabNode, xml: str) -> list[str]:
     return [d.dev for d in plan.copied]
 
 
+class DomainEvents:
+    """`virsh event` on one host: when a domain whose name holds `name` was suspended and resumed
+    by a migration (the line's own timestamp, libvirtd's clock: the machine's)."""
+
+    def __init__(self, node: LabNode, name: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(node.host.nsenter(
+            "sh", "-c", "stdbuf -oL virsh -c qemu:///system event --event lifecycle --loop --timestamp & "
+                        "p=$!; read _; kill $p"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> dict[str, float]:
+        out, _ = self.proc.communicate(timeout=10)
+        return migration_events(out.splitlines(), self.name)
+
+
 def libvirt_downtime(node: LabNode, domain: str) -> float | None:
     """The completed migration's downtime on `node` (its target), kept for later reads."""
     out = node.sh(f"{VIRSH} domjobinfo --completed --keep-completed {domain}", check=False).stdout
@@ -83,15 +99,19 @@ def virsh_move(cluster: Cluster, match: str) -> Leg:
     layout = Layout(Path(hostlayout.STATE_DIR), Path(hostlayout.RUN_DIR))  # the installed hosts' layout
     tls = " --tls" if src.sh(f"test -f {layout.qemu_migration_pki}/ca-cert.pem", check=False).returncode == 0 else ""
     uri = target_uri(dst.host.address, pki_dir=layout.libvirt_pki)
+    resumed = DomainEvents(dst, domain)
+    time.sleep(1)  # the event stream is up
     t0 = time.time()
     done = src.sh(f"{VIRSH} migrate --live --p2p --copy-storage-all --persistent --undefinesource --abort-on-error"
                   f"{tls} --migrate-disks {disks} {domain} {shlex.quote(uri)} tcp://{dst.host.address} "
                   f"--listen-address {dst.host.address}", check=False)
     total = time.time() - t0
+    resumed_at = resumed.stop().get("resumed")
     if done.returncode != 0:
         raise RuntimeError(f"virsh migrate on the installed hosts failed: {done.stderr.strip()}")
     return Leg(side="api-peer", direction="1->2" if src is cluster.master else "2->1", total=total, down=math.nan,
-               libvirt=libvirt_downtime(dst, domain), answers=0)
+               libvirt=libvirt_downtime(dst, domain), answers=0,
+               phases={} if resumed_at is None else {"target resumed the guest": resumed_at - t0, "returned": total})
 
 
 def run_peer_legs(cluster: Cluster, match: str, legs: int) -> list[Leg]:

@@ -8,7 +8,9 @@ targets it), then one Evict operation per VM running there — the VMOP controll
 within DVP's limits (one out per node: they leave one after another) and moves each live. A VM
 that cannot move (condition Migratable False: a local ISO CD-ROM, a host device) is named with
 the reason and fails the drain, unless `--force-stop`, which stops it instead. The progress
-callback sees every VM's state as it changes; the result lists each VM's outcome.
+callback sees every VM's state as it changes; the result lists each VM's outcome. A watch on
+the operations wakes the drain as soon as one changes (a migration ends, the next queued one
+starts); it also looks every `poll` seconds, so a watch that breaks only slows it.
 
 `prefer` (a Node label selector, e.g. the upgraded nodes' handler version) turns each Evict into
 a Migrate with `spec.migrate.nodeSelector`, so the VMs land only on nodes it selects; the caller
@@ -17,6 +19,7 @@ passes it only when such a node is Ready and schedulable.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -95,6 +98,37 @@ def _operation(kube: KubeClient, vm: VMDrain, *, force: bool, prefer: dict[str, 
     return str(op["metadata"]["name"])
 
 
+class _Changes:
+    """Sets `changed` when an operation of `names` changes (a daemon thread watching them all
+    until `close`); names are added as the drain creates them."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self.names: set[tuple[str, str]] = set()
+        self.changed = threading.Event()
+        self._closed = threading.Event()
+        threading.Thread(target=self._run, name="drain-watch", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                for event in self.kube.watch(VIRTUAL_MACHINE_OPERATIONS, timeout_seconds=30, bookmarks=False):
+                    if self._closed.is_set():
+                        return
+                    meta = (event.get("object") or {}).get("metadata") or {}
+                    if (meta.get("namespace", ""), meta.get("name", "")) in self.names:
+                        self.changed.set()
+            except Exception:  # noqa: BLE001 - refused, broken, protocol errors: the periodic look covers it
+                self._closed.wait(1.0)
+
+    def wait(self, seconds: float) -> None:
+        self.changed.wait(seconds)
+        self.changed.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = False,
           progress: Callable[[list[VMDrain]], None] | None = None, poll: float = 1.0,
           prefer: dict[str, str] | None = None) -> DrainResult:
@@ -113,10 +147,24 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
         else:
             vms.append(VMDrain(meta.get("namespace", ""), meta["name"], "None", phase="Failed",
                                message=f"cannot migrate live: {why} (use --force-stop to stop it instead)"))
+    changes = _Changes(kube)
+    try:
+        for vm in vms:
+            if vm.action != "None":
+                vm.operation = _operation(kube, vm, force=vm.action == "Stop", prefer=prefer)
+                changes.names.add((vm.namespace, vm.operation))
+        _follow(kube, vms, t0 + timeout, progress, lambda: changes.wait(poll))
+    finally:
+        changes.close()
     for vm in vms:
-        if vm.action != "None":
-            vm.operation = _operation(kube, vm, force=vm.action == "Stop", prefer=prefer)
-    deadline = t0 + timeout
+        if not vm.done:
+            vm.phase, vm.message = "Failed", f"still {vm.phase} after {timeout:.0f}s (--timeout): {vm.message}"
+    return DrainResult(node, vms, time.monotonic() - t0)
+
+
+def _follow(kube: KubeClient, vms: list[VMDrain], deadline: float, progress: Callable[[list[VMDrain]], None] | None,
+            wait: Callable[[], None]) -> None:
+    """Read each unfinished operation until all are done or past the deadline, `wait()` between."""
     while True:
         for vm in vms:
             if vm.done or not vm.operation:
@@ -134,9 +182,5 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
         if progress:
             progress(vms)
         if all(vm.done for vm in vms) or time.monotonic() > deadline:
-            break
-        time.sleep(poll)
-    for vm in vms:
-        if not vm.done:
-            vm.phase, vm.message = "Failed", f"still {vm.phase} after {timeout:.0f}s (--timeout): {vm.message}"
-    return DrainResult(node, vms, time.monotonic() - t0)
+            return
+        wait()

@@ -5,7 +5,10 @@ drain (or is stopped with --force-stop), and each VM's outcome and new node are 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +19,22 @@ from controlplane.common.drain import drain
 
 
 class FakeKube:
-    """Nodes, VMs and VMOPs; a VMOP completes on its second read (its VM then runs on n2)."""
+    """Nodes, VMs and VMOPs; a VMOP completes on its second read (its VM then runs on n2), and its
+    watch tells of that change right after the first read."""
 
     def __init__(self, vms: list[dict[str, Any]]) -> None:
         self.nodes: dict[str, dict[str, Any]] = {"n1": {"metadata": {"name": "n1"}, "spec": {}}}
         self.vms = {vm["metadata"]["name"]: vm for vm in vms}
         self.ops: dict[str, dict[str, Any]] = {}
         self.reads: dict[str, int] = {}
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def watch(self, res: Any, namespace: str | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            yield self.events.get()
+
+    def changed(self, op: dict[str, Any]) -> None:
+        self.events.put({"type": "MODIFIED", "object": op})
 
     def get_or_none(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         if res.kind == "Node":
@@ -33,6 +45,8 @@ class FakeKube:
         if op is None:
             return None
         self.reads[name] = self.reads.get(name, 0) + 1
+        if self.reads[name] == 1:
+            self.changed(op)
         if self.reads[name] >= 2:
             op["status"] = {"phase": "Completed", "conditions": [{"type": "Completed", "message": "done"}]}
             if op["spec"]["type"] == "Evict":
@@ -82,6 +96,28 @@ def test_a_vm_that_cannot_migrate_is_named(force_stop: bool) -> None:
         assert [op["spec"]["virtualMachineName"] for op in kube.ops.values()] == ["a"]
 
 
+def test_an_operation_that_changes_wakes_the_drain_at_once() -> None:
+    """No periodic look for a minute: the watch alone ends each wait."""
+    class Later(FakeKube):  # the operation completes 0.2 s after its creation, and says so
+        def get_or_none(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+            return self.ops.get(name) if res.kind == "VirtualMachineOperation" else super().get_or_none(res, name)
+
+        def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+            op = super().create(res, obj, namespace)
+
+            def complete() -> None:
+                op["status"] = {"phase": "Completed", "conditions": [{"type": "Completed", "message": "moved"}]}
+                self.vms[op["spec"]["virtualMachineName"]]["status"]["nodeName"] = "n2"
+                self.changed(op)
+            threading.Timer(0.2, complete).start()
+            return op
+
+    t0 = time.monotonic()
+    result = drain(Later([_vm("a"), _vm("b")]), "n1", timeout=120, poll=60)  # type: ignore[arg-type]
+    assert result.ok and [v.target for v in result.vms] == ["n2", "n2"]
+    assert time.monotonic() - t0 < 10, "the drain waited for its periodic look instead of the watch"
+
+
 def test_unknown_node_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="node 'nope' does not exist"):
         drain(FakeKube([]), "nope", timeout=1)  # type: ignore[arg-type]
@@ -90,7 +126,6 @@ def test_unknown_node_is_a_clear_error() -> None:
 def test_drain_json_output(monkeypatch: pytest.MonkeyPatch) -> None:
     kube = FakeKube([_vm("a"), _vm("cd", iso=True)])
     monkeypatch.setattr(node_cli, "_kube", lambda _k: kube)
-    monkeypatch.setattr(time, "sleep", lambda _s: None)
     out = CliRunner().invoke(node_cli.node, ["drain", "n1", "-o", "json"])
     assert out.exit_code == 1, out.output
     doc = json.loads(out.output)
