@@ -248,9 +248,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         once instead of at their next periodic look."""
         if ((inst.get("status") or {}).get("migration") or {}).get("phase") not in MIGRATION_ENDED:
             return []
-        return [own_key(o) for o in ctx.informer(VIRTUAL_MACHINE_OPERATIONS).list()
-                if (o.get("spec") or {}).get("type") in migrate.TYPES
-                and (o.get("status") or {}).get("phase") in (None, Phase.PENDING)]
+        return [own_key(o) for o in indexes.lookup(ctx, indexes.OPERATIONS_QUEUED, "true")]
 
     return reconciler, [Watch(VIRTUAL_MACHINE_OPERATIONS, siblings),
                         Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm),

@@ -40,11 +40,12 @@ from controlplane.api.v1alpha2 import VMOPPhase as Phase
 from controlplane.common.kube.client import NODES
 from controlplane.controllers import scheduling
 from controlplane.controllers.names import FINALIZER_VMOP
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.vmop.assumed import AssumedMigrations
 
 R = C.CompletedReason
-TYPES = ("Migrate", "Evict")
+TYPES = indexes.MIGRATION_TYPES
 REQUEST_VISIBLE_WITHIN = 60.0
 """Seconds after which a request written into the instance must be seen in the cache."""
 

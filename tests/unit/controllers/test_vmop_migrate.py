@@ -209,3 +209,27 @@ def test_an_admission_the_cache_never_shows_stops_counting_after_its_ttl() -> No
     assert assumed.flights([]) == [("n1", "n2")]
     now[0] = 31.0
     assert assumed.flights([]) == []
+
+
+def test_the_queued_migrations_index_holds_only_pending_migrations() -> None:
+    """A migration that ends wakes the operations of this index: Migrate and Evict not yet admitted,
+    never one that runs or ended, nor another type."""
+    from controlplane.api.resources import VIRTUAL_MACHINE_OPERATIONS
+    from controlplane.common.kube.informer import Informer
+    from controlplane.controllers.runtime import indexes
+    from controlplane.controllers.runtime.context import Context
+    from controlplane.controllers.settings import PlatformSettings
+
+    ops = Informer(None, VIRTUAL_MACHINE_OPERATIONS)  # type: ignore[arg-type]
+    ctx = Context(kube=None, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx.informers[VIRTUAL_MACHINE_OPERATIONS] = ops
+    for name, kind, phase in (("new", "Evict", None), ("queued", "Migrate", "Pending"), ("running", "Migrate", "InProgress"),
+                              ("done", "Evict", "Completed"), ("restart", "Restart", "Pending")):
+        ops._apply({"type": "ADDED", "object": {"metadata": {"name": name, "namespace": "ns"},
+                                                "spec": {"type": kind, "virtualMachineName": "vm"},
+                                                **({"status": {"phase": phase}} if phase else {})}})
+    assert sorted(o["metadata"]["name"] for o in indexes.lookup(ctx, indexes.OPERATIONS_QUEUED, "true")) == ["new", "queued"]
+    ops._apply({"type": "MODIFIED", "object": {"metadata": {"name": "queued", "namespace": "ns"},
+                                               "spec": {"type": "Migrate", "virtualMachineName": "vm"},
+                                               "status": {"phase": "InProgress"}}})
+    assert [o["metadata"]["name"] for o in indexes.lookup(ctx, indexes.OPERATIONS_QUEUED, "true")] == ["new"]
