@@ -27,10 +27,10 @@ Both legs encrypt QEMU's stream and the disks' NBD copy (`VIR_MIGRATE_TLS`, `vir
 `--rounds` (6) rounds on the one guest, each a leg of both sides in opposite directions; odd
 rounds run ours host 1 -> 2 then the peer back, even rounds the peer 1 -> 2 then ours back, so each
 side moves the guest both ways equally often and goes first equally often. Before them, ours
-moves the guest there and back untimed (which also leaves the directories virsh needs on both): the first move of a freshly booted guest is slower for
-either side (5.1 s, then 3.4, 2.5 and 3.0 s for virsh alone), and would otherwise always be one
-of ours. Medians are compared
-(one leg is at the mercy of whatever else the machine runs at that moment). Prints total time and
+moves the guest there and back untimed (leaving the directories virsh needs on both hosts): the
+first move of a freshly booted guest is slower for either side (5.1 s, then 3.4, 2.5 and 3.0 s
+for virsh alone) and would otherwise always be one of ours. Medians are compared (one leg is at
+the mercy of whatever else the machine runs at that moment). Prints total time and
 downtime of both, libvirt's own downtime figure, the ratios (targets: total at most 1.2x the
 peer's, downtime at most the peer's + 50 ms), the medians per direction, and each leg with where
 its gap went (bench/migrate_stats.py: the source's last answer before the pause, pause to
