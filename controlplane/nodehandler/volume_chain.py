@@ -19,8 +19,14 @@ and for the deletion of a volume other files are built on. No data is copied on 
   in the data they read from it), the last is committed into it (`qemu-img commit`: its own,
   usually small, changes) and the file renamed to that dependent's path. Every step keeps each
   dependent's content the same at every instant, so a crash in between is harmless; the caller
-  retries. A dependent read by a running domain is never touched: the delete waits
-  (`readers`), since QEMU holds the files of a running chain open and locked.
+  retries. A file QEMU holds open and locked (read by a running domain, `readers`) is never
+  touched by `qemu-img`: first `pull` makes each such domain stop reading it, live.
+- `pull(dom, dev, below)`: a running domain's disk copies in, through QEMU (a block-stream job,
+  libvirt's blockRebase), every cluster it reads from the layers above `below`, and QEMU then
+  writes `below` as its backing file: the guest runs on, and the file being deleted is no longer
+  in its chain; a pause of the guest then flushes QEMU's metadata cache, so that the header and
+  the copied clusters' table entries are on disk together before anything is deleted. Should the
+  job fail (e.g. the domain is migrating, or paused), the delete waits as before.
 
 A file is only deleted when no other file's header names it (`dependents` is empty). Reading a
 chain whole (export into DVCR, a clone's `qemu-img convert`, a live migration's NBD mirror)
@@ -36,8 +42,11 @@ import os
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+import libvirt
 
 from controlplane.common.durable import fsync_dir
 from controlplane.nodehandler.layout import Layout
@@ -172,6 +181,27 @@ def release(path: Path, root: Path) -> list[str]:
             fsync_dir(last.parent)
             done.append(f"{last.name} committed into {path.name}, which took its place")
     return done
+
+
+def pull(dom: libvirt.virDomain, dev: str, below: Path | None, *, timeout: float = 3600.0,
+         poll: float = 0.1) -> None:
+    """Stream into the running domain's disk `dev` what it reads above `below` (None: all of its
+    chain), and wait for the job to end; raises VolumeError (the job aborted) past `timeout`."""
+    if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:  # the flush below pauses it: only a running guest
+        raise VolumeError(f"pulling the data of {dev} into its top file: the domain is not running")
+    dom.blockRebase(dev, str(below) if below is not None else None, 0, 0)
+    deadline = time.monotonic() + timeout
+    while dom.blockJobInfo(dev, 0):
+        if time.monotonic() > deadline:
+            dom.blockJobAbort(dev, 0)
+            raise VolumeError(f"pulling the data of {dev} into its top file: not done within {timeout:.0f}s; aborted")
+        time.sleep(poll)
+    # QEMU wrote the new backing file into the header at the job's end, while the L2 entries of
+    # the clusters it copied may still sit in its cache: a host crash now would leave the disk
+    # reading zeros there. A pause flushes every disk of the domain (QEMU's vm_stop); the guest
+    # stops for that flush only.
+    dom.suspend()
+    dom.resume()
 
 
 def _virtual_size(path: Path) -> int:

@@ -2,9 +2,10 @@
 
 One cycle (`reconcile(key)`):
 1. ignore other nodes' volumes;
-2. being deleted: wait while a running domain of this node reads the file (attached, or through
-   a backing chain); then make the files built on it independent (`volume_chain.release`),
-   delete it and drop our finalizer;
+2. being deleted: wait while a running domain of this node has the file attached; a running
+   domain that reads it through a backing chain stops reading it, live (`volume_chain.pull`;
+   should that fail, wait for it too); then make the files built on it independent
+   (`volume_chain.release`), delete it and drop our finalizer;
 3. hold our finalizer before creating anything (so a file is never leaked);
 4. no file yet: create it — empty, a full copy of its source image pulled into the node
    image cache (progress shown in `status.progress`), or from another volume of this node:
@@ -28,6 +29,8 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+
+import libvirt
 
 from controlplane.api.condition_builder import apply as set_condition
 from controlplane.api.internal import VOLUME_FINALIZER, VolumeCondition, VolumePhase, VolumeReason
@@ -81,6 +84,30 @@ class VolumeReconciler:
                 tops += [p for p in disk_targets(st.xml) if p != str(path)]
         return [Path(p).name for p in volume_chain.readers(path, tops)]
 
+    def _stop_reading(self, path: Path) -> list[str]:
+        """Running domains whose disks read `path` through their chain stop reading it, live
+        (`volume_chain.pull` down to its backing file); one that cannot stays a reader."""
+        below, done = volume_chain.backing(path), []
+        for uid in self.ctx.domains.owned():
+            st = self.ctx.domains.status(uid)
+            if st is None or not st.active:
+                continue
+            for top, dev in disk_targets(st.xml).items():
+                if top == str(path) or not volume_chain.readers(path, [top]):
+                    continue
+                dom = self.ctx.domains.lookup(uid)
+                if dom is None:
+                    continue
+                try:
+                    volume_chain.pull(dom, dev, below)
+                except (libvirt.libvirtError, storage.VolumeError) as exc:
+                    log.warning("pulling %s's data into %s of a running domain failed (%s): the delete waits for it",
+                                path.name, Path(top).name, exc)
+                    continue
+                done.append(f"{Path(top).name} of a running domain no longer reads {path.name}: its data pulled in "
+                            f"live, its backing file now {below.name if below else 'none'}")
+        return done
+
     def reconcile(self, key: Key) -> Result | None:
         ctx = self.ctx
         cached = ctx.volumes.get(*key)
@@ -92,6 +119,9 @@ class VolumeReconciler:
         if meta.get("deletionTimestamp"):
             with volume_chain.LOCK:
                 users = self.users(str(path))
+                if not users:
+                    for step in self._stop_reading(path):
+                        log.info("volume %s/%s: %s", meta["namespace"], meta["name"], step)
                 readers = self.readers(path)
                 if users or readers:
                     who = (f"in use by {', '.join(u for _, u in users)}" if users else

@@ -12,7 +12,8 @@ In use: a running guest (on an overlay) writes a marker to its
 data disk; a copy that requires consistency is refused (the test guest has no qemu-guest-agent,
 so its filesystems cannot be frozen), a best-effort copy goes through a libvirt backup of the
 running domain, is flat and holds the marker; the snapshot the guest reads through its chain
-is not deleted while it runs.
+is deleted while it runs: the guest's disk pulls that data in live (a block-stream job), keeps
+it and the guest's own write, and stands alone after.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def qemu_io(path: str, command: str, *, read_only: bool = False) -> subprocess.C
 
 
 def holds(path: str, pattern: int) -> bool:
-    out = qemu_io(path, f"read -P {pattern:#x} 0 1M", read_only=True)
+    return holds_at(path, pattern, 0)
+
+
+def holds_at(path: str, pattern: int, offset_mib: int) -> bool:
+    out = qemu_io(path, f"read -P {pattern:#x} {offset_mib}M 1M", read_only=True)
     return out.returncode == 0 and "Pattern verification failed" not in out.stdout + out.stderr
 
 
@@ -157,6 +162,8 @@ def test_a_running_guests_disk_is_copied_through_a_backup(vols: NodeEnv) -> None
     env.boot_volume("root", NS)
     env.create_volume(volume("vmdata", env.node, "32Mi", namespace=NS))
     env.volume_ready("vmdata", NS)
+    data_path = env.kube.get(VOLUMES, "vmdata", NS)["status"]["path"]
+    assert qemu_io(data_path, "write -P 0xab 4M 1M").returncode == 0  # in what "pre" takes, below the guest's disk
     env.create_volume(copy_of("pre", env.node, "vmdata", "32Mi", require=True, snapshot=True))
     pre = settled(env, "pre")["status"]  # taken while stopped: the guest below runs on an overlay of it
     script = f"#!/bin/sh\nprintf '{MARKER}' > /dev/vdb\nsync\n"
@@ -184,7 +191,16 @@ def test_a_running_guests_disk_is_copied_through_a_backup(vols: NodeEnv) -> None
     assert " ".join(f"{b:02x}" for b in MARKER.encode()) in dump, dump
     assert env.get("vm-snap", NS)["status"]["phase"] == "Running", "the guest ran on through the copy"
 
-    env.kube.delete(VOLUMES, "pre", NS)  # the running guest reads it through its disk's chain: the delete waits
-    st = wait_for(lambda: (s := env.kube.get(VOLUMES, "pre", NS).get("status") or {}).get("phase") == "Terminating"
-                  and s, timeout=30, what="pre waits for the VM")
-    assert "read by a running VM" in st["message"] and Path(pre["path"]).exists(), st
+    # the running guest reads "pre" through its disk's chain: the disk pulls that data in, live, then "pre" goes
+    assert info(data_path)["backing-filename"] == pre["path"]
+    env.kube.delete(VOLUMES, "pre", NS)
+    wait_for(lambda: env.kube.get_or_none(VOLUMES, "pre", NS) is None, timeout=120, what="pre deleted while the VM runs")
+    assert not Path(pre["path"]).exists() and "backing-filename" not in info(data_path), "the disk stands alone"
+    assert holds_at(data_path, 0xAB, 4), "the pulled clusters are on disk (QEMU's cache flushed) before pre went"
+    assert env.get("vm-snap", NS)["status"]["phase"] == "Running"
+    assert guest_status(ip).get("user-data-rc") == ["0"], "the guest answers on: it ran through the pull"
+    env.kube.patch(INSTANCES, "vm-snap", {"spec": {"runState": "Stopped"}}, NS)  # QEMU closes the file: all of it
+    env.wait_phase("vm-snap", "Stopped", namespace=NS, timeout=60)  # is on disk to read from outside
+    assert holds_at(data_path, 0xAB, 4), "what the disk read from pre was pulled into it"
+    dump = qemu_io(data_path, "read -v 0 32", read_only=True).stdout
+    assert " ".join(f"{b:02x}" for b in MARKER.encode()) in dump, "the guest's own write is still there"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.nodehandler import volume_chain as chain
+from controlplane.nodehandler.storage import VolumeError
 
 MI = 2**20
 
@@ -82,3 +83,58 @@ def test_deleting_a_snapshot_makes_its_dependents_independent_and_keeps_their_co
     assert _holds(restored, 0x5A) and _holds(restored, 0x22, 2) and _holds(second, 0x5A) and _holds(second, 0x11, 1)
     assert _holds(disk, 0xCC) and _holds(disk, 0x11, 1)
     assert chain.dependents(second, root) == [disk] and chain.release(restored, root) == []
+
+
+class _PullingDomain:
+    """A running domain whose block-stream job reports itself `jobs` times, then ends."""
+
+    def __init__(self, jobs: int, *, paused: bool = False) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.jobs = jobs
+        self.running = 3 if paused else 1  # libvirt's VIR_DOMAIN_PAUSED / VIR_DOMAIN_RUNNING
+
+    def blockRebase(self, dev: str, base: str | None, bandwidth: int, flags: int) -> int:  # noqa: N802 - libvirt's
+        self.calls.append(("rebase", dev, str(base), str(bandwidth), str(flags)))
+        return 0
+
+    def blockJobInfo(self, dev: str, flags: int) -> dict[str, int]:  # noqa: N802 - libvirt's
+        self.jobs -= 1
+        return {"type": 1, "cur": 1, "end": 2} if self.jobs >= 0 else {}
+
+    def blockJobAbort(self, dev: str, flags: int) -> int:  # noqa: N802 - libvirt's
+        self.calls.append(("abort", dev))
+        return 0
+
+    def state(self) -> tuple[int, int]:
+        return (self.running, 0)
+
+    def suspend(self) -> int:
+        self.calls.append(("suspend",))
+        return 0
+
+    def resume(self) -> int:
+        self.calls.append(("resume",))
+        return 0
+
+
+@pytest.mark.parametrize("below", [Path("/v/ns/base.qcow2"), None], ids=["onto-its-backing", "flatten"])
+def test_a_running_reader_pulls_down_to_the_deleted_files_backing_and_waits_for_the_job(below: Path | None) -> None:
+    dom = _PullingDomain(jobs=3)
+    chain.pull(dom, "vdb", below, poll=0)
+    assert dom.calls == [("rebase", "vdb", str(below) if below else "None", "0", "0"), ("suspend",), ("resume",)], \
+        "the job, then a pause that flushes QEMU's metadata"
+    assert dom.jobs < 0, "returned before the job ended"
+
+
+def test_a_paused_domain_is_not_pulled() -> None:
+    dom = _PullingDomain(jobs=0, paused=True)
+    with pytest.raises(VolumeError, match="not running"):
+        chain.pull(dom, "vdb", None, poll=0)
+    assert dom.calls == []
+
+
+def test_a_pull_past_its_time_is_aborted_and_says_so() -> None:
+    dom = _PullingDomain(jobs=10**6)
+    with pytest.raises(VolumeError, match="not done within 0s; aborted"):
+        chain.pull(dom, "vda", None, timeout=0, poll=0)
+    assert dom.calls[-1] == ("abort", "vda")
