@@ -35,6 +35,15 @@ def _daemons(marker: str) -> list[int]:
     return [pid for pid, parent in parents.items() if parent is not None and parent not in pids]
 
 
+def _running(marker: str, timeout: float = 10.0) -> list[int]:
+    """`_daemons` once there is one: `start-stop-daemon --background` returns after its fork, and
+    the child may exec the daemon a moment later (CI caught none running, under load)."""
+    deadline = time.monotonic() + timeout
+    while not (found := _daemons(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def _parent(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -71,7 +80,7 @@ def test_overlapping_restarts_leave_one_daemon_in_the_pid_file(script: tuple[Pat
             restarts.append(subprocess.Popen([path, "restart"]))
             time.sleep(0.1)
         assert [p.wait(timeout=60) for p in restarts] == [0, 0, 0, 0]
-        daemons = _daemons(marker)
+        daemons = _running(marker)
         assert len(daemons) == 1, daemons
     assert int(pidfile.read_text()) == daemons[0]
     held = [Path(f"/proc/{daemons[0]}/fd", fd).readlink() for fd in Path(f"/proc/{daemons[0]}/fd").iterdir()
