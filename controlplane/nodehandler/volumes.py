@@ -60,39 +60,43 @@ def _human(size: int) -> str:
     return str(size)
 
 
+RunningDisks = list[tuple[str, dict[str, str], dict[str, str]]]
+"""(instance uid, its domain's metadata, {source file: target dev}) of each running domain."""
+
+
 class VolumeReconciler:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         for step in volume_chain.recover(ctx.layout.volumes):  # what a crash interrupted (before any reconcile)
             log.warning("volumes: %s", step)
 
-    def users(self, path: str) -> list[tuple[str, str]]:
-        """(instance uid, "ns/name") of running domains of this node with `path` attached."""
+    def _running_disks(self) -> RunningDisks:
+        """The running domains of this node and their disks: read from libvirt once per cycle, for
+        `users`, `_stop_reading` and `readers`."""
         out = []
         for uid, meta in self.ctx.domains.owned().items():
             st = self.ctx.domains.status(uid)
-            if st is not None and st.active and path in disk_targets(st.xml):
-                out.append((uid, f"{meta.get('namespace')}/{meta.get('name')}"))
+            if st is not None and st.active:
+                out.append((uid, meta, disk_targets(st.xml)))
         return out
 
-    def readers(self, path: Path) -> list[str]:
+    def users(self, path: str, running: RunningDisks | None = None) -> list[tuple[str, str]]:
+        """(instance uid, "ns/name") of running domains of this node with `path` attached."""
+        return [(uid, f"{meta.get('namespace')}/{meta.get('name')}")
+                for uid, meta, disks in (self._running_disks() if running is None else running) if path in disks]
+
+    @staticmethod
+    def readers(path: Path, running: RunningDisks) -> list[str]:
         """Top files of running domains of this node whose backing chain reads `path`."""
-        tops = []
-        for uid in self.ctx.domains.owned():
-            st = self.ctx.domains.status(uid)
-            if st is not None and st.active:
-                tops += [p for p in disk_targets(st.xml) if p != str(path)]
+        tops = [p for _, _, disks in running for p in disks if p != str(path)]
         return [Path(p).name for p in volume_chain.readers(path, tops)]
 
-    def _stop_reading(self, path: Path) -> list[str]:
+    def _stop_reading(self, path: Path, running: RunningDisks) -> list[str]:
         """Running domains whose disks read `path` through their chain stop reading it, live
         (`volume_chain.pull` down to its backing file); one that cannot stays a reader."""
         below, done = volume_chain.backing(path), []
-        for uid in self.ctx.domains.owned():
-            st = self.ctx.domains.status(uid)
-            if st is None or not st.active:
-                continue
-            for top, dev in disk_targets(st.xml).items():
+        for uid, _, disks in running:
+            for top, dev in disks.items():
                 if top == str(path) or not volume_chain.readers(path, [top]):
                     continue
                 dom = self.ctx.domains.lookup(uid)
@@ -118,11 +122,12 @@ class VolumeReconciler:
         path = ctx.layout.volume(meta["namespace"], meta["name"], meta["uid"])
         if meta.get("deletionTimestamp"):
             with volume_chain.LOCK:
-                users = self.users(str(path))
+                running = self._running_disks()
+                users = self.users(str(path), running)
                 if not users:
-                    for step in self._stop_reading(path):
+                    for step in self._stop_reading(path, running):
                         log.info("volume %s/%s: %s", meta["namespace"], meta["name"], step)
-                readers = self.readers(path)
+                readers = self.readers(path, running)  # the pulls changed the chains' headers, not the tops
                 if users or readers:
                     who = (f"in use by {', '.join(u for _, u in users)}" if users else
                            f"the backing file of {', '.join(readers)}, read by a running VM")
