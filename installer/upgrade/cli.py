@@ -2,7 +2,8 @@
 upgrade (flow in `installer/upgrade/__init__.py`, behaviour in docs/upgrade.md).
 
 Exit status: 0 upgraded (or a dry run, or an interrupted upgrade finished); 1 a step failed and
-the platform was rolled back (or the rollback failed: then the message says what is left);
+the platform was rolled back (or the rollback failed: then the message says what is left), or,
+after the commit of a two-pass `--reboot` upgrade, the reboots are pending (not rolled back);
 2 refused before anything changed (preflight, bundle, config).
 """
 
@@ -105,7 +106,9 @@ def upgrade(ctx: click.Context, config_path: Path | None, kubeconfig: Path | Non
             verbose: int) -> None:
     """Upgrade the installed platform to the `dvp` binary BUNDLE, host by host: the server host
     first, then each agent host; VMs keep running. With --reboot each host is drained (VMs move
-    live), rebooted and uncordoned in turn. Any failed step rolls every changed host back.
+    live), rebooted and uncordoned in turn; when the new server also migrates the datastore, every
+    host is upgraded in place first and the reboots follow. Any failed step rolls every changed
+    host back, except in that second pass: then the same bundle finishes the reboots.
     `dvp upgrade history` lists past upgrades."""
     if ctx.invoked_subcommand is not None:
         return

@@ -8,7 +8,16 @@ With `--reboot` (`record.reboot`; installer/upgrade/reboot.py) every host of sev
 and drained (its VMs move live, to upgraded hosts first) before the replace, and rebooted instead
 of restarted; a single host is rebooted with its VMs (the plan lists them, `--yes` confirms).
 
-Any failure stops the run and rolls back every host that got past `stage`: the previous binary
+A `--reboot` upgrade of several hosts whose new server migrates the datastore (a higher data
+version) runs in two passes. The first replaces and restarts every host as a binary-only upgrade
+would: no VM moves, so restoring the datastore's backup stays true to where VMs run. Once every
+host is healthy on the new version the upgrade is committed (`record.committed`): the second
+pass cordons, drains, reboots and uncordons each host, and a failure there is not rolled back —
+the old version cannot read the migrated datastore, and a backup taken before the drains would
+put VMs back on nodes they have left. The record is left `reboots-pending`, and the same bundle
+finishes it.
+
+Any other failure stops the run and rolls back every host that got past `stage`: the previous binary
 renamed back, the datastore restored from the backup if the new server may have migrated it
 (the server is stopped for that), the service restarted, and health awaited on the old
 version; cordoned Nodes are uncordoned. The command then exits non-zero naming host, step and
@@ -64,12 +73,18 @@ def _staged(record: UpgradeRecord) -> str:
     return f"{hostlayout.BIN_DIR}/.dvp.upgrade-{record.id}"
 
 
-def _restarted_at(hr: HostRecord) -> dt.datetime | None:
+def _restarted_at(hr: HostRecord, steps: tuple[str, ...] = ("restart", "reboot")) -> dt.datetime | None:
     """When the restart (or reboot) step began (a resumed run waits for a heartbeat newer than that)."""
-    step = next((s for s in hr.steps if s.name in ("restart", "reboot") and s.status == "ok"), None)
+    step = next((s for s in hr.steps if s.name in steps and s.status == "ok"), None)
     if step is None:
         return None
     return dt.datetime.strptime(step.started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def committed_reason(record: UpgradeRecord) -> str:
+    return (f"upgrade {record.id} is committed: every host runs {record.to_version} and the datastore is at data "
+            f"version {record.to_data_version}, which {record.from_version} cannot read; finish it with the same "
+            "bundle (`dvp upgrade --reboot --bundle ...`) once the cause is fixed")
 
 
 def backup_path(record_id: str) -> str:
@@ -113,15 +128,31 @@ class Engine:
         self.store.save(self.record)
 
     # -- forward ---------------------------------------------------------------------------------
+    @property
+    def two_pass(self) -> bool:
+        """Binaries first, then the reboots: a datastore migration together with drains (see above)."""
+        r = self.record
+        return r.reboot and len(self.platform.hosts) > 1 and r.to_data_version > r.from_data_version
+
+    @property
+    def _moves(self) -> bool:
+        """This pass drains and reboots each host while upgrading it (a one-pass `--reboot` of several)."""
+        return self.record.reboot and len(self.platform.hosts) > 1 and not self.two_pass
+
     def run(self) -> None:
-        """Upgrade every host; on failure roll back and re-raise `StepFailed`."""
-        try:
-            for h in self.platform.hosts:
-                self._upgrade_host(h)
-        except StepFailed as exc:
-            self.record.failure = {"host": exc.host, "step": exc.step, "reason": exc.reason}
-            self.rollback()
-            raise
+        """Upgrade every host; on failure roll back (before the commit) and re-raise `StepFailed`."""
+        if self.record.state == "reboots-pending":  # finishing a second pass that failed
+            self.record.state, self.record.failure = "running", {}
+        if not self.record.committed:
+            try:
+                for h in self.platform.hosts:
+                    self._upgrade_host(h)
+            except StepFailed as exc:
+                self.record.failure = {"host": exc.host, "step": exc.step, "reason": exc.reason}
+                self.rollback()
+                raise
+        if self.two_pass:
+            self._reboot_pass()
         for h in self.platform.hosts:
             self._remove_staged(h)
         self.record.state, self.record.ended = "succeeded", now()
@@ -140,14 +171,14 @@ class Engine:
             self._step(h, "backup", lambda: self._backup(h))
         if self._cordons(h):
             self._step(h, "cordon", lambda: self._cordon(h, True))
-        if self.record.reboot and len(self.platform.hosts) > 1:
+        if self._moves:
             self._step(h, "drain", lambda: self._drain(h))
         # with a reboot of a single host its VMs restart (confirmed with --yes): nothing to keep running
         single_reboot = self.record.reboot and len(self.platform.hosts) == 1
         self._domains.setdefault(h.name, {} if single_reboot else running_domains(h))
         self._step(h, "replace", lambda: self._replace(h))
         since = dt.datetime.now(dt.UTC)
-        if self.record.reboot:
+        if self.record.reboot and not self.two_pass:
             self._step(h, "reboot", lambda: self._reboot(h))
         else:
             self._step(h, "restart", lambda: self._restart(h))
@@ -160,7 +191,47 @@ class Engine:
 
     def _cordons(self, h: PlatformHost) -> bool:
         """Agents are cordoned while upgraded; with --reboot every host of several (the server's Node too)."""
-        return h.role != "master" or (self.record.reboot and len(self.platform.hosts) > 1)
+        return h.role != "master" or self._moves
+
+    # -- the second pass: reboots after the commit -----------------------------------------------
+    def _reboot_pass(self) -> None:
+        """Commit, then cordon, drain, reboot and uncordon each host; a failure leaves the record
+        `reboots-pending` (the hosts stay on the new version) and re-raises `StepFailed`."""
+        if not self.record.committed:
+            self.record.committed = True
+            self._save()
+            self.report(self.platform.server.name, "commit", "info",
+                        f"every host runs {self.record.to_version} (data version {self.record.to_data_version}): "
+                        "from here on a failure is not rolled back")
+        try:
+            for h in self.platform.hosts:
+                self._reboot_host(h)
+        except StepFailed as exc:
+            self.record.failure = {"host": exc.host, "step": exc.step, "reason": exc.reason}
+            self.record.state, self.record.ended = "reboots-pending", now()
+            self._save()
+            h = next(x for x in self.platform.hosts if x.name == exc.host)
+            try:  # the host stays on the new version: schedulable again, as a rollback would leave it
+                self.report(h.name, "uncordon", "ok", self._cordon(h, False))
+            except StepFailed as again:
+                self.report(h.name, "uncordon", "failed", again.reason)
+            raise
+
+    def _reboot_host(self, h: PlatformHost) -> None:
+        hr = self.record.host(h.name)
+        if hr.state == "rebooted":
+            self.report(h.name, "host", "skipped", "rebooted by the interrupted run")
+            return
+        self._step(h, "reboot-cordon", lambda: self._cordon(h, True))
+        self._step(h, "drain", lambda: self._drain(h))
+        self._domains[h.name] = running_domains(h)  # none, unless --force-stop left some stopped ones
+        since = dt.datetime.now(dt.UTC)
+        self._step(h, "reboot", lambda: self._reboot(h))
+        since = _restarted_at(hr, ("reboot",)) or since
+        self._step(h, "reboot-health", lambda: self._health(h, self.record.to_version, since))
+        self._step(h, "reboot-uncordon", lambda: self._cordon(h, False))
+        hr.state = "rebooted"
+        self._save()
 
     def _drain(self, h: PlatformHost) -> str:
         try:
@@ -259,7 +330,10 @@ class Engine:
 
     # -- rollback --------------------------------------------------------------------------------
     def rollback(self) -> None:
-        """Put every changed host back on the old version; raises StepFailed if that fails too."""
+        """Put every changed host back on the old version; raises StepFailed if that fails too, or
+        if the upgrade was committed (then it can only be finished)."""
+        if self.record.committed:
+            raise StepFailed(self.platform.server.name, "rollback", committed_reason(self.record))
         self.record.state = "rolling-back"
         self._save()
         changed = [h for h in self.platform.hosts if self._changed(self.record.host(h.name))]

@@ -11,7 +11,9 @@ require `--yes`; `Plan.vm_restarts` holds those and the CLI asks for them.)
 With `--reboot` each host is rebooted after its binary is replaced: on several hosts each is
 cordoned and drained first (its VMs move live, to hosts already upgraded when they can take
 them) and uncordoned when its Node is Ready on the new version; a single host cannot move its
-VMs, so they are listed in `vm_restarts`.
+VMs, so they are listed in `vm_restarts`. When the new server also migrates the datastore, the
+reboots come in a second pass, after every host runs the new version (installer/upgrade/engine.py):
+each host's steps list both passes.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
     placed = vms_by_node(instances)
     migrates = bundle.data_version > from_data_version
     reboot, several = reboot_command is not None, len(platform.hosts) > 1
+    two_pass = reboot and several and migrates
+    moves = reboot and several and not two_pass
     done: list[str] = []
     for h in platform.hosts:
         vms = placed.get(h.node, [])
@@ -95,22 +99,28 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
         if h.role == "master":
             backed.append(f"datastore -> {backup_path} (online, consistent)")
             steps.append("back up the datastore")
-        if h.role != "master" or (reboot and several):
+        if h.role != "master" or moves:
             steps.append(f"cordon Node {h.node}")
-        if reboot and several:
-            to = f"upgraded nodes ({', '.join(done)}) first" if done else "the other nodes (none upgraded yet)"
+        to = f"upgraded nodes ({', '.join(done)}) first" if done else "the other nodes (none upgraded yet)"
+        if moves:
             steps.append(f"drain: move {len(vms)} running VM(s) live to {to}")
         steps.append(f"replace {hostlayout.BINARY}")
-        steps.append(f"reboot the host ({reboot_command}), wait for SSH" if reboot else f"restart {h.service}")
+        steps.append(f"reboot the host ({reboot_command}), wait for SSH" if reboot and not two_pass
+                     else f"restart {h.service}")
         if h.role == "master":
             steps.append("storage migrations data version "
                          f"{from_data_version} -> {bundle.data_version}" if migrates else "no storage migration")
             steps.append("wait: API ready, controllers leading, DVCR answering, Node Ready, VMs untouched")
-            if reboot and several:
+            if moves:
                 steps.append(f"uncordon Node {h.node}")
         else:
-            steps += ["wait: Node Ready on the new version" + ("" if reboot else ", domains re-adopted and untouched"),
+            steps += ["wait: Node Ready on the new version" + ("" if moves else ", domains re-adopted and untouched"),
                       f"uncordon Node {h.node}"]
+        if two_pass:
+            steps += [f"pass 2: cordon Node {h.node}",
+                      f"pass 2: drain: move {len(vms)} running VM(s) live to the other nodes (all on the new version)",
+                      f"pass 2: reboot the host ({reboot_command}), wait for SSH",
+                      "pass 2: wait: Node Ready on the new version", f"pass 2: uncordon Node {h.node}"]
         if not vms:
             impact = "no running VMs"
         elif reboot and several:
@@ -125,7 +135,12 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
         plan.hosts.append(HostPlan(name=h.name, role=h.role, node=h.node, service=h.service, steps=steps,
                                    backed_up=backed, replaced=[hostlayout.BINARY], restarted=[h.service], vms=vms,
                                    vm_impact=impact))
-    if reboot:
+    if two_pass:
+        plan.notes.append("--reboot with a storage migration: pass 1 upgrades every host's binary with its VMs in "
+                          "place (a failure rolls back, the datastore backup included); pass 2 then drains (VMs move "
+                          "live), reboots and uncordons each host, and a failure there is not rolled back: the "
+                          "upgrade is finished by running it again")
+    elif reboot:
         plan.notes.append("--reboot: each host is rebooted after its binary is replaced" + (
             ", drained first (VMs move live) and uncordoned once its Node is Ready on the new version"
             if several else "; its VMs restart"))

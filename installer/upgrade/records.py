@@ -20,9 +20,11 @@ from installer import hostlayout
 from installer.upgrade.remote import HostSession
 
 UPGRADES_DIR = f"{hostlayout.STATE_DIR}/upgrades"
-UNFINISHED = ("running", "rolling-back")
+UNFINISHED = ("running", "rolling-back", "reboots-pending")
 STEP_NAMES = ("stage", "previous", "backup", "cordon", "drain", "replace", "restart", "reboot", "health", "uncordon")
 """Forward steps in their order; `drain` and `reboot` only with `--reboot` (then every host is cordoned)."""
+REBOOT_PASS_STEPS = ("reboot-cordon", "drain", "reboot", "reboot-health", "reboot-uncordon")
+"""The second pass of a two-pass `--reboot` upgrade (installer/upgrade/engine.py), per host, in order."""
 
 
 def now() -> str:
@@ -44,7 +46,7 @@ class HostRecord:
     name: str
     role: str
     node: str
-    state: str = "pending"  # pending | upgrading | upgraded | failed | rolled-back
+    state: str = "pending"  # pending | upgrading | upgraded | rebooted | failed | rolled-back
     steps: list[StepResult] = field(default_factory=list)
 
     def done(self, step: str) -> bool:
@@ -59,10 +61,12 @@ class UpgradeRecord:
     from_sha256: str
     to_sha256: str
     started: str
-    state: str = "running"  # running | succeeded | rolling-back | rolled-back | rollback-failed
+    state: str = "running"  # running | succeeded | rolling-back | rolled-back | rollback-failed | reboots-pending
     ended: str = ""
     backup: str = ""
     migrations_ran: bool = False
+    committed: bool = False
+    """Every host runs the new version and the second pass (reboots) began: no rollback from here."""
     from_data_version: int = 0
     to_data_version: int = 0
     reboot: bool = False

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from controlplane.common.kube.client import KubeClient
 from installer.upgrade.bundle import Bundle, BundleError, inspect_bundle
-from installer.upgrade.engine import Engine, StepFailed, UpgradeSettings, backup_path
+from installer.upgrade.engine import Engine, StepFailed, UpgradeSettings, backup_path, committed_reason
 from installer.upgrade.health import cluster_versions
 from installer.upgrade.plan import Plan, build_plan
 from installer.upgrade.platform import Platform
@@ -82,7 +82,13 @@ class Run:
                            f"{len(record.hosts)} host(s); record {record.id}; log {self.run_dir / 'upgrade.log'}")
             return EXIT_OK
         where = record.failure or {"host": exc.host, "step": exc.step, "reason": exc.reason}
-        if record.state == "rolled-back":
+        if record.state == "reboots-pending":
+            self.out.print(f"[red]upgrade failed[/] on {where['host']} at step {where['step']}: {where['reason']}\n"
+                           f"not rolled back: every host runs {record.to_version} (data version "
+                           f"{record.to_data_version}, which {record.from_version} cannot read) and the reboots "
+                           f"are pending; fix the cause and run `dvp upgrade --reboot` with the same bundle to "
+                           f"finish them; record {record.id}")
+        elif record.state == "rolled-back":
             self.out.print(f"[red]upgrade failed[/] on {where['host']} at step {where['step']}: {where['reason']}\n"
                            f"rolled back: every host runs {record.from_version} again, healthy; record {record.id}")
         else:
@@ -93,7 +99,11 @@ class Run:
 
     def resume(self, kube: KubeClient, store: RecordStore, record: UpgradeRecord, bundle: Bundle | None) -> int:
         same = bundle is not None and bundle.sha256 == record.to_sha256 and not self.req.rollback_only
-        action = "finishing" if same and record.state == "running" else "rolling back"
+        if record.committed and not same:
+            return self.refuse([Refusal("upgrade.committed", committed_reason(record),
+                                        f"give the bundle of {record.to_version} (sha256 {record.to_sha256[:12]})")],
+                               unfinished=record.to_json())
+        action = "finishing" if same and record.state in ("running", "reboots-pending") else "rolling back"
         self.out.print(f"[yellow]found the unfinished upgrade {record.id}[/] ({record.from_version} -> "
                        f"{record.to_version}, {record.state}): {action} it")
         if self.req.dry_run:

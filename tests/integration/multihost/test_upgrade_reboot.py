@@ -13,7 +13,15 @@ worker, after the other two hosts are done and that worker is drained: every hos
 (binary, service, health, uncordon), every Node reports the version before, and the guests, moved
 by the drains, never rebooted.
 
-The cluster stays on the second version afterwards (the later multihost modules only need it
+Last, a `--reboot` upgrade whose new server migrates the datastore (this source restamped with
+the `upgrade-test` feature: data version 2) runs in two passes. Its lab reboot is refused on the
+last worker, which the second pass has drained by then: nothing is rolled back, as a restored
+datastore would place the moved VMs where they no longer run. Every Node reports the new version,
+each VM's status names the one node whose libvirt runs its domain, the guests never rebooted, the
+refused worker is schedulable again, and the record is `reboots-pending`. The same bundle then
+finishes the reboots.
+
+The cluster stays on that last version afterwards (the later multihost modules only need it
 healthy and uncordoned; the new builds are this source restamped, nothing else differs).
 """
 
@@ -40,7 +48,8 @@ from tests.support.dist import built_dvp
 pytestmark = pytest.mark.integration
 eventually = functools.partial(polling.eventually, timeout=300, interval=1.0)
 NS, IMAGE_PORT = "w15-upgrade", 18081
-B_VERSION, C_VERSION = "0.2.0", "0.3.0"
+B_VERSION, C_VERSION, D_VERSION = "0.2.0", "0.3.0", "0.3.1"  # C is rolled back: D is from B
+D_ENV = {"DVP_BUILD_FEATURES": "upgrade-test"}  # a storage migration to data version 2
 REFUSE_MARK = f"{hostlayout.CONFIG_DIR}/lab-reboot-refuse"
 LAB_REBOOT = f"""set -eu
 if [ -e {REFUSE_MARK} ]; then echo "lab reboot refused on this host" >&2; exit 1; fi
@@ -219,3 +228,58 @@ def test_upgrade_reboot_failing_midway_rolls_every_host_back(cluster3: Cluster, 
     assert not [n["metadata"]["name"] for n in cluster3.kubectl_json("get", "nodes")["items"]
                 if n.get("spec", {}).get("unschedulable")]
     assert_guests_kept(cluster3, guests, ups0, t0)
+
+
+def running_domains(cluster: Cluster) -> dict[str, list[str]]:
+    """VM name -> the nodes whose libvirt runs a domain of it (this module's namespace)."""
+    out: dict[str, list[str]] = {}
+    for n in cluster.nodes:
+        for dom in n.sh("virsh -c qemu:///system -q list --name").stdout.split():
+            if f"{NS}_" in dom:
+                out.setdefault(dom.split(f"{NS}_", 1)[1], []).append(n.node)
+    return out
+
+
+def test_upgrade_reboot_with_a_storage_migration_commits_before_the_drains_and_finishes(
+        cluster3: Cluster, guests: Guests) -> None:
+    dist_d = built_dvp(version=D_VERSION, extra_env=D_ENV)
+    refused = cluster3.workers[-1]
+    ups0 = uptimes(cluster3, guests.ips)
+    t0 = time.monotonic()
+    refused.sh(f"touch {REFUSE_MARK}")
+    try:
+        done, result = upgrade(cluster3, dist_d, guests.script)
+    finally:
+        refused.sh(f"rm -f {REFUSE_MARK}")
+    hosts = {h["name"]: h for h in result.get("record", {}).get("hosts", [])}
+    print(f"\ndvp upgrade --reboot with a storage migration, refused on {refused.name}: "
+          f"{time.monotonic() - t0:.1f} s; " + "; ".join(
+              f"{n}: " + ", ".join(f"{s['name']} {s['status']}" for s in h["steps"]) for n, h in hosts.items()))
+    assert done.returncode == 1 and result.get("result") == "reboots-pending", \
+        f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    record = result["record"]
+    assert record["committed"] and (record["failure"]["host"], record["failure"]["step"]) == (refused.name, "reboot")
+    for name, h in hosts.items():  # pass 1 restarted every host in place; no host was rolled back
+        names = [s["name"] for s in h["steps"]]
+        assert names.index("restart") < names.index("reboot-cordon") and not any(
+            n.startswith("rollback-") for n in names), (name, names)
+        assert ("reboot-uncordon" in names) == (name != refused.name), (name, names)
+    assert set(node_versions(cluster3).values()) == {D_VERSION}
+    assert json.loads(cluster3.kubectl("get", "--raw", "/version").stdout)["dvpDataVersion"] in (2, "2")
+    after = assert_guests_kept(cluster3, guests, ups0, t0)
+    placed = running_domains(cluster3)
+    for name in guests.ips:  # the status names the one node that runs the domain: never the refused one
+        assert placed.get(name) == [after[name]["nodeName"]] and after[name]["nodeName"] != refused.node, \
+            (name, placed, after[name]["nodeName"])
+    assert not [n["metadata"]["name"] for n in cluster3.kubectl_json("get", "nodes")["items"]
+                if n.get("spec", {}).get("unschedulable")]
+
+    pid0 = libvirtd_pids(cluster3)[refused.name]
+    done, result = upgrade(cluster3, dist_d, guests.script)  # the same bundle finishes the reboots
+    assert done.returncode == 0 and result.get("result") == "succeeded", \
+        f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    assert "finishing" in done.stderr + done.stdout
+    assert libvirtd_pids(cluster3)[refused.name] != pid0
+    assert_guests_kept(cluster3, guests, ups0, t0)
+    assert not [n["metadata"]["name"] for n in cluster3.kubectl_json("get", "nodes")["items"]
+                if n.get("spec", {}).get("unschedulable")]

@@ -29,7 +29,7 @@ from installer.upgrade.health import Verdict
 from installer.upgrade.plan import build_plan
 from installer.upgrade.platform import PlatformHost
 from installer.upgrade.reboot import BOOT_ID, DEFAULT_REBOOT_COMMAND
-from installer.upgrade.records import STEP_NAMES, HostRecord, UpgradeRecord
+from installer.upgrade.records import REBOOT_PASS_STEPS, STEP_NAMES, HostRecord, UpgradeRecord
 from installer.upgrade.remote import RemoteError
 
 OLD, NEW = "a" * 64, "b" * 64
@@ -198,13 +198,14 @@ def _verdicts(monkeypatch: pytest.MonkeyPatch, world: World) -> None:
 
 
 def _engine(world: World, kube: FakeKube, *, names: list[str], command: str = DEFAULT_REBOOT_COMMAND,
-            force_stop: bool = False) -> tuple[Engine, UpgradeRecord, FakeStore]:
+            force_stop: bool = False, data_version: int = 1) -> tuple[Engine, UpgradeRecord, FakeStore]:
     roles = [(n, "master" if i == 0 else "worker") for i, n in enumerate(names)]
     platform = FakePlatform(world, roles)
     record = UpgradeRecord.new(from_version="0.1.0", to_version="0.2.0", from_sha256=OLD, to_sha256=NEW,
-                               reboot=True, reboot_command=command, force_stop=force_stop)
+                               reboot=True, reboot_command=command, force_stop=force_stop,
+                               from_data_version=1, to_data_version=data_version)
     record.hosts = [HostRecord(h.name, h.role, h.node) for h in platform.hosts]
-    bundle = Bundle(path=Path("/tmp/dvp-b"), version="0.2.0", data_version=1, sha256=NEW, size=1 << 20)
+    bundle = Bundle(path=Path("/tmp/dvp-b"), version="0.2.0", data_version=data_version, sha256=NEW, size=1 << 20)
     store = FakeStore()
     engine = Engine(platform, kube, record, store, bundle=bundle, report=lambda *a: None,  # type: ignore[arg-type]
                     settings=UpgradeSettings(poll_every=0.0, node_timeout=2, server_timeout=2, drain_timeout=5))
@@ -312,12 +313,12 @@ def test_a_resumed_run_skips_the_drain_and_reboot_already_done(monkeypatch: pyte
     assert world.events == ["uncordon node-w1"] and record.state == "succeeded"
 
 
-def _plan(names: list[str], reboot: str | None, vms: dict[str, str]) -> dict[str, Any]:
+def _plan(names: list[str], reboot: str | None, vms: dict[str, str], *, data_version: int = 1) -> dict[str, Any]:
     world = _world(names)
     platform = FakePlatform(world, [(n, "master" if i == 0 else "worker") for i, n in enumerate(names)])
     instances = [{"metadata": {"name": vm, "namespace": "ns"}, "spec": {"nodeName": node}, "status": {"phase": "Running"}}
                  for vm, node in vms.items()]
-    bundle = Bundle(path=Path("/tmp/dvp-b"), version="0.2.0", data_version=1, sha256=NEW, size=1)
+    bundle = Bundle(path=Path("/tmp/dvp-b"), version="0.2.0", data_version=data_version, sha256=NEW, size=1)
     return build_plan(platform, bundle, from_version="0.1.0", from_data_version=1,  # type: ignore[arg-type]
                       instances=instances, backup_path="/b.db", reboot_command=reboot).to_json()
 
@@ -361,3 +362,84 @@ def test_a_single_host_reboot_lists_the_vms_that_restart_and_needs_yes(monkeypat
     out = json.loads(capsys.readouterr().out)
     assert out["result"] == "refused" and out["refusals"][0]["check"] == "vms.restart"
     assert "ns/vm-a" in out["refusals"][0]["observed"] and store.saved == []
+
+
+# -- a storage migration with --reboot: binaries first, then the reboots, and no rollback after the commit --
+
+
+def test_a_storage_migration_upgrades_every_binary_in_place_then_drains_and_reboots(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["m", "w1", "w2"]
+    world = _world(names)
+    _verdicts(monkeypatch, world)
+    kube = FakeKube(world, {"vm-a": "node-w1", "vm-b": "node-w2"})
+    engine, record, store = _engine(world, kube, names=names, data_version=2)
+    engine.run()
+    first = world.events.index("m reboot")
+    # pass 1: a binary-only upgrade (no VM moves, so the datastore backup stays true to where VMs run)
+    assert world.events[:first] == [
+        "m replace", "m restart",
+        "cordon node-w1", "w1 replace", "w1 restart", "uncordon node-w1",
+        "cordon node-w2", "w2 replace", "w2 restart", "uncordon node-w2", "cordon node-m"]
+    assert world.events[first:] == [
+        "m reboot", "uncordon node-m",
+        "cordon node-w1", "Migrate vm-a node-w1->node-m", "w1 reboot", "uncordon node-w1",
+        "cordon node-w2", "Migrate vm-b node-w2->node-m", "w2 reboot", "uncordon node-w2"]
+    assert record.state == "succeeded" and record.committed
+    assert [s.name for s in record.host("w1").steps] == [
+        "stage", "previous", "cordon", "replace", "restart", "health", "uncordon", *REBOOT_PASS_STEPS]
+    assert [s.name for s in record.host("m").steps][:3] == ["stage", "previous", "backup"]
+    # the commit is saved before the first drain of the second pass
+    committed_at = next(i for i, doc in enumerate(store.saved) if doc["committed"])
+    assert not any(s["name"] == "drain" for doc in store.saved[:committed_at + 1] for h in doc["hosts"]
+                   for s in h["steps"])
+
+
+def test_a_failure_after_the_commit_is_not_rolled_back_and_the_same_bundle_finishes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = ["m", "w1", "w2"]
+    world = _world(names)
+    _verdicts(monkeypatch, world)
+    kube = FakeKube(world, {"vm-a": "node-w1", "iso-vm": "node-w2"}, stuck="iso-vm")
+    engine, record, _ = _engine(world, kube, names=names, data_version=2)
+    with pytest.raises(StepFailed) as err:
+        engine.run()
+    assert (err.value.host, err.value.step) == ("w2", "drain") and "ns/iso-vm" in err.value.reason
+    assert record.state == "reboots-pending" and record.committed and record.failure["host"] == "w2"
+    # nothing rolled back: every host stays on the new version, the failed one schedulable again
+    assert all(h.files[hostlayout.BINARY] == NEW and h.running == NEW for h in world.hosts.values())
+    assert not any(s.name.startswith("rollback") for h in record.hosts for s in h.steps)
+    assert not any(n["spec"].get("unschedulable") for n in kube.nodes.values())
+    assert "w2 reboot" not in world.events and "Migrate vm-a node-w1->node-m" in world.events
+
+    # a rollback is refused, by the engine and by `dvp upgrade` given another bundle (or --rollback)
+    with pytest.raises(StepFailed, match="committed"):
+        engine.rollback()
+    other = Bundle(path=tmp_path / "dvp", version="0.3.0", data_version=2, sha256="c" * 64, size=1)
+    request = runmod.UpgradeRequest(bundle=tmp_path / "dvp", output="json", reboot=True)
+    store = FakeStore()
+    run = runmod.Run(engine.platform, request, tmp_path)  # type: ignore[arg-type]
+    assert run.resume(kube, store, record, other) == runmod.EXIT_REFUSED  # type: ignore[arg-type]
+    out = json.loads(capsys.readouterr().out)
+    assert out["refusals"][0]["check"] == "upgrade.committed" and "data version 2" in out["refusals"][0]["observed"]
+    assert store.saved == [] and record.state == "reboots-pending"
+
+    # the same bundle finishes the reboots once the VM can move; the hosts already rebooted stay done
+    kube.vms["iso-vm"]["status"]["conditions"][0]["status"] = "True"
+    world.events.clear()
+    again = Engine(engine.platform, kube, record, FakeStore(), bundle=engine.bundle, report=lambda *a: None,  # type: ignore[arg-type]
+                   settings=engine.settings)
+    again.run()
+    assert world.events == ["cordon node-w2", "Migrate iso-vm node-w2->node-m", "w2 reboot", "uncordon node-w2"]
+    assert record.state == "succeeded" and record.failure == {}
+
+
+def test_the_plan_of_a_storage_migration_with_reboot_has_two_passes() -> None:
+    doc = _plan(["m", "w1"], DEFAULT_REBOOT_COMMAND, {"vm-a": "node-w1"}, data_version=2)
+    m, w1 = doc["hosts"]
+    first = [s for s in w1["steps"] if not s.startswith("pass 2: ")]
+    second = [s for s in w1["steps"] if s.startswith("pass 2: ")]
+    assert "restart dvp-agent" in first and not any("drain" in s or "reboot" in s for s in first)
+    assert [s.split(":")[1].split()[0] for s in second] == ["cordon", "drain", "reboot", "wait", "uncordon"]
+    assert "storage migrations data version 1 -> 2" in m["steps"]
+    assert any("pass 2" in n and "not rolled back" in n for n in doc["notes"])
