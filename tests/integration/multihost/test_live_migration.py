@@ -7,6 +7,10 @@ One VM (the guest test image, from a ClusterVirtualImage the master imports over
 blank data disk (tests/support/clustervm.py): its user data writes a token (its boot id) to the data disk at boot, then every
 second drops the page cache and serves what it reads back from the disk as /disk.txt, and dirties
 1 MiB of memory. The master probes /cgi-bin/uptime every 100 ms throughout the move.
+
+Then three more such VMs are placed on the VM's new node (the other Nodes cordoned meanwhile),
+and `dvp node drain` of that node moves all four live: each ends Running elsewhere on its
+address, its guest never rebooted, and no domain of them is left on the drained host.
 """
 
 from __future__ import annotations
@@ -44,6 +48,36 @@ def test_vm_migrates_live_then_drain_moves_it(cluster3: Cluster) -> None:
     t_start = time.monotonic()
     with image_server(cluster3.master, IMAGE_PORT) as url:
         _migrate_then_drain(cluster3, url, t_start)
+
+
+def _three_more_on(cluster: Cluster, node: str, url: str) -> dict[str, tuple[str, float]]:
+    """Three more VMs of the guest image Running on `node` (the other Nodes cordoned while they
+    are placed); name -> (IP, the guest's uptime once up)."""
+    names = [f"{VM}-{i}" for i in range(1, 4)]
+    others = [n["metadata"]["name"] for n in cluster.kubectl_json("get", "nodes")["items"]
+              if n["metadata"]["name"] != node]
+    try:
+        for other in others:
+            cluster.kubectl("cordon", other)
+        docs = [d for n in names for d in guest_vm(NS, n, url, prefer=node, memory="128Mi")
+                if d["kind"] in ("VirtualDisk", "VirtualMachine")]
+        for d in docs:  # a lab node has 2 cores: the first VM takes one, these share the other
+            if d["kind"] == "VirtualMachine":
+                d["spec"]["cpu"]["coreFraction"] = "20%"
+        apply(cluster, docs)
+        sts = {n: eventually(functools.partial(_running, cluster, n), timeout=600) for n in names}
+    finally:
+        for other in others:
+            cluster.kubectl("uncordon", other, check=False)
+    assert all(st["nodeName"] == node for st in sts.values()), sts
+    return {n: (str(st["ipAddress"]), float(eventually(functools.partial(guest, cluster, str(st["ipAddress"]),
+                                                                          "/cgi-bin/uptime"), timeout=300)))
+            for n, st in sts.items()}
+
+
+def _running(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    st = clustervm.vm_status(cluster, NS, name)
+    return st if st.get("phase") == "Running" and st.get("ipAddress") else None
 
 
 def get_vm(cluster: Cluster) -> dict[str, Any]:
@@ -103,17 +137,28 @@ def _migrate_then_drain(cluster3: Cluster, url: str, t_start: float) -> None:
         src = next(n for n in cluster3.nodes if n.node == source)
         assert f"{NS}_{VM}" not in src.sh("virsh -c qemu:///system -q list --all --name").stdout  # moved, not copied
 
+        extras = _three_more_on(cluster3, target.node, url)  # the drained host runs 4 VMs
         t1 = time.monotonic()
         drained = dvp_on(master, "node", "drain", target.node, "-o", "json", "--timeout", "300")
         try:
             result = json.loads(drained.stdout)
-            mine = [v for v in result["vms"] if v["name"] == VM and v["namespace"] == NS]
-            print(f"dvp node drain {target.node}: {time.monotonic() - t1:.1f} s: {mine}")
+            print(f"dvp node drain {target.node} (4 VMs): {time.monotonic() - t1:.1f} s: "
+                  f"{[(v['name'], v['phase'], v.get('target')) for v in result['vms']]}")
             assert drained.returncode == 0 and result["ok"], f"{drained.stdout}\n{drained.stderr}"
-            assert len(mine) == 1 and mine[0]["phase"] == "Completed" and mine[0]["action"] == "Evict", mine
+            moved = {v["name"]: v for v in result["vms"] if v["namespace"] == NS}
+            assert sorted(moved) == sorted([VM, *extras]), moved
+            for name, v in moved.items():  # each moved live, now Running elsewhere on its address
+                assert v["phase"] == "Completed" and v["action"] == "Evict", v
+                now = clustervm.vm_status(cluster3, NS, name)
+                assert now["phase"] == "Running" and now["nodeName"] not in (target.node, ""), (name, now)
+                assert v["target"] == now["nodeName"] and now["ipAddress"] == (extras[name][0] if name in extras
+                                                                                  else ip), (name, v, now)
             after = status(cluster3)
-            assert after["nodeName"] not in (target.node, "") and after["ipAddress"] == ip, after
-            assert mine[0]["target"] == after["nodeName"]
+            for name, (eip, eup) in extras.items():  # the guests never rebooted
+                up = float(eventually(functools.partial(guest, cluster3, eip, "/cgi-bin/uptime"), timeout=60))
+                assert up > eup, (name, eup, up)
+            on_target = target.sh("virsh -c qemu:///system -q list --name").stdout
+            assert f"{NS}_" not in on_target, on_target
         finally:
             dvp_on(master, "node", "uncordon", target.node)
         up2 = float(eventually(lambda: guest(cluster3, ip, "/cgi-bin/uptime"), timeout=60))
@@ -135,8 +180,8 @@ def _migrate_then_drain(cluster3: Cluster, url: str, t_start: float) -> None:
         assert up3 > up2 and guest(cluster3, ip, "/disk.txt") == token, (up2, up3)
         print(f"VMOP Migrate {here} -> {moved['nodeName']}: Completed")
     finally:
-        cluster3.kubectl("delete", "vm", VM, "-n", NS, "--wait=false", check=False)
-        eventually(lambda: not get_vm(cluster3), timeout=180)
+        cluster3.kubectl("delete", "vm", "--all", "-n", NS, "--wait=false", check=False)
+        eventually(lambda: not cluster3.kubectl_json("get", "vm", "-n", NS)["items"], timeout=180)
         cluster3.kubectl("delete", "namespace", NS, "--wait=false", check=False)
         cluster3.kubectl("delete", "cvi", f"{NS}-guest", "--wait=false", check=False)
         print(f"module took {time.monotonic() - t_start:.1f} s")
