@@ -38,6 +38,7 @@ The snapshot of a disk a running domain uses is not made here: it stays a copy (
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -51,6 +52,8 @@ import libvirt
 from controlplane.common.durable import fsync_dir
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.storage import VolumeError
+
+log = logging.getLogger(__name__)
 
 LOCK = threading.RLock()
 """Held around every change of a chain and every delete on this node (volume workers run in
@@ -201,7 +204,28 @@ def pull(dom: libvirt.virDomain, dev: str, below: Path | None, *, timeout: float
     # reading zeros there. A pause flushes every disk of the domain (QEMU's vm_stop); the guest
     # stops for that flush only.
     dom.suspend()
-    dom.resume()
+    _resume(dom, every=poll)
+
+
+RESUME_ATTEMPTS = 5
+
+
+def _resume(dom: libvirt.virDomain, *, every: float) -> None:
+    """Resume the guest paused for the flush. A refused resume (libvirt busy with another job of
+    the domain, say) is tried again, so one failed call does not leave the guest paused; a domain
+    no longer paused (resumed meanwhile, or gone) needs nothing more."""
+    for attempt in range(1, RESUME_ATTEMPTS + 1):
+        try:
+            dom.resume()
+            return
+        except libvirt.libvirtError as exc:
+            if dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
+                return
+            if attempt == RESUME_ATTEMPTS:
+                raise VolumeError(f"resuming the guest after the flush: {exc} ({attempt} attempts): it stays "
+                                  "paused; `virsh resume` it") from exc
+            log.warning("resuming the guest after the flush failed (%s); trying again", exc)
+            time.sleep(max(every, 0.05) * attempt)
 
 
 def _virtual_size(path: Path) -> int:

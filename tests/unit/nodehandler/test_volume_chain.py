@@ -10,6 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import libvirt
 import pytest
 
 from controlplane.nodehandler import volume_chain as chain
@@ -88,10 +89,11 @@ def test_deleting_a_snapshot_makes_its_dependents_independent_and_keeps_their_co
 class _PullingDomain:
     """A running domain whose block-stream job reports itself `jobs` times, then ends."""
 
-    def __init__(self, jobs: int, *, paused: bool = False) -> None:
+    def __init__(self, jobs: int, *, paused: bool = False, refused_resumes: int = 0) -> None:
         self.calls: list[tuple[str, ...]] = []
         self.jobs = jobs
         self.running = 3 if paused else 1  # libvirt's VIR_DOMAIN_PAUSED / VIR_DOMAIN_RUNNING
+        self.refused_resumes = refused_resumes
 
     def blockRebase(self, dev: str, base: str | None, bandwidth: int, flags: int) -> int:  # noqa: N802 - libvirt's
         self.calls.append(("rebase", dev, str(base), str(bandwidth), str(flags)))
@@ -110,10 +112,15 @@ class _PullingDomain:
 
     def suspend(self) -> int:
         self.calls.append(("suspend",))
+        self.running = 3
         return 0
 
     def resume(self) -> int:
         self.calls.append(("resume",))
+        if self.refused_resumes:
+            self.refused_resumes -= 1
+            raise libvirt.libvirtError("Timed out during operation: cannot acquire state change lock")
+        self.running = 1
         return 0
 
 
@@ -138,3 +145,16 @@ def test_a_pull_past_its_time_is_aborted_and_says_so() -> None:
     with pytest.raises(VolumeError, match="not done within 0s; aborted"):
         chain.pull(dom, "vda", None, timeout=0, poll=0)
     assert dom.calls[-1] == ("abort", "vda")
+
+
+def test_a_refused_resume_after_the_flush_is_tried_again() -> None:
+    dom = _PullingDomain(jobs=1, refused_resumes=2)
+    chain.pull(dom, "vdb", None, poll=0)
+    assert dom.calls[1:] == [("suspend",), ("resume",), ("resume",), ("resume",)] and dom.running == 1
+
+
+def test_a_guest_that_cannot_be_resumed_is_named_with_what_to_do() -> None:
+    dom = _PullingDomain(jobs=0, refused_resumes=10**6)
+    with pytest.raises(VolumeError, match=r"stays paused; `virsh resume` it"):
+        chain.pull(dom, "vdb", None, poll=0)
+    assert dom.calls.count(("resume",)) == chain.RESUME_ATTEMPTS
