@@ -153,7 +153,7 @@ def run_via_api(rounds: int, work: Path, *, dvp: Path | None = None) -> list[Leg
         for warm in ("warm-there", "warm-back"):  # untimed, as the lab legs' first round trip
             _round(cluster, kube, warm, str(ip))
         legs = [_round(cluster, kube, i, str(ip)) for i in range(rounds)]
-        return legs + run_peer_legs(cluster, f"{NS}_{VM}", rounds)
+        return legs + run_peer_legs(cluster, f"{NS}_{VM}", rounds, ping=str(ip))
     finally:
         cluster.close()
 

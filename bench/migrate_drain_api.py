@@ -17,6 +17,8 @@ files virsh needs on the target made before each move, untimed: its total is the
 `virsh migrate` times, as if each began the moment the one before returned. With the platform stopped
 nothing moves the VMs' routes, so pings cannot follow the peer: per-VM downtime is compared by
 libvirt's own figure (the completed job on the target), ours also shown as measured by pings.
+The master still pings each VM while virsh moves it, as during ours (the same load on the guest
+while its memory is copied).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def _measure(cluster: Cluster) -> tuple[list[Row], dict[str, Any]]:
         raise RuntimeError(f"dvp node drain failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
     ours_libvirt = {n: libvirt_downtime(*running_on(cluster, f"{NS}_{n}")) for n in ips}
     stop_platform(cluster)
-    peer = {n: virsh_move(cluster, f"{NS}_{n}") for n in ips}
+    peer = {n: virsh_move(cluster, f"{NS}_{n}", ping=ip, ping_from=("master",)) for n, ip in ips.items()}
     peer_total = sum(v.total for v in peer.values())  # back to back: none of the peer's set-up between them
     ours_down = [v for v in ours_libvirt.values() if v is not None]
     peer_down = [v.libvirt for v in peer.values() if v.libvirt is not None]
