@@ -121,6 +121,24 @@ def upgrade(cluster: Cluster, dist: Path, script: Path) -> tuple[subprocess.Comp
     return done, (json.loads(done.stdout) if done.stdout.strip().startswith("{") else {})
 
 
+def refused_upgrade(cluster: Cluster, guests: Guests, dist: Path, what: str
+                    ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], dict[str, float], float]:
+    """`dvp upgrade --reboot` to `dist` with the lab reboot refused on the last worker: the run,
+    its JSON result, the guests' uptimes before and when it began (monotonic)."""
+    refused = cluster.workers[-1]
+    ups0 = uptimes(cluster, guests.ips)
+    t0 = time.monotonic()
+    refused.sh(f"touch {REFUSE_MARK}")
+    try:
+        done, result = upgrade(cluster, dist, guests.script)
+    finally:
+        refused.sh(f"rm -f {REFUSE_MARK}")
+    print(f"\ndvp upgrade --reboot{what}, refused on {refused.name}: {time.monotonic() - t0:.1f} s; " + "; ".join(
+        f"{h['name']}: " + ", ".join(f"{s['name']} {s['status']}" for s in h["steps"])
+        for h in result.get("record", {}).get("hosts", [])))
+    return done, result, ups0, t0
+
+
 def node_versions(cluster: Cluster) -> dict[str, str | None]:
     return {n["metadata"]["name"]: n["metadata"]["annotations"].get("virtualization.deckhouse.io/node-handler-version")
             for n in cluster.kubectl_json("get", "nodes")["items"]}
@@ -197,19 +215,9 @@ def test_upgrade_reboot_drains_each_host_and_guests_keep_running(cluster3: Clust
 
 
 def test_upgrade_reboot_failing_midway_rolls_every_host_back(cluster3: Cluster, guests: Guests) -> None:
-    dist_c = built_dvp(version=C_VERSION)
     refused = cluster3.workers[-1]  # the last host upgraded: the other two are done by then
     versions0 = node_versions(cluster3)
-    ups0 = uptimes(cluster3, guests.ips)
-    t0 = time.monotonic()
-    refused.sh(f"touch {REFUSE_MARK}")
-    try:
-        done, result = upgrade(cluster3, dist_c, guests.script)
-    finally:
-        refused.sh(f"rm -f {REFUSE_MARK}")
-    print(f"\ndvp upgrade --reboot, refused on {refused.name}: {time.monotonic() - t0:.1f} s; " + "; ".join(
-        f"{h['name']}: " + ", ".join(f"{s['name']} {s['status']}" for s in h["steps"])
-        for h in result.get("record", {}).get("hosts", [])))
+    done, result, ups0, t0 = refused_upgrade(cluster3, guests, built_dvp(version=C_VERSION), "")
     assert done.returncode != 0 and result.get("result") == "rolled-back", \
         f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
     failure = result["record"]["failure"]
@@ -244,17 +252,8 @@ def test_upgrade_reboot_with_a_storage_migration_commits_before_the_drains_and_f
         cluster3: Cluster, guests: Guests) -> None:
     dist_d = built_dvp(version=D_VERSION, extra_env=D_ENV)
     refused = cluster3.workers[-1]
-    ups0 = uptimes(cluster3, guests.ips)
-    t0 = time.monotonic()
-    refused.sh(f"touch {REFUSE_MARK}")
-    try:
-        done, result = upgrade(cluster3, dist_d, guests.script)
-    finally:
-        refused.sh(f"rm -f {REFUSE_MARK}")
+    done, result, ups0, t0 = refused_upgrade(cluster3, guests, dist_d, " with a storage migration")
     hosts = {h["name"]: h for h in result.get("record", {}).get("hosts", [])}
-    print(f"\ndvp upgrade --reboot with a storage migration, refused on {refused.name}: "
-          f"{time.monotonic() - t0:.1f} s; " + "; ".join(
-              f"{n}: " + ", ".join(f"{s['name']} {s['status']}" for s in h["steps"]) for n, h in hosts.items()))
     assert done.returncode == 1 and result.get("result") == "reboots-pending", \
         f"exit {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
     record = result["record"]
