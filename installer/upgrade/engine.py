@@ -41,7 +41,7 @@ from installer import hostlayout
 from installer.upgrade.bundle import Bundle
 from installer.upgrade.health import Verdict, node_verdict, running_domains, server_verdict, wait_for
 from installer.upgrade.platform import Platform, PlatformHost
-from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND, HostStepError, drain_host, reboot_host
+from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND, REBOOTED, HostStepError, drain_host, reboot_host
 from installer.upgrade.records import HostRecord, RecordStore, StepResult, UpgradeRecord, now
 from installer.upgrade.remote import RemoteError
 
@@ -206,6 +206,8 @@ class Engine:
         try:
             for h in self.platform.hosts:
                 self._reboot_host(h)
+            for h in self.platform.hosts:  # the drains' preference is done with
+                self._label_rebooted(h, on=False)
         except StepFailed as exc:
             self.record.failure = {"host": exc.host, "step": exc.step, "reason": exc.reason}
             self.record.state, self.record.ended = "reboots-pending", now()
@@ -229,15 +231,25 @@ class Engine:
         self._step(h, "reboot", lambda: self._reboot(h))
         since = _restarted_at(hr, ("reboot",)) or since
         self._step(h, "reboot-health", lambda: self._health(h, self.record.to_version, since))
-        self._step(h, "reboot-uncordon", lambda: self._cordon(h, False))
+        self._step(h, "reboot-uncordon", lambda: f"{self._label_rebooted(h, on=True)}; {self._cordon(h, False)}")
         hr.state = "rebooted"
         self._save()
+
+    def _label_rebooted(self, h: PlatformHost, *, on: bool) -> str:
+        """Mark (or unmark) the Node as rebooted by this upgrade: the later drains prefer it."""
+        value = self.record.id if on else None
+        try:
+            self.kube.patch(NODES, h.node, {"metadata": {"labels": {REBOOTED: value}}})
+        except Exception as exc:
+            raise StepFailed(h.name, "reboot-uncordon" if on else "unlabel", f"Node {h.node}: {exc}") from exc
+        return f"Node {h.node} labelled {REBOOTED}={value}" if on else f"Node {h.node} unlabelled"
 
     def _drain(self, h: PlatformHost) -> str:
         try:
             return drain_host(self.kube, h.node, version=self.record.to_version, timeout=self.settings.drain_timeout,
                               force_stop=self.record.force_stop, poll=self.settings.poll_every,
-                              on_wait=lambda d: self.report(h.name, "drain", "wait", d))
+                              on_wait=lambda d: self.report(h.name, "drain", "wait", d),
+                              rebooted=self.record.id if self.record.committed else "")
         except HostStepError as exc:
             raise StepFailed(h.name, "drain", str(exc) + ("" if self.record.force_stop else
                                                           " (--force-stop stops VMs that cannot move)")) from exc

@@ -118,7 +118,7 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
                       f"uncordon Node {h.node}"]
         if two_pass:
             steps += [f"pass 2: cordon Node {h.node}",
-                      f"pass 2: drain: move {len(vms)} running VM(s) live to the other nodes (all on the new version)",
+                      f"pass 2: drain: move {len(vms)} running VM(s) live to rebooted nodes first",
                       f"pass 2: reboot the host ({reboot_command}), wait for SSH",
                       "pass 2: wait: Node Ready on the new version", f"pass 2: uncordon Node {h.node}"]
         if not vms:

@@ -31,15 +31,22 @@ class HostStepError(Exception):
     """A drain or reboot that did not work out; the message names what and why."""
 
 
-def preferred_nodes(kube: KubeClient, version: str, *, exclude: str) -> dict[str, str] | None:
-    """A selector of the Nodes already on `version`, when one of them (not `exclude`) is Ready
-    and schedulable; None otherwise (then the VMs go wherever the VMOP controller sends them)."""
-    want = label_value(version)
+REBOOTED = "virtualization.deckhouse.io/upgrade-rebooted"
+"""Label the second pass of a two-pass `--reboot` upgrade puts on each Node it has rebooted (the
+value: the upgrade's record id), so the later drains move VMs there first; removed at the end."""
+
+
+def preferred_nodes(kube: KubeClient, version: str, *, exclude: str,
+                    label: tuple[str, str] | None = None) -> dict[str, str] | None:
+    """A selector of the Nodes already on `version` (or carrying `label`), when one of them (not
+    `exclude`) is Ready and schedulable; None otherwise (then the VMs go wherever the VMOP
+    controller sends them)."""
+    key, want = label or (HANDLER_VERSION, label_value(version))
     for node in kube.list(NODES).get("items", []):
         nv = node_version(node)
         labels = (node.get("metadata") or {}).get("labels") or {}
-        if nv.name != exclude and nv.ready and not nv.unschedulable and labels.get(HANDLER_VERSION) == want:
-            return {HANDLER_VERSION: want}
+        if nv.name != exclude and nv.ready and not nv.unschedulable and labels.get(key) == want:
+            return {key: want}
     return None
 
 
@@ -50,9 +57,11 @@ def _summary(vms: list[VMDrain]) -> str:
 
 
 def drain_host(kube: KubeClient, node: str, *, version: str, timeout: float, force_stop: bool,
-               on_wait: Callable[[str], None], poll: float = 1.0) -> str:
-    """Cordon `node` and move its VMs away live; raises HostStepError naming each VM that did not move."""
-    prefer = preferred_nodes(kube, version, exclude=node)
+               on_wait: Callable[[str], None], poll: float = 1.0, rebooted: str = "") -> str:
+    """Cordon `node` and move its VMs away live, to the Nodes on `version` first (with `rebooted`,
+    a record id: to the Nodes that upgrade rebooted first); raises HostStepError naming each VM
+    that did not move."""
+    prefer = preferred_nodes(kube, version, exclude=node, label=(REBOOTED, rebooted) if rebooted else None)
     try:
         result = drain(kube, node, timeout=timeout, force_stop=force_stop, prefer=prefer, poll=poll,
                        progress=lambda vms: on_wait(_summary(vms)))
@@ -64,7 +73,7 @@ def drain_host(kube: KubeClient, node: str, *, version: str, timeout: float, for
                                                               for v in failed))
     if not result.vms:
         return f"no running VMs on Node {node}"
-    where = "upgraded nodes" if prefer else "any other node"
+    where = ("rebooted nodes" if rebooted else "upgraded nodes") if prefer else "any other node"
     return f"{len(result.vms)} VM(s) to {where} in {result.seconds:.0f} s: " + ", ".join(
         f"{v.namespace}/{v.name} -> {v.target or '?'}" if v.action != "Stop" else f"{v.namespace}/{v.name} stopped"
         for v in result.vms)

@@ -28,7 +28,7 @@ from installer.upgrade.engine import Engine, StepFailed, UpgradeSettings
 from installer.upgrade.health import Verdict
 from installer.upgrade.plan import build_plan
 from installer.upgrade.platform import PlatformHost
-from installer.upgrade.reboot import BOOT_ID, DEFAULT_REBOOT_COMMAND
+from installer.upgrade.reboot import BOOT_ID, DEFAULT_REBOOT_COMMAND, REBOOTED
 from installer.upgrade.records import REBOOT_PASS_STEPS, STEP_NAMES, HostRecord, UpgradeRecord
 from installer.upgrade.remote import RemoteError
 
@@ -170,6 +170,14 @@ class FakeKube:
         return obj
 
     def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        if "metadata" in body:  # labels: a merge patch (None removes)
+            labels = self.nodes[name]["metadata"]["labels"]
+            for key, value in body["metadata"]["labels"].items():
+                if value is None:
+                    labels.pop(key, None)
+                else:
+                    labels[key] = value
+            return self.nodes[name]
         on = bool(body["spec"]["unschedulable"])
         if on != bool(self.nodes[name]["spec"].get("unschedulable")):  # the drain cordons again: no change
             self.world.events.append(f"{'cordon' if on else 'uncordon'} {name}")
@@ -369,10 +377,10 @@ def test_a_single_host_reboot_lists_the_vms_that_restart_and_needs_yes(monkeypat
 
 def test_a_storage_migration_upgrades_every_binary_in_place_then_drains_and_reboots(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    names = ["m", "w1", "w2"]
+    names = ["m", "w1", "a2"]  # the fake picks targets by name: node-a2 before node-m, unless preferred
     world = _world(names)
     _verdicts(monkeypatch, world)
-    kube = FakeKube(world, {"vm-a": "node-w1", "vm-b": "node-w2"})
+    kube = FakeKube(world, {"vm-a": "node-w1", "vm-b": "node-a2"})
     engine, record, store = _engine(world, kube, names=names, data_version=2)
     engine.run()
     first = world.events.index("m reboot")
@@ -380,11 +388,14 @@ def test_a_storage_migration_upgrades_every_binary_in_place_then_drains_and_rebo
     assert world.events[:first] == [
         "m replace", "m restart",
         "cordon node-w1", "w1 replace", "w1 restart", "uncordon node-w1",
-        "cordon node-w2", "w2 replace", "w2 restart", "uncordon node-w2", "cordon node-m"]
+        "cordon node-a2", "a2 replace", "a2 restart", "uncordon node-a2", "cordon node-m"]
+    # pass 2: each drain moves its VMs to the Nodes already rebooted (labelled), never to one still due
     assert world.events[first:] == [
         "m reboot", "uncordon node-m",
         "cordon node-w1", "Migrate vm-a node-w1->node-m", "w1 reboot", "uncordon node-w1",
-        "cordon node-w2", "Migrate vm-b node-w2->node-m", "w2 reboot", "uncordon node-w2"]
+        "cordon node-a2", "Migrate vm-b node-a2->node-m", "a2 reboot", "uncordon node-a2"]
+    assert [op["spec"]["migrate"]["nodeSelector"] for op in kube.ops] == [{REBOOTED: record.id}] * 2
+    assert not any(REBOOTED in n["metadata"]["labels"] for n in kube.nodes.values())  # removed at the end
     assert record.state == "succeeded" and record.committed
     assert [s.name for s in record.host("w1").steps] == [
         "stage", "previous", "cordon", "replace", "restart", "health", "uncordon", *REBOOT_PASS_STEPS]
