@@ -40,6 +40,7 @@ from controlplane.common.kube.client import NODES, KubeClient
 from installer import hostlayout
 from installer.upgrade.bundle import Bundle
 from installer.upgrade.health import Verdict, node_verdict, running_domains, server_verdict, wait_for
+from installer.upgrade.plan import reboot_passes
 from installer.upgrade.platform import Platform, PlatformHost
 from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND, REBOOTED, HostStepError, drain_host, reboot_host
 from installer.upgrade.records import HostRecord, RecordStore, StepResult, UpgradeRecord, now
@@ -128,16 +129,20 @@ class Engine:
         self.store.save(self.record)
 
     # -- forward ---------------------------------------------------------------------------------
+    def _passes(self) -> tuple[bool, bool]:
+        r = self.record
+        return reboot_passes(reboot=r.reboot, hosts=len(self.platform.hosts),
+                             migrates=r.to_data_version > r.from_data_version)
+
     @property
     def two_pass(self) -> bool:
         """Binaries first, then the reboots: a datastore migration together with drains (see above)."""
-        r = self.record
-        return r.reboot and len(self.platform.hosts) > 1 and r.to_data_version > r.from_data_version
+        return self._passes()[0]
 
     @property
     def _moves(self) -> bool:
         """This pass drains and reboots each host while upgrading it (a one-pass `--reboot` of several)."""
-        return self.record.reboot and len(self.platform.hosts) > 1 and not self.two_pass
+        return self._passes()[1]
 
     def run(self) -> None:
         """Upgrade every host; on failure roll back (before the commit) and re-raise `StepFailed`."""

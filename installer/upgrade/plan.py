@@ -69,6 +69,15 @@ class Plan:
         }
 
 
+def reboot_passes(*, reboot: bool, hosts: int, migrates: bool) -> tuple[bool, bool]:
+    """(two passes, drains in the first pass) of an upgrade: a `--reboot` of several hosts drains
+    each host as it is upgraded, unless the new server migrates the datastore; then the reboots
+    (and their drains) come in a second pass (installer/upgrade/engine.py). Both the plan and the
+    engine decide by this."""
+    several = reboot and hosts > 1
+    return several and migrates, several and not migrates
+
+
 def vms_by_node(instances: list[dict[str, Any]]) -> dict[str, list[str]]:
     """node -> running VM instances (namespace/name) placed there."""
     out: dict[str, list[str]] = {}
@@ -89,8 +98,7 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
     placed = vms_by_node(instances)
     migrates = bundle.data_version > from_data_version
     reboot, several = reboot_command is not None, len(platform.hosts) > 1
-    two_pass = reboot and several and migrates
-    moves = reboot and several and not two_pass
+    two_pass, moves = reboot_passes(reboot=reboot, hosts=len(platform.hosts), migrates=migrates)
     done: list[str] = []
     for h in platform.hosts:
         vms = placed.get(h.node, [])
