@@ -97,6 +97,12 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "Cust
                 namespaced=False)
 
 
+OWN_WRITES = {"fieldValidation": "Ignore"}
+"""The query of a typed write: the platform's components write dicts they built (a key cannot
+repeat) with the fields of their own API, so the server's duplicate-field scan and unknown-field
+warnings, meant for people's manifests, are skipped (a server-side cost on every status write)."""
+
+
 class KubeClient:
     """Thread-safe: the underlying urllib3 pool is shared by all threads of a component."""
 
@@ -220,15 +226,17 @@ class KubeClient:
 
     def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
-        return self.request("POST", res.path(ns), body=obj)
+        return self.request("POST", res.path(ns), body=obj, query=OWN_WRITES)
 
     def replace(self, res: Resource, obj: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         meta = obj["metadata"]
-        return self.request("PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj)
+        return self.request("PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj,
+                            query=OWN_WRITES)
 
     def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *, subresource: str = "",
               patch_type: str = "application/merge-patch+json") -> dict[str, Any]:
-        return self.request("PATCH", res.path(namespace, name, subresource), body=patch, content_type=patch_type)
+        return self.request("PATCH", res.path(namespace, name, subresource), body=patch, content_type=patch_type,
+                            query=OWN_WRITES)
 
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation: str | None = None, preconditions: dict[str, str] | None = None) -> dict[str, Any]:
