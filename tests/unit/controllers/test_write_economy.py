@@ -10,7 +10,9 @@ running per-node sums are tested in test_scheduler.py).
 - a VirtualMachineClass's InUse message does not change with every new VM of the class;
 - the VM controller does not PUT an instance whose stored spec (defaults filled) already says it;
 - the disk controller's cycle that creates a volume writes the observedGeneration too (not a
-  status write of its own in the next cycle).
+  status write of its own in the next cycle);
+- the components' own writes ask the server to skip the duplicate-field scan meant for
+  manifests, and a reconcile's private copy of its object is cheap (JSON, not `deepcopy`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from controlplane.api.resources import VIRTUAL_DISKS, VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES, VOLUMES
 from controlplane.common.kube import events
-from controlplane.common.kube.client import _error
+from controlplane.common.kube.client import KubeClient, _error
 from controlplane.common.kube.events import BackgroundEventRecorder, EventRecorder
 from controlplane.common.kube.informer import Informer
 from controlplane.common.kube.settings import RuntimeSettings
@@ -241,3 +243,39 @@ def test_the_cycle_that_creates_a_disks_volume_says_which_generation_it_acted_on
     VolumeHandler().handle(state)
     assert [v["spec"]["nodeName"] for v in kube.created] == ["n1"]
     assert state.status["phase"] == "Provisioning" and state.status["observedGeneration"] == 3
+
+
+class RecordingClient(KubeClient):
+    """A KubeClient whose requests are recorded instead of sent."""
+
+    def __init__(self) -> None:  # no ApiClient: nothing is sent
+        self.calls: list[tuple[str, str, dict[str, Any] | None]] = []
+
+    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", timeout: float | None = 30) -> dict[str, Any]:
+        self.calls.append((method, path, query))
+        return {}
+
+
+def test_the_components_own_writes_skip_the_checks_meant_for_manifests() -> None:
+    kube = RecordingClient()
+    vm = {"metadata": {"name": "vm", "namespace": "ns"}, "spec": {}}
+    kube.create(VIRTUAL_MACHINES, vm)
+    kube.replace(VIRTUAL_MACHINES, vm, subresource="status")
+    kube.patch(VIRTUAL_MACHINES, "vm", {"spec": {}}, "ns")
+    kube.get(VIRTUAL_MACHINES, "vm", "ns")
+    queries = {method: query for method, _path, query in kube.calls}
+    assert queries["POST"] == queries["PUT"] == queries["PATCH"] == {"fieldValidation": "Ignore"}
+    assert not queries["GET"]
+
+
+def test_a_reconcile_edits_its_own_copy_of_the_cached_object() -> None:
+    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    cached = {"metadata": {"name": "vm", "namespace": "ns", "labels": {"a": "1"}}, "spec": {"cores": [1, 2]}}
+    state = State(ctx, VIRTUAL_MACHINES, cached)
+    state.changed["metadata"]["labels"]["a"] = "2"
+    state.changed["spec"]["cores"].append(3)
+    assert cached == {"metadata": {"name": "vm", "namespace": "ns", "labels": {"a": "1"}}, "spec": {"cores": [1, 2]}}
+    odd = {"metadata": {"name": "vm", "namespace": "ns"}, "spec": {3: ["an int key: not JSON"]}}
+    copied = State(ctx, VIRTUAL_MACHINES, odd).changed
+    assert copied["spec"] == {3: ["an int key: not JSON"]} and copied["spec"][3] is not odd["spec"][3]
