@@ -32,6 +32,10 @@ VIRTUAL_MACHINES = Resource(GROUP, VERSION, "virtualmachines", "VirtualMachine")
 VIRTUAL_MACHINE_OPERATIONS = Resource(GROUP, VERSION, "virtualmachineoperations", "VirtualMachineOperation")
 
 FINAL = ("Completed", "Failed", "Superseded")
+MOVES = ("Evict", "Migrate")
+SETTLE = 10.0
+"""Seconds a completed move's VM is given to show its new node in its status (the drain then
+reports no target rather than wait on: a VM stopped right after its move has none)."""
 
 
 @dataclass
@@ -153,7 +157,7 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
             if vm.action != "None":
                 vm.operation = _operation(kube, vm, force=vm.action == "Stop", prefer=prefer)
                 changes.names.add((vm.namespace, vm.operation))
-        _follow(kube, vms, t0 + timeout, progress, lambda: changes.wait(poll))
+        _follow(kube, vms, node, t0 + timeout, progress, lambda: changes.wait(poll))
     finally:
         changes.close()
     for vm in vms:
@@ -162,25 +166,38 @@ def drain(kube: KubeClient, node: str, *, timeout: float, force_stop: bool = Fal
     return DrainResult(node, vms, time.monotonic() - t0)
 
 
-def _follow(kube: KubeClient, vms: list[VMDrain], deadline: float, progress: Callable[[list[VMDrain]], None] | None,
-            wait: Callable[[], None]) -> None:
-    """Read each unfinished operation until all are done or past the deadline, `wait()` between."""
+def _follow(kube: KubeClient, vms: list[VMDrain], node: str, deadline: float,
+            progress: Callable[[list[VMDrain]], None] | None, wait: Callable[[], None]) -> None:
+    """Read each unfinished operation until all are done or past the deadline, `wait()` between.
+    A completed move is finished once its VM's status names a node other than `node`: the VM
+    controller may write the new node a moment after the operation's controller completes it,
+    and the drain reports where each VM went (its `target`), never where it was."""
     while True:
         for vm in vms:
-            if vm.done or not vm.operation:
+            if _finished(vm) or not vm.operation:
                 continue
-            op = kube.get_or_none(VIRTUAL_MACHINE_OPERATIONS, vm.operation, vm.namespace) or {}
-            status = op.get("status") or {}
-            vm.phase = status.get("phase") or "Pending"
-            completed: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Completed"), {})
-            if vm.action != "Stop" or vm.phase == "Failed":  # a stopped VM keeps why it was stopped
-                vm.message = str(completed.get("message") or "")
-            vm.seconds = time.monotonic() - vm.started
-            if vm.done and vm.action in ("Evict", "Migrate"):
+            if not vm.done:
+                op = kube.get_or_none(VIRTUAL_MACHINE_OPERATIONS, vm.operation, vm.namespace) or {}
+                status = op.get("status") or {}
+                vm.phase = status.get("phase") or "Pending"
+                completed: dict[str, Any] = next((c for c in status.get("conditions") or []
+                                                  if c.get("type") == "Completed"), {})
+                if vm.action != "Stop" or vm.phase == "Failed":  # a stopped VM keeps why it was stopped
+                    vm.message = str(completed.get("message") or "")
+                vm.seconds = time.monotonic() - vm.started
+            if vm.ok and vm.action in MOVES:
                 current = kube.get_or_none(VIRTUAL_MACHINES, vm.name, vm.namespace) or {}
-                vm.target = (current.get("status") or {}).get("nodeName") or ""
+                where = (current.get("status") or {}).get("nodeName") or ""
+                vm.target = where if where != node else ""
         if progress:
             progress(vms)
-        if all(vm.done for vm in vms) or time.monotonic() > deadline:
+        if all(_finished(vm) for vm in vms) or time.monotonic() > deadline:
             return
         wait()
+
+
+def _finished(vm: VMDrain) -> bool:
+    """Done, and a completed move's new node known (or no longer waited for, see SETTLE)."""
+    settling = vm.ok and vm.action in MOVES and not vm.target \
+        and time.monotonic() < vm.started + vm.seconds + SETTLE
+    return vm.done and not settling

@@ -164,3 +164,42 @@ def test_the_drain_names_the_kinds_as_the_api_defines_them() -> None:
 
     assert common_drain.VIRTUAL_MACHINES == resources.VIRTUAL_MACHINES
     assert common_drain.VIRTUAL_MACHINE_OPERATIONS == resources.VIRTUAL_MACHINE_OPERATIONS
+
+
+def test_the_drain_reports_the_node_a_vm_went_to_not_the_one_it_left() -> None:
+    """The VM controller may show the new node a moment after the operation completes."""
+    class Lagging(FakeKube):
+        def __init__(self, vms: list[dict[str, Any]]) -> None:
+            super().__init__(vms)
+            self.vm_reads = 0
+
+        def get_or_none(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+            if res.kind == "VirtualMachine":
+                self.vm_reads += 1
+                return _vm(name, node="n1" if self.vm_reads < 3 else "n2")  # its status lags
+            if res.kind == "VirtualMachineOperation":
+                op = self.ops[name]
+                op["status"] = {"phase": "Completed", "conditions": [{"type": "Completed", "message": "moved"}]}
+                return op
+            return super().get_or_none(res, name, namespace)
+
+    kube = Lagging([_vm("a")])
+    result = drain(kube, "n1", timeout=30, poll=0)  # type: ignore[arg-type]
+    assert result.ok and [v.target for v in result.vms] == ["n2"] and kube.vm_reads == 3
+
+
+def test_a_moved_vm_that_never_shows_a_new_node_does_not_hold_the_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Stopped(FakeKube):  # the VM stopped right after its move: its status names no node
+        def get_or_none(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+            if res.kind == "VirtualMachine":
+                return _vm(name, node="", phase="Stopped")
+            if res.kind == "VirtualMachineOperation":
+                op = self.ops[name]
+                op["status"] = {"phase": "Completed", "conditions": [{"type": "Completed", "message": "moved"}]}
+                return op
+            return super().get_or_none(res, name, namespace)
+
+    monkeypatch.setattr("controlplane.common.drain.SETTLE", 0.2)
+    t0 = time.monotonic()
+    result = drain(Stopped([_vm("a")]), "n1", timeout=30, poll=0.05)  # type: ignore[arg-type]
+    assert result.ok and [v.target for v in result.vms] == [""] and time.monotonic() - t0 < 5
