@@ -33,7 +33,8 @@ SeedAttach = Literal["virtio-disk", "scsi-cdrom", "sata-cdrom"]
 DiskBus = Literal["virtio", "sata"]
 NicModel = Literal["virtio", "e1000", "e1000e"]
 
-MARKER = re.compile(r"DVP-GUEST-READY hostname=(?P<hostname>\S+) ip=(?P<ip>\S+) instance-id=(?P<iid>\S+)")
+MARKER = re.compile(r"DVP-GUEST-READY hostname=(?P<hostname>\S+) ip=(?P<ip>\S+) instance-id=(?P<iid>\S+)[ \t\r]*\n")
+"""The guest's ready line, whole: a serial log read while the guest writes it may end mid-line."""
 POWEROFF = re.compile(r"DVP-GUEST-POWEROFF hostname=(?P<hostname>\S+)")
 
 
@@ -51,7 +52,7 @@ def parse_marker(text: str) -> Marker | None:
     m = MARKER.search(text)
     if m is None:
         return None
-    return Marker(line=m.group(0), hostname=m.group("hostname"), ip=m.group("ip"), instance_id=m.group("iid"))
+    return Marker(line=m.group(0).rstrip(), hostname=m.group("hostname"), ip=m.group("ip"), instance_id=m.group("iid"))
 
 
 def read_log(path: Path) -> str:

@@ -42,6 +42,8 @@ def test_marker_parsing() -> None:
     assert (marker.hostname, marker.ip, marker.instance_id) == ("vm-1", "10.200.0.10", "i-9")
     assert marker.line == "DVP-GUEST-READY hostname=vm-1 ip=10.200.0.10 instance-id=i-9"
     assert parse_marker("DVP-GUEST-READY hostname=vm-1") is None
+    # a serial log read while the guest writes the line: not a marker until the line ends
+    assert parse_marker("DVP-GUEST-READY hostname=vm-1 ip=10.200.0.10 instance-id=i-9abc") is None
 
 
 def test_domain_xml_with_paravirtualization_off() -> None:
