@@ -137,6 +137,8 @@ class HostLab:
                 with contextlib.suppress(ValueError):
                     if "/" in word or word.count(".") == 3:
                         used.append(ipaddress.ip_network(word, strict=False))
+        # the platform's default pod, service and VM networks: a lab inside one fails the preflight
+        used += [ipaddress.ip_network(n) for n in ("10.111.0.0/16", "10.222.0.0/16", "10.66.0.0/16")]
         rnd = random.Random()
         for _ in range(200):
             net = ipaddress.IPv4Network(f"10.{rnd.randint(200, 250)}.{rnd.randint(0, 255)}.0/24")
