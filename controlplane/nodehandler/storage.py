@@ -15,6 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from controlplane.nodehandler import qcow2_header
 from controlplane.nodehandler.images import CachedImage, ImageError, Progress, convert, qemu_img_info
 from controlplane.nodehandler.layout import Layout
 
@@ -30,7 +31,10 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 def capacity(path: Path) -> int:
-    """The virtual size of a volume file (bytes)."""
+    """The virtual size of a volume file (bytes): from its qcow2 header, else `qemu-img info`."""
+    header = qcow2_header.read(path)
+    if header is not None:
+        return header.virtual_size
     try:
         return int(str(qemu_img_info(path)["virtual-size"]))
     except (ImageError, KeyError, ValueError) as exc:

@@ -37,10 +37,8 @@ The snapshot of a disk a running domain uses is not made here: it stays a copy (
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import struct
 import subprocess
 import threading
 import time
@@ -50,17 +48,15 @@ from pathlib import Path
 import libvirt
 
 from controlplane.common.durable import fsync_dir
+from controlplane.nodehandler import qcow2_header
 from controlplane.nodehandler.layout import Layout
-from controlplane.nodehandler.storage import VolumeError
+from controlplane.nodehandler.storage import VolumeError, capacity
 
 log = logging.getLogger(__name__)
 
 LOCK = threading.RLock()
 """Held around every change of a chain and every delete on this node (volume workers run in
 parallel): a restore never reads a snapshot file that a delete is renaming."""
-
-_MAGIC = b"QFI\xfb"
-
 
 def overlay_path(disk: Path) -> Path:
     """Where `freeze` keeps the disk's new overlay between its steps."""
@@ -69,19 +65,8 @@ def overlay_path(disk: Path) -> Path:
 
 def backing(path: Path) -> Path | None:
     """The backing file named in the qcow2 header of `path` (absolute), or None."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(20)
-            if len(head) < 20 or head[:4] != _MAGIC:
-                return None
-            offset, size = struct.unpack(">QI", head[8:20])
-            if not offset or not size:
-                return None
-            f.seek(offset)
-            name = f.read(size).decode("utf-8", "surrogateescape")
-    except OSError:
-        return None
-    return Path(name) if os.path.isabs(name) else path.absolute().parent / name
+    header = qcow2_header.read(path)
+    return header.backing if header is not None else None
 
 
 def chain(path: Path) -> list[Path]:
@@ -135,7 +120,7 @@ def overlay(base: Path, target: Path, size: int) -> None:
     with LOCK:
         if not base.is_file():
             raise VolumeError(f"{base.name} is gone: cannot make {target.name} on it")
-        _create_overlay(base, target, max(size, _virtual_size(base)))
+        _create_overlay(base, target, max(size, capacity(base)))
 
 
 def freeze(disk: Path, snapshot: Path) -> None:
@@ -143,7 +128,7 @@ def freeze(disk: Path, snapshot: Path) -> None:
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     pending = overlay_path(disk)
     with LOCK:
-        _create_overlay(snapshot, pending, _virtual_size(disk))
+        _create_overlay(snapshot, pending, capacity(disk))
         os.replace(disk, snapshot)  # a crash from here on: recover() renames the overlay into place
         os.replace(pending, disk)
         fsync_dir(disk.parent)
@@ -226,11 +211,3 @@ def _resume(dom: libvirt.virDomain, *, every: float) -> None:
                                   "paused; `virsh resume` it") from exc
             log.warning("resuming the guest after the flush failed (%s); trying again", exc)
             time.sleep(max(every, 0.05) * attempt)
-
-
-def _virtual_size(path: Path) -> int:
-    done = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0:
-        raise VolumeError(f"reading the size of {path.name}: {done.stderr.strip()}")
-    return int(json.loads(done.stdout)["virtual-size"])

@@ -27,6 +27,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,14 @@ from controlplane.nodehandler.lifecycle import ts
 from controlplane.nodehandler.volume_copy import InconsistentCopy, copy_in_use, copy_offline, take
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    instant: bool
+    """Nothing is copied: the file is made in milliseconds."""
+    run: Callable[[], tuple[bool, str]]
+    """Makes the file: (consistent, how)."""
 
 
 class SourceNotReady(Exception):
@@ -197,15 +207,23 @@ class VolumeReconciler:
         what = (f"copying image {spec.image_ref}" if spec.image_ref else
                 f"taking a snapshot of volume {spec.source_volume}" if spec.source_volume and spec.snapshot else
                 f"from volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
-        if (obj.get("status") or {}).get("phase") != str(VolumePhase.FAILED):
+        plan = self._copy_plan(spec, source, path, obj) if source is not None else None
+        # a volume made at once (empty, or a chain step from a volume of this node: no data
+        # copied) goes straight to Ready: a Provisioning written and overwritten within
+        # milliseconds would only cost writes, and wake every watcher of the volume twice more
+        instant = not spec.image_ref and (plan is None or plan.instant)
+        if not instant and (obj.get("status") or {}).get("phase") != str(VolumePhase.FAILED):
             # a retry after a failure keeps Failed until it succeeds: flipping to Provisioning and
             # back would wake this reconciler with its own writes and defeat the retry backoff
             obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
                                progress="0%")
-        if source is not None:
-            consistent, how = self._copy(spec, source, path, obj)
-            obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False, reason=VolumeReason.PROVISIONING,
-                               progress="100%", consistent=consistent)
+        if plan is not None:
+            consistent, how = plan.run()
+            if instant:  # carried by the Ready write
+                obj = {**obj, "status": {**(obj.get("status") or {}), "consistent": consistent}}
+            else:
+                obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False,
+                                   reason=VolumeReason.PROVISIONING, progress="100%", consistent=consistent)
             what = f"from volume {spec.source_volume} ({how})"
         elif not spec.image_ref:
             storage.create_empty(path, size)
@@ -243,30 +261,42 @@ class VolumeReconciler:
             raise SourceNotReady(f"waiting for volume {spec.source_volume} to be Ready before copying it")
         return src_path, parse_volume(source).snapshot
 
-    def _copy(self, spec: VolumeSpec, source: tuple[Path, bool], path: Path, obj: dict[str, Any]) -> tuple[bool, str]:
-        """Make `path` from the source volume's file: (consistent, how). Nothing is copied unless a
+    def _copy_plan(self, spec: VolumeSpec, source: tuple[Path, bool], path: Path, obj: dict[str, Any]) -> CopyPlan:
+        """How `path` is made from the source volume's file. Nothing is copied (instant) unless a
         running domain uses the source, or the source is a disk (not a snapshot) to clone."""
         src_path, src_is_snapshot = source
         users = self.users(str(src_path))
         dom = self.ctx.domains.lookup(users[0][0]) if users else None
         if dom is None and spec.snapshot:
-            volume_chain.freeze(src_path, path)
-            return True, "its file became the snapshot's, and it writes to a new overlay on it: nothing copied"
+            def freeze() -> tuple[bool, str]:
+                volume_chain.freeze(src_path, path)
+                return True, "its file became the snapshot's, and it writes to a new overlay on it: nothing copied"
+            return CopyPlan(True, freeze)
         if dom is None and src_is_snapshot and not spec.take_source:
-            volume_chain.overlay(src_path, path, spec.size_bytes)
-            return True, "an overlay on the snapshot's file: nothing copied"
+            def overlay() -> tuple[bool, str]:
+                volume_chain.overlay(src_path, path, spec.size_bytes)
+                return True, "an overlay on the snapshot's file: nothing copied"
+            return CopyPlan(True, overlay)
         if dom is None and spec.take_source and not volume_chain.dependents(src_path, self.ctx.layout.volumes):
-            # marked first: a crash between the two leaves the source with its file and the mark,
-            # and the retry takes it; never a source without file and without mark (copied again)
-            self.ctx.kube.patch(VOLUMES, spec.source_volume or "", {"status": {"takenBy": obj["metadata"]["name"]}},
-                                obj["metadata"]["namespace"], subresource="status")
-            take(src_path, path, spec.size_bytes)
-            return True, "taken over, not copied"
+            def take_over() -> tuple[bool, str]:
+                # marked first: a crash between the two leaves the source with its file and the
+                # mark, and the retry takes it; never a source without file and without mark
+                self.ctx.kube.patch(VOLUMES, spec.source_volume or "", {"status": {"takenBy": obj["metadata"]["name"]}},
+                                    obj["metadata"]["namespace"], subresource="status")
+                take(src_path, path, spec.size_bytes)
+                return True, "taken over, not copied"
+            return CopyPlan(True, take_over)
         if dom is None:  # (a source other files are built on is copied, flattened, not taken)
-            copy_offline(src_path, path, spec.size_bytes)
-            return True, "offline"
-        done = copy_in_use(dom, src_path, path, spec.size_bytes, require_consistency=spec.require_consistency)
-        return done.consistent, f"{done.method}, in use by {users[0][1]}"
+            def offline() -> tuple[bool, str]:
+                copy_offline(src_path, path, spec.size_bytes)
+                return True, "offline"
+            return CopyPlan(False, offline)
+        in_use = dom
+
+        def live() -> tuple[bool, str]:
+            done = copy_in_use(in_use, src_path, path, spec.size_bytes, require_consistency=spec.require_consistency)
+            return done.consistent, f"{done.method}, in use by {users[0][1]}"
+        return CopyPlan(False, live)
 
     def _status(self, obj: dict[str, Any], phase: VolumePhase, path: Any, message: str, *, ready: bool, reason: VolumeReason,
                 capacity: int | None = None, progress: str | None = None,
