@@ -49,6 +49,7 @@ from controlplane.apiserver.service import ApiService
 from controlplane.apiserver.storage import Store, StoreSettings
 from controlplane.apiserver.watch import WatchHub
 from controlplane.common import filemodes, pki, upgradetest
+from controlplane.common.jsoncopy import json_copy
 from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -201,9 +202,9 @@ class APIServer:
             try:
                 current = self.service.get(info, "", name)
             except errors.ApiError:
-                await self.service.create(info, "", _copy(crd))
+                await self.service.create(info, "", json_copy(crd))
                 continue
-            desired = _copy(crd)
+            desired = json_copy(crd)
             desired["metadata"] = {**current.obj["metadata"], **desired.get("metadata", {}),
                                    "resourceVersion": str(current.rv)}
             await self.service.update(info, "", name, desired)
@@ -319,10 +320,3 @@ class APIServer:
                 await loop_owner.queue.stop()
         if self.store:
             await self.store.close()
-
-
-def _copy(obj: dict[str, Any]) -> dict[str, Any]:
-    import orjson
-
-    result: dict[str, Any] = orjson.loads(orjson.dumps(obj))
-    return result

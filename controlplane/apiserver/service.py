@@ -37,6 +37,7 @@ from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.metadata import validate_metadata
 from controlplane.apiserver.resources import Registry, ResourceInfo
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
+from controlplane.common.jsoncopy import json_copy
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
@@ -289,7 +290,7 @@ class ApiService:
                 meta.pop(k, None)
         if info.has_status:
             if "status" in old:
-                new["status"] = orjson.loads(orjson.dumps(old["status"]))
+                new["status"] = json_copy(old["status"])
             else:
                 new.pop("status", None)
         return new

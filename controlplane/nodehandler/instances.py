@@ -19,7 +19,6 @@ Domain lifecycle events from libvirt requeue the instance, so status follows wit
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 import time
@@ -29,6 +28,7 @@ import libvirt
 
 from controlplane.api.instance import InstanceSpec, SpecError, parse_instance
 from controlplane.api.internal import INSTANCE_FINALIZER
+from controlplane.common.jsoncopy import json_copy
 from controlplane.common.kube.client import KubeError
 from controlplane.common.kube.controller import Result
 from controlplane.common.kube.errors import TemporaryError
@@ -66,7 +66,7 @@ class InstanceReconciler:
         cached = ctx.instances.get(*key)
         if cached is None or not ctx.mine(cached):
             return None
-        obj = copy.deepcopy(self._freshest(cached))
+        obj = json_copy(self._freshest(cached))
         meta = obj["metadata"]
         uid = meta["uid"]
         obs = Observed(spec=None, deleting=bool(meta.get("deletionTimestamp")))

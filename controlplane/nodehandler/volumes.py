@@ -24,7 +24,6 @@ One cycle (`reconcile(key)`):
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import libvirt
 from controlplane.api.condition_builder import apply as set_condition
 from controlplane.api.internal import VOLUME_FINALIZER, VolumeCondition, VolumePhase, VolumeReason
 from controlplane.api.volume import SpecError, VolumeSpec, parse_volume
+from controlplane.common.jsoncopy import json_copy
 from controlplane.common.kube.client import KubeError
 from controlplane.common.kube.controller import Result
 from controlplane.common.kube.errors import TemporaryError
@@ -127,7 +127,7 @@ class VolumeReconciler:
         cached = ctx.volumes.get(*key)
         if cached is None or not ctx.mine(cached):
             return None
-        obj = copy.deepcopy(cached)
+        obj = json_copy(cached)
         meta = obj["metadata"]
         path = ctx.layout.volume(meta["namespace"], meta["name"], meta["uid"])
         if meta.get("deletionTimestamp"):

@@ -5,12 +5,10 @@ requeue wish of the cycle. The reconciler writes `changed` back once, at the end
 from __future__ import annotations
 
 import builtins
-import copy
 import math
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from controlplane.common.jsoncopy import json_copy
 from controlplane.common.kube.client import Resource
 from controlplane.controllers.runtime import indexes
 
@@ -18,23 +16,12 @@ if TYPE_CHECKING:
     from controlplane.controllers.runtime.context import Context
 
 
-def _own_copy(obj: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of a cached object: through JSON (the cache holds what the API server's JSON
-    decoded to; about 5x faster than `copy.deepcopy`, once per reconcile), `deepcopy` for
-    anything JSON cannot carry (a test's object holding other types)."""
-    try:
-        result: dict[str, Any] = orjson.loads(orjson.dumps(obj))
-    except TypeError:  # orjson.JSONEncodeError is one
-        return copy.deepcopy(obj)
-    return result
-
-
 class State:
     def __init__(self, ctx: Context, resource: Resource, current: dict[str, Any]) -> None:
         self.ctx = ctx
         self.resource = resource
         self.current = current
-        self.changed: dict[str, Any] = _own_copy(current)
+        self.changed: dict[str, Any] = json_copy(current)
         self.changed.setdefault("status", {})
         self.requeue_after: float | None = None
         self.stop = False
