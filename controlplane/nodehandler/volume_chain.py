@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,14 +48,17 @@ import libvirt
 
 from controlplane.common.durable import fsync_dir
 from controlplane.nodehandler import qcow2_header
+from controlplane.nodehandler.chain_lock import ChainLock
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.storage import VolumeError, capacity
 
 log = logging.getLogger(__name__)
 
-LOCK = threading.RLock()
-"""Held around every change of a chain and every delete on this node (volume workers run in
-parallel): a restore never reads a snapshot file that a delete is renaming."""
+LOCK = ChainLock()
+"""Around every change of a chain on this node (volume workers run in parallel): additions
+(`freeze`, `overlay`) hold it for their own path (`LOCK.adding`) and run at once; a delete's
+`release` and `recover` hold it alone (`with LOCK:`), so a restore never reads a snapshot file
+that a delete is renaming."""
 
 def overlay_path(disk: Path) -> Path:
     """Where `freeze` keeps the disk's new overlay between its steps."""
@@ -117,7 +119,7 @@ def _create_overlay(base: Path, target: Path, size: int) -> None:
 def overlay(base: Path, target: Path, size: int) -> None:
     """`target`: a new empty qcow2 overlay on `base`, at least `size` bytes, nothing copied."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with LOCK:
+    with LOCK.adding(target):
         if not base.is_file():
             raise VolumeError(f"{base.name} is gone: cannot make {target.name} on it")
         _create_overlay(base, target, max(size, capacity(base)))
@@ -127,7 +129,7 @@ def freeze(disk: Path, snapshot: Path) -> None:
     """`snapshot`: the disk's current file, renamed; `disk`: a new empty overlay on it (see the module doc)."""
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     pending = overlay_path(disk)
-    with LOCK:
+    with LOCK.adding(disk):
         _create_overlay(snapshot, pending, capacity(disk))
         os.replace(disk, snapshot)  # a crash from here on: recover() renames the overlay into place
         os.replace(pending, disk)
