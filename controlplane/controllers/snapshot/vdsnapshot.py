@@ -144,11 +144,12 @@ class SnapshotHandler:
             if not exc.already_exists:
                 raise
         state.status["phase"] = Phase.IN_PROGRESS
+        state.status["volumeSnapshotName"] = name  # as `_follow` says it: the volume's event needs no write
         if freeze:
             _set(state, READY, False, R.FILE_SYSTEM_FREEZING,
                  f"The virtual machine {vm['metadata']['name'] if vm else ''!r} is being frozen to take a snapshot.")
         else:
-            _set(state, READY, False, R.SNAPSHOTTING, "The snapshotting process has started.")
+            _waiting(state)
 
     def _follow(self, state: State, volume: dict[str, Any]) -> None:
         vstatus = volume.get("status") or {}
@@ -165,8 +166,12 @@ class SnapshotHandler:
                   vstatus.get("message") or "the copy of the disk failed on its node")
         elif state.status.get("phase") != Phase.FAILED:
             state.status["phase"] = Phase.IN_PROGRESS
-            _set(state, READY, False, R.SNAPSHOTTING,
-                 f"Waiting for the snapshot of virtual disk {state.spec.get('virtualDiskName')!r} to be ready to use.")
+            _waiting(state)
+
+
+def _waiting(state: State) -> None:
+    _set(state, READY, False, R.SNAPSHOTTING,
+         f"Waiting for the snapshot of virtual disk {state.spec.get('virtualDiskName')!r} to be ready to use.")
 
 
 PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))

@@ -117,6 +117,17 @@ def test_following_the_copy(vstatus: dict[str, Any], phase: Phase, reason: str, 
         assert state.status["volumeSnapshotName"] == snapshot_volume_name("u1")
 
 
+def test_the_volumes_first_event_needs_no_status_write() -> None:
+    """The cycle that requests the copy writes what the next one (woken by the volume's creation,
+    no status yet) would: one status write, not two."""
+    store = Store()
+    disk(store)
+    first = reconcile(_ctx(store))
+    assert first.status["volumeSnapshotName"] == snapshot_volume_name("u1")
+    woken = reconcile(_ctx(store), status=first.status)
+    assert woken.status == first.status
+
+
 def test_a_ready_snapshot_whose_copy_is_gone_is_lost() -> None:
     store = Store()
     disk(store)
