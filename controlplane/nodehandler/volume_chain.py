@@ -60,6 +60,7 @@ LOCK = ChainLock()
 `release` and `recover` hold it alone (`with LOCK:`), so a restore never reads a snapshot file
 that a delete is renaming."""
 
+
 def overlay_path(disk: Path) -> Path:
     """Where `freeze` keeps the disk's new overlay between its steps."""
     return disk.with_name(f".{disk.name}.overlay")

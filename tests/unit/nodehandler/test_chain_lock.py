@@ -22,6 +22,31 @@ def _thread(target: object) -> threading.Thread:
     return t
 
 
+def _holding(lock: ChainLock, path: str, order: list[str], label: str) -> tuple[threading.Thread, threading.Event]:
+    """A thread inside an addition on `path` (returned once it is in) until the returned event is
+    set; it records `label` as it leaves."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock.adding(Path(path)):
+            inside.set()
+            release.wait(WAIT)
+            order.append(label)
+
+    thread = _thread(hold)
+    assert inside.wait(WAIT)
+    return thread, release
+
+
+def _entering(lock: ChainLock, path: str, order: list[str], label: str) -> threading.Thread:
+    """A thread that records `label` once inside an addition on `path`."""
+    def enter() -> None:
+        with lock.adding(Path(path)):
+            order.append(label)
+
+    return _thread(enter)
+
+
 def test_additions_on_different_paths_hold_it_at_once() -> None:
     lock, both_in = ChainLock(), threading.Barrier(2, timeout=WAIT)
 
@@ -36,22 +61,9 @@ def test_additions_on_different_paths_hold_it_at_once() -> None:
 
 
 def test_additions_on_one_path_take_turns() -> None:
-    lock, inside, order = ChainLock(), threading.Event(), []
-    release = threading.Event()
-
-    def first() -> None:
-        with lock.adding(Path("/v/disk")):
-            inside.set()
-            release.wait(WAIT)
-            order.append("first out")
-
-    def second() -> None:
-        with lock.adding(Path("/v/./disk")):
-            order.append("second in")
-
-    t1 = _thread(first)
-    assert inside.wait(WAIT)
-    t2 = _thread(second)
+    lock, order = ChainLock(), list[str]()
+    t1, release = _holding(lock, "/v/disk", order, "first out")
+    t2 = _entering(lock, "/v/./disk", order, "second in")
     time.sleep(0.1)
     assert order == []  # the second waits
     release.set()
@@ -61,14 +73,7 @@ def test_additions_on_one_path_take_turns() -> None:
 
 
 def test_a_reshape_waits_for_additions_runs_alone_and_is_not_starved() -> None:
-    lock, order = ChainLock(), []
-    adding, release = threading.Event(), threading.Event()
-
-    def addition() -> None:
-        with lock.adding(Path("/v/a")):
-            adding.set()
-            release.wait(WAIT)
-            order.append("a out")
+    lock, order = ChainLock(), list[str]()
 
     def reshape() -> None:
         with lock:
@@ -76,15 +81,10 @@ def test_a_reshape_waits_for_additions_runs_alone_and_is_not_starved() -> None:
                 with lock.adding(Path("/v/c")):  # an addition inside it does not wait for itself
                     order.append("reshape")
 
-    def late_addition() -> None:
-        with lock.adding(Path("/v/b")):
-            order.append("b in")
-
-    t1 = _thread(addition)
-    assert adding.wait(WAIT)
+    t1, release = _holding(lock, "/v/a", order, "a out")
     t2 = _thread(reshape)
     time.sleep(0.1)
-    t3 = _thread(late_addition)  # arrives while the reshape is queued: goes after it
+    t3 = _entering(lock, "/v/b", order, "b in")  # arrives while the reshape is queued: goes after it
     time.sleep(0.1)
     assert order == []
     release.set()
