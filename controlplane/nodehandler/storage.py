@@ -1,11 +1,11 @@
 """Volume files: the qcow2 disks behind InternalVirtualDiskVolumes, on this node's disk.
 
-A volume is created once, either empty (`qemu-img create`) or as a full copy of a cached image
-(`qemu-img convert` to qcow2, no backing file: the volume stays valid when the image is deleted
-from DVCR and from the cache), then grown to its requested size. Creation goes through a partial
-file renamed into place, so a crash never leaves a half-made volume at the real path. Sizes
-only grow: offline with `qemu-img resize`, online through libvirt's block resize (domains.py),
-which the guest sees as a capacity change of the disk.
+A volume is created once, either empty (`qcow2_create`: the bytes `qemu-img create` writes) or as
+a full copy of a cached image (`qemu-img convert` to qcow2, no backing file: the volume stays
+valid when the image is deleted from DVCR and from the cache), then grown to its requested size.
+Creation goes through a partial file renamed into place, so a crash never leaves a half-made
+volume at the real path. Sizes only grow: offline with `qemu-img resize`, online through
+libvirt's block resize (domains.py), which the guest sees as a capacity change of the disk.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from controlplane.nodehandler import qcow2_header
+from controlplane.nodehandler import qcow2_create, qcow2_header
 from controlplane.nodehandler.images import CachedImage, ImageError, Progress, convert, qemu_img_info
 from controlplane.nodehandler.layout import Layout
 
@@ -45,8 +45,12 @@ def create_empty(path: Path, size: int) -> None:
     partial = Layout.partial(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)
-    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=off", str(partial), str(size)],
-         f"creating volume {path}")
+    try:
+        qcow2_create.write(partial, size)
+    except ValueError:  # outside what the writer makes: qemu-img, which says what is wrong
+        partial.unlink(missing_ok=True)
+        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=off", str(partial), str(size)],
+             f"creating volume {path}")
     os.replace(partial, path)
 
 

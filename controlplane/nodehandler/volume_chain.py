@@ -47,7 +47,7 @@ from pathlib import Path
 import libvirt
 
 from controlplane.common.durable import fsync_dir
-from controlplane.nodehandler import qcow2_header
+from controlplane.nodehandler import qcow2_create, qcow2_header
 from controlplane.nodehandler.chain_lock import ChainLock
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.storage import VolumeError, capacity
@@ -107,10 +107,14 @@ def _create_overlay(base: Path, target: Path, size: int) -> None:
     partial = Layout.partial(target)
     partial.unlink(missing_ok=True)
     try:
-        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-u", "-b", str(base.absolute()),
-              str(partial), str(size)], f"creating an overlay of {base.name}")
-        with partial.open("rb+") as f:
-            os.fsync(f.fileno())
+        try:
+            qcow2_create.write(partial, size, str(base.absolute()))  # fsynced
+        except ValueError:  # outside what the writer makes: qemu-img, which says what is wrong
+            partial.unlink(missing_ok=True)
+            _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-u", "-b", str(base.absolute()),
+                  str(partial), str(size)], f"creating an overlay of {base.name}")
+            with partial.open("rb+") as f:
+                os.fsync(f.fileno())
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
