@@ -225,17 +225,27 @@ class Domains:
                 return None
             raise
 
-    def owned(self) -> dict[str, dict[str, str]]:
-        """uid -> metadata of every domain whose metadata names this node."""
-        out: dict[str, dict[str, str]] = {}
-        for dom in self.connect().listAllDomains():
+    def _ours(self, flags: int) -> Iterator[tuple[str, dict[str, str], str]]:
+        """(uid, metadata, XML) of each domain listed with `flags` whose metadata names this node:
+        one listing and one XML read per domain."""
+        for dom in self.connect().listAllDomains(flags):
             try:
-                meta = parse_metadata(dom.XMLDesc(0))
+                xml = dom.XMLDesc(0)
             except libvirt.libvirtError:
                 continue  # vanished meanwhile
+            meta = parse_metadata(xml)
             if meta and meta.get("node") == self.node and dom.name().startswith(self.prefix):
-                out[dom.UUIDString()] = {**meta, "domain": dom.name()}
-        return out
+                yield dom.UUIDString(), {**meta, "domain": dom.name()}, xml
+
+    def owned(self) -> dict[str, dict[str, str]]:
+        """uid -> metadata of every domain whose metadata names this node."""
+        return {uid: meta for uid, meta, _ in self._ours(0)}
+
+    def active_owned(self) -> dict[str, tuple[dict[str, str], str]]:
+        """uid -> (metadata, live XML) of this node's domains that have a QEMU process (running,
+        paused, crashed and kept...): what a volume's file may be open in. Inactive domains are
+        not read at all, so the cost follows the running domains, not all defined ones."""
+        return {uid: (meta, xml) for uid, meta, xml in self._ours(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
 
     # -- operations ------------------------------------------------------------------------------
     def start(self, xml: str, *, define: bool = True) -> None:

@@ -83,12 +83,7 @@ class VolumeReconciler:
     def _running_disks(self) -> RunningDisks:
         """The running domains of this node and their disks: read from libvirt once per cycle, for
         `users`, `_stop_reading` and `readers`."""
-        out = []
-        for uid, meta in self.ctx.domains.owned().items():
-            st = self.ctx.domains.status(uid)
-            if st is not None and st.active:
-                out.append((uid, meta, disk_targets(st.xml)))
-        return out
+        return [(uid, meta, disk_targets(xml)) for uid, (meta, xml) in self.ctx.domains.active_owned().items()]
 
     def users(self, path: str, running: RunningDisks | None = None) -> list[tuple[str, str]]:
         """(instance uid, "ns/name") of running domains of this node with `path` attached."""

@@ -20,6 +20,7 @@ import pytest
 
 from controlplane.nodehandler import domains as domains_mod
 from controlplane.nodehandler.domains import Domains
+from controlplane.nodehandler.domainxml import METADATA_NS
 
 
 class FakeConn:
@@ -156,3 +157,38 @@ def test_a_dead_spare_is_dropped_and_close_closes_the_spares(opened: tuple[list[
     assert conns[0].closed, "the dead spare is closed, not left open"
     d.close()
     assert not conns[1].alive
+
+
+def _domain_xml(name: str, uid: str, node: str | None, disk: str) -> str:
+    meta = (f"<metadata><dvp:instance xmlns:dvp='{METADATA_NS}'><dvp:uid>{uid}</dvp:uid>"
+            f"<dvp:namespace>ns</dvp:namespace><dvp:name>{name}</dvp:name><dvp:node>{node}</dvp:node></dvp:instance>"
+            "</metadata>") if node else ""
+    return (f"<domain type='test'><name>{name}</name><uuid>{uid}</uuid>{meta}<memory>1024</memory><os><type>hvm</type>"
+            f"</os><devices><disk type='file' device='disk'><source file='{disk}'/><target dev='vda'/></disk>"
+            "</devices></domain>")
+
+
+def test_active_owned_reads_only_the_running_domains_of_this_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Volume deletes and snapshots ask which files running domains hold: only active domains with
+    this node's metadata are listed and read (libvirt's test driver: real listing flags)."""
+    conn = libvirt.open("test:///default")
+    d = Domains("test:///default", prefix="dvp-", node="n1")
+    monkeypatch.setattr(d, "connect", lambda: conn)  # the test driver has no keepalive for connect()
+    uids = {n: f"00000000-0000-4000-8000-00000000000{i}" for i, n in enumerate(("run", "stopped", "other", "bare"))}
+    for name, node in (("run", "n1"), ("stopped", "n1"), ("other", "n2"), ("bare", None)):
+        dom = conn.defineXML(_domain_xml(f"dvp-{name}", uids[name], node, f"/v/{name}.qcow2"))
+        if name != "stopped":
+            dom.create()
+    try:
+        active = d.active_owned()
+        assert set(active) == {uids["run"]}
+        meta, xml = active[uids["run"]]
+        assert meta["name"] == "dvp-run" and meta["domain"] == "dvp-run" and "/v/run.qcow2" in xml
+        assert set(d.owned()) == {uids["run"], uids["stopped"]}
+    finally:
+        for uid in uids.values():
+            dom = conn.lookupByUUIDString(uid)
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        conn.close()

@@ -87,7 +87,7 @@ def _reconciler(tmp_path: Path, objects: list[dict[str, Any]]) -> tuple[VolumeRe
         mine=lambda obj: obj["spec"]["nodeName"] == "n1",
         add_finalizer=lambda res, obj, fin: obj,
         events=SimpleNamespace(record=lambda *a, **k: None),
-        domains=SimpleNamespace(owned=lambda: {}, status=lambda uid: None, lookup=lambda uid: None),
+        domains=SimpleNamespace(active_owned=lambda: {}, lookup=lambda uid: None),
         runtime=SimpleNamespace(volume_in_use_retry=1.0, volume_failed_retry=1.0, progress_every=1.0),
     )
     return VolumeReconciler(ctx), api, layout  # type: ignore[arg-type]
