@@ -2,8 +2,8 @@
 
 Applied to every write of a custom resource (and of the built-in kinds, which carry
 schemas too), in the order kube-apiserver uses: prune unknown fields and nulls, apply
-defaults, validate against the schema (the `jsonschema` library does the keyword checks),
-then evaluate `x-kubernetes-validations` CEL rules (`cel_rules`). Errors come back as
+defaults, validate against the schema (the `jsonschema` library does the keyword checks,
+behind a compiled yes/no first: `_Checker`), then evaluate `x-kubernetes-validations` CEL rules (`cel_rules`). Errors come back as
 `Cause`s with Kubernetes field paths (`spec.disks[0].name`) and messages shaped like
 the real server's, so a 422 from here reads like one from a real cluster.
 """
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import fastjsonschema
 import jsonschema
+import orjson
 
 from controlplane.apiserver.cel_rules import CelRules
 from controlplane.apiserver.errors import Cause
@@ -51,6 +54,86 @@ def to_json_schema(s: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_COMPILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="schema-compile")
+_DRAFT4 = "http://json-schema.org/draft-04/schema#"
+
+
+_COMPILED: dict[bytes, Callable[[Any], Any]] = {}
+"""Compiled checks by schema (its canonical JSON): versions, kinds and subtrees that share a
+schema share its compiled code. Written by the compiler thread only."""
+
+
+def _dollars_in_sets_escaped(pattern: str) -> str:
+    """`pattern` with each `$` inside a `[...]` set written `\\$` (the same set to Python's re):
+    the compiler turns every unescaped `$` into `\\Z`, which a set does not take (DVP's URL
+    pattern has `[$-_@.&+]`)."""
+    out, in_set, escaped = [], False, False
+    for i, ch in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "[" and not in_set:
+            in_set = True
+        elif ch == "]" and in_set and pattern[i - 1] != "[":
+            in_set = False
+        elif ch == "$" and in_set:
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def _for_compiler(s: Any) -> Any:
+    if isinstance(s, dict):
+        return {k: _dollars_in_sets_escaped(v) if k == "pattern" and isinstance(v, str) else
+                v if k in ("enum", "const") else _for_compiler(v) for k, v in s.items()}
+    if isinstance(s, list):
+        return [_for_compiler(v) for v in s]
+    return s
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    check = _COMPILED.get(key)
+    if check is None:
+        check = _COMPILED[key] = fastjsonschema.compile({**_for_compiler(schema), "$schema": _DRAFT4},
+                                                        use_default=False, use_formats=False)
+    return check
+
+
+class _Checker:
+    """The keyword checks of one (sub)schema. jsonschema finds the errors, with the paths and
+    values the messages need, but takes about 180 µs to pass a VirtualMachine that has none;
+    the same schema compiled to Python code (fastjsonschema, draft 4) answers valid or not in
+    about 17 µs. So the compiled check runs first and jsonschema only for a value it refuses
+    (its verdict is the one that counts: a value jsonschema passes is still accepted).
+
+    Compiling takes 10-80 ms per schema: it runs on a background thread when the schema is
+    first used, and until it is done jsonschema alone checks, so no request waits for it. A
+    schema the compiler cannot take stays with jsonschema."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._errors = jsonschema.Draft4Validator(schema)
+        self._fast: Future[Callable[[Any], Any]] | None = None
+
+    def compiled(self) -> Future[Callable[[Any], Any]]:
+        if self._fast is None:
+            self._fast = _COMPILER.submit(_compile, self.schema)
+        return self._fast
+
+    def iter_errors(self, value: Any) -> Iterator[jsonschema.ValidationError]:
+        fast = self.compiled()
+        if fast.done() and fast.exception() is None:
+            try:
+                fast.result()(value)
+                return iter(())
+            except fastjsonschema.JsonSchemaException:
+                pass
+        errors: Iterator[jsonschema.ValidationError] = self._errors.iter_errors(value)
+        return errors
+
+
 class StructuralSchema:
     """One compiled openAPIV3Schema of one served version of a kind."""
 
@@ -58,8 +141,8 @@ class StructuralSchema:
         self.schema = schema
         self.kind = kind
         self._json_schema = to_json_schema(self._without_metadata(schema))
-        self._validator = jsonschema.Draft4Validator(self._json_schema)
-        self._validators: dict[int, jsonschema.Draft4Validator] = {id(self._json_schema): self._validator}
+        self._validator = _Checker(self._json_schema)
+        self._validators: dict[int, _Checker] = {id(self._json_schema): self._validator}
         """Compiled validators of the subtrees an update checks alone, by id of their (kept) schema."""
         self.cel = CelRules(schema)
 
@@ -143,7 +226,7 @@ class StructuralSchema:
             return
         validator = self._validators.get(id(schema))
         if validator is None:
-            validator = self._validators[id(schema)] = jsonschema.Draft4Validator(schema)
+            validator = self._validators[id(schema)] = _Checker(schema)
         for error in validator.iter_errors(value):
             error.path.extendleft(reversed(path))  # `relative_path` is the same deque
             yield error
