@@ -3,9 +3,10 @@
 Applied to every write of a custom resource (and of the built-in kinds, which carry
 schemas too), in the order kube-apiserver uses: prune unknown fields and nulls, apply
 defaults, validate against the schema (the `jsonschema` library does the keyword checks,
-behind a compiled yes/no first: `_Checker`), then evaluate `x-kubernetes-validations` CEL rules (`cel_rules`). Errors come back as
-`Cause`s with Kubernetes field paths (`spec.disks[0].name`) and messages shaped like
-the real server's, so a 422 from here reads like one from a real cluster.
+behind a compiled yes/no first: `_Checker`), then evaluate `x-kubernetes-validations` CEL
+rules (`cel_rules`). Errors come back as `Cause`s with Kubernetes field paths
+(`spec.disks[0].name`) and messages shaped like the real server's, so a 422 from here reads
+like one from a real cluster.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class _Checker:
             try:
                 fast.result()(value)
                 return iter(())
-            except fastjsonschema.JsonSchemaException:
+            except Exception:  # noqa: BLE001 - refused, or the compiled code failed: jsonschema decides
                 pass
         errors: Iterator[jsonschema.ValidationError] = self._errors.iter_errors(value)
         return errors
