@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from controlplane.common.announce import announce
 from controlplane.common.logs import setup_logging
 
 DEFAULT_DATA_DIR = Path("/var/lib/dvp/server")
@@ -120,7 +121,7 @@ def serve(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[st
             loop.add_signal_handler(sig, stop.set)
         try:
             await server.start()
-            print(f"dvp dvcr: ready at {server.url}; connection file {server.info_path}", flush=True)
+            announce(f"dvp dvcr: ready at {server.url}; connection file {server.info_path}")
             await stop.wait()
         finally:
             await server.stop()

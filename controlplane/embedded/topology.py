@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from controlplane.common.announce import announce
 from controlplane.embedded.child import API, CONTROLLERS, DVCR, NODE_HANDLER
 from controlplane.embedded.config import ServerFlags, agent_config
 from controlplane.embedded.identities import (
@@ -39,13 +40,13 @@ def component_specs(flags: ServerFlags, supervisor: Callable[[], Supervisor]) ->
         sup = supervisor()
         if sup.flags.port == 0:
             sup.flags = dataclasses.replace(sup.flags, port=_port(url))
-        print(f"dvp server: API ready at {url}; kubeconfig {flags.data_dir / 'kubeconfig'}", flush=True)
+        announce(f"dvp server: API ready at {url}; kubeconfig {flags.data_dir / 'kubeconfig'}")
 
     def dvcr_ready(url: str) -> None:
         sup = supervisor()
         if sup.flags.dvcr_port == 0:
             sup.flags = dataclasses.replace(sup.flags, dvcr_port=_port(url))
-        print(f"dvp server: DVCR ready at {url}; connection file {flags.dvcr_info}", flush=True)
+        announce(f"dvp server: DVCR ready at {url}; connection file {flags.dvcr_info}")
 
     def dvcr_kubeconfig() -> None:
         component_kubeconfig(flags.data_dir, flags.dvcr_kubeconfig, DVCR_USER, DVCR_GROUPS)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.api.internal import NODE_LABEL, NodeReason
+from controlplane.common.announce import announce
 from controlplane.common.kube.client import KubeClient, KubeError
 from controlplane.common.kube.controller import Controller
 from controlplane.common.kube.informer import Informer, key_of
@@ -158,8 +159,8 @@ class Agent:
             self._background()
         else:
             threading.Thread(target=self._await_libvirt, name="libvirt-wait", daemon=True).start()
-        print(f"dvp agent: node {c.node_name} {'ready' if libvirt_down is None else 'running, NotReady until libvirt answers'}"
-              f"; consoles on {host}:{console_port}", flush=True)
+        state = "ready" if libvirt_down is None else "running, NotReady until libvirt answers"
+        announce(f"dvp agent: node {c.node_name} {state}; consoles on {host}:{console_port}")
 
     async def stop(self) -> None:
         self._stop.set()
@@ -218,7 +219,7 @@ class Agent:
             self.registrar.set_ready(True, str(NodeReason.HANDLER_READY), "libvirt and the VM network are up")
             log.info("node handler: libvirt at %s answers; node %s is Ready", self.config.libvirt_uri,
                      self.config.node_name)
-            print(f"dvp agent: node {self.config.node_name} ready (libvirt is back)", flush=True)
+            announce(f"dvp agent: node {self.config.node_name} ready (libvirt is back)")
             self._background()
             return
 
