@@ -45,13 +45,24 @@ def create_empty(path: Path, size: int) -> None:
     partial = Layout.partial(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)
-    try:
-        qcow2_create.write(partial, size)
-    except ValueError:  # outside what the writer makes: qemu-img, which says what is wrong
-        partial.unlink(missing_ok=True)
-        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=off", str(partial), str(size)],
-             f"creating volume {path}")
+    create_qcow2(partial, size, None, f"creating volume {path}")
     os.replace(partial, path)
+
+
+def create_qcow2(path: Path, size: int, backing: Path | None, what: str) -> None:
+    """`path` (which must not exist): an empty qcow2 file of `size` bytes on `backing` (or none),
+    fsynced. `qcow2_create` writes it; what the writer cannot make goes to qemu-img, whose error
+    (a VolumeError starting with `what`) says what is wrong."""
+    name = str(backing.absolute()) if backing is not None else None
+    try:
+        qcow2_create.write(path, size, name)
+        return
+    except ValueError:
+        path.unlink(missing_ok=True)
+    options = ["-F", "qcow2", "-u", "-b", name] if name else ["-o", "preallocation=off"]
+    _run(["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), str(size)], what)
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
 
 
 def create_from_image(path: Path, image: CachedImage, size: int, *, progress: Progress | None = None) -> None:

@@ -47,10 +47,10 @@ from pathlib import Path
 import libvirt
 
 from controlplane.common.durable import fsync_dir
-from controlplane.nodehandler import qcow2_create, qcow2_header
+from controlplane.nodehandler import qcow2_header
 from controlplane.nodehandler.chain_lock import ChainLock
 from controlplane.nodehandler.layout import Layout
-from controlplane.nodehandler.storage import VolumeError, capacity
+from controlplane.nodehandler.storage import VolumeError, capacity, create_qcow2
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,7 @@ def _create_overlay(base: Path, target: Path, size: int) -> None:
     partial = Layout.partial(target)
     partial.unlink(missing_ok=True)
     try:
-        try:
-            qcow2_create.write(partial, size, str(base.absolute()))  # fsynced
-        except ValueError:  # outside what the writer makes: qemu-img, which says what is wrong
-            partial.unlink(missing_ok=True)
-            _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-u", "-b", str(base.absolute()),
-                  str(partial), str(size)], f"creating an overlay of {base.name}")
-            with partial.open("rb+") as f:
-                os.fsync(f.fileno())
+        create_qcow2(partial, size, base, f"creating an overlay of {base.name}")
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

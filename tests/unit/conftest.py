@@ -5,7 +5,7 @@ warmed-up server does."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -25,6 +25,5 @@ class _Inline:
 
 
 @pytest.fixture(autouse=True)
-def _schemas_compiled_inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _schemas_compiled_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(schema, "_COMPILER", _Inline())
-    yield
