@@ -24,7 +24,9 @@ class VolumeError(RuntimeError):
     """A volume operation failed; the message names the volume file."""
 
 
-def _run(cmd: list[str], what: str) -> None:
+def run_tool(cmd: list[str], what: str) -> None:
+    """Run a tool (qemu-img) on volume files; a VolumeError starting with `what`, with the tool's
+    own error, when it fails."""
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise VolumeError(f"{what}: `{' '.join(cmd[:3])} ...` failed: {done.stderr.strip()}")
@@ -60,7 +62,7 @@ def create_qcow2(path: Path, size: int, backing: Path | None, what: str) -> None
     except ValueError:
         path.unlink(missing_ok=True)
     options = ["-F", "qcow2", "-u", "-b", name] if name else ["-o", "preallocation=off"]
-    _run(["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), str(size)], what)
+    run_tool(["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), str(size)], what)
     with path.open("rb+") as f:
         os.fsync(f.fileno())
 
@@ -76,7 +78,7 @@ def create_from_image(path: Path, image: CachedImage, size: int, *, progress: Pr
     try:
         convert(image.path, image.format, partial, "qcow2", progress=progress)
         if size > image.virtual_size:
-            _run(["qemu-img", "resize", "-q", "-f", "qcow2", str(partial), str(size)], f"resizing volume {path}")
+            run_tool(["qemu-img", "resize", "-q", "-f", "qcow2", str(partial), str(size)], f"resizing volume {path}")
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -84,7 +86,7 @@ def create_from_image(path: Path, image: CachedImage, size: int, *, progress: Pr
 
 
 def resize_offline(path: Path, size: int) -> None:
-    _run(["qemu-img", "resize", "-q", "-f", "qcow2", str(path), str(size)], f"resizing volume {path}")
+    run_tool(["qemu-img", "resize", "-q", "-f", "qcow2", str(path), str(size)], f"resizing volume {path}")
 
 
 def delete(path: Path) -> None:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,7 +49,7 @@ from controlplane.common.durable import fsync_dir
 from controlplane.nodehandler import qcow2_header
 from controlplane.nodehandler.chain_lock import ChainLock
 from controlplane.nodehandler.layout import Layout
-from controlplane.nodehandler.storage import VolumeError, capacity, create_qcow2
+from controlplane.nodehandler.storage import VolumeError, capacity, create_qcow2, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +93,6 @@ def dependents(path: Path, root: Path) -> list[Path]:
 def readers(path: Path, attached: Iterable[str]) -> list[str]:
     """Those of the `attached` top files (of running domains) whose chain reads `path`."""
     return [top for top in attached if path.absolute() in chain(Path(top).absolute())]
-
-
-def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise VolumeError(f"{what}: `{' '.join(cmd[:3])} ...` failed: {done.stderr.strip()}")
 
 
 def _create_overlay(base: Path, target: Path, size: int) -> None:
@@ -159,12 +152,12 @@ def release(path: Path, root: Path) -> list[str]:
         deps = dependents(path, root)
         below = backing(path)
         for dep in deps[:-1]:
-            _run(["qemu-img", "rebase", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(below) if below else "",
+            run_tool(["qemu-img", "rebase", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(below) if below else "",
                   str(dep)], f"rebasing {dep.name} off {path.name}")
             done.append(f"{dep.name} rebased onto {below.name if below else 'nothing'} (data copied in)")
         if deps:
             last = deps[-1]
-            _run(["qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(last)], f"committing {last.name} into {path.name}")
+            run_tool(["qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(last)], f"committing {last.name} into {path.name}")
             os.replace(path, last)
             fsync_dir(last.parent)
             done.append(f"{last.name} committed into {path.name}, which took its place")

@@ -33,7 +33,7 @@ import libvirt
 
 from controlplane.nodehandler.domainxml import disk_targets
 from controlplane.nodehandler.layout import Layout
-from controlplane.nodehandler.storage import VolumeError
+from controlplane.nodehandler.storage import VolumeError, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def copy_offline(source: Path, target: Path, size: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)
     try:
-        _run(["qemu-img", "convert", "-q", "-W", "-f", "qcow2", "-O", "qcow2", str(source), str(partial)],
+        run_tool(["qemu-img", "convert", "-q", "-W", "-f", "qcow2", "-O", "qcow2", str(source), str(partial)],
              f"copying {source.name} to {target.name}")
         _grow(partial, size)
     except BaseException:
@@ -150,10 +150,4 @@ def _grow(path: Path, size: int) -> None:
         raise VolumeError(f"reading the size of {path.name}: {info.stderr.strip()}")
     current = int(json.loads(info.stdout)["virtual-size"])
     if size > current:
-        _run(["qemu-img", "resize", "-q", "-f", "qcow2", str(path), str(size)], f"resizing {path.name}")
-
-
-def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise VolumeError(f"{what}: `{' '.join(cmd[:3])} ...` failed: {done.stderr.strip()}")
+        run_tool(["qemu-img", "resize", "-q", "-f", "qcow2", str(path), str(size)], f"resizing {path.name}")
