@@ -11,8 +11,9 @@ the same). Our figures are from the POST to the phase named, seen through a watc
   handler renames each disk's file to the snapshot's and gives the disk a new empty qcow2 overlay
   on it, `volume_chain.freeze`; nothing copied);
 - a 1 MiB marker (0xcc) is then written over the data disk, and VMOP Restore from that snapshot
-  -> Completed (each restored disk a new empty overlay on the snapshot's file, nothing copied);
-  the restored data disk must read 0x5a again (checked, untimed);
+  -> Completed (each disk, unchanged since the snapshot, put back in place: its volume's file
+  replaced by a new empty overlay on the snapshot's file, nothing copied); the restored data disk
+  must read 0x5a again (checked, untimed);
 - VMOP Clone -> Completed (its disks Ready; content checked, untimed): its temporary snapshot is
   an overlay step as above, the clone's disks `qemu-img convert` of the snapshot files (flat
   copies: the data is read once), and deleting the temporary snapshot commits each disk's small
@@ -290,7 +291,7 @@ def run(rounds: int) -> list[Row]:
             machine, machine_peer = machine_rounds(rounds, bench, peer)
         finally:
             peer.close()
-        path = bench.volume(DISKS[1])  # the restores made the data disk's volume again
+        path = bench.volume(DISKS[1])  # (a restore that made the disk again would have moved it)
         stopped, stopped_peer = alternate(rounds, lambda: bench.disk_snapshot(consistent=True),
                                           lambda: bench.peer_copy(path, live=False))
         bench.power("Start", "Running")

@@ -4,9 +4,12 @@ the node handler (reader).
 The disk controller builds the spec with `VolumeSpec.to_api()` (and grows it with
 `size_patch`); a volume's initial content is empty, a DVCR image, or another volume of the same
 node (`source.volume`: snapshots and disks made from them, `take` to move a temporary
-snapshot's file rather than copy it, `snapshot` for a snapshot's own volume); the node handler reads it back with `parse_volume`, which
-checks the size is a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise). Phases are
-`internal.VolumePhase`.
+snapshot's file rather than copy it, `snapshot` for a snapshot's own volume). A VMOP Restore
+asks for a volume's content to go back to one of its snapshots with `revert_patch` (`spec.revert`:
+the snapshot's volume and the operation's id; the node handler writes the id to
+`status.reverted` once done). The node handler reads the spec back with `parse_volume`, which
+checks the size is a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise).
+Phases are `internal.VolumePhase`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from typing import Any
 
 from controlplane.api.instance import SpecError, quantity_bytes
 
-__all__ = ["SpecError", "VolumeSpec", "parse_volume", "size_patch"]
+__all__ = ["Revert", "SpecError", "VolumeSpec", "parse_volume", "revert_patch", "reverted", "size_patch"]
+
+
+@dataclass(frozen=True)
+class Revert:
+    """The volume's content goes back to that of `volume` (a snapshot's volume of the same node):
+    its file is replaced by a new empty overlay on the snapshot's file. Done once the volume's
+    `status.reverted` is `id`; a new id asks again."""
+    volume: str
+    id: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class VolumeSpec:
     """This volume is a snapshot of `source_volume` (read-only once made): on its node, the
     source's file becomes this volume's when no running VM uses it, and the source gets a new
     overlay on it; a volume made from a snapshot is in turn an overlay on the snapshot's file."""
+    revert: Revert | None = None
 
     def to_api(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"nodeName": self.node_name, "size": str(self.size_bytes)}
@@ -51,6 +64,8 @@ class VolumeSpec:
                 spec["source"]["volume"]["take"] = True
             if self.snapshot:
                 spec["source"]["volume"]["snapshot"] = True
+        if self.revert is not None:
+            spec.update(revert_patch(self.revert)["spec"])
         return spec
 
 
@@ -59,13 +74,26 @@ def size_patch(size_bytes: int) -> dict[str, Any]:
     return {"spec": {"size": str(size_bytes)}}
 
 
+def revert_patch(revert: Revert) -> dict[str, Any]:
+    """The merge patch that asks for `revert`."""
+    return {"spec": {"revert": {"volume": revert.volume, "id": revert.id}}}
+
+
+def reverted(obj: dict[str, Any]) -> str | None:
+    """The id of the last revert the node handler finished on this volume."""
+    return (obj.get("status") or {}).get("reverted") or None
+
+
 def parse_volume(obj: dict[str, Any]) -> VolumeSpec:
     """Typed spec of a volume as the API returns it; raises SpecError."""
     spec = obj.get("spec") or {}
     image = (spec.get("source") or {}).get("image") or {}
     volume = (spec.get("source") or {}).get("volume") or {}
+    revert = spec.get("revert") or {}
     return VolumeSpec(node_name=str(spec.get("nodeName") or ""), size_bytes=quantity_bytes(spec.get("size"), "spec.size"),
                       image_ref=image.get("ref") or None, image_digest=image.get("digest") or None,
                       source_volume=volume.get("name") or None,
                       require_consistency=bool(volume.get("requireConsistency", False)),
-                      take_source=bool(volume.get("take", False)), snapshot=bool(volume.get("snapshot", False)))
+                      take_source=bool(volume.get("take", False)), snapshot=bool(volume.get("snapshot", False)),
+                      revert=Revert(str(revert["volume"]), str(revert["id"]))
+                      if revert.get("volume") and revert.get("id") else None)

@@ -11,8 +11,14 @@ and for the deletion of a volume other files are built on. No data is copied on 
   `recover` (run at start-up and before a volume is reconciled, under the chain lock) finishes
   or undoes what a crash left: an `.overlay` next to a disk file that still exists is dropped
   (the snapshot is made again), one whose disk file is gone is renamed into place.
-- `overlay(base, target)`: a volume made from a snapshot (VMOP Restore, a VirtualDisk from a
-  VirtualDiskSnapshot): a new empty overlay on the snapshot's file.
+- `overlay(base, target)`: a volume made from a snapshot (VMOP Restore of a disk made again, a
+  VirtualDisk from a VirtualDiskSnapshot): a new empty overlay on the snapshot's file.
+- `revert(disk, snapshot)`: a VMOP Restore of a disk that still exists: a new empty overlay on
+  the snapshot's file replaces the disk's file, at the disk's path. Made complete at the same
+  `.<disk>.overlay` as `freeze`'s first, then renamed over the disk's file in one step; a crash
+  before that rename leaves the disk as it was (`recover` drops the overlay, the revert is asked
+  again), after it the revert is done. Files built on the disk's file (none, as volumes are made
+  here) would first be made independent of it (`release`).
 - `release(path)`: before the file of a deleted volume goes, the files built directly on it
   (its *dependents*, found by reading every volume file's qcow2 header: `dependents`) are made
   independent of it: all but one are rebased (`qemu-img rebase -b <its backing>`, which copies
@@ -40,7 +46,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import libvirt
@@ -127,18 +133,39 @@ def freeze(disk: Path, snapshot: Path) -> None:
         fsync_dir(disk.parent)
 
 
+def revert(disk: Path, snapshot: Path, root: Path) -> list[str]:
+    """`disk`: a new empty overlay on `snapshot`, its old file gone (see the module doc); returns
+    what was done besides, for the log."""
+    if dependents(disk, root):  # a reshape: alone
+        with LOCK:
+            return _revert(disk, snapshot, release=lambda: release(disk, root))
+    with LOCK.adding(disk):  # no addition makes files on a disk's own file: none appear meanwhile
+        return _revert(disk, snapshot, release=list)
+
+
+def _revert(disk: Path, snapshot: Path, release: Callable[[], list[str]]) -> list[str]:
+    if not snapshot.is_file():
+        raise VolumeError(f"{snapshot.name} is gone: cannot put {disk.name} back to it")
+    pending = overlay_path(disk)
+    _create_overlay(snapshot, pending, capacity(snapshot))
+    done = release()
+    os.replace(pending, disk)  # the old file (and its changes since the snapshot) goes with this
+    fsync_dir(disk.parent)
+    return done
+
+
 def recover(root: Path) -> list[str]:
-    """Finish or undo every `freeze` a crash interrupted; returns what was done, for the log."""
+    """Finish or undo every `freeze` or `revert` a crash interrupted; returns what was done, for the log."""
     done = []
     with LOCK:
         for pending in root.glob("*/.*.qcow2.overlay") if root.is_dir() else ():
             disk = pending.with_name(pending.name[1:-len(".overlay")])
             if disk.exists():
                 pending.unlink(missing_ok=True)
-                done.append(f"{disk.name}: unfinished snapshot undone")
+                done.append(f"{disk.name}: unfinished snapshot or revert undone")
             elif (base := backing(pending)) is not None and base.is_file():
                 os.replace(pending, disk)
-                done.append(f"{disk.name}: snapshot onto {base.name} finished")
+                done.append(f"{disk.name}: snapshot or revert onto {base.name} finished")
             else:
                 done.append(f"{pending.name}: left alone (its backing file is missing)")
     return done

@@ -16,10 +16,13 @@ One cycle (`reconcile(key)`):
    the guest's filesystems were frozen for it); or the source's file itself, moved (`take`: a
    VMOP Clone's temporary snapshot no other file is built on; the source is marked
    `status.takenBy` and left without a file), else flattened by `qemu-img convert`;
-5. `spec.size` larger than the file: grow it — through libvirt's block resize when a running
+5. `spec.revert` not yet done (`status.reverted` is another id): once no running domain has the
+   file attached, the file is replaced by a new empty overlay on the named snapshot volume's file
+   (`volume_chain.revert`: a VMOP Restore of a disk that still exists; nothing copied);
+6. `spec.size` larger than the file: grow it — through libvirt's block resize when a running
    domain has it attached (the guest sees the new size at once), else with `qemu-img resize`.
    A smaller size is refused with a message (volumes only grow);
-6. write status: phase, path, capacity, progress, a Ready condition.
+7. write status: phase, path, capacity, progress, a Ready condition.
 """
 
 from __future__ import annotations
@@ -174,6 +177,12 @@ class VolumeReconciler:
                 ctx.events.record(obj, type="Warning", reason="ProvisioningFailed", message=msg[:1000])
                 self._status(obj, VolumePhase.FAILED, path, msg, ready=False, reason=VolumeReason.PROVISIONING_FAILED)
                 raise TemporaryError(msg, delay=ctx.runtime.volume_failed_retry) from exc
+        reverted = None
+        if spec.revert is not None and (obj.get("status") or {}).get("reverted") != spec.revert.id:
+            waiting = self._revert(obj, spec, path)
+            if waiting is not None:
+                return waiting
+            reverted = spec.revert.id
         cap = storage.capacity(path)
         message = ""
         if size > cap:
@@ -192,13 +201,39 @@ class VolumeReconciler:
             message = (f"spec.size {_human(size)} is smaller than the volume ({_human(cap)}): volumes only grow; "
                        f"keeping {_human(cap)}")
         self._status(obj, VolumePhase.READY, path, message, ready=True, reason=VolumeReason.READY, capacity=cap,
-                     progress="100%")
+                     progress="100%", reverted=reverted)
+        return None
+
+    def _revert(self, obj: dict[str, Any], spec: VolumeSpec, path: Path) -> Result | None:
+        """`spec.revert` done (None), or the result of this cycle when it is not (waiting, or refused:
+        the volume keeps its content and its status says why)."""
+        assert spec.revert is not None
+        name, ns = spec.revert.volume, obj["metadata"]["namespace"]
+        users = self.users(str(path))
+        try:
+            if users:
+                raise SourceNotReady(f"in use by {', '.join(u for _, u in users)}: put back to volume {name} once "
+                                     "its VM is stopped")
+            src_path, src_is_snapshot = self._source(name, ns)
+        except SourceNotReady as exc:
+            self._status(obj, VolumePhase.READY, path, str(exc), ready=True,
+                         reason=VolumeReason.IN_USE if users else VolumeReason.SOURCE_NOT_READY)
+            return Result(requeue_after=self.ctx.runtime.volume_in_use_retry)
+        if not src_is_snapshot:
+            self._status(obj, VolumePhase.READY, path, f"spec.revert.volume {name} is not a snapshot's volume: "
+                         "nothing to put back", ready=True, reason=VolumeReason.INVALID_SPEC)
+            return Result()  # refused: the volume keeps its content, until the spec changes
+        for step in volume_chain.revert(path, src_path, self.ctx.layout.volumes):
+            log.info("volume %s/%s reverted: %s", ns, obj["metadata"]["name"], step)
+        self.ctx.events.record(obj, type="Normal", reason="Reverted",
+                               message=f"{path.name}: put back to the content of volume {name} (a new overlay on its "
+                                       "file: nothing copied)")
         return None
 
     def _provision(self, obj: dict[str, Any], spec: VolumeSpec, path: Any) -> dict[str, Any]:
         ctx = self.ctx
         size = spec.size_bytes
-        source = self._source(spec, obj["metadata"]["namespace"]) if spec.source_volume else None
+        source = self._source(spec.source_volume, obj["metadata"]["namespace"]) if spec.source_volume else None
         what = (f"copying image {spec.image_ref}" if spec.image_ref else
                 f"taking a snapshot of volume {spec.source_volume}" if spec.source_volume and spec.snapshot else
                 f"from volume {spec.source_volume}" if spec.source_volume else "creating an empty volume")
@@ -244,16 +279,16 @@ class VolumeReconciler:
         ctx.events.record(obj, type="Normal", reason="Provisioned", message=f"{path.name}: {what} done")
         return obj
 
-    def _source(self, spec: VolumeSpec, namespace: str) -> tuple[Path, bool]:
-        """The file of the Ready volume of this node to copy from, and whether that volume is a
-        snapshot (read-only: it can be a backing file); SourceNotReady otherwise."""
-        source = self.ctx.volumes.get(namespace, spec.source_volume or "")
+    def _source(self, name: str, namespace: str) -> tuple[Path, bool]:
+        """The file of the Ready volume `name` of this node to copy (or revert) from, and whether
+        that volume is a snapshot (read-only: it can be a backing file); SourceNotReady otherwise."""
+        source = self.ctx.volumes.get(namespace, name)
         if source is None or not self.ctx.mine(source):
-            raise SourceNotReady(f"waiting for volume {spec.source_volume} of node {self.ctx.node} to copy from")
+            raise SourceNotReady(f"waiting for volume {name} of node {self.ctx.node}")
         src_meta = source["metadata"]
         src_path = self.ctx.layout.volume(namespace, src_meta["name"], src_meta["uid"])
         if (source.get("status") or {}).get("phase") != str(VolumePhase.READY) or not src_path.exists():
-            raise SourceNotReady(f"waiting for volume {spec.source_volume} to be Ready before copying it")
+            raise SourceNotReady(f"waiting for volume {name} to be Ready")
         return src_path, parse_volume(source).snapshot
 
     def _copy_plan(self, spec: VolumeSpec, source: tuple[Path, bool], path: Path, obj: dict[str, Any]) -> CopyPlan:
@@ -295,7 +330,7 @@ class VolumeReconciler:
 
     def _status(self, obj: dict[str, Any], phase: VolumePhase, path: Any, message: str, *, ready: bool, reason: VolumeReason,
                 capacity: int | None = None, progress: str | None = None,
-                consistent: bool | None = None) -> dict[str, Any]:
+                consistent: bool | None = None, reverted: str | None = None) -> dict[str, Any]:
         old = obj.get("status") or {}
         stamp = ts(now())
         new = {**old, "phase": str(phase), "path": str(path),
@@ -306,6 +341,8 @@ class VolumeReconciler:
             new["progress"] = progress
         if consistent is not None:
             new["consistent"] = consistent
+        if reverted is not None:
+            new["reverted"] = reverted
         if message:
             new["message"] = message
         else:

@@ -30,6 +30,7 @@ from controlplane.api.resources import (
     VIRTUAL_MACHINE_OPERATIONS,
     VIRTUAL_MACHINE_SNAPSHOTS,
     VIRTUAL_MACHINES,
+    VOLUMES,
 )
 from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
@@ -238,10 +239,13 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         marks = {v for k, v in (meta.get("annotations") or {}).items() if k in (RESTORED_BY, CLONED_BY)}
         keys = [own_key(o) for uid in marks for o in indexes.lookup(ctx, indexes.OPERATIONS_BY_UID, uid)
                 if (o.get("status") or {}).get("phase") not in (Phase.COMPLETED, Phase.FAILED, Phase.SUPERSEDED)]
-        ns = meta.get("namespace", "")
-        for vm in indexes.lookup(ctx, indexes.VMS_BY_BLOCK_DEVICE, indexes.block_device("VirtualDisk", ns, meta["name"])):
-            keys += ops_of_vm(vm)
-        return keys
+        return keys + ops_of_users(meta)
+
+    def ops_of_users(meta: dict[str, Any]) -> list[tuple[str, str]]:
+        """The operations of the VMs using the disk named in `meta` (a disk's, or its volume's: a
+        volume has its disk's name; a Restore waits for the volumes it reverts in place)."""
+        disk = indexes.block_device("VirtualDisk", meta.get("namespace", ""), meta["name"])
+        return [key for vm in indexes.lookup(ctx, indexes.VMS_BY_BLOCK_DEVICE, disk) for key in ops_of_vm(vm)]
 
     def queued_migrations(inst: dict[str, Any]) -> list[tuple[str, str]]:
         """A migration that ended frees its nodes' slots: the migrations queued (Pending) wake at
@@ -254,4 +258,5 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
                         Watch(VIRTUAL_MACHINES, ops_of_vm), Watch(INSTANCES, ops_of_vm),
                         Watch(INSTANCES, queued_migrations, relevant=fields_changed(("status", "migration", "phase"))),
                         Watch(VIRTUAL_MACHINE_SNAPSHOTS, owners_of_kind("VirtualMachineOperation")),
-                        Watch(VIRTUAL_DISKS, ops_of_disk, relevant=fields_changed(("status", "phase")))]
+                        Watch(VIRTUAL_DISKS, ops_of_disk, relevant=fields_changed(("status", "phase"))),
+                        Watch(VOLUMES, lambda v: ops_of_users(v["metadata"]), relevant=fields_changed(("status", "reverted")))]

@@ -16,10 +16,17 @@ The VirtualMachineIPAddress the snapshot kept (`keepIPAddress`) is the machine's
 (static, the address of snapshot time) when it is gone, a conflict when another machine holds it.
 
 A real restore, level-triggered across cycles: the running machine is stopped (a Stop power
-request) -> each disk is deleted and made again from its VirtualDiskSnapshot (same name, marked
-with this operation's uid) -> the machine's spec is replaced by the kept one -> the machine is
-started again when it ran before -> Completed once the disks are Ready and the machine is back in
-its phase.
+request) -> each disk is put back to its VirtualDiskSnapshot -> the machine's spec is replaced by
+the kept one -> the machine is started again when it ran before -> Completed once the disks are
+restored and Ready and the machine is back in its phase.
+
+A disk is put back in one of two ways:
+- in place, when it is still the disk the snapshot kept (same spec and labels) and its volume is
+  on the node of the snapshot's volume: its volume is asked to revert to the snapshot's
+  (`spec.revert`, with this operation's uid; the node handler replaces the volume's file by a new
+  overlay on the snapshot's file and says so in `status.reverted`). The disk object stays as it is;
+- otherwise as DVP does it: the disk is deleted and made again from its VirtualDiskSnapshot (same
+  name, the kept labels and annotations, marked with this operation's uid).
 """
 
 from __future__ import annotations
@@ -28,14 +35,17 @@ from typing import Any
 
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
+    VIRTUAL_DISK_SNAPSHOTS,
     VIRTUAL_DISKS,
     VIRTUAL_IMAGES,
     VIRTUAL_MACHINE_IP_ADDRESSES,
     VIRTUAL_MACHINE_SNAPSHOTS,
     VIRTUAL_MACHINES,
+    VOLUMES,
 )
 from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
+from controlplane.api.volume import Revert, parse_volume, revert_patch, reverted
 from controlplane.common.kube.client import SECRETS, KubeError
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
@@ -208,6 +218,10 @@ class RestoreHandler:
         disk = state.get(VIRTUAL_DISKS, name)
         if disk is not None and ((disk.get("metadata") or {}).get("annotations") or {}).get(RESTORED_BY) == state.uid:
             return (disk.get("status") or {}).get("phase") == "Ready"
+        if disk is not None and not disk["metadata"].get("deletionTimestamp"):
+            in_place = RestoreHandler._revert(state, disk, snapshot, kept)
+            if in_place is not None:
+                return in_place
         if disk is not None:
             if not disk["metadata"].get("deletionTimestamp"):
                 state.ctx.kube.delete_if_exists(VIRTUAL_DISKS, name, state.namespace)
@@ -227,4 +241,25 @@ class RestoreHandler:
         except KubeError as exc:
             if not exc.already_exists:
                 raise
+        return False
+
+    @staticmethod
+    def _revert(state: State, disk: dict[str, Any], snapshot: str, kept: dict[str, Any] | None) -> bool | None:
+        """The disk put back in place (True once done and Ready), or None when it cannot be: not
+        the disk the snapshot kept, or no volume on the snapshot volume's node."""
+        name = disk["metadata"]["name"]
+        if kept is None or kept.get("spec") != disk.get("spec") or \
+                ((kept.get("metadata") or {}).get("labels") or {}) != (disk["metadata"].get("labels") or {}):
+            return None
+        snap_volume_name = ((state.get(VIRTUAL_DISK_SNAPSHOTS, snapshot) or {}).get("status") or {}).get(
+            "volumeSnapshotName") or ""
+        snap_volume, volume = state.get(VOLUMES, snap_volume_name), state.get(VOLUMES, name)
+        if snap_volume is None or volume is None or volume["metadata"].get("deletionTimestamp") or \
+                (volume.get("spec") or {}).get("nodeName") != (snap_volume.get("spec") or {}).get("nodeName"):
+            return None
+        if reverted(volume) == state.uid:
+            return (volume.get("status") or {}).get("phase") == "Ready"
+        want = Revert(snap_volume_name, state.uid)
+        if parse_volume(volume).revert != want:
+            state.ctx.kube.patch(VOLUMES, name, revert_patch(want), state.namespace)
         return False

@@ -10,6 +10,8 @@ A VirtualImage and a ClusterVirtualImage made from the snapshot hold its content
 the disk while its VM runs waits, saying why. The restored disk is an overlay on the snapshot's
 file: deleting the snapshot waits while the VM runs, and once it is stopped leaves the disk
 standalone with the same content, and it boots again (after the VM snapshot and restore below).
+The VMOP Restore from the VM snapshot puts the unchanged disk back in place (its volume reverted,
+the disk object kept), and after the disk's labels change makes it again from its snapshot.
 """
 
 from __future__ import annotations
@@ -232,14 +234,29 @@ def test_restore_from_the_vm_snapshot_brings_the_disk_back(platform: Platform, m
     assert platform.get(VOLUMES, "linux-vm-root")["status"]["path"] == path and head_digest(path) == changed, \
         "a dry run changes nothing"
 
+    disk_uid = platform.get("vd", "linux-vm-root")["metadata"]["uid"]
     platform.apply(restore_op("restore-strict", "Strict"))
     done = platform.phase("vmop", "restore-strict", "Completed", timeout=240)
     assert all(r["status"] == "Completed" for r in done["status"]["resources"])
+    # the disk is the one the snapshot kept: put back in place, its volume reverted to the snapshot's
     restored = platform.phase("vd", "linux-vm-root", "Ready", timeout=30)
+    assert restored["metadata"]["uid"] == disk_uid
+    volume = platform.get(VOLUMES, "linux-vm-root")
+    assert volume["status"]["reverted"] == done["metadata"]["uid"] and volume["status"]["path"] == path
+    assert head_digest(path) == before, "the restored disk has the content of snapshot time"
+    assert platform.get("vm", "linux-vm")["status"]["phase"] == "Stopped", "it was stopped: it stays stopped"
+
+    # a disk that differs from the kept one (here its labels) is made again from its snapshot, as DVP does
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xcc 0 1M", path], check=True, capture_output=True)
+    k33(platform, "label", "vd", "linux-vm-root", "relabelled=yes")
+    platform.apply(restore_op("restore-again", "Strict"))
+    platform.phase("vmop", "restore-again", "Completed", timeout=240)
+    restored = platform.phase("vd", "linux-vm-root", "Ready", timeout=30)
+    assert restored["metadata"]["uid"] != disk_uid and "relabelled" not in (restored["metadata"].get("labels") or {})
     assert restored["spec"]["dataSource"]["objectRef"]["kind"] == "VirtualDiskSnapshot"
     new_path = platform.get(VOLUMES, "linux-vm-root")["status"]["path"]
-    assert head_digest(new_path) == before, "the restored disk has the content of snapshot time"
-    assert platform.get("vm", "linux-vm")["status"]["phase"] == "Stopped", "it was stopped: it stays stopped"
+    assert new_path != path and head_digest(new_path) == before, "the disk made again has the snapshot's content"
+    assert platform.get("vm", "linux-vm")["status"]["phase"] == "Stopped"
 
     boots = markers(platform)
     platform.apply(vmop("start-restored", "linux-vm", "Start"))

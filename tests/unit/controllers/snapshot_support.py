@@ -8,6 +8,7 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from controlplane.apiserver.patch import merge_patch
 from controlplane.common.kube.client import KubeError, Resource
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.settings import PlatformSettings
@@ -57,8 +58,9 @@ class Store:
 
     def patch(self, resource: Resource, name: str, patch: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         obj = self.objects[(resource.plural, namespace or "", name)]
-        for key, value in (patch.get("metadata") or {}).items():
-            obj["metadata"].setdefault(key, {}).update(value)
+        merged = merge_patch(obj, patch)  # a JSON merge patch, as the API server applies it
+        obj.clear()
+        obj.update(merged)  # in place: tests hold the object
         return obj
 
     def delete_if_exists(self, resource: Resource, name: str, namespace: str | None = None) -> bool:

@@ -1,6 +1,8 @@
 """VMOP Restore: DryRun reports and changes nothing, a disk another machine uses is a conflict,
 Strict and BestEffort (a missing image dropped) walk stop -> disks made again from their
-snapshots -> spec replaced -> start again, cycle by cycle, to Completed."""
+snapshots -> spec replaced -> start again, cycle by cycle, to Completed; a disk that is still the
+one the snapshot kept is put back in place instead (its volume asked to revert), and any
+difference (labels, spec, the node of its volume) sends it the way of a disk made again."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import pytest
 
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
+    VIRTUAL_DISK_SNAPSHOTS,
     VIRTUAL_DISKS,
     VIRTUAL_IMAGES,
     VIRTUAL_MACHINE_IP_ADDRESSES,
     VIRTUAL_MACHINE_OPERATIONS,
     VIRTUAL_MACHINE_SNAPSHOTS,
     VIRTUAL_MACHINES,
+    VOLUMES,
 )
 from controlplane.common.kube.client import SECRETS
 from controlplane.controllers.runtime.context import Context
@@ -39,7 +43,7 @@ class Recorder:
 
 def _ctx(store: Store) -> Context:
     ctx = context(store, VIRTUAL_MACHINES, VIRTUAL_DISKS, VIRTUAL_MACHINE_SNAPSHOTS, SECRETS, VIRTUAL_IMAGES,
-                  CLUSTER_VIRTUAL_IMAGES, VIRTUAL_MACHINE_IP_ADDRESSES)
+                  CLUSTER_VIRTUAL_IMAGES, VIRTUAL_MACHINE_IP_ADDRESSES, VIRTUAL_DISK_SNAPSHOTS, VOLUMES)
     ctx.recorder = Recorder()  # type: ignore[assignment]
     return ctx
 
@@ -185,3 +189,52 @@ def test_the_kept_address_held_by_another_machine_is_a_conflict() -> None:
     ctx.recorder = Recorder()  # type: ignore[assignment]
     state = reconcile(ctx, "Strict")
     assert state.status["phase"] == "Failed" and "'intruder'" in completed(state)["message"]
+
+
+def unchanged_disk(store: Store, *, labels: dict[str, str] | None = None, size: str = "1Gi",
+                   snapshot_node: str = "n1") -> None:
+    """The disk as the snapshot kept it, its volume on n1, and its VirtualDiskSnapshot's volume."""
+    store.put(VIRTUAL_DISKS, {"metadata": {"name": "root", "namespace": NS, "labels": labels or {"l": "1"}},
+                              "spec": {"persistentVolumeClaim": {"size": size}}, "status": {"phase": "Ready"}})
+    store.put(VIRTUAL_DISK_SNAPSHOTS, {"metadata": {"name": "root-u9", "namespace": NS},
+                                       "status": {"phase": "Ready", "volumeSnapshotName": "vds-s1"}})
+    store.put(VOLUMES, {"metadata": {"name": "root", "namespace": NS}, "spec": {"nodeName": "n1", "size": "1073741824"},
+                        "status": {"phase": "Ready"}})
+    store.put(VOLUMES, {"metadata": {"name": "vds-s1", "namespace": NS},
+                        "spec": {"nodeName": snapshot_node, "size": "1073741824"}, "status": {"phase": "Ready"}})
+
+
+def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
+    store = Store()
+    world(store)
+    unchanged_disk(store)
+    ctx = _ctx(store)
+    state = reconcile(ctx, "Strict")
+    volume = store.find(VOLUMES, "root")
+    assert volume is not None and volume["spec"]["revert"] == {"volume": "vds-s1", "id": "op1"}
+    assert not store.deleted and store.find(VIRTUAL_DISKS, "root") is not None, "the disk object stays"
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None and vm["metadata"]["annotations"][restore.RESTORED_BY] == "op1"
+    assert state.status["phase"] == "InProgress"
+
+    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    assert state.status["phase"] == "InProgress", "not done before the node handler says so"
+    assert state.status["resources"][1]["status"] == "InProgress"
+
+    volume["status"] = {"phase": "Ready", "reverted": "op1"}
+    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    assert state.status["phase"] == "Completed" and completed(state)["reason"] == "OperationCompleted"
+    assert all(r["status"] == "Completed" for r in state.status["resources"])
+    assert not store.deleted
+
+
+@pytest.mark.parametrize("difference", [{"labels": {"l": "2"}}, {"size": "2Gi"}, {"snapshot_node": "n2"}],
+                         ids=["labels", "spec", "another-node"])
+def test_a_disk_that_is_not_the_one_kept_is_made_again(difference: dict[str, Any]) -> None:
+    store = Store()
+    world(store)
+    unchanged_disk(store, **difference)
+    reconcile(_ctx(store), "Strict")
+    assert (VIRTUAL_DISKS.plural, "root") in store.deleted
+    volume = store.find(VOLUMES, "root")
+    assert volume is not None and "revert" not in volume["spec"]
