@@ -7,7 +7,7 @@ node (`source.volume`: snapshots and disks made from them, `take` to move a temp
 snapshot's file rather than copy it, `snapshot` for a snapshot's own volume). A VMOP Restore
 asks for a volume's content to go back to one of its snapshots with `revert_patch` (`spec.revert`:
 the snapshot's volume and the operation's id; the node handler writes the id to
-`status.reverted` once done). The node handler reads the spec back with `parse_volume`, which
+`status.reverted` once done, or to `status.revertRefused` when a running VM had the volume). The node handler reads the spec back with `parse_volume`, which
 checks the size is a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise).
 Phases are `internal.VolumePhase`.
 """
@@ -19,7 +19,8 @@ from typing import Any
 
 from controlplane.api.instance import SpecError, quantity_bytes
 
-__all__ = ["Revert", "SpecError", "VolumeSpec", "parse_volume", "revert_patch", "reverted", "size_patch"]
+__all__ = ["Revert", "SpecError", "VolumeSpec", "parse_volume", "revert_patch", "revert_refused", "reverted",
+           "size_patch"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ def revert_patch(revert: Revert) -> dict[str, Any]:
 def reverted(obj: dict[str, Any]) -> str | None:
     """The id of the last revert the node handler finished on this volume."""
     return (obj.get("status") or {}).get("reverted") or None
+
+
+def revert_refused(obj: dict[str, Any]) -> str | None:
+    """The id of a revert the node handler refused for good (a running VM had the volume)."""
+    return (obj.get("status") or {}).get("revertRefused") or None
 
 
 def parse_volume(obj: dict[str, Any]) -> VolumeSpec:

@@ -16,9 +16,10 @@ One cycle (`reconcile(key)`):
    the guest's filesystems were frozen for it); or the source's file itself, moved (`take`: a
    VMOP Clone's temporary snapshot no other file is built on; the source is marked
    `status.takenBy` and left without a file), else flattened by `qemu-img convert`;
-5. `spec.revert` not yet done (`status.reverted` is another id): once no running domain has the
-   file attached, the file is replaced by a new empty overlay on the named snapshot volume's file
-   (`volume_chain.revert`: a VMOP Restore of a disk that still exists; nothing copied);
+5. `spec.revert` not yet done nor refused (`status.reverted`, `status.revertRefused`): the file
+   is replaced by a new empty overlay on the named snapshot volume's file (`volume_chain.revert`:
+   a VMOP Restore of a disk that still exists; nothing copied); refused for good when a running
+   domain has the file attached (the restore stopped the VM before asking);
 6. `spec.size` larger than the file: grow it — through libvirt's block resize when a running
    domain has it attached (the guest sees the new size at once), else with `qemu-img resize`.
    A smaller size is refused with a message (volumes only grow);
@@ -38,7 +39,8 @@ import libvirt
 
 from controlplane.api.condition_builder import apply as set_condition
 from controlplane.api.internal import VOLUME_FINALIZER, VolumeCondition, VolumePhase, VolumeReason
-from controlplane.api.volume import SpecError, VolumeSpec, parse_volume
+from controlplane.api.volume import SpecError, VolumeSpec, parse_volume, revert_refused
+from controlplane.api.volume import reverted as reverted_id
 from controlplane.common.jsoncopy import json_copy
 from controlplane.common.kube.client import KubeError
 from controlplane.common.kube.controller import Result
@@ -178,7 +180,7 @@ class VolumeReconciler:
                 self._status(obj, VolumePhase.FAILED, path, msg, ready=False, reason=VolumeReason.PROVISIONING_FAILED)
                 raise TemporaryError(msg, delay=ctx.runtime.volume_failed_retry) from exc
         reverted = None
-        if spec.revert is not None and (obj.get("status") or {}).get("reverted") != spec.revert.id:
+        if spec.revert is not None and spec.revert.id not in (reverted_id(obj), revert_refused(obj)):
             waiting = self._revert(obj, spec, path)
             if waiting is not None:
                 return waiting
@@ -210,14 +212,15 @@ class VolumeReconciler:
         assert spec.revert is not None
         name, ns = spec.revert.volume, obj["metadata"]["namespace"]
         users = self.users(str(path))
+        if users:  # the restore stopped the VM before asking: someone started it since, and it keeps its data
+            self._status(obj, VolumePhase.READY, path, f"not put back to volume {name}: in use by "
+                         f"{', '.join(u for _, u in users)} when asked; stop the VM and restore again", ready=True,
+                         reason=VolumeReason.IN_USE, revert_refused=spec.revert.id)
+            return Result()
         try:
-            if users:
-                raise SourceNotReady(f"in use by {', '.join(u for _, u in users)}: put back to volume {name} once "
-                                     "its VM is stopped")
             src_path, src_is_snapshot = self._source(name, ns)
         except SourceNotReady as exc:
-            self._status(obj, VolumePhase.READY, path, str(exc), ready=True,
-                         reason=VolumeReason.IN_USE if users else VolumeReason.SOURCE_NOT_READY)
+            self._status(obj, VolumePhase.READY, path, str(exc), ready=True, reason=VolumeReason.SOURCE_NOT_READY)
             return Result(requeue_after=self.ctx.runtime.volume_in_use_retry)
         if not src_is_snapshot:
             self._status(obj, VolumePhase.READY, path, f"spec.revert.volume {name} is not a snapshot's volume: "
@@ -330,7 +333,8 @@ class VolumeReconciler:
 
     def _status(self, obj: dict[str, Any], phase: VolumePhase, path: Any, message: str, *, ready: bool, reason: VolumeReason,
                 capacity: int | None = None, progress: str | None = None,
-                consistent: bool | None = None, reverted: str | None = None) -> dict[str, Any]:
+                consistent: bool | None = None, reverted: str | None = None,
+                revert_refused: str | None = None) -> dict[str, Any]:
         old = obj.get("status") or {}
         stamp = ts(now())
         new = {**old, "phase": str(phase), "path": str(path),
@@ -343,6 +347,8 @@ class VolumeReconciler:
             new["consistent"] = consistent
         if reverted is not None:
             new["reverted"] = reverted
+        if revert_refused is not None:
+            new["revertRefused"] = revert_refused
         if message:
             new["message"] = message
         else:

@@ -24,7 +24,10 @@ A disk is put back in one of two ways:
 - in place, when it is still the disk the snapshot kept (same spec and labels) and its volume is
   on the node of the snapshot's volume: its volume is asked to revert to the snapshot's
   (`spec.revert`, with this operation's uid; the node handler replaces the volume's file by a new
-  overlay on the snapshot's file and says so in `status.reverted`). The disk object stays as it is;
+  overlay on the snapshot's file and says so in `status.reverted`). The disk object stays as it is.
+  Should the node handler refuse (a running VM had the disk: someone started the machine after
+  the restore stopped it), the restore fails saying so; a restore that fails takes back the
+  reverts it asked for and that are not done, so that none happens later on a disk in use;
 - otherwise as DVP does it: the disk is deleted and made again from its VirtualDiskSnapshot (same
   name, the kept labels and annotations, marked with this operation's uid).
 """
@@ -45,7 +48,7 @@ from controlplane.api.resources import (
 )
 from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
-from controlplane.api.volume import Revert, parse_volume, revert_patch, reverted
+from controlplane.api.volume import Revert, parse_volume, revert_patch, revert_refused, reverted
 from controlplane.common.kube.client import SECRETS, KubeError
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
@@ -61,6 +64,10 @@ API = VIRTUAL_MACHINES.api_version
 
 def _entry(kind: str, name: str, status: str, message: str, api: str = API) -> dict[str, str]:
     return {"apiVersion": api, "kind": kind, "name": name, "status": status, "message": message}
+
+
+class Refused(Exception):
+    """The node handler refused a disk's revert: the restore fails, saying why."""
 
 
 class Plan:
@@ -112,6 +119,23 @@ class RestoreHandler:
     def handle(self, state: State) -> None:
         if state.spec.get("type") != "Restore" or state.status.get("phase") not in (Phase.PENDING, Phase.IN_PROGRESS):
             return
+        try:
+            self._handle(state)
+        except Refused as exc:
+            outcome.finish(state, False, str(exc))
+        if state.status.get("phase") == Phase.FAILED:
+            self._withdraw(state)
+
+    @staticmethod
+    def _withdraw(state: State) -> None:
+        """A failed restore takes back the reverts it asked for that are not done: none of them
+        may happen later, when the machine has run on."""
+        for volume in state.list(VOLUMES, state.namespace):
+            revert = parse_volume(volume).revert
+            if revert is not None and revert.id == state.uid and reverted(volume) != state.uid:
+                state.ctx.kube.patch(VOLUMES, volume["metadata"]["name"], {"spec": {"revert": None}}, state.namespace)
+
+    def _handle(self, state: State) -> None:
         state.stop = True  # the power handlers after this one are not for a restore
         opts = state.spec.get("restore") or {}
         mode, vm_name = opts.get("mode", "Strict"), state.spec.get("virtualMachineName", "")
@@ -259,6 +283,8 @@ class RestoreHandler:
             return None
         if reverted(volume) == state.uid:
             return (volume.get("status") or {}).get("phase") == "Ready"
+        if revert_refused(volume) == state.uid:
+            raise Refused(f"VirtualDisk {name!r} was not put back: {(volume.get('status') or {}).get('message')}")
         want = Revert(snap_volume_name, state.uid)
         if parse_volume(volume).revert != want:
             state.ctx.kube.patch(VOLUMES, name, revert_patch(want), state.namespace)

@@ -204,7 +204,8 @@ def unchanged_disk(store: Store, *, labels: dict[str, str] | None = None, size: 
                         "spec": {"nodeName": snapshot_node, "size": "1073741824"}, "status": {"phase": "Ready"}})
 
 
-def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
+def asked_to_revert() -> tuple[Store, Context, State, dict[str, Any]]:
+    """A first Strict cycle over the unchanged disk: (store, context, state, the disk's volume)."""
     store = Store()
     world(store)
     unchanged_disk(store)
@@ -212,6 +213,11 @@ def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
     state = reconcile(ctx, "Strict")
     volume = store.find(VOLUMES, "root")
     assert volume is not None and volume["spec"]["revert"] == {"volume": "vds-s1", "id": "op1"}
+    return store, ctx, state, volume
+
+
+def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
+    store, ctx, state, volume = asked_to_revert()
     assert not store.deleted and store.find(VIRTUAL_DISKS, "root") is not None, "the disk object stays"
     vm = store.find(VIRTUAL_MACHINES, "linux-vm")
     assert vm is not None and vm["metadata"]["annotations"][restore.RESTORED_BY] == "op1"
@@ -238,3 +244,20 @@ def test_a_disk_that_is_not_the_one_kept_is_made_again(difference: dict[str, Any
     assert (VIRTUAL_DISKS.plural, "root") in store.deleted
     volume = store.find(VOLUMES, "root")
     assert volume is not None and "revert" not in volume["spec"]
+
+
+def test_a_refused_revert_fails_the_restore_saying_why() -> None:
+    _, ctx, state, volume = asked_to_revert()
+    volume["status"] = {"phase": "Ready", "revertRefused": "op1",
+                        "message": "not put back to volume vds-s1: in use by default/linux-vm when asked"}
+    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    assert state.status["phase"] == "Failed"
+    assert "'root' was not put back" in completed(state)["message"] and "in use" in completed(state)["message"]
+
+
+def test_a_failed_restore_takes_back_the_reverts_not_done() -> None:
+    store, ctx, state, volume = asked_to_revert()
+    del store.objects[(VIRTUAL_MACHINE_SNAPSHOTS.plural, NS, "snap")]  # deleted mid-way
+    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    assert state.status["phase"] == "Failed"
+    assert "revert" not in volume["spec"], "a revert left behind could happen later, on a disk in use"

@@ -1,8 +1,8 @@
 """A VMOP Restore of a disk that still exists puts its volume back in place (`spec.revert`): the
 volume's file becomes a new empty overlay on the snapshot's file, with no process run; a crash
 before the final rename leaves the disk as it was; files built on the old file keep their
-content; the reconciler reverts once per id, waits while a running domain has the file, and
-refuses a volume that is not a snapshot's (real qcow2 files, qemu-io reads them)."""
+content; the reconciler reverts once per id, refuses for good a revert that finds a running
+domain on the file, and refuses a volume that is not a snapshot's (real qcow2 files, qemu-io reads them)."""
 
 from __future__ import annotations
 
@@ -110,12 +110,16 @@ def test_the_reconciler_reverts_once_per_id(tmp_path: Path) -> None:
     assert _holds(path, 0x77), "a revert done is not done again"
 
 
-def test_the_reconciler_waits_while_a_running_domain_has_the_file(tmp_path: Path) -> None:
+def test_a_revert_that_finds_a_running_domain_on_the_file_is_refused_for_good(tmp_path: Path) -> None:
     rec, api, path = _world(tmp_path, running=True)
     result = rec.reconcile(("ns", "disk"))
-    assert result is not None and result.requeue_after == 1.0
+    assert result is not None and result.requeue_after is None
     assert _holds(path, 0xCC) and "reverted" not in api.statuses[-1]
-    assert "in use by ns/vm" in api.statuses[-1]["message"]
+    assert api.statuses[-1]["revertRefused"] == "op1" and "in use by ns/vm" in api.statuses[-1]["message"]
+    rec.ctx.volumes.get("ns", "disk")["status"] = api.statuses[-1]
+    rec.ctx.domains.active_owned = dict  # the VM stopped later: the old request is not carried out then
+    rec.reconcile(("ns", "disk"))
+    assert _holds(path, 0xCC) and "reverted" not in api.statuses[-1]
 
 
 def test_a_revert_to_a_volume_that_is_not_a_snapshot_is_refused(tmp_path: Path) -> None:
