@@ -5,11 +5,12 @@ The disk controller builds the spec with `VolumeSpec.to_api()` (and grows it wit
 `size_patch`); a volume's initial content is empty, a DVCR image, or another volume of the same
 node (`source.volume`: snapshots and disks made from them, `take` to move a temporary
 snapshot's file rather than copy it, `snapshot` for a snapshot's own volume). A VMOP Restore
-asks for a volume's content to go back to one of its snapshots with `revert_patch` (`spec.revert`:
-the snapshot's volume and the operation's id; the node handler writes the id to
-`status.reverted` once done, or to `status.revertRefused` when a running VM had the volume). The node handler reads the spec back with `parse_volume`, which
-checks the size is a positive whole number of bytes (a `SpecError` naming `spec.size` otherwise).
-Phases are `internal.VolumePhase`.
+asks for a volume's content to go back to one of its snapshots with `revert_patch`
+(`spec.revert`: the snapshot's volume and the operation's id; the node handler writes the id to
+`status.reverted` once done, or to `status.revertRefused` when a running VM had the volume).
+The node handler reads the spec back with `parse_volume`, which checks the size is a positive
+whole number of bytes (a `SpecError` naming `spec.size` otherwise). Phases are
+`internal.VolumePhase`.
 """
 
 from __future__ import annotations

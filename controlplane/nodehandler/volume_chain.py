@@ -155,7 +155,8 @@ def _revert(disk: Path, snapshot: Path, release: Callable[[], list[str]]) -> lis
 
 
 def recover(root: Path) -> list[str]:
-    """Finish or undo every `freeze` or `revert` a crash interrupted; returns what was done, for the log."""
+    """Finish or undo every `freeze` or `revert` a crash interrupted; returns what was done, for
+    the log."""
     done = []
     with LOCK:
         for pending in root.glob("*/.*.qcow2.overlay") if root.is_dir() else ():
