@@ -20,8 +20,8 @@ from typing import Any
 
 from controlplane.api.instance import SpecError, quantity_bytes
 
-__all__ = ["Revert", "SpecError", "VolumeSpec", "parse_volume", "revert_patch", "revert_refused", "reverted",
-           "size_patch"]
+__all__ = ["Revert", "SpecError", "VolumeSpec", "parse_volume", "requested_revert", "revert_patch", "revert_refused",
+           "reverted", "size_patch"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class VolumeSpec:
     source's file becomes this volume's when no running VM uses it, and the source gets a new
     overlay on it; a volume made from a snapshot is in turn an overlay on the snapshot's file."""
     revert: Revert | None = None
+    """Asked after creation, by `revert_patch` (a VMOP Restore); never part of a new volume's spec."""
 
     def to_api(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"nodeName": self.node_name, "size": str(self.size_bytes)}
@@ -66,8 +67,6 @@ class VolumeSpec:
                 spec["source"]["volume"]["take"] = True
             if self.snapshot:
                 spec["source"]["volume"]["snapshot"] = True
-        if self.revert is not None:
-            spec.update(revert_patch(self.revert)["spec"])
         return spec
 
 
@@ -79,6 +78,12 @@ def size_patch(size_bytes: int) -> dict[str, Any]:
 def revert_patch(revert: Revert) -> dict[str, Any]:
     """The merge patch that asks for `revert`."""
     return {"spec": {"revert": {"volume": revert.volume, "id": revert.id}}}
+
+
+def requested_revert(obj: dict[str, Any]) -> Revert | None:
+    """The revert `spec.revert` asks for, if any (without parsing the rest of the spec)."""
+    revert = (obj.get("spec") or {}).get("revert") or {}
+    return Revert(str(revert["volume"]), str(revert["id"])) if revert.get("volume") and revert.get("id") else None
 
 
 def reverted(obj: dict[str, Any]) -> str | None:
@@ -96,11 +101,9 @@ def parse_volume(obj: dict[str, Any]) -> VolumeSpec:
     spec = obj.get("spec") or {}
     image = (spec.get("source") or {}).get("image") or {}
     volume = (spec.get("source") or {}).get("volume") or {}
-    revert = spec.get("revert") or {}
     return VolumeSpec(node_name=str(spec.get("nodeName") or ""), size_bytes=quantity_bytes(spec.get("size"), "spec.size"),
                       image_ref=image.get("ref") or None, image_digest=image.get("digest") or None,
                       source_volume=volume.get("name") or None,
                       require_consistency=bool(volume.get("requireConsistency", False)),
                       take_source=bool(volume.get("take", False)), snapshot=bool(volume.get("snapshot", False)),
-                      revert=Revert(str(revert["volume"]), str(revert["id"]))
-                      if revert.get("volume") and revert.get("id") else None)
+                      revert=requested_revert(obj))

@@ -48,7 +48,7 @@ from controlplane.api.resources import (
 )
 from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
-from controlplane.api.volume import Revert, parse_volume, revert_patch, revert_refused, reverted
+from controlplane.api.volume import Revert, requested_revert, revert_patch, revert_refused, reverted
 from controlplane.common.kube.client import SECRETS, KubeError
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
@@ -131,7 +131,7 @@ class RestoreHandler:
         """A failed restore takes back the reverts it asked for that are not done: none of them
         may happen later, when the machine has run on."""
         for volume in state.list(VOLUMES, state.namespace):
-            revert = parse_volume(volume).revert
+            revert = requested_revert(volume)
             if revert is not None and revert.id == state.uid and reverted(volume) != state.uid:
                 state.ctx.kube.patch(VOLUMES, volume["metadata"]["name"], {"spec": {"revert": None}}, state.namespace)
 
@@ -286,6 +286,6 @@ class RestoreHandler:
         if revert_refused(volume) == state.uid:
             raise Refused(f"VirtualDisk {name!r} was not put back: {(volume.get('status') or {}).get('message')}")
         want = Revert(snap_volume_name, state.uid)
-        if parse_volume(volume).revert != want:
+        if requested_revert(volume) != want:
             state.ctx.kube.patch(VOLUMES, name, revert_patch(want), state.namespace)
         return False
