@@ -291,7 +291,7 @@ def run(rounds: int) -> list[Row]:
             machine, machine_peer = machine_rounds(rounds, bench, peer)
         finally:
             peer.close()
-        path = bench.volume(DISKS[1])  # (a restore that made the disk again would have moved it)
+        path = bench.volume(DISKS[1])  # the data disk's file as the restores left it
         stopped, stopped_peer = alternate(rounds, lambda: bench.disk_snapshot(consistent=True),
                                           lambda: bench.peer_copy(path, live=False))
         bench.power("Start", "Running")
