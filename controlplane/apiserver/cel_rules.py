@@ -5,6 +5,10 @@ the value at its schema node as `self`; a transition rule (one that mentions `ol
 only on updates where the old object has a value at the same place; a rule whose node is
 absent from the object is not run. Failures become `Cause`s with the rule's message (or
 `messageExpression`), `fieldPath` and `reason`.
+
+On an update, a rule without `oldSelf` is not run where the value is unchanged from the old
+object (Kubernetes' validation ratcheting, GA in 1.33): a status write does not pay for the rules
+of a spec it cannot change. `self == oldSelf` on an unchanged value passes without evaluation.
 """
 
 from __future__ import annotations
@@ -101,19 +105,44 @@ def _recording(value: Any) -> Any:
     return value
 
 
+def _presence_only(source: str, prop: str) -> bool:
+    """Whether `source` uses `self.<prop>` only as `has(self.<prop>)`: its verdict then depends on
+    whether the property is there, not on its value (read from the text: cel-python's `has`
+    evaluates the member like any read)."""
+    if "self[" in source:
+        return False
+    name = re.escape(prop)
+    uses = len(re.findall(rf"\bself\.{name}(?![A-Za-z0-9_])", source))
+    return uses > 0 and uses == len(re.findall(rf"\bhas\(\s*self\.{name}\s*\)", source))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON-equal (Python's == alone takes `true` for `1`)."""
+    return bool(a == b) and orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+
+
 class _Memo:
     """Remembered verdicts of one rule (cel-python interprets every evaluation, ~1 ms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = "") -> None:
+        self.source = source
         self.shapes: list[tuple[str, ...]] = []
         self.verdicts: OrderedDict[bytes, bool] = OrderedDict()
+        self._presence: dict[str, bool] = {}
 
-    @staticmethod
-    def _key(shape: tuple[str, ...] | None, cur: Any, old: Any) -> bytes | None:
+    def _pick(self, m: Any, prop: str) -> Any:
+        if not isinstance(m, dict):
+            return None
+        presence = self._presence.get(prop)
+        if presence is None:
+            presence = self._presence[prop] = _presence_only(self.source, prop)
+        return {"has": prop in m} if presence else m.get(prop)
+
+    def _key(self, shape: tuple[str, ...] | None, cur: Any, old: Any) -> bytes | None:
         if shape is None:
             raw = orjson.dumps([cur, old], default=str)
             return b"=" + raw if len(raw) <= MEMO_MAX_SCALAR else None
-        pick = [[m.get(p) if isinstance(m, dict) else None for p in shape] for m in (cur, old)]
+        pick = [[self._pick(m, p) for p in shape] for m in (cur, old)]
         return "|".join(shape).encode() + b"=" + orjson.dumps(pick, default=str)
 
     def lookup(self, cur: Any, old: Any) -> bool | None:
@@ -155,6 +184,8 @@ class _Rule:
     reason: str
     transition: bool
     memo: _Memo = field(default_factory=lambda: _Memo())
+    immutable: bool = False
+    """The rule is `self == oldSelf`."""
 
 
 @dataclass
@@ -178,6 +209,8 @@ def _compile(rule: dict[str, Any]) -> _Rule:
         field_path=rule.get("fieldPath", ""),
         reason=rule.get("reason", "FieldValueInvalid"),
         transition=re.search(r"\boldSelf\b", src) is not None,
+        memo=_Memo(src),
+        immutable=re.sub(r"\s+", "", src) in ("self==oldSelf", "oldSelf==self"),
     )
 
 
@@ -210,9 +243,15 @@ class CelRules:
         return causes
 
     def _walk(self, node: _Node, value: Any, old: Any, path: list[Any], causes: list[Cause]) -> None:
+        unchanged: bool | None = None
         for rule in node.rules:
             if rule.transition and old is None:
                 continue
+            if old is not None and (rule.immutable or not rule.transition):
+                if unchanged is None:
+                    unchanged = _same(value, old)
+                if unchanged:
+                    continue  # ratcheted, or `self == oldSelf` holding
             self._run(rule, node.schema, value, old, path, causes)
         if isinstance(value, dict):
             for k, sub in node.properties.items():

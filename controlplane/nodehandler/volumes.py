@@ -202,8 +202,11 @@ class VolumeReconciler:
         elif size < cap:
             message = (f"spec.size {_human(size)} is smaller than the volume ({_human(cap)}): volumes only grow; "
                        f"keeping {_human(cap)}")
-        self._status(obj, VolumePhase.READY, path, message, ready=True, reason=VolumeReason.READY, capacity=cap,
-                     progress="100%", reverted=reverted)
+        obj = self._status(obj, VolumePhase.READY, path, message, ready=True, reason=VolumeReason.READY, capacity=cap,
+                           progress="100%", reverted=reverted)
+        if spec.revert is not None and reverted is not None:
+            ctx.events.record(obj, type="Normal", reason="Reverted", message=f"{path.name}: put back to the content "
+                              f"of volume {spec.revert.volume} (a new overlay on its file: nothing copied)")
         return None
 
     def _revert(self, obj: dict[str, Any], spec: VolumeSpec, path: Path) -> Result | None:
@@ -228,10 +231,7 @@ class VolumeReconciler:
             return Result()  # refused: the volume keeps its content, until the spec changes
         for step in volume_chain.revert(path, src_path, self.ctx.layout.volumes):
             log.info("volume %s/%s reverted: %s", ns, obj["metadata"]["name"], step)
-        self.ctx.events.record(obj, type="Normal", reason="Reverted",
-                               message=f"{path.name}: put back to the content of volume {name} (a new overlay on its "
-                                       "file: nothing copied)")
-        return None
+        return None  # the event follows the status write, which the restore waits for
 
     def _provision(self, obj: dict[str, Any], spec: VolumeSpec, path: Any) -> dict[str, Any]:
         ctx = self.ctx

@@ -9,7 +9,9 @@ POST's AlreadyExists, then read and bumped.
 `BackgroundEventRecorder` (the controllers') writes from a thread of its own, as client-go's
 broadcaster does: a reconcile hands the event over and goes on, so recording a phase change
 never adds an API round trip to the path of the object it reports (a VM's create -> Running
-crosses a dozen phase changes). Its queue is bounded (`QUEUE_SIZE`, client-go's 1000): when
+crosses a dozen phase changes). Within `held()` (a controller's reconcile cycle), the events a
+thread records wait until the block ends: they reach the API after the cycle's own writes, which
+others wait for, instead of competing with them. Its queue is bounded (`QUEUE_SIZE`, client-go's 1000): when
 the API falls that far behind, new events are dropped, never the reconciles slowed.
 
 Both keep client-go's spam filter (EventSourceObjectSpamFilter): per recording component and
@@ -19,6 +21,7 @@ cannot flood the API with events (a VM's normal life records about 7)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -26,11 +29,15 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 from controlplane.common.kube.client import EVENTS, KubeClient, KubeError
 
 log = logging.getLogger(__name__)
+
+_Item = tuple[dict[str, Any], str, str, str, str]
+"""A queued event: (subject, type, reason, message, time)."""
 
 CACHE_SIZE = 4096
 """Events whose counts the recorder remembers (the least recently recorded are forgotten)."""
@@ -83,6 +90,11 @@ class EventRecorder:
     def _bump(self, name: str, ns: str, count: int, now: str) -> None:
         self.kube.patch(EVENTS, name, {"count": count, "lastTimestamp": now}, ns)
         self._remember((ns, name), count)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Nothing to hold: this recorder writes each event as it is recorded."""
+        yield
 
     def record(self, obj: dict[str, Any], *, type: str, reason: str, message: str) -> None:
         """Record an event about `obj` (type Normal or Warning); never raises."""
@@ -139,7 +151,8 @@ class BackgroundEventRecorder(EventRecorder):
 
     def __init__(self, kube: KubeClient, component: str, *, host: str = "") -> None:
         super().__init__(kube, component, host=host)
-        self._queue: queue.Queue[tuple[dict[str, Any], str, str, str, str]] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[_Item] = queue.Queue(QUEUE_SIZE)
+        self._held = threading.local()
         self._thread = threading.Thread(target=self._deliver, name="event-recorder", daemon=True)
         self._thread.start()
 
@@ -149,11 +162,33 @@ class BackgroundEventRecorder(EventRecorder):
         meta = obj.get("metadata") or {}
         subject = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),  # what the event names, as of now
                    "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
+        item = (subject, type, reason, message, _now())
+        waiting: list[_Item] | None = getattr(self._held, "items", None)
+        if waiting is not None:
+            waiting.append(item)
+        else:
+            self._put(item)
+
+    def _put(self, item: _Item) -> None:
         try:
-            self._queue.put_nowait((subject, type, reason, message, _now()))
+            self._queue.put_nowait(item)
         except queue.Full:
-            log.debug("event %s on %s dropped: %d events are waiting to be written", reason, meta.get("name"),
-                      QUEUE_SIZE)
+            log.debug("event %s on %s dropped: %d events are waiting to be written", item[2],
+                      item[0]["metadata"].get("name"), QUEUE_SIZE)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Events this thread records in the block are handed to the writer when it ends."""
+        if getattr(self._held, "items", None) is not None:
+            yield  # nested: the outer block hands them over
+            return
+        self._held.items = []
+        try:
+            yield
+        finally:
+            items, self._held.items = self._held.items, None
+            for item in items:
+                self._put(item)
 
     def _deliver(self) -> None:
         while True:

@@ -132,7 +132,10 @@ class Reconciler:
         wait = self._stale((namespace, name), current)
         if wait is not None:
             return Result(wait)  # the write's watch event queues the key sooner, as a rule
-        state = State(self.ctx, self.resource, current)
+        with self.ctx.recorder.held():  # the cycle's events go out after its writes
+            return self._cycle(State(self.ctx, self.resource, current), namespace, name)
+
+    def _cycle(self, state: State, namespace: str, name: str) -> Result | None:
         conditions.clear_failures(state.status)
         failures: list[tuple[Handler, Exception]] = []
         for handler in self.handlers:

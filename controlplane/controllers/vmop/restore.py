@@ -34,6 +34,8 @@ A disk is put back in one of two ways:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from controlplane.api.resources import (
@@ -51,6 +53,7 @@ from controlplane.api.v1alpha2 import VMOPPhase as Phase
 from controlplane.api.volume import Revert, requested_revert, revert_patch, revert_refused, reverted
 from controlplane.common.kube.client import SECRETS, KubeError
 from controlplane.controllers.runtime import indexes
+from controlplane.controllers.runtime.parallel import run_all
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.snapshot.kept import read_kept
 from controlplane.controllers.vm import requests
@@ -185,19 +188,18 @@ class RestoreHandler:
             self._power(state, vm_name, "Stop")
             outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"stopping {vm_name} to restore its disks")
             return
-        ready = 0
-        for i, (disk, snap) in enumerate(plan.snapshots.items(), start=1):
-            done = self._disk(state, disk, snap, plan.disks.get(disk))
-            ready += done
-            resources[i].update(status="Completed" if done else "InProgress",
-                                message=f"restored from VirtualDiskSnapshot {snap}" if done else "restoring")
+        # the disks' writes and the machine's spec go out together (they do not depend on each
+        # other); the cycle then reports as the next one would, so that one writes nothing new
+        disks = list(plan.snapshots.items())
+        calls: list[Callable[[], bool]] = [partial(self._disk, state, disk, snap, plan.disks.get(disk))
+                                           for disk, snap in disks]
         if not restored:
-            self._address(state, plan)
-            body = {**vm, "spec": plan.spec_for(mode)}
-            body["metadata"] = {**vm["metadata"], "annotations": {**(vm["metadata"].get("annotations") or {}),
-                                                                  RESTORED_BY: state.uid}}
-            state.ctx.kube.replace(VIRTUAL_MACHINES, body)
-            return
+            calls.append(partial(self._respec, state, vm, plan, mode))
+        done = run_all(calls)
+        for i, ((_, snap), ok) in enumerate(zip(disks, done, strict=False), start=1):
+            resources[i].update(status="Completed" if ok else "InProgress",
+                                message=f"restored from VirtualDiskSnapshot {snap}" if ok else "restoring")
+        ready = sum(done[:len(disks)])
         resources[0].update(status="Completed", message="spec restored")
         if ready < len(plan.snapshots):
             outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"disks restored: {ready}/{len(plan.snapshots)}")
@@ -210,6 +212,16 @@ class RestoreHandler:
         skipped = [f"{m['kind']} {m['name']}" for m in plan.missing] if mode == "BestEffort" else []
         outcome.finish(state, True, f"{vm_name} restored from {state.spec['restore']['virtualMachineSnapshotName']}"
                 + (f"; dropped missing {', '.join(skipped)}" if skipped else ""))
+
+    @staticmethod
+    def _respec(state: State, vm: dict[str, Any], plan: Plan, mode: str) -> bool:
+        """The machine's spec replaced by the kept one, marked with this operation's uid."""
+        RestoreHandler._address(state, plan)
+        body = {**vm, "spec": plan.spec_for(mode)}
+        body["metadata"] = {**vm["metadata"], "annotations": {**(vm["metadata"].get("annotations") or {}),
+                                                              RESTORED_BY: state.uid}}
+        state.ctx.kube.replace(VIRTUAL_MACHINES, body)
+        return True
 
     @staticmethod
     def _address(state: State, plan: Plan) -> None:

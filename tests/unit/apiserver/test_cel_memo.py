@@ -52,3 +52,41 @@ def test_whole_value_rules_are_keyed_by_the_whole_value() -> None:
     for _ in range(2):
         assert not rules.evaluate("abc", None)  # type: ignore[arg-type]
         assert rules.evaluate("abcd", None)  # type: ignore[arg-type]
+
+
+def _counting(rules: CelRules) -> list[int]:
+    """Counts the evaluations of the (single) rule of `rules`' root."""
+    assert rules.root is not None
+    rule = rules.root.rules[0]
+    calls = [0]
+    program = rule.program
+
+    class Counting:
+        def evaluate(self, activation: Any) -> Any:
+            calls[0] += 1
+            return program.evaluate(activation)
+
+    rule.program = Counting()
+    return calls
+
+
+def test_a_presence_test_is_remembered_whatever_the_value() -> None:
+    props = {"type": {"type": "string"}, "http": {"type": "object", "properties": {"url": {"type": "string"}}}}
+    rule = "self.type == 'HTTP' ? has(self.http) : !has(self.http)"
+    schema = {"type": "object", "properties": props, "x-kubernetes-validations": [{"rule": rule, "message": "no"}]}
+    rules = CelRules(schema)
+    calls = _counting(rules)
+    for i in range(5):
+        assert not rules.evaluate({"type": "HTTP", "http": {"url": f"http://x/{i}"}}, None)
+    assert rules.evaluate({"type": "HTTP"}, None)
+    assert rules.evaluate({"type": "Other", "http": {"url": "http://y"}}, None)
+    assert calls[0] == 3, "one evaluation per (type, presence of http)"
+
+
+@pytest.mark.parametrize("rule", ["has(self.a) && self.a > 0", "has(self.a) ? self.a > 0 : true"])
+def test_a_property_also_read_for_its_value_is_keyed_by_its_value(rule: str) -> None:
+    schema = {"type": "object", "properties": PROPS, "x-kubernetes-validations": [{"rule": rule, "message": "no"}]}
+    rules = CelRules(schema)
+    for _ in range(2):
+        assert not rules.evaluate({"a": 1}, None)
+        assert rules.evaluate({"a": -1}, None)

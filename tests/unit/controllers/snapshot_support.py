@@ -12,6 +12,7 @@ from controlplane.apiserver.patch import merge_patch
 from controlplane.common.kube.client import KubeError, Resource
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.settings import PlatformSettings
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 class Store:
@@ -69,7 +70,7 @@ class Store:
 
 
 def context(store: Store, *resources: Resource) -> Context:
-    ctx = Context(kube=store, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=store, settings=PlatformSettings(), recorder=CollectedEvents())
     for res in resources:
         ctx.informers[res] = store.cache(res)
     return ctx

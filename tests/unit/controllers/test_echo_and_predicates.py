@@ -20,6 +20,7 @@ from controlplane.controllers.runtime.state import State
 from controlplane.controllers.runtime.watchers import Watch, connect, own_key
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.vm.controller import DISK_FIELDS_READ, VMIP_FIELDS_READ
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 class WritingKube:
@@ -49,7 +50,7 @@ DISK = {"metadata": {"name": "d", "namespace": "ns", "resourceVersion": "1"}, "s
 
 def wired(*, drop_echoes: bool) -> tuple[Reconciler, Informer, Queue]:
     """A disk reconciler over a real informer cache, its own-kind watch connected to a queue."""
-    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=CollectedEvents())
     informer = Informer(None, VIRTUAL_DISKS)  # type: ignore[arg-type]
     ctx.informers[VIRTUAL_DISKS] = informer
     rec = Reconciler(ctx, VIRTUAL_DISKS, [Progress()], drop_echoes=drop_echoes)
@@ -95,7 +96,7 @@ class MovingCache:
 
 
 def test_an_echo_that_came_while_the_cycle_decided_to_wait_is_not_waited_for() -> None:
-    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=CollectedEvents())
     ctx.informers[VIRTUAL_DISKS] = MovingCache([copy.deepcopy(DISK)])  # type: ignore[assignment]
     rec = Reconciler(ctx, VIRTUAL_DISKS, [Progress()], drop_echoes=True)
     rec(("ns", "d"))  # writes version 2
@@ -114,7 +115,7 @@ def test_a_kind_that_does_not_opt_in_is_woken_by_its_own_echo() -> None:
 
 
 def test_a_watch_wakes_the_keys_an_object_mapped_to_before_the_change() -> None:
-    ctx = Context(kube=None, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=None, settings=PlatformSettings(), recorder=CollectedEvents())
     vms = Informer(None, VIRTUAL_MACHINES)  # type: ignore[arg-type]
     ctx.informers[VIRTUAL_MACHINES] = vms
     queue = Queue()

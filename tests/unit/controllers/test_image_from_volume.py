@@ -21,6 +21,7 @@ from controlplane.controllers.image.from_volume import volume_source
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.settings import PlatformSettings
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 class Kube:
@@ -30,7 +31,7 @@ class Kube:
 def ctx_with(tmp_path: Path, *objs: tuple[Any, dict[str, Any]]) -> Context:
     (tmp_path / "ca.crt").write_text("CA PEM")
     ctx = Context(kube=Kube(), settings=PlatformSettings(dvcr_ca_file=str(tmp_path / "ca.crt")),  # type: ignore[arg-type]
-                  recorder=None)  # type: ignore[arg-type]
+                  recorder=CollectedEvents())
     for res in (VIRTUAL_DISKS, VIRTUAL_DISK_SNAPSHOTS, VOLUMES, NODES, VIRTUAL_MACHINES, VIRTUAL_IMAGES):
         ctx.informer(res)
     for res, obj in objs:

@@ -22,6 +22,7 @@ from controlplane.controllers.ipam import vmmac
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.settings import PlatformSettings
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 def test_lease_names_round_trip() -> None:
@@ -98,7 +99,7 @@ class Store:
 
 
 def _ctx(store: Store) -> Context:
-    ctx = Context(kube=store, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=store, settings=PlatformSettings(), recorder=CollectedEvents())
     for res in (LEASES, VMMACS, VIRTUAL_MACHINES):
         ctx.informers[res] = store.cache(res)
     return ctx

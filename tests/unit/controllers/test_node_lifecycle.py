@@ -17,6 +17,7 @@ from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.vm.nodehealth import NodeHealthHandler
+from tests.unit.controllers.recorders import CollectedEvents
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -50,7 +51,7 @@ def cond_of(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def ctx_with(*objs: tuple[Any, dict[str, Any]]) -> Context:
     ctx = Context(kube=None, settings=PlatformSettings(node_grace_seconds=40, max_clock_skew_seconds=30),  # type: ignore[arg-type]
-                  recorder=None)  # type: ignore[arg-type]
+                  recorder=CollectedEvents())
     for resource in (NODES, LEASES, VIRTUAL_MACHINES):
         ctx.informer(resource)
     for resource, obj in objs:

@@ -19,6 +19,7 @@ from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import ReconcileError, Reconciler
 from controlplane.controllers.runtime.state import State
 from controlplane.controllers.settings import PlatformSettings
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 class FakeKube:
@@ -48,7 +49,7 @@ VM = {"apiVersion": "virtualization.deckhouse.io/v1alpha2", "kind": "VirtualMach
 
 
 def _context(kube: FakeKube) -> Context:
-    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=CollectedEvents())
     ctx.informers[VIRTUAL_MACHINES] = FakeCache(VM)  # type: ignore[assignment]
     return ctx
 

@@ -18,6 +18,7 @@ from controlplane.controllers.scheduler.decide import Request, decide
 from controlplane.controllers.scheduler.vmaffinity import Placed
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.vm.placement import choose_node
+from tests.unit.controllers.recorders import CollectedEvents
 
 HOST = "kubernetes.io/hostname"
 
@@ -254,7 +255,7 @@ def test_assumed_placements_expire_and_are_reused_by_the_same_vm() -> None:
 # -- choose_node over informer caches: simultaneous placements ---------------------------------------
 
 def _ctx(nodes: list[dict[str, Any]], vms: list[dict[str, Any]]) -> Context:
-    ctx = Context(kube=None, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=None, settings=PlatformSettings(), recorder=CollectedEvents())
     for resource, objs in ((NODES, nodes), (VIRTUAL_MACHINES, vms), (INSTANCES, []), (VOLUMES, [])):
         inf = ctx.informer(resource)
         for obj in objs:

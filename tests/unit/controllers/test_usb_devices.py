@@ -23,6 +23,7 @@ from controlplane.controllers.usb.nodeusb import AssignmentHandler
 from controlplane.controllers.usb.usbdevice import StatusHandler
 from controlplane.controllers.vm.placement import pinned_node
 from controlplane.controllers.vm.usb import USBDevicesHandler, device_node, usable
+from tests.unit.controllers.recorders import CollectedEvents
 
 ATTRS = UsbAttributes(name="1-1", vendor_id="046d", product_id="c52b", bus=1, device_number=5, node_name="n1",
                       manufacturer="Logitech", product="USB Receiver", speed=12)
@@ -69,7 +70,7 @@ class Store:
 
 
 def _ctx(store: Store) -> Context:
-    ctx = Context(kube=store, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=store, settings=PlatformSettings(), recorder=CollectedEvents())
     for res in (NODE_USB_DEVICES, USB_DEVICES, VIRTUAL_MACHINES, INSTANCES):
         ctx.informers[res] = store.cache(res)
     return ctx

@@ -16,6 +16,7 @@ from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.vmop import migrate
 from controlplane.controllers.vmop.assumed import AssumedMigrations
 from controlplane.controllers.vmop.controller import Complete, Execute, Init, Queue, Validate
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 class _Kube:
@@ -221,7 +222,7 @@ def test_the_queued_migrations_index_holds_only_pending_migrations() -> None:
     from controlplane.controllers.settings import PlatformSettings
 
     ops = Informer(None, VIRTUAL_MACHINE_OPERATIONS)  # type: ignore[arg-type]
-    ctx = Context(kube=None, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=None, settings=PlatformSettings(), recorder=CollectedEvents())
     ctx.informers[VIRTUAL_MACHINE_OPERATIONS] = ops
     for name, kind, phase in (("new", "Evict", None), ("queued", "Migrate", "Pending"), ("running", "Migrate", "InProgress"),
                               ("done", "Evict", "Completed"), ("restart", "Restart", "Pending")):

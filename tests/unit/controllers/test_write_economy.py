@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from controlplane.api.resources import VIRTUAL_DISKS, VIRTUAL_MACHINE_CLASSES, VIRTUAL_MACHINES, VOLUMES
 from controlplane.common.kube import events
 from controlplane.common.kube.client import KubeClient, _error
@@ -37,11 +39,13 @@ from controlplane.controllers.runtime.state import State
 from controlplane.controllers.runtime.watchers import fields_changed, spec_changed
 from controlplane.controllers.settings import PlatformSettings
 from controlplane.controllers.vmclass.controller import DeletionHandler
+from tests.unit.controllers.recorders import CollectedEvents
 
 
 class EventKube:
     def __init__(self, existing: dict[str, Any] | None = None) -> None:
         self.calls: list[str] = []
+        self.created: list[dict[str, Any]] = []
         self.existing = existing
 
     def get_or_none(self, *_: Any) -> dict[str, Any] | None:
@@ -50,6 +54,7 @@ class EventKube:
 
     def create(self, _res: Any, body: dict[str, Any], _ns: str) -> dict[str, Any]:
         self.calls.append("POST")
+        self.created.append(body)
         if self.existing is not None:
             raise _error(409, b'{"reason": "AlreadyExists", "message": "exists"}')
         return body
@@ -114,6 +119,59 @@ def test_a_reconcile_hands_its_event_over_and_never_waits_for_the_api() -> None:
     assert kube.calls == ["POST", "PATCH count=2"]  # in order, folded as the synchronous recorder does
 
 
+def test_events_of_a_held_block_go_out_after_it_in_order() -> None:
+    kube = EventKube()
+    rec = BackgroundEventRecorder(kube, "test")  # type: ignore[arg-type]
+    with rec.held():
+        rec.record(OBJ, type="Normal", reason="First", message="one")
+        with rec.held():  # nested: the outer block hands them over
+            rec.record(OBJ, type="Normal", reason="Second", message="two")
+        time.sleep(0.1)
+        assert kube.calls == [], "nothing goes out while the block runs (the cycle's writes go first)"
+    assert rec.flush()
+    assert kube.calls == ["POST", "POST"]
+    assert [e["reason"] for e in kube.created] == ["First", "Second"]
+    rec.record(OBJ, type="Normal", reason="Third", message="three")
+    assert rec.flush() and len(kube.calls) == 3, "outside a block an event goes out at once"
+
+
+def test_a_held_block_that_raises_still_hands_its_events_over() -> None:
+    kube = EventKube()
+    rec = BackgroundEventRecorder(kube, "test")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError), rec.held():
+        rec.record(OBJ, type="Warning", reason="Failed", message="why")
+        raise RuntimeError("handler failed")
+    assert rec.flush() and kube.calls == ["POST"]
+
+
+class SlowStatusKube(EventKube):
+    """Events and a status write that takes a while (its call is noted when it ends)."""
+
+    def replace(self, _res: Any, body: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
+        time.sleep(0.1)
+        self.calls.append(f"PUT {subresource}")
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}
+
+
+class RecordsPhase:
+    name = "phase"
+
+    def handle(self, state: State) -> None:
+        state.status["phase"] = "Running"
+        state.ctx.recorder.record(state.changed, type="Normal", reason="PhaseChanged", message="-> Running")
+
+
+def test_a_cycle_writes_its_status_before_its_events() -> None:
+    kube = SlowStatusKube()
+    ctx = Context(kube=kube, settings=PlatformSettings(),  # type: ignore[arg-type]
+                  recorder=BackgroundEventRecorder(kube, "test"))  # type: ignore[arg-type]
+    vm = {"metadata": {"name": "vm", "namespace": "ns", "resourceVersion": "1"}, "spec": {}}
+    ctx.informers[VIRTUAL_MACHINES] = Cache(vm)  # type: ignore[assignment]
+    Reconciler(ctx, VIRTUAL_MACHINES, [RecordsPhase()])(("ns", "vm"))
+    assert ctx.recorder.flush()  # type: ignore[attr-defined]
+    assert kube.calls == ["PUT status", "POST"]
+
+
 class WritingKube:
     def __init__(self) -> None:
         self.writes = 0
@@ -146,7 +204,7 @@ def test_a_cycle_waits_for_the_watch_event_of_its_own_write() -> None:
     kube = WritingKube()
     vm = {"metadata": {"name": "vm", "namespace": "ns", "resourceVersion": "1"}, "spec": {}}
     cache = Cache(vm)
-    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=CollectedEvents())
     ctx.informers[VIRTUAL_MACHINES] = cache  # type: ignore[assignment]
     handler = Counts()
     rec = Reconciler(ctx, VIRTUAL_MACHINES, [handler])
@@ -162,7 +220,7 @@ def test_a_cycle_waits_for_the_watch_event_of_its_own_write() -> None:
 def test_a_watch_event_that_never_comes_costs_a_delay_not_a_stuck_object() -> None:
     kube = WritingKube()
     vm = {"metadata": {"name": "vm", "namespace": "ns", "resourceVersion": "1"}, "spec": {}}
-    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=None,  # type: ignore[arg-type]
+    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=CollectedEvents(),
                   runtime=RuntimeSettings(stale_cache_wait=0.05))
     ctx.informers[VIRTUAL_MACHINES] = Cache(vm)  # type: ignore[assignment]
     handler = Counts()
@@ -196,7 +254,7 @@ def test_watches_ignore_changes_of_fields_they_do_not_read() -> None:
 
 def test_a_class_in_use_says_so_in_words_that_do_not_change_with_each_new_vm() -> None:
     vms = Informer(None, VIRTUAL_MACHINES)  # type: ignore[arg-type]
-    ctx = Context(kube=None, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=None, settings=PlatformSettings(), recorder=CollectedEvents())
     ctx.informers[VIRTUAL_MACHINES] = vms
     indexes.register(ctx, indexes.VMS_BY_CLASS)
     cls: dict[str, Any] = {"apiVersion": VIRTUAL_MACHINE_CLASSES.api_version, "kind": "VirtualMachineClass",
@@ -228,7 +286,7 @@ class CreateKube:
 
 def test_the_cycle_that_creates_a_disks_volume_says_which_generation_it_acted_on() -> None:
     kube = CreateKube()
-    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=kube, settings=PlatformSettings(), recorder=CollectedEvents())
     vms = ctx.informers[VIRTUAL_MACHINES] = Informer(None, VIRTUAL_MACHINES)  # type: ignore[arg-type]
     ctx.informers[VOLUMES] = Informer(None, VOLUMES)  # type: ignore[arg-type]
     indexes.register(ctx, indexes.VMS_BY_BLOCK_DEVICE)
@@ -270,7 +328,7 @@ def test_the_components_own_writes_skip_the_checks_meant_for_manifests() -> None
 
 
 def test_a_reconcile_edits_its_own_copy_of_the_cached_object() -> None:
-    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=None)  # type: ignore[arg-type]
+    ctx = Context(kube=WritingKube(), settings=PlatformSettings(), recorder=CollectedEvents())
     cached = {"metadata": {"name": "vm", "namespace": "ns", "labels": {"a": "1"}}, "spec": {"cores": [1, 2]}}
     state = State(ctx, VIRTUAL_MACHINES, cached)
     state.changed["metadata"]["labels"]["a"] = "2"

@@ -103,7 +103,7 @@ def test_the_reconciler_reverts_once_per_id(tmp_path: Path) -> None:
     rec.reconcile(("ns", "disk"))
     assert _holds(path, 0x5A)
     assert [(s["phase"], s.get("reverted")) for s in api.statuses] == [("Ready", "op1")]
-    assert [e["reason"] for e in api.events] == ["Reverted"]
+    assert [(e["reason"], e["after"]) for e in api.events] == [("Reverted", 1)], "recorded after the status write"
     rec.ctx.volumes.get("ns", "disk")["status"] = api.statuses[-1]
     _io(path, "write -P 0x77 0 1M")  # the VM ran on after the restore
     rec.reconcile(("ns", "disk"))

@@ -55,7 +55,7 @@ def reconciler(tmp_path: Path, objects: list[dict[str, Any]],
         volumes=SimpleNamespace(get=lambda ns, name: by_key.get((ns, name))),
         mine=lambda obj: obj["spec"]["nodeName"] == "n1",
         add_finalizer=lambda res, obj, fin: obj,
-        events=SimpleNamespace(record=lambda obj, **event: api.events.append(event)),
+        events=SimpleNamespace(record=lambda obj, **event: api.events.append({**event, "after": len(api.statuses)})),
         domains=SimpleNamespace(active_owned=lambda: running or {}, lookup=lambda uid: None),
         runtime=SimpleNamespace(volume_in_use_retry=1.0, volume_failed_retry=1.0, progress_every=1.0),
     )

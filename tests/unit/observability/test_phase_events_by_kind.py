@@ -21,6 +21,7 @@ from controlplane.controllers.runtime.state import State
 from controlplane.controllers.vm import controller as vm
 from controlplane.controllers.vmop import controller as vmop
 from controlplane.nodehandler.user_events import UserEventRecorder, user_owner
+from tests.unit.controllers.recorders import CollectedEvents
 
 N, W = "Normal", "Warning"
 
@@ -79,7 +80,6 @@ class _Never:
 
 
 def test_after_handlers_run_when_the_chain_stopped() -> None:
-    recorded: list[dict[str, Any]] = []
     current = {"kind": "VirtualMachineOperation", "metadata": {"name": "op", "namespace": "ns", "uid": "u",
                                                                "resourceVersion": "1"}, "status": {"phase": "InProgress"}}
     written: list[dict[str, Any]] = []
@@ -88,12 +88,12 @@ def test_after_handlers_run_when_the_chain_stopped() -> None:
         written.append(body)
         return body
 
-    ctx = SimpleNamespace(cached=lambda *a: current, recorder=SimpleNamespace(record=lambda o, **kw: recorded.append(kw)),
-                          kube=SimpleNamespace(replace=replace))
+    recorder = CollectedEvents()
+    ctx = SimpleNamespace(cached=lambda *a: current, recorder=recorder, kube=SimpleNamespace(replace=replace))
     rec = Reconciler(ctx, R.VIRTUAL_MACHINE_OPERATIONS, [_Stopper(), _Never()],  # type: ignore[arg-type]
                      after=[vmop.PHASE_EVENTS])
     rec(("ns", "op"))
-    assert [(e["type"], e["message"]) for e in recorded] == [("Warning", "phase InProgress -> Failed")]
+    assert [(e["type"], e["message"]) for e in recorder.events] == [("Warning", "phase InProgress -> Failed")]
     assert written[0]["status"]["phase"] == "Failed"
 
 
