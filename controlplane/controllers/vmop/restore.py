@@ -191,6 +191,8 @@ class RestoreHandler:
         # the disks' writes and the machine's spec go out together (they do not depend on each
         # other); the cycle then reports as the next one would, so that one writes nothing new
         disks = list(plan.snapshots.items())
+        for disk, _ in disks:  # before anything is written: a refused disk fails the restore as it stands
+            self._refused(state, disk, state.get(VOLUMES, disk))
         calls: list[Callable[[], bool]] = [partial(self._disk, state, disk, snap, plan.disks.get(disk))
                                            for disk, snap in disks]
         if not restored:
@@ -280,6 +282,11 @@ class RestoreHandler:
         return False
 
     @staticmethod
+    def _refused(state: State, name: str, volume: dict[str, Any] | None) -> None:
+        if volume is not None and revert_refused(volume) == state.uid:
+            raise Refused(f"VirtualDisk {name!r} was not put back: {(volume.get('status') or {}).get('message')}")
+
+    @staticmethod
     def _revert(state: State, disk: dict[str, Any], snapshot: str, kept: dict[str, Any] | None) -> bool | None:
         """The disk put back in place (True once done and Ready), or None when it cannot be: not
         the disk the snapshot kept, or no volume on the snapshot volume's node."""
@@ -295,8 +302,7 @@ class RestoreHandler:
             return None
         if reverted(volume) == state.uid:
             return (volume.get("status") or {}).get("phase") == "Ready"
-        if revert_refused(volume) == state.uid:
-            raise Refused(f"VirtualDisk {name!r} was not put back: {(volume.get('status') or {}).get('message')}")
+        RestoreHandler._refused(state, name, volume)
         want = Revert(snap_volume_name, state.uid)
         if requested_revert(volume) != want:
             state.ctx.kube.patch(VOLUMES, name, revert_patch(want), state.namespace)

@@ -7,6 +7,7 @@ difference (labels, spec, the node of its volume) sends it the way of a disk mad
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from typing import Any
 
@@ -223,9 +224,11 @@ def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
     assert vm is not None and vm["metadata"]["annotations"][restore.RESTORED_BY] == "op1"
     assert state.status["phase"] == "InProgress"
 
+    first = copy.deepcopy(state.status)
     state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
     assert state.status["phase"] == "InProgress", "not done before the node handler says so"
     assert state.status["resources"][1]["status"] == "InProgress"
+    assert state.status == first, "the first cycle reported what the next one says: that one writes nothing"
 
     volume["status"] = {"phase": "Ready", "reverted": "op1"}
     state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
@@ -253,6 +256,20 @@ def test_a_refused_revert_fails_the_restore_saying_why() -> None:
     state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
     assert state.status["phase"] == "Failed"
     assert "'root' was not put back" in completed(state)["message"] and "in use" in completed(state)["message"]
+
+
+def test_a_refusal_seen_before_the_spec_is_restored_leaves_the_spec_alone() -> None:
+    store, ctx, state, volume = asked_to_revert()
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None
+    del vm["metadata"]["annotations"][restore.RESTORED_BY]  # as if the first cycle's replace was lost
+    vm["spec"]["runPolicy"] = "AlwaysOff"
+    volume["status"] = {"phase": "Ready", "revertRefused": "op1", "message": "in use by default/linux-vm"}
+    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    assert state.status["phase"] == "Failed"
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None and restore.RESTORED_BY not in vm["metadata"]["annotations"]
+    assert vm["spec"]["runPolicy"] == "AlwaysOff", "a failing restore does not replace the spec"
 
 
 def test_a_failed_restore_takes_back_the_reverts_not_done() -> None:
