@@ -11,8 +11,8 @@ broadcaster does: a reconcile hands the event over and goes on, so recording a p
 never adds an API round trip to the path of the object it reports (a VM's create -> Running
 crosses a dozen phase changes). Within `held()` (a controller's reconcile cycle), the events a
 thread records wait until the block ends: they reach the API after the cycle's own writes, which
-others wait for, instead of competing with them. Its queue is bounded (`QUEUE_SIZE`, client-go's 1000): when
-the API falls that far behind, new events are dropped, never the reconciles slowed.
+others wait for, instead of competing with them. Its queue is bounded (`QUEUE_SIZE`, client-go's
+1000): when the API falls that far behind, new events are dropped, never the reconciles slowed.
 
 Both keep client-go's spam filter (EventSourceObjectSpamFilter): per recording component and
 object, a token bucket of `SPAM_BURST` events refilled at one per `SPAM_REFILL_S` seconds; an

@@ -197,11 +197,11 @@ class RestoreHandler:
                                            for disk, snap in disks]
         if not restored:
             calls.append(partial(self._respec, state, vm, plan, mode))
-        done = run_all(calls)
-        for i, ((_, snap), ok) in enumerate(zip(disks, done, strict=False), start=1):
+        disks_done = run_all(calls)[:len(disks)]  # (the spec's call, last, has nothing to report)
+        for i, ((_, snap), ok) in enumerate(zip(disks, disks_done, strict=True), start=1):
             resources[i].update(status="Completed" if ok else "InProgress",
                                 message=f"restored from VirtualDiskSnapshot {snap}" if ok else "restoring")
-        ready = sum(done[:len(disks)])
+        ready = sum(disks_done)
         resources[0].update(status="Completed", message="spec restored")
         if ready < len(plan.snapshots):
             outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"disks restored: {ready}/{len(plan.snapshots)}")
@@ -302,7 +302,6 @@ class RestoreHandler:
             return None
         if reverted(volume) == state.uid:
             return (volume.get("status") or {}).get("phase") == "Ready"
-        RestoreHandler._refused(state, name, volume)
         want = Revert(snap_volume_name, state.uid)
         if requested_revert(volume) != want:
             state.ctx.kube.patch(VOLUMES, name, revert_patch(want), state.namespace)
