@@ -18,7 +18,10 @@ The VirtualMachineIPAddress the snapshot kept (`keepIPAddress`) is the machine's
 A real restore, level-triggered across cycles: the running machine is stopped (a Stop power
 request) -> each disk is put back to its VirtualDiskSnapshot -> the machine's spec is replaced by
 the kept one -> the machine is started again when it ran before -> Completed once the disks are
-restored and Ready and the machine is back in its phase.
+restored and Ready and the machine is back in its phase. "It ran before" is read from the VM:
+its power request carries this operation's id (`<uid>-stop`, then `<uid>-start`) only when the
+restore stopped it, and no other operation of the machine runs meanwhile (one at a time), so the
+operation keeps no mark of its own and costs no metadata write.
 
 A disk is put back in one of two ways:
 - in place, when it is still the disk the snapshot kept (same spec and labels) and its volume is
@@ -61,7 +64,6 @@ from controlplane.controllers.vmop import outcome
 
 R = C.CompletedReason
 RESTORED_BY = "virtualization.deckhouse.io/restored-by"
-WAS_RUNNING = "virtualization.deckhouse.io/restore-was-running"
 API = VIRTUAL_MACHINES.api_version
 
 
@@ -177,9 +179,6 @@ class RestoreHandler:
         if vm is None:
             return outcome.finish(state, False, f"VirtualMachine {vm_name!r} was deleted during the restore")
         phase = (vm.get("status") or {}).get("phase")
-        annotations = state.meta.setdefault("annotations", {})
-        if WAS_RUNNING not in annotations:
-            annotations[WAS_RUNNING] = str(phase not in ("Stopped", "Pending", None)).lower()
         resources = self._resources(vm_name, plan, "InProgress", "restoring")
         state.status["resources"] = resources
         state.requeue(state.ctx.runtime.requeue_progress)
@@ -206,7 +205,7 @@ class RestoreHandler:
         if ready < len(plan.snapshots):
             outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"disks restored: {ready}/{len(plan.snapshots)}")
             return
-        if annotations.get(WAS_RUNNING) == "true" and phase != "Running":
+        if self._stopped_by(state, vm) and phase != "Running":
             if phase in ("Stopped", None):
                 self._power(state, vm_name, "Start")
             outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"starting {vm_name} again")
@@ -214,6 +213,11 @@ class RestoreHandler:
         skipped = [f"{m['kind']} {m['name']}" for m in plan.missing] if mode == "BestEffort" else []
         outcome.finish(state, True, f"{vm_name} restored from {state.spec['restore']['virtualMachineSnapshotName']}"
                 + (f"; dropped missing {', '.join(skipped)}" if skipped else ""))
+
+    @staticmethod
+    def _stopped_by(state: State, vm: dict[str, Any]) -> bool:
+        """Whether this restore stopped the machine (its power request is this operation's)."""
+        return (requests.read(vm) or {}).get("id") in (f"{state.uid}-stop", f"{state.uid}-start")
 
     @staticmethod
     def _respec(state: State, vm: dict[str, Any], plan: Plan, mode: str) -> bool:

@@ -126,7 +126,8 @@ def test_restore_of_a_running_machine_cycle_by_cycle(mode: str, refs: list[dict[
     world(store, vm_phase="Running")
     ctx = _ctx(store)
     state = reconcile(ctx, mode)
-    assert state.status["phase"] == "InProgress" and state.meta["annotations"][restore.WAS_RUNNING] == "true"
+    assert state.status["phase"] == "InProgress"
+    assert state.meta["annotations"] == {}, "the operation keeps no mark: its metadata is not written"
     vm = store.find(VIRTUAL_MACHINES, "linux-vm")
     assert vm is not None and (requests.read(vm) or {}).get("action") == "Stop"
     assert not store.deleted, "nothing is touched while the machine runs"
@@ -156,6 +157,40 @@ def test_restore_of_a_running_machine_cycle_by_cycle(mode: str, refs: list[dict[
     assert state.status["phase"] == "Completed" and completed(state)["reason"] == "OperationCompleted"
     assert all(r["status"] == "Completed" for r in state.status["resources"])
     assert ("dropped missing VirtualImage iso" in completed(state)["message"]) is (mode == "BestEffort")
+
+
+def test_a_machine_the_restore_stopped_is_started_even_when_its_status_write_was_lost() -> None:
+    """What the restore knows of the machine's past is the VM's power request, not its own
+    status: a cycle that stopped the machine and then lost its write still restarts it."""
+    store = Store()
+    world(store, vm_phase="Running")
+    ctx = _ctx(store)
+    reconcile(ctx, "Strict")  # the Stop goes out; this cycle's status is then lost
+    vm = store.find(VIRTUAL_MACHINES, "linux-vm")
+    assert vm is not None
+    vm["status"]["phase"] = "Stopped"
+    state = reconcile(ctx, "Strict")  # from Pending again, the machine now Stopped
+    state = reconcile(ctx, "Strict", state.status)
+    disk = store.find(VIRTUAL_DISKS, "root")
+    assert disk is not None
+    disk["status"] = {"phase": "Ready"}
+    state = reconcile(ctx, "Strict", state.status)
+    assert (requests.read(store.find(VIRTUAL_MACHINES, "linux-vm") or {}) or {}).get("action") == "Start"
+    assert state.status["phase"] == "InProgress"
+
+
+def test_a_machine_stopped_before_the_restore_stays_stopped() -> None:
+    store = Store()
+    world(store, vm_phase="Stopped")
+    ctx = _ctx(store)
+    state = reconcile(ctx, "Strict")
+    state = reconcile(ctx, "Strict", state.status)
+    disk = store.find(VIRTUAL_DISKS, "root")
+    assert disk is not None
+    disk["status"] = {"phase": "Ready"}
+    state = reconcile(ctx, "Strict", state.status)
+    assert state.status["phase"] == "Completed"
+    assert requests.read(store.find(VIRTUAL_MACHINES, "linux-vm") or {}) is None, "no power request"
 
 
 def with_kept_address(store: Store) -> None:
