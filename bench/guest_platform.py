@@ -3,6 +3,7 @@ test libvirtd, and the guest image imported as the VirtualImage `bench-guest` (R
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,8 @@ from tests.services.libvirtd import LibvirtDaemons
 
 @contextmanager
 def guest_platform(prefix: str) -> Iterator[tuple[Platform, Path]]:
-    """(the platform, its work directory); everything stopped and released on leaving."""
+    """(the platform, its work directory); everything stopped and released, and the work directory
+    (the volumes: a GiB or more) deleted, on leaving."""
     daemons = LibvirtDaemons()
     service = daemons.acquire()
     conn = service.connect()
@@ -33,3 +35,4 @@ def guest_platform(prefix: str) -> Iterator[tuple[Platform, Path]]:
             pass
         conn.close()
         daemons.release()
+        shutil.rmtree(work, ignore_errors=True)

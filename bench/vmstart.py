@@ -17,6 +17,7 @@ of plain virsh.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -198,6 +199,7 @@ def run(rounds: int, many: int) -> list[Row]:
         server.stop()
         conn.close()
         daemons.release()
+        shutil.rmtree(work, ignore_errors=True)
     med = statistics.median
 
     def per_round(key: str, stat: Any) -> float:

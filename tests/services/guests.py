@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -137,18 +138,37 @@ def console_exchange(
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
+    deadline = time.monotonic() + timeout
     try:
-        stream.send(b"\n" + command.encode() + b"\n")
-        if not seen.wait(timeout):
+        # a blocking stream's send can wait for ever (seen once: the console's input never taken):
+        # it runs beside, and the exchange as a whole keeps its deadline
+        if not _off_thread(lambda: stream.send(b"\n" + command.encode() + b"\n"), timeout):
+            raise TimeoutError(f"{dom.name()}'s console did not take input within {timeout:.0f}s")
+        if not seen.wait(max(0.0, deadline - time.monotonic())):
             text = received.decode("utf-8", "replace")
             raise TimeoutError(
                 f"{expect!r} not seen on {dom.name()}'s console within {timeout:.0f}s; got:\n{_tail(text)}"
             )
     finally:
         seen.set()
-        with contextlib.suppress(libvirt.libvirtError):
-            stream.abort()
+        _off_thread(stream.abort, 10.0)
     return received.decode("utf-8", "replace")
+
+
+def _off_thread(call: Callable[[], object], timeout: float) -> bool:
+    """Run `call` in a daemon thread; whether it ended (returned or raised) within `timeout`
+    seconds. A call left running is abandoned with its thread."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            with contextlib.suppress(libvirt.libvirtError):
+                call()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(timeout)
 
 
 def make_overlay(base: Path, base_format: str, out: Path) -> Path:
