@@ -215,9 +215,15 @@ class RestoreHandler:
                 + (f"; dropped missing {', '.join(skipped)}" if skipped else ""))
 
     @staticmethod
+    def _request_id(state: State, action: str) -> str:
+        """The id of this operation's power request `action` (Stop, Start) to the machine."""
+        return f"{state.uid}-{action.lower()}"
+
+    @staticmethod
     def _stopped_by(state: State, vm: dict[str, Any]) -> bool:
         """Whether this restore stopped the machine (its power request is this operation's)."""
-        return (requests.read(vm) or {}).get("id") in (f"{state.uid}-stop", f"{state.uid}-start")
+        return (requests.read(vm) or {}).get("id") in (RestoreHandler._request_id(state, "Stop"),
+                                                        RestoreHandler._request_id(state, "Start"))
 
     @staticmethod
     def _respec(state: State, vm: dict[str, Any], plan: Plan, mode: str) -> bool:
@@ -246,7 +252,7 @@ class RestoreHandler:
 
     @staticmethod
     def _power(state: State, vm_name: str, action: str) -> None:
-        rid = f"{state.uid}-{action.lower()}"
+        rid = RestoreHandler._request_id(state, action)
         vm = state.get(VIRTUAL_MACHINES, vm_name) or {}
         if (requests.read(vm) or {}).get("id") == rid:
             return

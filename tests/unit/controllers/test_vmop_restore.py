@@ -69,11 +69,10 @@ def world(store: Store, *, vm_phase: str = "Stopped", other_user: bool = False) 
                                      "spec": {"blockDeviceRefs": [{"kind": "VirtualDisk", "name": "root"}]}})
 
 
-def reconcile(ctx: Context, mode: str, status: dict[str, Any] | None = None,
-              annotations: dict[str, str] | None = None) -> State:
+def reconcile(ctx: Context, mode: str, status: dict[str, Any] | None = None) -> State:
     obj = {"apiVersion": VIRTUAL_MACHINE_OPERATIONS.api_version, "kind": VIRTUAL_MACHINE_OPERATIONS.kind,
            "metadata": {"name": "restore-vm", "namespace": NS, "uid": "op1", "generation": 1, "resourceVersion": "1",
-                        "annotations": annotations or {}},
+                        "annotations": {}},
            "spec": {"type": "Restore", "virtualMachineName": "linux-vm",
                     "restore": {"mode": mode, "virtualMachineSnapshotName": "snap"}},
            "status": status or {"phase": "Pending"}}
@@ -133,14 +132,13 @@ def test_restore_of_a_running_machine_cycle_by_cycle(mode: str, refs: list[dict[
     assert not store.deleted, "nothing is touched while the machine runs"
 
     vm["status"]["phase"] = "Stopped"
-    status, annotations = state.status, state.meta["annotations"]
-    state = reconcile(ctx, mode, status, annotations)  # disk deleted, spec replaced
+    state = reconcile(ctx, mode, state.status)  # disk deleted, spec replaced
     assert (VIRTUAL_DISKS.plural, "root") in store.deleted
     vm = store.find(VIRTUAL_MACHINES, "linux-vm")
     assert vm is not None and vm["spec"]["blockDeviceRefs"] == refs and vm["spec"]["memory"] == {"size": "1Gi"}
     assert vm["metadata"]["annotations"][restore.RESTORED_BY] == "op1"
 
-    state = reconcile(ctx, mode, state.status, annotations)  # disk made again from its snapshot
+    state = reconcile(ctx, mode, state.status)  # disk made again from its snapshot
     disk = store.find(VIRTUAL_DISKS, "root")
     assert disk is not None and disk["spec"]["dataSource"]["objectRef"] == {"kind": "VirtualDiskSnapshot",
                                                                             "name": "root-u9"}
@@ -148,12 +146,12 @@ def test_restore_of_a_running_machine_cycle_by_cycle(mode: str, refs: list[dict[
     assert state.status["phase"] == "InProgress"
 
     disk["status"] = {"phase": "Ready"}
-    state = reconcile(ctx, mode, state.status, annotations)  # started again: it ran before
+    state = reconcile(ctx, mode, state.status)  # started again: it ran before
     assert (requests.read(store.find(VIRTUAL_MACHINES, "linux-vm") or {}) or {}).get("action") == "Start"
     assert state.status["phase"] == "InProgress"
 
     vm["status"]["phase"] = "Running"
-    state = reconcile(ctx, mode, state.status, annotations)
+    state = reconcile(ctx, mode, state.status)
     assert state.status["phase"] == "Completed" and completed(state)["reason"] == "OperationCompleted"
     assert all(r["status"] == "Completed" for r in state.status["resources"])
     assert ("dropped missing VirtualImage iso" in completed(state)["message"]) is (mode == "BestEffort")
@@ -260,13 +258,13 @@ def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
     assert state.status["phase"] == "InProgress"
 
     first = copy.deepcopy(state.status)
-    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    state = reconcile(ctx, "Strict", state.status)
     assert state.status["phase"] == "InProgress", "not done before the node handler says so"
     assert state.status["resources"][1]["status"] == "InProgress"
     assert state.status == first, "the first cycle reported what the next one says: that one writes nothing"
 
     volume["status"] = {"phase": "Ready", "reverted": "op1"}
-    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    state = reconcile(ctx, "Strict", state.status)
     assert state.status["phase"] == "Completed" and completed(state)["reason"] == "OperationCompleted"
     assert all(r["status"] == "Completed" for r in state.status["resources"])
     assert not store.deleted
@@ -288,7 +286,7 @@ def test_a_refused_revert_fails_the_restore_saying_why() -> None:
     _, ctx, state, volume = asked_to_revert()
     volume["status"] = {"phase": "Ready", "revertRefused": "op1",
                         "message": "not put back to volume vds-s1: in use by default/linux-vm when asked"}
-    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    state = reconcile(ctx, "Strict", state.status)
     assert state.status["phase"] == "Failed"
     assert "'root' was not put back" in completed(state)["message"] and "in use" in completed(state)["message"]
 
@@ -300,7 +298,7 @@ def test_a_refusal_seen_before_the_spec_is_restored_leaves_the_spec_alone() -> N
     del vm["metadata"]["annotations"][restore.RESTORED_BY]  # as if the first cycle's replace was lost
     vm["spec"]["runPolicy"] = "AlwaysOff"
     volume["status"] = {"phase": "Ready", "revertRefused": "op1", "message": "in use by default/linux-vm"}
-    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    state = reconcile(ctx, "Strict", state.status)
     assert state.status["phase"] == "Failed"
     vm = store.find(VIRTUAL_MACHINES, "linux-vm")
     assert vm is not None and restore.RESTORED_BY not in vm["metadata"]["annotations"]
@@ -310,6 +308,6 @@ def test_a_refusal_seen_before_the_spec_is_restored_leaves_the_spec_alone() -> N
 def test_a_failed_restore_takes_back_the_reverts_not_done() -> None:
     store, ctx, state, volume = asked_to_revert()
     del store.objects[(VIRTUAL_MACHINE_SNAPSHOTS.plural, NS, "snap")]  # deleted mid-way
-    state = reconcile(ctx, "Strict", state.status, state.meta["annotations"])
+    state = reconcile(ctx, "Strict", state.status)
     assert state.status["phase"] == "Failed"
     assert "revert" not in volume["spec"], "a revert left behind could happen later, on a disk in use"
