@@ -147,8 +147,8 @@ def platform_settings(flags: ServerFlags) -> PlatformSettings:
 
 def agent_config(flags: ServerFlags) -> AgentConfig:
     """The in-process node handler's settings: `--agent-config` (keys of `dvp agent --config`),
-    the server's PKI, the first VM CIDR unless the file says otherwise, and the kubeconfig the
-    supervisor writes for it."""
+    the server's PKI, the first VM CIDR unless the file says otherwise, the kubeconfig the
+    supervisor writes for it and the API server's Unix socket (the handler runs beside it)."""
     from controlplane.nodehandler.config import AgentConfig, load_config_file
 
     pki_dir = flags.data_dir / "pki"
@@ -156,4 +156,4 @@ def agent_config(flags: ServerFlags) -> AgentConfig:
         base = load_config_file(flags.agent_config, kubeconfig=flags.agent_kubeconfig, pki_dir=pki_dir)
     else:
         base = AgentConfig(kubeconfig=flags.agent_kubeconfig, pki_dir=pki_dir, vm_cidr=flags.vm_cidrs[0])
-    return dataclasses.replace(base, node_role="control-plane")
+    return dataclasses.replace(base, node_role="control-plane", api_socket=flags.api_socket)

@@ -232,7 +232,8 @@ class Agent:
     # -- steps -----------------------------------------------------------------------------------
     def _connect_api(self) -> KubeClient:
         """The API client; waits for an API server that is not up yet (not for a refused token)."""
-        kube = self._kube or KubeClient.from_kubeconfig(self.config.kubeconfig, user_agent="dvp-agent")
+        kube = self._kube or KubeClient.from_kubeconfig(self.config.kubeconfig, user_agent="dvp-agent",
+                                                        local_socket=self.config.api_socket)
         delays = self.config.timings.api_wait
         for attempt in range(len(delays) + 1):
             try:

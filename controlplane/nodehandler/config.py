@@ -70,6 +70,9 @@ class AgentConfig:
     `control-plane` for the handler `dvp server` runs on the master."""
     console_listen: str = "0.0.0.0:10250"
     """HOST:PORT of the console/VNC websocket endpoint (port 0 picks a free one)."""
+    api_socket: Path | None = None
+    """The API server's Unix socket when the handler runs beside it (`dvp server` on the master):
+    its requests go there in plain HTTP with the same token, not through TLS; None on workers."""
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     pki_dir: Path | None = None
@@ -175,7 +178,7 @@ def load_config_file(path: Path, **overrides: Any) -> AgentConfig:
         raise ConfigError(f"{path}: cannot read the agent configuration: {exc}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(doc).__name__}")
-    known = {f.name for f in fields(AgentConfig)} - {"timings"}
+    known = {f.name for f in fields(AgentConfig)} - {"timings", "api_socket"}  # (set by `dvp server`, not a setting)
     values: dict[str, Any] = {}
     for key, value in doc.items():
         name = str(key).replace("-", "_")

@@ -75,3 +75,19 @@ def test_sd_notify_sends_one_datagram(tmp_path: Path, monkeypatch: pytest.Monkey
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
         assert notify("READY=1") is True
         assert sock.recv(100) == b"READY=1"
+
+
+def test_the_masters_node_handler_talks_over_the_api_servers_socket(tmp_path: Path) -> None:
+    """Beside the API server (`dvp server`), the handler's requests take its Unix socket, as the
+    controllers' do; the socket is not a setting of `dvp agent --config` (workers have none)."""
+    from controlplane.embedded.config import agent_config
+    from controlplane.nodehandler.config import ConfigError, load_config_file
+
+    flags = ServerFlags(data_dir=tmp_path, port=0, vm_cidrs=("10.1.0.0/24",))
+    config = agent_config(flags)
+    assert config.api_socket == flags.api_socket == tmp_path / "apiserver.sock"
+    assert config.kubeconfig == flags.agent_kubeconfig
+    path = tmp_path / "agent.yaml"
+    path.write_text("api-socket: /tmp/elsewhere.sock\n")
+    with pytest.raises(ConfigError, match="api-socket: unknown setting"):
+        load_config_file(path, kubeconfig=Path("/k"))
