@@ -192,11 +192,21 @@ class RestoreHandler:
         disks = list(plan.snapshots.items())
         for disk, _ in disks:  # before anything is written: a refused disk fails the restore as it stands
             self._refused(state, disk, state.get(VOLUMES, disk))
-        calls: list[Callable[[], bool]] = [partial(self._disk, state, disk, snap, plan.disks.get(disk))
-                                           for disk, snap in disks]
+        calls: list[Callable[[], tuple[bool, bool]]] = [partial(self._disk, state, disk, snap, plan.disks.get(disk))
+                                                        for disk, snap in disks]
         if not restored:
             calls.append(partial(self._respec, state, vm, plan, mode))
-        disks_done = run_all(calls)[:len(disks)]  # (the spec's call, last, has nothing to report)
+        outcomes = run_all(calls)[:len(disks)]  # (the spec's call, last, has nothing to report)
+        disks_done = [done for done, _ in outcomes]
+        if not all(disks_done) and all(done or in_place for done, in_place in outcomes):
+            # In-place reverts end within milliseconds of each other: while only such are left, the
+            # end of one is not written on its own (one write less on the way to Completed, and
+            # stale at once); a disk made again from its snapshot (a copy) is reported as it ends,
+            # and nothing reported before is taken back.
+            told = {r.get("name") for r in (state.current.get("status") or {}).get("resources") or []
+                    if r.get("kind") == "VirtualDisk" and r.get("status") == "Completed"}
+            disks_done = [done and (not in_place or disk in told)
+                          for (disk, _), (done, in_place) in zip(disks, outcomes, strict=True)]
         for i, ((_, snap), ok) in enumerate(zip(disks, disks_done, strict=True), start=1):
             resources[i].update(status="Completed" if ok else "InProgress",
                                 message=f"restored from VirtualDiskSnapshot {snap}" if ok else "restoring")
@@ -226,14 +236,14 @@ class RestoreHandler:
                                                         RestoreHandler._request_id(state, "Start"))
 
     @staticmethod
-    def _respec(state: State, vm: dict[str, Any], plan: Plan, mode: str) -> bool:
+    def _respec(state: State, vm: dict[str, Any], plan: Plan, mode: str) -> tuple[bool, bool]:
         """The machine's spec replaced by the kept one, marked with this operation's uid."""
         RestoreHandler._address(state, plan)
         body = {**vm, "spec": plan.spec_for(mode)}
         body["metadata"] = {**vm["metadata"], "annotations": {**(vm["metadata"].get("annotations") or {}),
                                                               RESTORED_BY: state.uid}}
         state.ctx.kube.replace(VIRTUAL_MACHINES, body)
-        return True
+        return True, True
 
     @staticmethod
     def _address(state: State, plan: Plan) -> None:
@@ -261,19 +271,19 @@ class RestoreHandler:
                              state.namespace)
 
     @staticmethod
-    def _disk(state: State, name: str, snapshot: str, kept: dict[str, Any] | None) -> bool:
-        """One disk made again from its snapshot; True once it is Ready."""
+    def _disk(state: State, name: str, snapshot: str, kept: dict[str, Any] | None) -> tuple[bool, bool]:
+        """One disk made again from its snapshot: (Ready, put back in place rather than copied)."""
         disk = state.get(VIRTUAL_DISKS, name)
         if disk is not None and ((disk.get("metadata") or {}).get("annotations") or {}).get(RESTORED_BY) == state.uid:
-            return (disk.get("status") or {}).get("phase") == "Ready"
+            return (disk.get("status") or {}).get("phase") == "Ready", False
         if disk is not None and not disk["metadata"].get("deletionTimestamp"):
             in_place = RestoreHandler._revert(state, disk, snapshot, kept)
             if in_place is not None:
-                return in_place
+                return in_place, True
         if disk is not None:
             if not disk["metadata"].get("deletionTimestamp"):
                 state.ctx.kube.delete_if_exists(VIRTUAL_DISKS, name, state.namespace)
-            return False
+            return False, False
         meta = (kept or {}).get("metadata") or {}
         spec: dict[str, Any] = {"dataSource": {"type": "ObjectRef",
                                                "objectRef": {"kind": "VirtualDiskSnapshot", "name": snapshot}}}
@@ -289,7 +299,7 @@ class RestoreHandler:
         except KubeError as exc:
             if not exc.already_exists:
                 raise
-        return False
+        return False, False
 
     @staticmethod
     def _refused(state: State, name: str, volume: dict[str, Any] | None) -> None:

@@ -311,3 +311,76 @@ def test_a_failed_restore_takes_back_the_reverts_not_done() -> None:
     state = reconcile(ctx, "Strict", state.status)
     assert state.status["phase"] == "Failed"
     assert "revert" not in volume["spec"], "a revert left behind could happen later, on a disk in use"
+
+
+def two_disks(*, data_as_kept: bool) -> tuple[Store, Context]:
+    """A stopped machine with disks root and data, both in the snapshot; root as kept (put back
+    in place), data as kept too or relabelled since (then made again from its snapshot: a copy)."""
+    store = Store()
+    world(store)
+    unchanged_disk(store)
+    kept = {"vm": {"metadata": {"name": "linux-vm"}, "spec": {**KEPT_SPEC, "blockDeviceRefs": REFS[:1] + [
+                {"kind": "VirtualDisk", "name": "data"}]}},
+            "vds": [{"metadata": {"name": n, "labels": {"l": "1"}}, "spec": {"persistentVolumeClaim": {"size": "1Gi"}}}
+                    for n in ("root", "data")]}
+    store.put(SECRETS, {"metadata": {"name": "d8v-vms-snap-u9", "namespace": NS},
+                        "data": {k: base64.b64encode(json.dumps(v).encode()).decode() for k, v in kept.items()}})
+    snap = store.find(VIRTUAL_MACHINE_SNAPSHOTS, "snap")
+    assert snap is not None
+    snap["status"]["virtualDiskSnapshotNames"] = ["root-u9", "data-u9"]
+    store.put(VIRTUAL_DISKS, {"metadata": {"name": "data", "namespace": NS, "labels": {"l": "1" if data_as_kept else "2"}},
+                              "spec": {"persistentVolumeClaim": {"size": "1Gi"}}, "status": {"phase": "Ready"}})
+    store.put(VIRTUAL_DISK_SNAPSHOTS, {"metadata": {"name": "data-u9", "namespace": NS},
+                                       "status": {"phase": "Ready", "volumeSnapshotName": "vds-s2"}})
+    store.put(VOLUMES, {"metadata": {"name": "data", "namespace": NS}, "spec": {"nodeName": "n1", "size": "1073741824"},
+                        "status": {"phase": "Ready"}})
+    store.put(VOLUMES, {"metadata": {"name": "vds-s2", "namespace": NS},
+                        "spec": {"nodeName": "n1", "size": "1073741824"}, "status": {"phase": "Ready"}})
+    return store, _ctx(store)
+
+
+def _reverted(store: Store, name: str) -> None:
+    volume = store.find(VOLUMES, name)
+    assert volume is not None and volume["spec"]["revert"]["id"] == "op1"
+    volume["status"] = {"phase": "Ready", "reverted": "op1"}
+
+
+def test_in_place_reverts_are_reported_together_not_one_by_one() -> None:
+    """They end within milliseconds of each other: a status saying one of them would be one more
+    write on the way to Completed, stale at once."""
+    store, ctx = two_disks(data_as_kept=True)
+    state = reconcile(ctx, "Strict")
+    assert completed(state)["message"] == "disks restored: 0/2"
+    first = copy.deepcopy(state.status)
+
+    _reverted(store, "root")
+    state = reconcile(ctx, "Strict", state.status)
+    assert state.status == first, "one revert of two done: nothing new to write"
+
+    told = copy.deepcopy(first)  # as if root's end had been written (a copy was pending then)
+    told["resources"][1].update(status="Completed")
+    again = reconcile(ctx, "Strict", told)
+    assert [r["status"] for r in again.status["resources"]] == ["Completed", "Completed", "InProgress"], \
+        "what was reported is not taken back"
+
+    _reverted(store, "data")
+    state = reconcile(ctx, "Strict", state.status)
+    assert state.status["phase"] == "Completed"
+    assert [r["status"] for r in state.status["resources"]] == ["Completed"] * 3
+    assert not store.deleted
+
+
+def test_a_disk_made_again_is_reported_as_it_ends() -> None:
+    """A disk copied from its snapshot takes its time: its end is news while another disk's
+    revert is still under way."""
+    store, ctx = two_disks(data_as_kept=False)
+    state = reconcile(ctx, "Strict")
+    assert (VIRTUAL_DISKS.plural, "data") in store.deleted
+    state = reconcile(ctx, "Strict", state.status)  # made again from its snapshot
+    data = store.find(VIRTUAL_DISKS, "data")
+    assert data is not None and data["metadata"]["annotations"][restore.RESTORED_BY] == "op1"
+
+    data["status"] = {"phase": "Ready"}
+    state = reconcile(ctx, "Strict", state.status)
+    assert completed(state)["message"] == "disks restored: 1/2"
+    assert [r["status"] for r in state.status["resources"]] == ["Completed", "InProgress", "Completed"]
