@@ -23,7 +23,7 @@ import orjson
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from controlplane.common.kube.local import LocalTransport
+from controlplane.common.kube.local import LocalTransport, split_lines
 
 
 class KubeError(Exception):
@@ -195,14 +195,8 @@ class KubeClient:
         resp = self._call("GET", path, query=query, timeout=(10, timeout) if timeout else None)
         if not 200 <= resp.status < 300:
             raise _error(resp.status, resp.read(), resp.headers)
-        buf = b""
         try:
-            for chunk in resp.response.stream(65536, decode_content=False):
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        yield line
+            yield from split_lines(resp.response.stream(65536, decode_content=False))
         finally:
             resp.response.release_conn()
 

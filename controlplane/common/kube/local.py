@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlencode
@@ -37,6 +37,18 @@ RETRYABLE = (Disconnected, ConnectionResetError, BrokenPipeError, ConnectionAbor
 
 class ProtocolError(ConnectionError):
     """An answer that is not HTTP/1.1 as the API server writes it."""
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-blank lines of a stream arriving in chunks (a watch: one event per line); a piece
+    after the last newline is not a line (the stream was cut inside an event)."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            if line.strip():
+                yield line
 
 
 class Answer:
@@ -201,16 +213,8 @@ class LocalTransport:
             raise
 
         def lines() -> Iterator[bytes]:
-            rest = b""
             try:
-                for chunk in answer.chunks():
-                    rest += chunk
-                    *whole, rest = rest.split(b"\n")
-                    for line in whole:
-                        if line.strip():
-                            yield line
-                if rest.strip():
-                    yield rest
+                yield from split_lines(answer.chunks())
             finally:
                 conn.close()
 
