@@ -51,6 +51,15 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
                 yield line
 
 
+def _size(text: bytes, base: int, what: str) -> int:
+    """A length of the answer's framing (decimal or hex digits only); anything else is the
+    server's protocol error, not a ValueError."""
+    digits = b"0123456789abcdefABCDEF"[:10 if base == 10 else 22]
+    if not text or text.strip(digits):
+        raise ProtocolError(f"{what} is not a length: {text[:40]!r}")
+    return int(text, base)
+
+
 class Answer:
     """A status and headers read; the body follows on `fp` (see `read` and `chunks`)."""
 
@@ -75,7 +84,7 @@ class Answer:
             name, _, value = line.partition(b":")
             key, value = name.strip().lower(), value.strip()
             if key == b"content-length":
-                self.length = int(value)
+                self.length = _size(value, 10, "Content-Length")
             elif key == b"transfer-encoding":
                 self.chunked = value.lower().endswith(b"chunked")
             elif key == b"connection":
@@ -92,7 +101,7 @@ class Answer:
                 size_line = self.fp.readline(MAX_LINE + 1)
                 if not size_line:
                     raise ProtocolError("the connection ended inside a chunked answer")
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                size = _size(size_line.split(b";", 1)[0].strip(), 16, "a chunk's size")
                 if size == 0:
                     while self.fp.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                         pass  # trailers

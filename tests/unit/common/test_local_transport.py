@@ -136,7 +136,12 @@ def test_a_connection_closed_while_idle_is_retried_once(sock_path: Path) -> None
     b"SMTP ready\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
-])
+    b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+], ids=["not-http", "cut-sized", "cut-chunked", "length-not-a-number", "negative-length", "chunk-size-not-hex",
+        "chunk-size-missing"])
 def test_a_malformed_or_cut_answer_is_a_protocol_error(sock_path: Path, answer: bytes) -> None:
     server = Scripted(sock_path, [(answer, True)])
     try:
