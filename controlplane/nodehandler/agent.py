@@ -279,10 +279,12 @@ class Agent:
             return  # a status write (ours): nothing to act on
         self.instance_controller.enqueue(key_of(obj))
 
-    def _on_volume(self, typ: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
+    def _on_volume(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         assert self.volume_controller is not None and self.instance_controller is not None and self.ctx is not None
         if typ != "DELETED":
             self.volume_controller.enqueue(key_of(obj))
+        if typ == "MODIFIED" and old is not None and _read_by_instances(old) == _read_by_instances(obj):
+            return  # a provisioning's progress, a revert asked or done: nothing its instances read
         ns, name = key_of(obj)
         for inst in self.ctx.instances.by_index(indexes.BY_VOLUME, f"{ns}/{name}"):
             self.instance_controller.enqueue(key_of(inst))
@@ -342,6 +344,14 @@ class Agent:
             except Exception as exc:
                 self.registrar.set_ready(False, str(NodeReason.LIBVIRT_UNAVAILABLE),
                                          f"libvirt at {self.config.libvirt_uri} does not answer: {exc}")
+
+
+def _read_by_instances(volume: dict[str, Any]) -> tuple[Any, ...]:
+    """What an instance reads of its volumes (`prepare.resolve_disks`, the migration's switch-over):
+    which volume it is, whether it is going, its node, its phase and its file."""
+    meta, status = volume.get("metadata") or {}, volume.get("status") or {}
+    return (meta.get("uid"), meta.get("deletionTimestamp"), (volume.get("spec") or {}).get("nodeName"),
+            status.get("phase"), status.get("path"))
 
 
 def _same_but_status(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import urllib3
 
 from controlplane.common.kube.client import CONFIGMAPS, EVENTS, KubeClient
 from controlplane.common.kube.controller import Controller, Result
@@ -92,6 +93,34 @@ def test_event_recorder_aggregates_repeats(apiserver: ApiServerProcess) -> None:
     assert len(events) == 1 and events[0]["count"] == 3 and events[0]["reason"] == "Broken"
     described = apiserver.kubectl("describe", "configmap", "evented").stdout
     assert "Broken" in described and "it broke" in described
+
+
+def test_a_watch_cut_short_leaves_the_requests_their_open_connection(apiserver: ApiServerProcess,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch its reader stops while the server still has events for it: the next request goes
+    out on an open connection (no new TLS handshake) and reads its own answer."""
+    kube = KubeClient.from_kubeconfig(apiserver.kubeconfig)
+    for name in ("cut-a", "cut-b", "cut-c"):
+        kube.create(CONFIGMAPS, {**cm(name, v=name), "metadata": {"name": name, "namespace": "default",
+                                                                   "labels": {"test": "cut-short"}}})
+    assert kube.get(CONFIGMAPS, "cut-a", "default")["data"] == {"v": "cut-a"}  # the request pool: one open connection
+    connects: list[str] = []
+    connect = urllib3.connection.HTTPSConnection.connect
+
+    def counted(conn: urllib3.connection.HTTPSConnection) -> None:
+        connects.append(conn.host)
+        connect(conn)
+
+    monkeypatch.setattr(urllib3.connection.HTTPSConnection, "connect", counted)
+    for _ in range(2):
+        for event in kube.watch(CONFIGMAPS, "default", label_selector="test=cut-short", timeout_seconds=30):
+            assert event["type"] == "ADDED"
+            break  # two more ADDED are on their way: left unread
+        time.sleep(0.2)  # they have arrived
+        before = len(connects)
+        assert kube.get(CONFIGMAPS, "cut-c", "default")["data"] == {"v": "cut-c"}
+        assert len(connects) == before, "the request after a watch cut short opened a new connection"
+    assert kube.list(CONFIGMAPS, "default", label_selector="test=cut-short")["items"][0]["metadata"]["name"] == "cut-a"
 
 
 def test_leader_election_picks_exactly_one_and_fails_over(apiserver: ApiServerProcess) -> None:

@@ -12,6 +12,7 @@ import pytest
 from controlplane.api.instance import parse_instance
 from controlplane.common.kube.informer import Informer
 from controlplane.nodehandler import indexes
+from controlplane.nodehandler.agent import Agent
 from controlplane.nodehandler.context import INSTANCES, NodeContext
 from controlplane.nodehandler.prepare import PrepareError, check_addresses
 
@@ -69,3 +70,29 @@ def test_volume_and_uid_lookups_follow_changes(cache: Informer) -> None:
     assert names(cache.by_index(indexes.BY_VOLUME, "ns/shared")) == ["a"]
     cache._apply({"type": "DELETED", "object": inst("a", "u-a", "10.66.0.5", "52:54:00:00:00:0a")})
     assert cache.by_index(indexes.BY_VOLUME, "ns/shared") == [] and cache.by_index(indexes.BY_UID, "u-a") == []
+
+
+def vol(*, phase: str = "Ready", node: str = "n1", **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "shared", "namespace": "ns", "uid": "v-1"}, "spec": {"nodeName": node},
+            "status": {"phase": phase, "path": "/v/shared.v-1.qcow2", **status}}
+
+
+@pytest.mark.parametrize("old, new, instances", [
+    (vol(phase="Provisioning", progress="10%"), vol(phase="Provisioning", progress="40%"), []),
+    (vol(), vol(reverted="op-1"), []),  # a revert done: the file's name and the phase stay
+    (vol(), {**vol(), "spec": {"nodeName": "n1", "revert": {"volume": "snap", "id": "op-1"}}}, []),
+    (vol(phase="Provisioning"), vol(), ["a", "b"]),
+    (vol(), vol(node="n2"), ["a", "b"]),
+    (vol(), {**vol(), "metadata": {**vol()["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}, ["a", "b"]),
+], ids=["progress", "reverted", "revert-asked", "ready", "moved", "deleting"])
+def test_a_volume_change_wakes_its_instances_only_when_they_read_it(
+        cache: Informer, old: dict[str, Any], new: dict[str, Any], instances: list[str]) -> None:
+    woken: dict[str, list[str]] = {"volumes": [], "instances": []}
+    agent = Agent.__new__(Agent)
+    agent.ctx = _ctx(cache)
+    agent.volume_controller = SimpleNamespace(enqueue=lambda key: woken["volumes"].append(key[1]))  # type: ignore[assignment]
+    agent.instance_controller = SimpleNamespace(enqueue=lambda key: woken["instances"].append(key[1]))  # type: ignore[assignment]
+    agent._on_volume("MODIFIED", new, old)
+    assert woken == {"volumes": ["shared"], "instances": instances}
+    agent._on_volume("DELETED", new, None)
+    assert woken["instances"] == [*instances, "a", "b"]
