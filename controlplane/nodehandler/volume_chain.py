@@ -54,6 +54,7 @@ import libvirt
 from controlplane.common.durable import fsync_dir
 from controlplane.nodehandler import qcow2_header
 from controlplane.nodehandler.chain_lock import ChainLock
+from controlplane.nodehandler.job_wait import wait_for_job
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.storage import VolumeError, capacity, create_qcow2, run_tool
 
@@ -199,12 +200,8 @@ def pull(dom: libvirt.virDomain, dev: str, below: Path | None, *, timeout: float
     if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:  # the flush below pauses it: only a running guest
         raise VolumeError(f"pulling the data of {dev} into its top file: the domain is not running")
     dom.blockRebase(dev, str(below) if below is not None else None, 0, 0)
-    deadline = time.monotonic() + timeout
-    while dom.blockJobInfo(dev, 0):
-        if time.monotonic() > deadline:
-            dom.blockJobAbort(dev, 0)
-            raise VolumeError(f"pulling the data of {dev} into its top file: not done within {timeout:.0f}s; aborted")
-        time.sleep(poll)
+    wait_for_job(lambda: bool(dom.blockJobInfo(dev, 0)), lambda: dom.blockJobAbort(dev, 0), timeout=timeout,
+                 poll=poll, what=f"pulling the data of {dev} into its top file")
     # QEMU wrote the new backing file into the header at the job's end, while the L2 entries of
     # the clusters it copied may still sit in its cache: a host crash now would leave the disk
     # reading zeros there. A pause flushes every disk of the domain (QEMU's vm_stop); the guest

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -30,6 +29,7 @@ from xml.sax.saxutils import quoteattr
 import libvirt
 
 from controlplane.nodehandler.domainxml import disk_targets
+from controlplane.nodehandler.job_wait import wait_for_job
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.storage import VolumeError, capacity, run_tool
 
@@ -124,19 +124,9 @@ def _thaw(dom: libvirt.virDomain) -> None:
 
 
 def _wait_backup(dom: libvirt.virDomain, *, timeout: float, poll: float, what: str) -> None:
-    """Until the backup job ends: asked every 10 ms at first, then less often, up to `poll` (a
-    small disk's copy is done within a poll or two; a large one is not asked 5 times a second)."""
-    deadline = time.monotonic() + timeout
-    every = min(0.01, poll)
-    while True:
-        job = dom.jobInfo()[0]
-        if job == libvirt.VIR_DOMAIN_JOB_NONE:
-            break
-        if time.monotonic() > deadline:
-            dom.abortJob()
-            raise VolumeError(f"{what}: not done within {timeout:.0f}s; aborted")
-        time.sleep(every)
-        every = min(every * 1.5, poll)
+    """Until the backup job ends (`wait_for_job`); a job that failed raises VolumeError."""
+    wait_for_job(lambda: dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE, dom.abortJob, timeout=timeout,
+                 poll=poll, what=what)
     try:
         done = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
     except libvirt.libvirtError:

@@ -133,6 +133,15 @@ def test_a_running_reader_pulls_down_to_the_deleted_files_backing_and_waits_for_
     assert dom.jobs < 0, "returned before the job ended"
 
 
+def test_the_pull_is_asked_for_soon_after_it_begins_then_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("controlplane.nodehandler.job_wait.time.sleep", slept.append)
+    dom = _PullingDomain(jobs=12)
+    chain.pull(dom, "vdb", None, poll=0.1)
+    assert dom.jobs == -1, "asked until the job is gone, and not after"
+    assert slept[0] <= 0.01 and slept == sorted(slept) and max(slept) == 0.1
+
+
 def test_a_paused_domain_is_not_pulled() -> None:
     dom = _PullingDomain(jobs=0, paused=True)
     with pytest.raises(VolumeError, match="not running"):

@@ -114,7 +114,7 @@ def test_a_failed_backup_job_leaves_no_file(source: Path, tmp_path: Path) -> Non
 def test_the_job_is_asked_soon_after_it_begins_then_less_often(source: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("controlplane.nodehandler.volume_copy.time.sleep", slept.append)
+    monkeypatch.setattr("controlplane.nodehandler.job_wait.time.sleep", slept.append)
     dom = FakeDomain(source, agent=True, polls_running=12)
     copy_in_use(dom, source, tmp_path / "copy.qcow2", 16 * MI, require_consistency=True, poll=0.2)
     assert dom.calls.count("poll") == 13, "asked until the job is gone, and not after"
@@ -123,7 +123,7 @@ def test_the_job_is_asked_soon_after_it_begins_then_less_often(source: Path, tmp
 
 
 def test_a_backup_past_its_timeout_is_aborted(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("controlplane.nodehandler.volume_copy.time.sleep", lambda _s: None)
+    monkeypatch.setattr("controlplane.nodehandler.job_wait.time.sleep", lambda _s: None)
     dom = FakeDomain(source, agent=True, polls_running=10**6)
     with pytest.raises(VolumeError, match="not done within"):
         copy_in_use(dom, source, tmp_path / "copy.qcow2", 16 * MI, require_consistency=True, timeout=0.0)
