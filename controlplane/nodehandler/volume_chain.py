@@ -134,21 +134,28 @@ def freeze(disk: Path, snapshot: Path) -> None:
         fsync_dir(disk.parent)
 
 
-def revert(disk: Path, snapshot: Path, root: Path) -> list[str]:
+def revert(disk: Path, snapshot: Path, root: Path, *, allowed: Callable[[], None] = lambda: None) -> list[str]:
     """`disk`: a new empty overlay on `snapshot`, its old file gone (see the module doc); returns
-    what was done besides, for the log."""
+    what was done besides, for the log. `allowed` raises when the disk must stay as it is (a
+    running domain has it): it is called once the new overlay is made, before anything changes,
+    so that a slow check (libvirt's) runs while the overlay is written."""
     if dependents(disk, root):  # a reshape: alone
         with LOCK:
-            return _revert(disk, snapshot, release=lambda: release(disk, root))
+            return _revert(disk, snapshot, release=lambda: release(disk, root), allowed=allowed)
     with LOCK.adding(disk):  # no addition makes files on a disk's own file: none appear meanwhile
-        return _revert(disk, snapshot, release=list)
+        return _revert(disk, snapshot, release=list, allowed=allowed)
 
 
-def _revert(disk: Path, snapshot: Path, release: Callable[[], list[str]]) -> list[str]:
+def _revert(disk: Path, snapshot: Path, release: Callable[[], list[str]], allowed: Callable[[], None]) -> list[str]:
     if not snapshot.is_file():
         raise VolumeError(f"{snapshot.name} is gone: cannot put {disk.name} back to it")
     pending = overlay_path(disk)
     _create_overlay(snapshot, pending, capacity(snapshot))
+    try:
+        allowed()
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
     done = release()
     os.replace(pending, disk)  # the old file (and its changes since the snapshot) goes with this
     fsync_dir(disk.parent)

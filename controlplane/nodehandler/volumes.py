@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,14 @@ def _human(size: int) -> str:
 
 RunningDisks = list[tuple[str, dict[str, str], dict[str, str]]]
 """(instance uid, its domain's metadata, {source file: target dev}) of each running domain."""
+
+
+_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="volume-users")
+"""Where a revert asks libvirt which running domains have the disk, while it writes the overlay."""
+
+
+class _InUse(Exception):
+    """A running domain has the disk a revert was to replace."""
 
 
 class VolumeReconciler:
@@ -213,23 +222,42 @@ class VolumeReconciler:
         """`spec.revert` done (None), or the result of this cycle when it is not (waiting, or refused:
         the volume keeps its content and its status says why)."""
         assert spec.revert is not None
-        name, ns = spec.revert.volume, obj["metadata"]["namespace"]
-        users = self.users(str(path))
-        if users:  # the restore stopped the VM before asking: someone started it since, and it keeps its data
+        name, ns, revert_id = spec.revert.volume, obj["metadata"]["namespace"], spec.revert.id
+        asked = _CHECKS.submit(self.users, str(path))  # libvirt answers while the overlay is written
+
+        def in_use() -> Result | None:
+            users = asked.result()
+            if not users:
+                return None
+            # the restore stopped the VM before asking: someone started it since, and it keeps its data
             self._status(obj, VolumePhase.READY, path, f"not put back to volume {name}: in use by "
                          f"{', '.join(u for _, u in users)} when asked; stop the VM and restore again", ready=True,
-                         reason=VolumeReason.IN_USE, revert_refused=spec.revert.id)
+                         reason=VolumeReason.IN_USE, revert_refused=revert_id)
             return Result()
+
+        def allowed() -> None:
+            if asked.result():
+                raise _InUse
         try:
             src_path, src_is_snapshot = self._source(name, ns)
         except SourceNotReady as exc:
+            if (refused := in_use()) is not None:
+                return refused
             self._status(obj, VolumePhase.READY, path, str(exc), ready=True, reason=VolumeReason.SOURCE_NOT_READY)
             return Result(requeue_after=self.ctx.runtime.volume_in_use_retry)
         if not src_is_snapshot:
+            if (refused := in_use()) is not None:
+                return refused
             self._status(obj, VolumePhase.READY, path, f"spec.revert.volume {name} is not a snapshot's volume: "
                          "nothing to put back", ready=True, reason=VolumeReason.INVALID_SPEC)
             return Result()  # refused: the volume keeps its content, until the spec changes
-        for step in volume_chain.revert(path, src_path, self.ctx.layout.volumes):
+        try:
+            steps = volume_chain.revert(path, src_path, self.ctx.layout.volumes, allowed=allowed)
+        except Exception:
+            if (refused := in_use()) is not None:  # a domain has it: that is the answer, whatever else failed
+                return refused
+            raise
+        for step in steps:
             log.info("volume %s/%s reverted: %s", ns, obj["metadata"]["name"], step)
         return None  # the event follows the status write, which the restore waits for
 

@@ -79,6 +79,20 @@ def test_a_snapshot_file_that_is_gone_is_named(frozen: tuple[Path, Path]) -> Non
     assert _holds(disk, 0xCC) and not chain.overlay_path(disk).exists()
 
 
+def test_a_revert_the_check_forbids_after_the_overlay_is_made_leaves_no_trace(frozen: tuple[Path, Path]) -> None:
+    disk, snap = frozen
+    asked: list[bool] = []
+
+    def forbidden() -> None:
+        asked.append(chain.overlay_path(disk).exists())
+        raise RuntimeError("a running domain has it")
+    with pytest.raises(RuntimeError, match="a running domain has it"):
+        chain.revert(disk, snap, disk.parent.parent, allowed=forbidden)
+    assert asked == [True], "asked once the new overlay is written, so that both go on at once"
+    assert _holds(disk, 0xCC) and not chain.overlay_path(disk).exists()
+    assert chain.backing(disk) == snap
+
+
 def _world(tmp_path: Path, revert_to: str = "snap", *, running: bool = False) -> tuple[Any, Any, Path]:
     """A disk volume with a pending revert to `revert_to`, and the snapshot volume it was frozen into."""
     disk_obj = volume("disk", "u1", {"size": "8Mi", "revert": {"volume": revert_to, "id": "op1"}}, {"phase": "Ready"})
@@ -116,10 +130,18 @@ def test_a_revert_that_finds_a_running_domain_on_the_file_is_refused_for_good(tm
     assert result is not None and result.requeue_after is None
     assert _holds(path, 0xCC) and "reverted" not in api.statuses[-1]
     assert api.statuses[-1]["revertRefused"] == "op1" and "in use by ns/vm" in api.statuses[-1]["message"]
+    assert not chain.overlay_path(path).exists(), "the overlay made while libvirt was asked is gone"
     rec.ctx.volumes.get("ns", "disk")["status"] = api.statuses[-1]
     rec.ctx.domains.active_owned = dict  # the VM stopped later: the old request is not carried out then
     rec.reconcile(("ns", "disk"))
     assert _holds(path, 0xCC) and "reverted" not in api.statuses[-1]
+
+
+def test_a_running_domain_is_the_answer_whatever_else_stops_the_revert(tmp_path: Path) -> None:
+    rec, api, path = _world(tmp_path, revert_to="other", running=True)
+    rec.reconcile(("ns", "disk"))
+    assert api.statuses[-1]["revertRefused"] == "op1" and "in use by ns/vm" in api.statuses[-1]["message"]
+    assert _holds(path, 0xCC)
 
 
 def test_a_revert_to_a_volume_that_is_not_a_snapshot_is_refused(tmp_path: Path) -> None:
