@@ -88,6 +88,10 @@ class _InUse(Exception):
     """A running domain has the disk a revert was to replace."""
 
 
+class _NotASnapshot(Exception):
+    """A revert names a volume that is not a snapshot's."""
+
+
 class VolumeReconciler:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
@@ -225,37 +229,28 @@ class VolumeReconciler:
         name, ns, revert_id = spec.revert.volume, obj["metadata"]["namespace"], spec.revert.id
         asked = _CHECKS.submit(self.users, str(path))  # libvirt answers while the overlay is written
 
-        def in_use() -> Result | None:
-            users = asked.result()
-            if not users:
-                return None
-            # the restore stopped the VM before asking: someone started it since, and it keeps its data
-            self._status(obj, VolumePhase.READY, path, f"not put back to volume {name}: in use by "
-                         f"{', '.join(u for _, u in users)} when asked; stop the VM and restore again", ready=True,
-                         reason=VolumeReason.IN_USE, revert_refused=revert_id)
-            return Result()
-
         def allowed() -> None:
             if asked.result():
                 raise _InUse
         try:
             src_path, src_is_snapshot = self._source(name, ns)
-        except SourceNotReady as exc:
-            if (refused := in_use()) is not None:
-                return refused
-            self._status(obj, VolumePhase.READY, path, str(exc), ready=True, reason=VolumeReason.SOURCE_NOT_READY)
-            return Result(requeue_after=self.ctx.runtime.volume_in_use_retry)
-        if not src_is_snapshot:
-            if (refused := in_use()) is not None:
-                return refused
-            self._status(obj, VolumePhase.READY, path, f"spec.revert.volume {name} is not a snapshot's volume: "
-                         "nothing to put back", ready=True, reason=VolumeReason.INVALID_SPEC)
-            return Result()  # refused: the volume keeps its content, until the spec changes
-        try:
+            if not src_is_snapshot:
+                raise _NotASnapshot
             steps = volume_chain.revert(path, src_path, self.ctx.layout.volumes, allowed=allowed)
-        except Exception:
-            if (refused := in_use()) is not None:  # a domain has it: that is the answer, whatever else failed
-                return refused
+        except Exception as exc:
+            if users := asked.result():  # a domain has the disk: that is the answer, whatever else stopped it
+                # the restore stopped the VM before asking: someone started it since, and it keeps its data
+                self._status(obj, VolumePhase.READY, path, f"not put back to volume {name}: in use by "
+                             f"{', '.join(u for _, u in users)} when asked; stop the VM and restore again",
+                             ready=True, reason=VolumeReason.IN_USE, revert_refused=revert_id)
+                return Result()
+            if isinstance(exc, SourceNotReady):
+                self._status(obj, VolumePhase.READY, path, str(exc), ready=True, reason=VolumeReason.SOURCE_NOT_READY)
+                return Result(requeue_after=self.ctx.runtime.volume_in_use_retry)
+            if isinstance(exc, _NotASnapshot):
+                self._status(obj, VolumePhase.READY, path, f"spec.revert.volume {name} is not a snapshot's volume: "
+                             "nothing to put back", ready=True, reason=VolumeReason.INVALID_SPEC)
+                return Result()  # refused: the volume keeps its content, until the spec changes
             raise
         for step in steps:
             log.info("volume %s/%s reverted: %s", ns, obj["metadata"]["name"], step)

@@ -54,7 +54,7 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def _size(text: bytes, base: int, what: str) -> int:
     """A length of the answer's framing (decimal or hex digits only); anything else is the
     server's protocol error, not a ValueError."""
-    digits = b"0123456789abcdefABCDEF"[:10 if base == 10 else 22]
+    digits = b"0123456789" if base == 10 else b"0123456789abcdefABCDEF"
     if not text or text.strip(digits):
         raise ProtocolError(f"{what} is not a length: {text[:40]!r}")
     return int(text, base)
