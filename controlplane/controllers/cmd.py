@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from controlplane.common import stop_bound
 from controlplane.common.logs import setup_logging
 
 
@@ -35,13 +36,16 @@ from controlplane.common.logs import setup_logging
               help="Certificate of the /metrics endpoint (with --metrics-bind-address).")
 @click.option("--metrics-tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="Private key of the /metrics endpoint (with --metrics-bind-address).")
+@click.option("--stop-timeout", default=20.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds a stop (SIGTERM) may take; past them every thread's stack is logged and the "
+                   "process exits with status 1.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float, node_grace: float,
                mac_prefix: str,
                dvcr_url: str,
                dvcr_ca: str | None, dvcr_importer_auth: str | None, dvcr_admin_auth: str | None,
                metrics_bind_address: str, metrics_tls_cert: Path | None, metrics_tls_key: Path | None,
-               log_level: str) -> None:
+               stop_timeout: float, log_level: str) -> None:
     """Run every controller (with leader election: start as many as you like, one acts)."""
     from controlplane.common.kube.client import KubeClient
     from controlplane.controllers.manager import Manager
@@ -69,6 +73,7 @@ def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, u
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     manager.start()
     stop.wait()
+    stop_bound.arm(stop_timeout)
     manager.stop()
 
 

@@ -221,12 +221,14 @@ class KubeClient:
             resp.response.release_conn()
 
     # -- typed verbs on dicts ----------------------------------------------------------------------
-    def get(self, res: Resource, name: str, namespace: str | None = None, *, subresource: str = "") -> dict[str, Any]:
-        return self.request("GET", res.path(namespace, name, subresource))
+    def get(self, res: Resource, name: str, namespace: str | None = None, *, subresource: str = "",
+            timeout: float = 30) -> dict[str, Any]:
+        return self.request("GET", res.path(namespace, name, subresource), timeout=timeout)
 
-    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None, *,
+                    timeout: float = 30) -> dict[str, Any] | None:
         try:
-            return self.get(res, name, namespace)
+            return self.get(res, name, namespace, timeout=timeout)
         except KubeError as exc:
             if exc.not_found:
                 return None
@@ -242,10 +244,11 @@ class KubeClient:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         return self.request("POST", res.path(ns), body=obj, query=OWN_WRITES)
 
-    def replace(self, res: Resource, obj: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
+    def replace(self, res: Resource, obj: dict[str, Any], *, subresource: str = "",
+                timeout: float = 30) -> dict[str, Any]:
         meta = obj["metadata"]
         return self.request("PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj,
-                            query=OWN_WRITES)
+                            query=OWN_WRITES, timeout=timeout)
 
     def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *, subresource: str = "",
               patch_type: str = "application/merge-patch+json") -> dict[str, Any]:

@@ -118,12 +118,13 @@ class LeaderElector:
             return
         self.leading.clear()
         try:
-            lease = self.kube.get_or_none(LEASES, self.name, self.namespace)
+            wait = self.settings.lease_release_timeout
+            lease = self.kube.get_or_none(LEASES, self.name, self.namespace, timeout=wait)
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
             lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1,
                              "renewTime": _ts(dt.datetime.now(dt.UTC))}
-            self.kube.replace(LEASES, lease)
+            self.kube.replace(LEASES, lease, timeout=wait)
             log.info("%s released the lease %s/%s", self.identity, self.namespace, self.name)
         except Exception as exc:  # the lease then simply expires
             log.warning("releasing lease %s/%s: %s", self.namespace, self.name, exc)

@@ -48,6 +48,9 @@ class RuntimeSettings:
     lease_duration: float = 15.0
     lease_renew_every: float = 5.0
     lease_retry_every: float = 2.0
+    lease_release_timeout: float = 5.0
+    """A graceful stop waits at most this long for each of its two requests giving the lease up
+    (past it the lease expires by itself): a busy API server does not hold the stop up."""
 
 
 DEFAULT = RuntimeSettings()

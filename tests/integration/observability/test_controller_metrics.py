@@ -72,5 +72,11 @@ def test_standalone_controllers_serve_their_metrics(no_controller_server: ApiSer
         assert _get(url, ca.cert_path, "wrong-token")[0] == 401
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
         log.close()
+    # a stop longer than --stop-timeout (20 s) leaves every thread's stack in the log
+    assert code == 0, f"the controllers stopped with {code}; log:\n{(tmp_path / 'controller.log').read_text()[-6000:]}"
