@@ -16,9 +16,9 @@ the same). Our figures are from the POST to the phase named, seen through a watc
   must read 0x5a again (checked, untimed);
 - VMOP Clone -> Completed (its disks Ready; content checked, untimed): its temporary snapshot is
   an overlay step as above, the clone's disks `qemu-img convert` of the snapshot files (flat
-  copies: the data is read once), and deleting the temporary snapshot commits each disk's small
-  overlay back into its file; clone and snapshot are deleted (untimed) before the next turn
-  (the snapshot's delete folds the overlays back the same way).
+  copies: the data is read once); the temporary snapshot is deleted after Completed (untimed: it
+  commits each disk's small overlay back into its file), and clone and snapshot are deleted
+  (untimed) before the next turn (the snapshot's delete folds the overlays back the same way).
 
 The peer (`bench/snapshot_byhand.py`) works on copies of the very same volume files in an
 inactive domain defined from the XML our node handler wrote: snapshot = `virsh

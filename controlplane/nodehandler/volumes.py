@@ -275,11 +275,9 @@ class VolumeReconciler:
                                progress="0%")
         if plan is not None:
             consistent, how = plan.run()
-            if instant:  # carried by the Ready write
-                obj = {**obj, "status": {**(obj.get("status") or {}), "consistent": consistent}}
-            else:
-                obj = self._status(obj, VolumePhase.PROVISIONING, path, what, ready=False,
-                                   reason=VolumeReason.PROVISIONING, progress="100%", consistent=consistent)
+            # carried by the Ready write, which follows at once (a copy's "100%" of its own would
+            # be one more write on the way to Ready, overwritten a few milliseconds later)
+            obj = {**obj, "status": {**(obj.get("status") or {}), "consistent": consistent}}
             what = f"from volume {spec.source_volume} ({how})"
         elif not spec.image_ref:
             storage.create_empty(path, size)
@@ -356,7 +354,7 @@ class VolumeReconciler:
 
     def _status(self, obj: dict[str, Any], phase: VolumePhase, path: Any, message: str, *, ready: bool, reason: VolumeReason,
                 capacity: int | None = None, progress: str | None = None,
-                consistent: bool | None = None, reverted: str | None = None,
+                reverted: str | None = None,
                 revert_refused: str | None = None) -> dict[str, Any]:
         old = obj.get("status") or {}
         stamp = ts(now())
@@ -366,8 +364,6 @@ class VolumeReconciler:
             new.update(capacity=_human(capacity), capacityBytes=capacity)
         if progress is not None:
             new["progress"] = progress
-        if consistent is not None:
-            new["consistent"] = consistent
         if reverted is not None:
             new["reverted"] = reverted
         if revert_refused is not None:

@@ -1,7 +1,8 @@
 """VirtualMachineOperation `Clone`: a new machine from a temporary VirtualMachineSnapshot of this
 one (`vmop-<operation uid>`, owned by the operation, requiredConsistency as DVP takes it,
-keepIPAddress Never), built by `snapshot/clone.py` (names, new IP and MACs, modes); the temporary
-snapshot is deleted once the clone's disks are Ready (they are copies: they do not need it).
+keepIPAddress Never), built by `snapshot/clone.py` (names, new IP and MACs, modes). Once the
+clone's disks are Ready the operation is Completed, and the cycle after that deletes the temporary
+snapshot (`DropTemporarySnapshot`; the disks are copies: they do not need it).
 `DryRun` plans from the live machine and takes no snapshot.
 """
 
@@ -67,8 +68,8 @@ class CloneHandler:
                                                    "created" if done else "creating")
         if not done:
             return outcome.progress(state, False, R.CLONE_IN_PROGRESS, f"making {plan.vm_name} and its disks")
-        state.ctx.kube.delete_if_exists(VIRTUAL_MACHINE_SNAPSHOTS, snapshot_name(state), state.namespace)
         outcome.finish(state, True, f"{vm_name} cloned as {plan.vm_name}")
+        state.requeue(0)  # the next cycle drops the temporary snapshot (DropTemporarySnapshot)
 
     @staticmethod
     def _dry_run(state: State, vm: dict[str, Any], opts: dict[str, Any]) -> None:
@@ -91,3 +92,18 @@ class CloneHandler:
         except KubeError as exc:
             if not exc.already_exists:
                 raise
+
+
+class DropTemporarySnapshot:
+    """Run after the chain (finished operations stop it early): a clone whose Completed is stored
+    has its temporary snapshot deleted, so Completed waits for no delete."""
+
+    name = "clone-snapshot"
+
+    def handle(self, state: State) -> None:
+        stored = (state.current.get("status") or {}).get("phase")
+        if state.spec.get("type") != "Clone" or stored != Phase.COMPLETED:
+            return
+        snap = state.get(VIRTUAL_MACHINE_SNAPSHOTS, snapshot_name(state))
+        if snap is not None and not snap["metadata"].get("deletionTimestamp"):
+            state.ctx.kube.delete_if_exists(VIRTUAL_MACHINE_SNAPSHOTS, snapshot_name(state), state.namespace)

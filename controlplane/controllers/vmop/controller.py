@@ -46,7 +46,7 @@ from controlplane.controllers.snapshot.clone import CLONED_BY
 from controlplane.controllers.vm import requests
 from controlplane.controllers.vmop import migrate
 from controlplane.controllers.vmop.assumed import AssumedMigrations
-from controlplane.controllers.vmop.clone import CloneHandler
+from controlplane.controllers.vmop.clone import CloneHandler, DropTemporarySnapshot
 from controlplane.controllers.vmop.restore import RESTORED_BY, RestoreHandler
 
 POWER = ("Start", "Stop", "Restart")
@@ -221,7 +221,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(assumed), RestoreHandler(),
                                                               CloneHandler(), Execute(assumed), Complete()],
                             failure_condition=C.Type.COMPLETED,
-                            after=[PHASE_EVENTS])
+                            after=[PHASE_EVENTS, DropTemporarySnapshot()])
 
     def ops_of_vm(obj: dict[str, Any]) -> list[tuple[str, str]]:
         ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]

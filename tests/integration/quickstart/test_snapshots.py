@@ -287,7 +287,11 @@ def test_clone_runs_next_to_its_source_with_a_new_name_mac_and_ip(platform: Plat
     op = platform.phase("vmop", "clone-linux-vm", "Completed", timeout=240)
     assert [(r["kind"], r["name"]) for r in op["status"]["resources"]] == [
         ("VirtualMachine", "clone-linux-vm-prod"), ("VirtualDisk", "clone-linux-vm-root-prod")]
-    assert not platform.get("vms", f"vmop-{op['metadata']['uid']}"), "the temporary snapshot is gone"
+    temporary = f"vmop-{op['metadata']['uid']}"  # deleted by the cycle after Completed
+    deadline = time.monotonic() + 30
+    while platform.get("vms", temporary) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not platform.get("vms", temporary), "the temporary snapshot is gone"
     source_disk = platform.get(VOLUMES, "linux-vm-root")["status"]["path"]
     clone_disk = platform.phase("vd", "clone-linux-vm-root-prod", "Ready", timeout=60)
     assert head_digest(platform.get(VOLUMES, clone_disk["metadata"]["name"])["status"]["path"]) == \

@@ -1,6 +1,6 @@
 """Clones: DVP's naming rules (nameReplacement, prefix/suffix), a clone gets a new IP and new MACs
 and no labels, names taken already are conflicts, BestEffort drops a missing image; VMOP Clone
-takes a temporary snapshot, makes the clone and drops the snapshot; VirtualMachineSnapshotOperation
+takes a temporary snapshot, makes the clone and drops the snapshot once Completed is stored; VirtualMachineSnapshotOperation
 makes a machine from an existing snapshot (DryRun changes nothing)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from controlplane.controllers.runtime.state import State
 from controlplane.controllers.snapshot import vmsop
 from controlplane.controllers.snapshot.clone import ClonePlan, new_name
 from controlplane.controllers.snapshot.kept import read_kept
-from controlplane.controllers.vmop.clone import CloneHandler, snapshot_name
+from controlplane.controllers.vmop.clone import CloneHandler, DropTemporarySnapshot, snapshot_name
 from tests.unit.controllers.snapshot_support import Store, context
 
 NS = "default"
@@ -171,4 +171,10 @@ def test_vmop_clone_takes_a_temporary_snapshot_and_drops_it() -> None:
     state = State(ctx, VIRTUAL_MACHINE_OPERATIONS, {**obj, "status": state.status})
     CloneHandler().handle(state)
     assert state.status["phase"] == "Completed"
+    assert state.requeue_after == 0, "the cycle after Completed comes at once"
+    assert (VIRTUAL_MACHINE_SNAPSHOTS.plural, snapshot_name(state)) not in store.deleted, "Completed waits for no delete"
+    DropTemporarySnapshot().handle(state)  # Completed not stored yet
+    assert (VIRTUAL_MACHINE_SNAPSHOTS.plural, snapshot_name(state)) not in store.deleted
+    state = State(ctx, VIRTUAL_MACHINE_OPERATIONS, {**obj, "status": state.status})
+    DropTemporarySnapshot().handle(state)
     assert (VIRTUAL_MACHINE_SNAPSHOTS.plural, snapshot_name(state)) in store.deleted
