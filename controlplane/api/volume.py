@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.api.instance import SpecError, quantity_bytes
+from controlplane.api.internal import VOLUME_FINALIZER
+from controlplane.api.resources import NODE_LABEL, VOLUMES
 
 __all__ = ["Revert", "SpecError", "VolumeSpec", "parse_volume", "requested_revert", "revert_patch", "revert_refused",
            "reverted", "size_patch"]
@@ -68,6 +70,15 @@ class VolumeSpec:
             if self.snapshot:
                 spec["source"]["volume"]["snapshot"] = True
         return spec
+
+    def new_object(self, name: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
+        """The volume to create, labelled with its node and owned by `owner` (an ownerReference).
+        It carries the node handler's finalizer from the start: the node handler, which removes it
+        once the file is deleted, then has no write of its own to make before provisioning."""
+        return {"apiVersion": VOLUMES.api_version, "kind": VOLUMES.kind,
+                "metadata": {"name": name, "namespace": namespace, "labels": {NODE_LABEL: self.node_name},
+                             "ownerReferences": [owner], "finalizers": [VOLUME_FINALIZER]},
+                "spec": self.to_api()}
 
 
 def size_patch(size_bytes: int) -> dict[str, Any]:

@@ -3,6 +3,9 @@ build is what the node handler parses back, field for field."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from controlplane.api.instance import (
@@ -17,8 +20,10 @@ from controlplane.api.instance import (
     build_spec,
     parse_instance,
 )
-from controlplane.api.internal import PowerAction, RunState
+from controlplane.api.internal import VOLUME_FINALIZER, PowerAction, RunState
+from controlplane.api.resources import NODE_LABEL, VOLUMES
 from controlplane.api.volume import VolumeSpec, parse_volume, size_patch
+from controlplane.nodehandler.context import NodeContext
 
 ROOT = DiskSpec(name="vd-root", bus=DiskBus.VIRTIO, read_only=False, cdrom=False, boot_order=1, volume="root",
                 image_ref=None)
@@ -60,6 +65,20 @@ def test_what_the_disk_controller_builds_the_node_handler_reads_back(volume: Vol
     assert parse_volume({"spec": volume.to_api()}) == volume
     grown = {"spec": {**volume.to_api(), **size_patch(volume.size_bytes * 2)["spec"]}}
     assert parse_volume(grown).size_bytes == volume.size_bytes * 2
+
+
+def test_a_new_volume_carries_the_node_handlers_finalizer_so_it_writes_none_before_provisioning() -> None:
+    owner = {"apiVersion": "virtualization.deckhouse.io/v1alpha2", "kind": "VirtualDisk", "name": "d", "uid": "u"}
+    obj = VolumeSpec(node_name="n1", size_bytes=2**30).new_object("d", "ns", owner)
+    assert obj["metadata"] == {"name": "d", "namespace": "ns", "labels": {NODE_LABEL: "n1"},
+                               "ownerReferences": [owner], "finalizers": [VOLUME_FINALIZER]}
+    assert parse_volume(obj) == VolumeSpec(node_name="n1", size_bytes=2**30)
+    patches: list[Any] = []
+    node = NodeContext.__new__(NodeContext)
+    node.kube = SimpleNamespace(patch=lambda *a, **k: patches.append(a))  # type: ignore[assignment]
+    stored = {**obj, "metadata": {**obj["metadata"], "resourceVersion": "1"}}
+    assert node.add_finalizer(VOLUMES, stored, VOLUME_FINALIZER) is stored
+    assert patches == []
 
 
 def test_a_volume_size_that_is_not_a_quantity_names_the_field() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 from controlplane.api import condition_builder as conditions
 from controlplane.api.resources import (
     CLUSTER_VIRTUAL_IMAGES,
-    NODE_LABEL,
     VIRTUAL_DISK_SNAPSHOTS,
     VIRTUAL_DISKS,
     VIRTUAL_IMAGES,
@@ -164,13 +163,9 @@ class VolumeHandler:
             return
         node = placed[0]["status"]["nodeName"]
         spec = VolumeSpec(node_name=node, size_bytes=size, image_ref=src.image_ref or None,
-                          source_volume=src.source_volume or None, take_source=src.take_source).to_api()
+                          source_volume=src.source_volume or None, take_source=src.take_source)
         try:
-            state.ctx.kube.create(VOLUMES, {
-                "apiVersion": VOLUMES.api_version, "kind": VOLUMES.kind,
-                "metadata": {"name": state.name, "namespace": state.namespace, "labels": {NODE_LABEL: node},
-                             "ownerReferences": [state.owner_ref()]},
-                "spec": spec})
+            state.ctx.kube.create(VOLUMES, spec.new_object(state.name, state.namespace, state.owner_ref()))
         except KubeError as exc:
             if not exc.already_exists:
                 raise

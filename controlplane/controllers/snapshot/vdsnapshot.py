@@ -19,7 +19,7 @@ from typing import Any
 
 from controlplane.api import condition_builder as conditions
 from controlplane.api.internal import VolumePhase, VolumeReason
-from controlplane.api.resources import NODE_LABEL, VIRTUAL_DISK_SNAPSHOTS, VIRTUAL_DISKS, VOLUMES
+from controlplane.api.resources import VIRTUAL_DISK_SNAPSHOTS, VIRTUAL_DISKS, VOLUMES
 from controlplane.api.snapshots import SnapshotPhase as Phase
 from controlplane.api.snapshots import VDSCondition as C
 from controlplane.api.snapshots import snapshot_volume_name
@@ -135,11 +135,7 @@ class SnapshotHandler:
         spec = VolumeSpec(node_name=node, size_bytes=size, source_volume=source["metadata"]["name"],
                           require_consistency=required, snapshot=True)
         try:
-            state.ctx.kube.create(VOLUMES, {
-                "apiVersion": VOLUMES.api_version, "kind": VOLUMES.kind,
-                "metadata": {"name": name, "namespace": state.namespace, "labels": {NODE_LABEL: node},
-                             "ownerReferences": [state.owner_ref()]},
-                "spec": spec.to_api()})
+            state.ctx.kube.create(VOLUMES, spec.new_object(name, state.namespace, state.owner_ref()))
         except KubeError as exc:
             if not exc.already_exists:
                 raise
