@@ -97,6 +97,9 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "Cust
                 namespaced=False)
 
 
+REQUEST_TIMEOUT = 30.0
+"""Seconds a request waits for its whole answer unless its caller says otherwise (a graceful stop
+gives its lease up with less: `RuntimeSettings.lease_release_timeout`)."""
 OWN_WRITES = {"fieldValidation": "Ignore"}
 """The query of a typed write: the platform's components write dicts they built (a key cannot
 repeat) with the fields of their own API, so the server's duplicate-field scan and unknown-field
@@ -159,7 +162,7 @@ class KubeClient:
 
     # -- raw requests ----------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-              content_type: str = "application/json", timeout: float | tuple[float, float] | None = 30,
+              content_type: str = "application/json", timeout: float | tuple[float, float] | None = REQUEST_TIMEOUT,
               api: k8s.ApiClient | None = None) -> Any:
         api = api or self.api
         q = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items() if v is not None]
@@ -176,7 +179,7 @@ class KubeClient:
             raise _error(exc.status or 0, exc.body, exc.headers) from exc
 
     def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-                content_type: str = "application/json", timeout: float | None = 30) -> dict[str, Any]:
+                content_type: str = "application/json", timeout: float | None = REQUEST_TIMEOUT) -> dict[str, Any]:
         if self.local is not None:
             data = orjson.dumps(body) if body is not None else None
             status, raw_local = self.local.call(method, path, self._query(query), data, content_type, timeout)
@@ -222,11 +225,11 @@ class KubeClient:
 
     # -- typed verbs on dicts ----------------------------------------------------------------------
     def get(self, res: Resource, name: str, namespace: str | None = None, *, subresource: str = "",
-            timeout: float = 30) -> dict[str, Any]:
+            timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
         return self.request("GET", res.path(namespace, name, subresource), timeout=timeout)
 
     def get_or_none(self, res: Resource, name: str, namespace: str | None = None, *,
-                    timeout: float = 30) -> dict[str, Any] | None:
+                    timeout: float = REQUEST_TIMEOUT) -> dict[str, Any] | None:
         try:
             return self.get(res, name, namespace, timeout=timeout)
         except KubeError as exc:
@@ -245,7 +248,7 @@ class KubeClient:
         return self.request("POST", res.path(ns), body=obj, query=OWN_WRITES)
 
     def replace(self, res: Resource, obj: dict[str, Any], *, subresource: str = "",
-                timeout: float = 30) -> dict[str, Any]:
+                timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
         meta = obj["metadata"]
         return self.request("PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj,
                             query=OWN_WRITES, timeout=timeout)
