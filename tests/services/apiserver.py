@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,10 +25,37 @@ READY_LINE = "dvp server: API ready at"
 DVCR_READY_LINE = "dvp server: DVCR ready at"
 
 
+_GIVEN: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now and outside the kernel's ephemeral range.
+
+    A port the kernel handed out for `bind(0)` is freed when this returns and may be handed out
+    again, as the local port of any outgoing connection, before the service binds it (CI once saw
+    `dvp server` fail so: address already in use). Ports below the ephemeral range are only ever
+    taken by explicit binds, and this process never gives the same one twice.
+    """
+    top = max(_ephemeral_start(), 10_001)
+    for _ in range(200):
+        port = random.randrange(10_000, top)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in 10000-{top - 1}")
 
 
 class ApiServerProcess:

@@ -1,0 +1,34 @@
+"""The test services' loopback ports: never from the kernel's ephemeral range (where any outgoing
+connection may take one between its pick and its bind), never the same one twice."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.services import apiserver
+from tests.services.apiserver import _ephemeral_start, free_port
+
+
+def test_ports_are_below_the_ephemeral_range_distinct_and_bindable() -> None:
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(10_000 <= p < _ephemeral_start() for p in ports), ports
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[-1]))  # free when handed out
+
+
+def test_a_port_held_by_someone_else_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as held:
+        for port in range(20_000, 30_000):  # any port of the range this machine has free
+            try:
+                held.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                continue
+        listening = held.getsockname()[1]
+        picks = iter([listening, listening, listening + 1])
+        monkeypatch.setattr(apiserver.random, "randrange", lambda lo, hi: next(picks))
+        monkeypatch.setattr(apiserver, "_GIVEN", set())
+        assert free_port() == listening + 1
