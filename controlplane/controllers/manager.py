@@ -76,7 +76,8 @@ class Manager:
     def __init__(self, kube: KubeClient, settings: PlatformSettings, *, runtime: RuntimeSettings = DEFAULT,
                  identity: str | None = None, workers: int = 2) -> None:
         # events are written off the reconcile path: a phase change never waits for its event
-        recorder = BackgroundEventRecorder(kube, "dvp-controllers", host=socket.gethostname())
+        recorder = BackgroundEventRecorder(kube, "dvp-controllers", host=socket.gethostname(),
+                                           delay=runtime.event_delay)
         self.ctx = Context(kube=kube, settings=settings, recorder=recorder, runtime=runtime)
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.workers = workers

@@ -31,7 +31,7 @@ from controlplane.common.announce import announce
 from controlplane.common.kube.client import KubeClient, KubeError
 from controlplane.common.kube.controller import Controller
 from controlplane.common.kube.informer import Informer, key_of
-from controlplane.common.kube.settings import RuntimeSettings
+from controlplane.common.kube.settings import DEFAULT, RuntimeSettings
 from controlplane.nodehandler import indexes, registry_access, tls
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.console import ConsoleServer
@@ -107,7 +107,7 @@ class Agent:
             images=ImageCache(self.layout.images, self.image_sources), facts=facts, decision=decision,
             instances=Informer(kube, INSTANCES, label_selector=selector),
             volumes=Informer(kube, VOLUMES, label_selector=selector),
-            events=UserEventRecorder(kube, "dvp-node-handler", host=c.node_name),
+            events=UserEventRecorder(kube, "dvp-node-handler", host=c.node_name, delay=DEFAULT.event_delay),
         )
         self.ctx = ctx
         self.instance_reconciler = InstanceReconciler(ctx)

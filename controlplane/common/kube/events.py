@@ -11,7 +11,10 @@ broadcaster does: a reconcile hands the event over and goes on, so recording a p
 never adds an API round trip to the path of the object it reports (a VM's create -> Running
 crosses a dozen phase changes). Within `held()` (a controller's reconcile cycle), the events a
 thread records wait until the block ends: they reach the API after the cycle's own writes, which
-others wait for, instead of competing with them. Its queue is bounded (`QUEUE_SIZE`, client-go's
+others wait for, instead of competing with them. Each is written `delay` after it was recorded
+(`RuntimeSettings.event_delay`, 50 ms): the writes other components wait for in those
+milliseconds (a node handler's status answering the cycle's request, the next cycle's) go first.
+Its queue is bounded (`QUEUE_SIZE`, client-go's
 1000): when the API falls that far behind, new events are dropped, never the reconciles slowed.
 
 Both keep client-go's spam filter (EventSourceObjectSpamFilter): per recording component and
@@ -36,8 +39,8 @@ from controlplane.common.kube.client import EVENTS, KubeClient, KubeError
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[dict[str, Any], str, str, str, str]
-"""A queued event: (subject, type, reason, message, time)."""
+_Item = tuple[dict[str, Any], str, str, str, str, float]
+"""A queued event: (subject, type, reason, message, time, when to write it: monotonic)."""
 
 CACHE_SIZE = 4096
 """Events whose counts the recorder remembers (the least recently recorded are forgotten)."""
@@ -149,8 +152,9 @@ class BackgroundEventRecorder(EventRecorder):
     """An EventRecorder whose `record` only queues: one thread of its own writes the events in
     the order recorded."""
 
-    def __init__(self, kube: KubeClient, component: str, *, host: str = "") -> None:
+    def __init__(self, kube: KubeClient, component: str, *, host: str = "", delay: float = 0.0) -> None:
         super().__init__(kube, component, host=host)
+        self.delay = delay
         self._queue: queue.Queue[_Item] = queue.Queue(QUEUE_SIZE)
         self._held = threading.local()
         self._thread = threading.Thread(target=self._deliver, name="event-recorder", daemon=True)
@@ -162,7 +166,7 @@ class BackgroundEventRecorder(EventRecorder):
         meta = obj.get("metadata") or {}
         subject = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),  # what the event names, as of now
                    "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
-        item = (subject, type, reason, message, _now())
+        item = (subject, type, reason, message, _now(), time.monotonic() + self.delay)
         waiting: list[_Item] | None = getattr(self._held, "items", None)
         if waiting is not None:
             waiting.append(item)
@@ -192,7 +196,9 @@ class BackgroundEventRecorder(EventRecorder):
 
     def _deliver(self) -> None:
         while True:
-            subject, type_, reason, message, now = self._queue.get()
+            subject, type_, reason, message, now, due = self._queue.get()
+            if (wait := due - time.monotonic()) > 0:
+                time.sleep(wait)
             try:
                 self._write(subject, type=type_, reason=reason, message=message, now=now)
             except Exception:  # noqa: BLE001 - the writer thread must outlive any one event

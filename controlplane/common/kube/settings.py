@@ -51,6 +51,10 @@ class RuntimeSettings:
     lease_release_timeout: float = 5.0
     """A graceful stop waits at most this long for each of its two requests giving the lease up
     (past it the lease expires by itself): a busy API server does not hold the stop up."""
+    event_delay: float = 0.05
+    """An event is written this long after it is recorded (`BackgroundEventRecorder`): the writes
+    an operation waits for (its objects' status) reach the API server first, the events that
+    report them just after, instead of queueing with them."""
 
 
 DEFAULT = RuntimeSettings()

@@ -187,16 +187,18 @@ class RestoreHandler:
             self._power(state, vm_name, "Stop")
             outcome.progress(state, False, R.RESTORE_IN_PROGRESS, f"stopping {vm_name} to restore its disks")
             return
-        # the disks' writes and the machine's spec go out together (they do not depend on each
-        # other); the cycle then reports as the next one would, so that one writes nothing new
+        # the disks' writes go out together, the machine's spec after them: the node handler
+        # reverts the disks while the spec is written, instead of its requests queueing behind
+        # it at the API server; the cycle then reports as the next one would, so that one writes
+        # nothing new
         disks = list(plan.snapshots.items())
         for disk, _ in disks:  # before anything is written: a refused disk fails the restore as it stands
             self._refused(state, disk, state.get(VOLUMES, disk))
         calls: list[Callable[[], tuple[bool, bool]]] = [partial(self._disk, state, disk, snap, plan.disks.get(disk))
                                                         for disk, snap in disks]
+        outcomes = run_all(calls)
         if not restored:
-            calls.append(partial(self._respec, state, vm, plan, mode))
-        outcomes = run_all(calls)[:len(disks)]  # (the spec's call, last, has nothing to report)
+            self._respec(state, vm, plan, mode)
         disks_done = [done for done, _ in outcomes]
         if not all(disks_done) and all(done or in_place for done, in_place in outcomes):
             # In-place reverts end within milliseconds of each other: while only such are left, the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import time
 from typing import Any
 
 import pytest
@@ -268,6 +269,28 @@ def test_the_disk_the_snapshot_kept_is_put_back_in_place() -> None:
     assert state.status["phase"] == "Completed" and completed(state)["reason"] == "OperationCompleted"
     assert all(r["status"] == "Completed" for r in state.status["resources"])
     assert not store.deleted
+
+
+def test_the_disks_are_asked_to_revert_before_the_machine_spec_is_written() -> None:
+    store = Store()
+    world(store)
+    unchanged_disk(store)
+    writes: list[str] = []
+    patch, replace = store.patch, store.replace
+
+    def patched(resource: Any, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        time.sleep(0.2)  # a slow round trip: the spec's write must still come after it
+        writes.append(f"patch {resource.plural}/{name}")
+        return patch(resource, name, body, namespace)
+
+    def replaced(resource: Any, body: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        writes.append(f"replace {resource.plural}/{body['metadata']['name']}")
+        return replace(resource, body, subresource)
+
+    store.patch, store.replace = patched, replaced  # type: ignore[method-assign]
+    reconcile(_ctx(store), "Strict")
+    assert writes == [f"patch {VOLUMES.plural}/root", f"replace {VIRTUAL_MACHINES.plural}/linux-vm"], (
+        "the node handler works on the disks while the spec is written, not after it")
 
 
 @pytest.mark.parametrize("difference", [{"labels": {"l": "2"}}, {"size": "2Gi"}, {"snapshot_node": "n2"}],

@@ -135,6 +135,30 @@ def test_events_of_a_held_block_go_out_after_it_in_order() -> None:
     assert rec.flush() and len(kube.calls) == 3, "outside a block an event goes out at once"
 
 
+def test_an_event_is_written_its_delay_after_it_was_recorded_in_order() -> None:
+    kube = TimedEventKube()
+    rec = BackgroundEventRecorder(kube, "test", delay=0.2)  # type: ignore[arg-type]
+    recorded = time.monotonic()
+    rec.record(OBJ, type="Normal", reason="First", message="one")
+    rec.record(OBJ, type="Normal", reason="Second", message="two")
+    time.sleep(0.1)
+    assert kube.calls == [], "within its delay an event leaves the API to the writes others wait for"
+    assert rec.flush()
+    assert [e["reason"] for e in kube.created] == ["First", "Second"]
+    assert all(at - recorded >= 0.2 for at in kube.at), kube.at
+    assert RuntimeSettings().event_delay == 0.05, "the controllers' and node handler's delay: short"
+
+
+class TimedEventKube(EventKube):
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: list[float] = []
+
+    def create(self, _res: Any, body: dict[str, Any], _ns: str) -> dict[str, Any]:
+        self.at.append(time.monotonic())
+        return super().create(_res, body, _ns)
+
+
 def test_a_held_block_that_raises_still_hands_its_events_over() -> None:
     kube = EventKube()
     rec = BackgroundEventRecorder(kube, "test")  # type: ignore[arg-type]
