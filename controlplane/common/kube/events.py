@@ -14,8 +14,8 @@ thread records wait until the block ends: they reach the API after the cycle's o
 others wait for, instead of competing with them. Each is written `delay` after it was recorded
 (`RuntimeSettings.event_delay`, 50 ms): the writes other components wait for in those
 milliseconds (a node handler's status answering the cycle's request, the next cycle's) go first.
-Its queue is bounded (`QUEUE_SIZE`, client-go's
-1000): when the API falls that far behind, new events are dropped, never the reconciles slowed.
+Its queue is bounded (`QUEUE_SIZE`, client-go's 1000): when the API falls that far behind, new
+events are dropped, never the reconciles slowed.
 
 Both keep client-go's spam filter (EventSourceObjectSpamFilter): per recording component and
 object, a token bucket of `SPAM_BURST` events refilled at one per `SPAM_REFILL_S` seconds; an
