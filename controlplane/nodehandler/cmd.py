@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from controlplane.common import cpu_share
+from controlplane.common import cpu_share, gc_tuning
 from controlplane.common.logs import setup_logging
 from controlplane.nodehandler.config import AgentConfig
 from controlplane.nodehandler.images import ImageSource
@@ -125,6 +125,7 @@ def _run(config: AgentConfig, sources: list[ImageSource]) -> None:
     from controlplane.nodehandler.agent import Agent, AgentStartError
 
     cpu_share.claim(config.cpu_nice)
+    gc_tuning.tune()
 
     async def main() -> None:
         node = Agent(config, image_sources=sources)
