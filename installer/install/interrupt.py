@@ -8,7 +8,9 @@ exact `--resume` command. A second signal gets the default behaviour (the user i
 
 Ansible's SSH ControlMaster processes (ControlPersist keeps them for a minute after a run) live
 in a directory of their own per install process (`control_dir()`); `close_control_masters()`
-asks each to exit after every Ansible phase, interrupted or not, so none is left behind.
+asks each to exit after every Ansible phase, interrupted or not, so none is left behind. An
+install process killed outright (SIGKILL, a lost terminal) leaves its directory: the next
+`control_dir()` of the same user removes the directories of processes that no longer run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -62,11 +65,40 @@ def catch_signals(interrupt: Interrupt) -> Iterator[Interrupt]:
             signal.signal(s, old)
 
 
+CONTROL_PREFIX = "dvp-cp"
+
+
 def control_dir() -> Path:
     """Short (socket paths are limited to 107 bytes) and private to this install process."""
-    path = Path(tempfile.gettempdir()) / f"dvp-cp-{os.getuid()}-{os.getpid()}"
+    base = Path(tempfile.gettempdir())
+    _remove_orphans(base)
+    path = base / f"{CONTROL_PREFIX}-{os.getuid()}-{os.getpid()}"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
+
+
+def _remove_orphans(base: Path) -> None:
+    """Close and remove this user's control directories whose install process is gone."""
+    for directory in base.glob(f"{CONTROL_PREFIX}-{os.getuid()}-*"):
+        pid = directory.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)) and _ours(directory):
+            close_control_masters(directory)
+
+
+def _ours(directory: Path) -> bool:
+    """A real directory (not a link someone else put in the shared temporary directory) of ours."""
+    st = directory.lstat()
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process of that number
+    return True
 
 
 def close_control_masters(directory: Path) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,28 @@ def test_control_dir_is_short_private_and_removed() -> None:
     assert len(str(path)) + 41 < 107  # room for ansible's %C socket name
     assert close_control_masters(path) == 0
     assert not path.exists()
+
+
+def test_directories_of_install_processes_gone_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed install left its control directory: the next one removes it, and leaves those of
+    running processes, other users' names and links alone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    uid = os.getuid()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / f"dvp-cp-{uid}-{dead.pid}"
+    orphan.mkdir(mode=0o700)
+    (orphan / "socket-name").write_text("")  # not a socket: `ssh -O exit` fails on it, removal goes on
+    alive = tmp_path / f"dvp-cp-{uid}-1"  # PID 1 runs
+    alive.mkdir()
+    other_user = tmp_path / f"dvp-cp-{uid + 1}-{dead.pid}"
+    other_user.mkdir()
+    target = tmp_path / "not-ours"
+    target.mkdir()
+    link = tmp_path / f"dvp-cp-{uid}-{dead.pid + 100000}"
+    link.symlink_to(target)
+    path = control_dir()
+    assert path.is_dir()
+    assert not orphan.exists()
+    assert alive.is_dir() and other_user.is_dir() and link.is_symlink() and target.is_dir()
+    close_control_masters(path)
