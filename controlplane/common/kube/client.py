@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import orjson
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
+from controlplane.common.kube.configuration import load_configuration
 from controlplane.common.kube.local import LocalTransport, split_lines
 
 
@@ -124,8 +124,7 @@ class KubeClient:
         informer watch plus the workers of every controller sharing this client). With
         `local_socket` (a component on the API server's host) requests go over that Unix
         socket in plain HTTP, with the kubeconfig's token (see `local.py`)."""
-        configuration = k8s.Configuration()
-        k8s_config.load_kube_config(config_file=str(path), client_configuration=configuration)  # type: ignore[no-untyped-call]
+        configuration = load_configuration(path)
         configuration.connection_pool_maxsize = pool_size
         local = None
         if local_socket is not None:

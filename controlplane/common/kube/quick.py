@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from controlplane.common.kube.client import KubeClient
+from controlplane.common.kube.configuration import load_configuration
 
 
 def quick_client(kubeconfig: Path | str, *, user_agent: str = "dvp") -> KubeClient:
-    configuration = k8s.Configuration()
-    k8s_config.load_kube_config(str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration = load_configuration(kubeconfig)
     configuration.retries = 0
     return KubeClient(k8s.ApiClient(configuration), user_agent=user_agent)
