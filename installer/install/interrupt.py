@@ -86,8 +86,12 @@ def _remove_orphans(base: Path) -> None:
 
 
 def _ours(directory: Path) -> bool:
-    """A real directory (not a link someone else put in the shared temporary directory) of ours."""
-    st = directory.lstat()
+    """A real directory (not a link someone else put in the shared temporary directory) of ours,
+    still there (another install of ours may have removed it since the glob)."""
+    try:
+        st = directory.lstat()
+    except OSError:
+        return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
 
 

@@ -7,9 +7,7 @@ loader in the process uses is left in place."""
 from __future__ import annotations
 
 import http.server
-import ssl
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from controlplane.common.kube.client import KubeClient
 from controlplane.common.kube.configuration import load_configuration
 from controlplane.common.kube.quick import quick_client
 from controlplane.common.kubeconfig import write_kubeconfig
-from controlplane.common.pki import ensure_ca, issue_cert
+from controlplane.common.pki import ensure_ca
+from tests.support.tlsserver import tls_server as serve_tls
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
@@ -40,19 +39,8 @@ class _Ok(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
     """An HTTPS server on loopback; yields its URL and the PEM of the CA that signed it."""
-    ca = ensure_ca(tmp_path / "ca")
-    leaf = issue_cert(ca, tmp_path / "ca", "server", common_name="server", sans=["127.0.0.1"])
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(leaf.cert_path, leaf.key_path)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{httpd.server_address[1]}", ca.cert_pem()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_tls(tmp_path, _Ok) as served:
+        yield served
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from installer.install import interrupt
 from installer.install.engine import InstallOptions
 from installer.install.interrupt import Interrupt, catch_signals, close_control_masters, control_dir
 
@@ -65,4 +66,24 @@ def test_directories_of_install_processes_gone_are_removed(tmp_path: Path, monke
     assert path.is_dir()
     assert not orphan.exists()
     assert alive.is_dir() and other_user.is_dir() and link.is_symlink() and target.is_dir()
+    close_control_masters(path)
+
+
+def test_a_directory_another_install_removes_meanwhile_is_passed_over(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two installs of one user sweep at once: the other removes a stale directory between this
+    one's glob and its look at the directory."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"dvp-cp-{os.getuid()}-{dead.pid}"
+    stale.mkdir(mode=0o700)
+
+    def gone_meanwhile(pid: int) -> bool:
+        stale.rmdir()
+        return False
+
+    monkeypatch.setattr(interrupt, "_running", gone_meanwhile)
+    path = control_dir()
+    assert path.is_dir() and not stale.exists()
     close_control_masters(path)

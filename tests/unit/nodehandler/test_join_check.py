@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import email.utils
 import re
-import ssl
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,17 +17,22 @@ import pytest
 from controlplane.common import pki
 from controlplane.common.kubeconfig import write_kubeconfig
 from controlplane.nodehandler.joincheck import check_join
+from tests.support.tlsserver import tls_server
 
 GOOD = "the-node-token"
 
 
 class FakeApi:
-    def __init__(self, tmp: Path) -> None:
-        ca = pki.ensure_ca(tmp / "pki")
-        pair = pki.issue_cert(ca, tmp / "pki", "serving", common_name="api", sans=["127.0.0.1"])
-        self.ca_pem = ca.cert_pem()
+    """The API server's answers to a join check: its status for the good token, 401 for any
+    other, and a `Date` header `clock_offset` seconds off this host's clock."""
+
+    def __init__(self) -> None:
         self.clock_offset = 0.0
         self.status_for_good = 404
+        self.url = ""
+        self.ca_pem = b""
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,12 +46,7 @@ class FakeApi:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pair.cert_path, pair.key_path)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return Handler
 
     def kubeconfig(self, path: Path, token: str) -> Path:
         return write_kubeconfig(path, server=self.url, ca_pem=self.ca_pem, token=token, user="system:node:w1")
@@ -56,10 +54,9 @@ class FakeApi:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[FakeApi]:
-    server = FakeApi(tmp_path)
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    fake = FakeApi()
+    with tls_server(tmp_path, fake.handler()) as (fake.url, fake.ca_pem):
+        yield fake
 
 
 def test_accepted_token_and_agreeing_clock_pass(api: FakeApi, tmp_path: Path) -> None:
