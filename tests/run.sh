@@ -2,8 +2,9 @@
 # The whole suite as `make test` runs it. The unit tests need only the CPU and start no service;
 # the integration tests spend most of their time waiting on emulated guests, sshd and Ansible.
 # So the unit tests run in a second pytest next to the integration tests, their output kept in a
-# file and printed after, and the run fails if either fails. Arguments go to both pytests. When
-# an argument names a test path, or DVP_TEST_SPLIT=0, it is one plain pytest instead.
+# file and printed after, and the run fails if either fails; the single binary is built beside
+# them. Arguments go to both pytests. When an argument names a test path, or DVP_TEST_SPLIT=0, it
+# is one plain pytest instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 pytest="${VENV:-.venv}/bin/pytest"
@@ -24,7 +25,13 @@ unit_log=$(mktemp /tmp/dvp-unit-tests.XXXXXX.log)
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execv(sys.argv[1], sys.argv[1:])' "$pytest" "$@" tests/unit >"$unit_log" 2>&1 &
 unit_pid=$!
-trap 'kill "$unit_pid" 2>/dev/null; rm -f "$unit_log"' EXIT
+# The single binary (tests/support/dist.py: PyInstaller, about two minutes of one core) is first
+# needed by the installer tests, several minutes in. It is built from the start, niced, in the
+# cores' idle time beside the tests before them, instead of in that test's set-up. A test that
+# needs it waits on the build's lock; if this build fails, that test's own build reports why.
+setsid "${VENV:-.venv}/bin/python" -c 'from tests.support.dist import built_dvp; built_dvp()' >/dev/null 2>&1 &
+build_pid=$!
+trap 'kill "$unit_pid" 2>/dev/null; kill -- -"$build_pid" 2>/dev/null; rm -f "$unit_log"' EXIT
 
 "$pytest" "$@" tests/integration tests/e2e
 integration_rc=$?
