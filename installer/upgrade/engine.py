@@ -1,8 +1,9 @@
 """The upgrade's steps and its rollback, host by host, recorded after every step.
 
-Per host (the server host first, then each agent host, one at a time):
-stage (bundle copied beside the binary, checksum checked there) → previous (the running binary
-kept as `dvp.previous`) → [server] backup (online datastore copy) / [agent] cordon → replace
+First the bundle is staged on every host at once (copied beside the binary, checksum checked
+there, `--version` run): a host that cannot take it stops the upgrade before any host changed,
+and the copies overlap instead of adding up. Then per host (the server host first, then each
+agent host, one at a time): previous (the running binary kept as `dvp.previous`) → [server] backup (online datastore copy) / [agent] cordon → replace
 (atomic rename over `dvp`) → restart (the host's service) → health → [agent] uncordon.
 With `--reboot` (`record.reboot`; installer/upgrade/reboot.py) every host of several is cordoned
 and drained (its VMs move live, to upgraded hosts first) before the replace, and rebooted instead
@@ -17,7 +18,8 @@ the old version cannot read the migrated datastore, and a backup taken before th
 put VMs back on nodes they have left. The record is left `reboots-pending`, and the same bundle
 finishes it.
 
-Any other failure stops the run and rolls back every host that got past `stage`: the previous binary
+Any other failure stops the run and rolls back every host that got past `stage` (a host only
+staged has its staged copy removed, nothing more): the previous binary
 renamed back, the datastore restored from the backup if the new server may have migrated it
 (the server is stopped for that), the service restarted, and health awaited on the old
 version; cordoned Nodes are uncordoned. The command then exits non-zero naming host, step and
@@ -32,8 +34,10 @@ import contextlib
 import datetime as dt
 import json
 import shlex
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from controlplane.common.kube.client import NODES, KubeClient
@@ -103,27 +107,32 @@ class Engine:
         self.report = report
         self.settings = settings or UpgradeSettings()
         self._domains: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+        """The record and the reporter, while the stage runs on every host at once."""
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _step(self, h: PlatformHost, name: str, fn: Callable[[], str | None]) -> None:
         hr = self.record.host(h.name)
-        if hr.done(name):
-            self.report(h.name, name, "skipped", "done by the interrupted run")
-            return
+        with self._lock:
+            if hr.done(name):
+                self.report(h.name, name, "skipped", "done by the interrupted run")
+                return
+            self.report(h.name, name, "start", "")
         started, t0 = now(), time.monotonic()
-        self.report(h.name, name, "start", "")
         try:
             detail = fn() or ""
         except (RemoteError, StepFailed, OSError) as exc:
             reason = exc.reason if isinstance(exc, StepFailed) else (exc.detail if isinstance(exc, RemoteError) else str(exc))
-            hr.steps.append(StepResult(name, "failed", started, now(), round(time.monotonic() - t0, 2), reason))
-            hr.state = "failed"
-            self._save()
-            self.report(h.name, name, "failed", reason)
+            with self._lock:
+                hr.steps.append(StepResult(name, "failed", started, now(), round(time.monotonic() - t0, 2), reason))
+                hr.state = "failed"
+                self._save()
+                self.report(h.name, name, "failed", reason)
             raise StepFailed(h.name, name, reason) from exc
-        hr.steps.append(StepResult(name, "ok", started, now(), round(time.monotonic() - t0, 2), detail))
-        self._save()
-        self.report(h.name, name, "ok", detail)
+        with self._lock:
+            hr.steps.append(StepResult(name, "ok", started, now(), round(time.monotonic() - t0, 2), detail))
+            self._save()
+            self.report(h.name, name, "ok", detail)
 
     def _save(self) -> None:
         self.store.save(self.record)
@@ -150,6 +159,7 @@ class Engine:
             self.record.state, self.record.failure = "running", {}
         if not self.record.committed:
             try:
+                self._stage_all()
                 for h in self.platform.hosts:
                     self._upgrade_host(h)
             except StepFailed as exc:
@@ -168,9 +178,7 @@ class Engine:
         if hr.state == "upgraded":
             self.report(h.name, "host", "skipped", "upgraded by the interrupted run")
             return
-        assert self.bundle is not None
         hr.state = "upgrading"
-        self._step(h, "stage", lambda: self._stage(h))
         self._step(h, "previous", lambda: self._keep_previous(h))
         if h.role == "master":
             self._step(h, "backup", lambda: self._backup(h))
@@ -193,6 +201,23 @@ class Engine:
             self._step(h, "uncordon", lambda: self._cordon(h, False))
         hr.state = "upgraded"
         self._save()
+
+    def _stage_all(self) -> None:
+        """The stage step on every host not upgraded yet, all at once; the first host's failure
+        (in the hosts' order) is raised once every stage has ended."""
+        hosts = [h for h in self.platform.hosts if self.record.host(h.name).state != "upgraded"]
+
+        def stage(h: PlatformHost) -> StepFailed | None:
+            try:
+                self._step(h, "stage", lambda: self._stage(h))
+            except StepFailed as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="stage") as pool:
+            failed = [exc for exc in pool.map(stage, hosts) if exc is not None]
+        if failed:
+            raise failed[0]
 
     def _cordons(self, h: PlatformHost) -> bool:
         """Agents are cordoned while upgraded; with --reboot every host of several (the server's Node too)."""
@@ -354,6 +379,9 @@ class Engine:
         self.record.state = "rolling-back"
         self._save()
         changed = [h for h in self.platform.hosts if self._changed(self.record.host(h.name))]
+        for h in self.platform.hosts:
+            if h not in changed and any(s.name == "stage" for s in self.record.host(h.name).steps):
+                self._remove_staged(h)  # only staged: nothing else to put back
         problems = []
         for h in reversed(changed):  # agents first, the server (and its datastore) last
             try:
@@ -370,7 +398,7 @@ class Engine:
 
     @staticmethod
     def _changed(hr: HostRecord) -> bool:
-        return any(s.name in ("stage", "previous", "cordon", "drain", "replace", "restart", "reboot") for s in hr.steps)
+        return any(s.name in ("previous", "cordon", "drain", "replace", "restart", "reboot") for s in hr.steps)
 
     def _rollback_host(self, h: PlatformHost) -> None:
         hr = self.record.host(h.name)

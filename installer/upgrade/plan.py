@@ -103,7 +103,8 @@ def build_plan(platform: Platform, bundle: Bundle, *, from_version: str, from_da
     for h in platform.hosts:
         vms = placed.get(h.node, [])
         backed = [f"{hostlayout.BINARY} -> {hostlayout.BINARY_PREVIOUS}"]
-        steps = ["stage the bundle (checksum verified on the host)", f"keep {hostlayout.BINARY_PREVIOUS}"]
+        steps = ["stage the bundle (checksum verified on the host; every host at once, before any host changes)",
+                 f"keep {hostlayout.BINARY_PREVIOUS}"]
         if h.role == "master":
             backed.append(f"datastore -> {backup_path} (online, consistent)")
             steps.append("back up the datastore")

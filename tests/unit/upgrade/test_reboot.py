@@ -82,6 +82,8 @@ class FakeSession:
         elif command.startswith("mv -f") and command.endswith(hostlayout.BINARY):
             h.files[hostlayout.BINARY] = h.files.pop(next(p for p in h.files if ".dvp.upgrade-" in p))
             ev.append(f"{h.name} replace")
+        elif command.startswith("rm -f ") and ".dvp.upgrade-" in command:
+            h.files = {p: v for p, v in h.files.items() if ".dvp.upgrade-" not in p}
         elif "datastore backup" in command:
             return _res(json.dumps({"objects": 3, "dataVersion": 1}))
         elif BOOT_ID in command:
