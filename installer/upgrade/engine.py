@@ -3,11 +3,12 @@
 First the bundle is staged on every host at once (copied beside the binary, checksum checked
 there, `--version` run): a host that cannot take it stops the upgrade before any host changed,
 and the copies overlap instead of adding up. Then per host (the server host first, then each
-agent host, one at a time): previous (the running binary kept as `dvp.previous`) → [server] backup (online datastore copy) / [agent] cordon → replace
-(atomic rename over `dvp`) → restart (the host's service) → health → [agent] uncordon.
-With `--reboot` (`record.reboot`; installer/upgrade/reboot.py) every host of several is cordoned
-and drained (its VMs move live, to upgraded hosts first) before the replace, and rebooted instead
-of restarted; a single host is rebooted with its VMs (the plan lists them, `--yes` confirms).
+agent host, one at a time): previous (the running binary kept as `dvp.previous`) → [server]
+backup (online datastore copy) / [agent] cordon → replace (atomic rename over `dvp`) → restart
+(the host's service) → health → [agent] uncordon. With `--reboot` (`record.reboot`;
+installer/upgrade/reboot.py) every host of several is cordoned and drained (its VMs move live,
+to upgraded hosts first) before the replace, and rebooted instead of restarted; a single host
+is rebooted with its VMs (the plan lists them, `--yes` confirms).
 
 A `--reboot` upgrade of several hosts whose new server migrates the datastore (a higher data
 version) runs in two passes. The first replaces and restarts every host as a binary-only upgrade
@@ -368,7 +369,13 @@ class Engine:
         return verdict.detail
 
     def _remove_staged(self, h: PlatformHost) -> None:
-        h.s().root(f"rm -f {shlex.quote(_staged(self.record))}", what="removing the staged bundle", check=False)
+        """Remove the host's staged copy; a host SSH cannot reach keeps it, said in the progress (a
+        later upgrade stages over it), and the run goes on."""
+        path = _staged(self.record)
+        try:
+            h.s().root(f"rm -f {shlex.quote(path)}", what="removing the staged bundle", check=False)
+        except RemoteError as exc:
+            self.report(h.name, "stage", "skipped", f"{path} left on the host: {exc.detail}")
 
     # -- rollback --------------------------------------------------------------------------------
     def rollback(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from installer import hostlayout
+from installer.upgrade import engine as enginemod
 from installer.upgrade.engine import StepFailed
 from tests.unit.upgrade.test_reboot import OLD, FakeKube, FakeSession, _engine, _verdicts, _world
 
@@ -60,3 +61,22 @@ def test_a_host_that_cannot_take_the_bundle_stops_the_upgrade_before_any_host_ch
         assert host.files == {hostlayout.BINARY: OLD}, (host.name, host.files)  # staged copies removed
     assert record.state == "rolled-back"
     assert all(not any(s.name.startswith("rollback-") for s in hr.steps) for hr in record.hosts)
+
+
+def test_a_host_that_stops_answering_while_staging_fails_the_stage_not_the_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its staged copy cannot be removed either: that is said, and the others' copies still go."""
+    world = _world(NAMES)
+    _verdicts(monkeypatch, world)
+    world.hosts["w1"].down_polls = 1000  # every command after the copy: connection refused
+    said: list[tuple[str, str, str, str]] = []
+    engine, record, _ = _engine(world, FakeKube(world, {}), names=NAMES)
+    engine.report = lambda *event: said.append(event)
+    with pytest.raises(StepFailed) as failed:
+        engine.run()
+    assert (failed.value.host, failed.value.step) == ("w1", "stage") and "connection refused" in failed.value.reason
+    assert [e for e in said if e[0] == "w1" and e[2] == "skipped"] == [
+        ("w1", "stage", "skipped", f"{enginemod._staged(record)} left on the host: connection refused")]
+    assert world.events == []
+    assert world.hosts["m"].files == world.hosts["w2"].files == {hostlayout.BINARY: OLD}
+    assert record.state == "rolled-back"
