@@ -149,15 +149,19 @@ class KernelIp:
         links = json.loads(self._ip("-j", "link", "show", "dev", bridge) or "[]")
         if not links:
             raise IpError(f"no link {bridge} to announce {address} on")
-        frame = garp_frame(bytes.fromhex(str(links[0]["address"]).replace(":", "")),
-                           ipaddress.IPv4Address(address).packed)
-        try:
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-                sock.bind((bridge, 0))
-                for _ in range(2):
-                    sock.send(frame)
-        except OSError as exc:
-            raise IpError(f"announcing {address} on {bridge} failed: {exc}") from exc
+        send_garp(bridge, str(links[0]["address"]), address)
+
+
+def send_garp(bridge: str, mac: str, address: str) -> None:
+    """Broadcast on `bridge`, twice, that `address` is at `mac` (`garp_frame`)."""
+    frame = garp_frame(bytes.fromhex(mac.replace(":", "")), ipaddress.IPv4Address(address).packed)
+    try:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            sock.bind((bridge, 0))
+            for _ in range(2):
+                sock.send(frame)
+    except OSError as exc:
+        raise IpError(f"announcing {address} on {bridge} failed: {exc}") from exc
 
 
 def garp_frame(mac: bytes, ip: bytes) -> bytes:

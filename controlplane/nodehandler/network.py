@@ -3,7 +3,8 @@ IP its instance carries, bound to its MAC.
 
 `NodeNetwork.ensure()` (idempotent, at start-up) creates the bridge, gives the host the first
 address of the VM subnet on it (so the host reaches every VM address directly, and VMs on the
-bridge reach each other at layer 2), and starts dnsmasq on that bridge only: DHCP for
+bridge reach each other at layer 2) and a fixed MAC derived from that address (`gateway_mac`),
+and starts dnsmasq on that bridge only: DHCP for
 registered MACs only (`dhcp-range=<net>,static`), no DNS, router = the host's address. dnsmasq
 runs detached with a pid file under `STATE_DIR/network/<bridge>/`, so it keeps serving leases
 when the handler is killed; a restarted handler finds it by pid file and command line and
@@ -18,6 +19,7 @@ instance status are the ones the guests actually took.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -25,6 +27,8 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+
+from controlplane.nodehandler.iproute import IpError, send_garp
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,17 @@ def _cmdline(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
+
+
+def gateway_mac(gateway: str) -> str:
+    """The bridge's MAC: `0a:58` and the gateway's IPv4 octets (OVN-Kubernetes' form), locally
+    administered, so the same on every host. A Linux bridge whose MAC is not set takes the lowest
+    MAC of its ports, so it would change as VMs' taps come and go and differ between hosts; a
+    guest keeps its gateway's MAC in its ARP cache, and after a live migration, or on a host
+    whose bridge changed, its packets to the gateway would be dropped until that entry expired
+    (tens of seconds). Set explicitly, the MAC never changes, as libvirt's own networks keep
+    theirs."""
+    return "0a:58:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(gateway).packed)
 
 
 def render_hosts(bindings: dict[str, str]) -> str:
@@ -100,13 +115,26 @@ class NodeNetwork:
             self._start_dnsmasq()
 
     def _ensure_bridge(self) -> None:
-        if _ip("link", "show", self.bridge, check=False).returncode != 0:
-            _ip("link", "add", "name", self.bridge, "type", "bridge")
-            log.info("created bridge %s", self.bridge)
+        mac = gateway_mac(self.gateway)
+        shown = _ip("-j", "link", "show", "dev", self.bridge, check=False)
+        moved = False
+        if shown.returncode != 0:
+            _ip("link", "add", "name", self.bridge, "address", mac, "type", "bridge")
+            log.info("created bridge %s (%s)", self.bridge, mac)
+        elif (json.loads(shown.stdout or "[]") or [{}])[0].get("address") != mac:
+            _ip("link", "set", "dev", self.bridge, "address", mac)  # a bridge of an earlier version
+            log.info("bridge %s: MAC set to %s", self.bridge, mac)
+            moved = True
         addr = f"{self.gateway}/{self.subnet.prefixlen}"
         if f" {addr} " not in _ip("-4", "addr", "show", "dev", self.bridge).stdout:
             _ip("addr", "replace", addr, "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
+        if moved:  # guests there hold the old MAC for their gateway: tell them at once
+            try:
+                send_garp(self.bridge, mac, self.gateway)
+            except IpError as exc:
+                log.warning("%s; guests on %s reach their gateway again when their ARP entry expires", exc,
+                            self.bridge)
 
     def dnsmasq_pid(self) -> int | None:
         """The pid of our running dnsmasq (checked by its command line), or None."""

@@ -38,6 +38,7 @@ from controlplane.nodehandler.cloudinit_seed import SeedData, build_seed
 from controlplane.nodehandler.domainxml import DomainInputs, ResolvedDisk, build_domain_xml
 from controlplane.nodehandler.layout import Layout
 from controlplane.nodehandler.migration import LIBVIRT_TLS_PORT, target_uri
+from controlplane.nodehandler.network import gateway_mac
 from tests.support.hostlab import _run
 from tests.support.upgradelab import LabNode, UpgradeLab
 
@@ -126,9 +127,10 @@ class MigrateLab(UpgradeLab):
 
     # -- a node handler's domain -----------------------------------------------------------------
     def bridge(self, node: LabNode, *, dhcp: dict[str, str] | None = None) -> None:
-        """The VM bridge on `node` (same name and gateway on every host), with dnsmasq handing out
+        """The VM bridge on `node` (same name, gateway and MAC on every host), with dnsmasq handing out
         `dhcp` (MAC -> IP) when given."""
-        node.sh(f"ip link add {BRIDGE} type bridge && ip addr add {BRIDGE_GATEWAY}/24 dev {BRIDGE} && "
+        node.sh(f"ip link add {BRIDGE} address {gateway_mac(BRIDGE_GATEWAY)} type bridge && "
+                f"ip addr add {BRIDGE_GATEWAY}/24 dev {BRIDGE} && "
                 f"ip link set {BRIDGE} up")
         if dhcp:
             hosts = " ".join(f"--dhcp-host={mac},{ip}" for mac, ip in dhcp.items())

@@ -17,6 +17,7 @@ import pytest
 from controlplane.api.internal import NODE_LABEL
 from controlplane.common.kube.client import NAMESPACES, KubeClient
 from controlplane.nodehandler.context import INSTANCES
+from controlplane.nodehandler.network import gateway_mac
 from nodeimage.guest import ensure_image
 from tests.support.clusterlab import Cluster
 from tests.support.routelab import instance, peer_fetch_script, vm_routes, wait_http, wait_routed
@@ -60,6 +61,9 @@ def test_vm_answers_from_every_host_and_from_a_vm_on_another_host(cluster3: Clus
     for n in (master, a):
         wait_routed(n, CLIENT_IP, b.host.address, timeout=240, log=cluster3.log(n)[-2000:])
     assert WEB_IP not in vm_routes(a) and CLIENT_IP not in vm_routes(b)  # own VMs: the bridge delivers them
+    # every host's bridge is the VMs' gateway with one MAC: a guest's ARP entry for it holds on any host
+    macs = {n.name: n.sh("cat /sys/class/net/dvpbr0/address").stdout.strip() for n in cluster3.nodes}
+    assert set(macs.values()) == {gateway_mac("10.66.0.1")}, macs
     # neighbours on one LAN: routed directly, no tunnel
     assert f"{WEB_IP} via {a.host.address} dev eth0" in master.sh("ip -4 route show table 166").stdout
     marker = wait_http(b, f"http://{WEB_IP}/", what=f"the VM on {a.name}", timeout=300)
