@@ -16,7 +16,7 @@ run: setup
 # One whole-suite run at a time per machine: overlapping runs starve each other's emulated
 # guests and turn timeouts into failures. A second `make test` waits for the first
 # (the lock file is shared by every checkout; DVP_TEST_LOCK=/dev/null opts out). tests/run.sh runs
-# the unit tests in a second pytest alongside the integration tests.
+# the unit tests and two streams of integration tests in pytests beside each other.
 TEST_LOCK ?= $(or $(DVP_TEST_LOCK),/tmp/dvp-make-test.lock)
 
 test: setup

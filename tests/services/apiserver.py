@@ -35,6 +35,19 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+def port_pool() -> tuple[int, int]:
+    """The ports this test process draws from: 10000 up to the kernel's ephemeral range, or the
+    slice `DVP_TEST_PORT_SLICE=i/n` of it, so that pytests running beside each other
+    (tests/run.sh) never pick the same port between one's pick and its service's bind."""
+    lo, top = 10_000, max(_ephemeral_start(), 10_001)
+    index, _, count = os.environ.get("DVP_TEST_PORT_SLICE", "0/1").partition("/")
+    i, n = int(index), int(count or 1)
+    if not 0 <= i < n:
+        raise ValueError(f"DVP_TEST_PORT_SLICE: {i}/{n} is not a slice i/n with 0 <= i < n")
+    width = (top - lo) // n
+    return lo + i * width, lo + (i + 1) * width if i < n - 1 else top
+
+
 def free_port() -> int:
     """A loopback port free now and outside the kernel's ephemeral range.
 
@@ -43,9 +56,9 @@ def free_port() -> int:
     `dvp server` fail so: address already in use). Ports below the ephemeral range are only ever
     taken by explicit binds, and this process never gives the same one twice.
     """
-    top = max(_ephemeral_start(), 10_001)
+    lo, top = port_pool()
     for _ in range(200):
-        port = random.randrange(10_000, top)
+        port = random.randrange(lo, top)
         if port in _GIVEN:
             continue
         with socket.socket() as s:
@@ -55,7 +68,7 @@ def free_port() -> int:
                 continue
         _GIVEN.add(port)
         return port
-    raise RuntimeError(f"no free loopback port in 10000-{top - 1}")
+    raise RuntimeError(f"no free loopback port in {lo}-{top - 1}")
 
 
 class ApiServerProcess:

@@ -28,3 +28,18 @@ def test_a_port_held_by_someone_else_is_skipped(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(apiserver.random, "randrange", lambda lo, hi: next(picks))
         monkeypatch.setattr(apiserver, "_GIVEN", set())
         assert free_port() == spare
+
+
+def test_slices_of_the_pool_do_not_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    slices = []
+    for i in range(2):
+        monkeypatch.setenv("DVP_TEST_PORT_SLICE", f"{i}/2")
+        slices.append(apiserver.port_pool())
+        monkeypatch.setattr(apiserver, "_GIVEN", set())
+        lo, hi = slices[-1]
+        assert all(lo <= free_port() < hi for _ in range(20)), slices
+    (lo0, hi0), (lo1, hi1) = slices
+    assert (lo0, hi1) == (10_000, _ephemeral_start()) and hi0 == lo1 and lo0 < hi0 < hi1, slices
+    monkeypatch.setenv("DVP_TEST_PORT_SLICE", "2/2")
+    with pytest.raises(ValueError, match="DVP_TEST_PORT_SLICE"):
+        apiserver.port_pool()
