@@ -247,11 +247,13 @@ class Authenticator:
         return bool(status is not None and status.allowed)
 
     def _ensure_api(self) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        if self._api is None:
-            api_client = config.new_client_from_config(str(self.kubeconfig))  # type: ignore[no-untyped-call]
-            self._api = client.AuthenticationV1Api(api_client)
+        from controlplane.common.kube.configuration import load_configuration
+
+        assert self.kubeconfig is not None, "token reviews need the kubeconfig (checked by the caller)"
+        if self._api is None:  # the CA held in memory: a killed DVCR leaves no temporary file of it
+            self._api = client.AuthenticationV1Api(client.ApiClient(load_configuration(self.kubeconfig)))
 
     def _token_review(self, token: str) -> dict[str, Any]:
         from kubernetes import client

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 GROUP, VERSION, PLURAL = "virtualization.deckhouse.io", "v1alpha2", "virtualmachines"
 
@@ -28,10 +28,11 @@ class VMRef:
 
 
 def _api(kubeconfig: Path) -> Any:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    configuration = client.Configuration()
-    cast(Any, config).load_kube_config(str(kubeconfig), client_configuration=configuration)  # untyped library
+    from controlplane.common.kube.configuration import load_configuration
+
+    configuration = load_configuration(kubeconfig)  # the CA in memory, no temporary file of it
     configuration.retries = 0
     return client.CustomObjectsApi(client.ApiClient(configuration))
 

@@ -20,6 +20,8 @@ from controlplane.common.kube.configuration import load_configuration
 from controlplane.common.kube.quick import quick_client
 from controlplane.common.kubeconfig import write_kubeconfig
 from controlplane.common.pki import ensure_ca
+from controlplane.dvcr.auth import Authenticator
+from installer.uninstall import vms as uninstall_vms
 from tests.support.tlsserver import tls_server as serve_tls
 
 
@@ -104,3 +106,16 @@ def test_a_server_from_another_ca_is_refused(tls_server: tuple[str, bytes], priv
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server=url, ca_pem=other, token="t0ken")
     with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
         quick_client(kubeconfig).status_of("/version")
+
+
+def test_dvcr_token_reviews_and_the_uninstaller_keep_no_ca_file(tls_server: tuple[str, bytes], private_tmp: Path,
+                                                               tmp_path: Path) -> None:
+    """The other two clients made from a kubeconfig: DVCR's TokenReview and SubjectAccessReview
+    client (a DVCR killed with SIGKILL left its CA file in /tmp) and `dvp uninstall`'s VM list."""
+    url, ca_pem = tls_server
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server=url, ca_pem=ca_pem, token="t0ken")
+    auth = Authenticator(htpasswd=None, kubeconfig=kubeconfig)
+    auth._ensure_api()
+    assert auth._api is not None and auth._api.api_client.configuration.ca_cert_data == ca_pem.decode()
+    assert uninstall_vms._api(kubeconfig).api_client.configuration.ca_cert_data == ca_pem.decode()
+    assert list(private_tmp.iterdir()) == []
