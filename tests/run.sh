@@ -45,10 +45,10 @@ unit_log=$(mktemp /tmp/dvp-unit-tests.XXXXXX.log)
 lab_log=$(mktemp /tmp/dvp-lab-tests.XXXXXX.log)
 in_background "$unit_log" 0/3 "$@" tests/unit
 in_background "$lab_log" 1/3 "$@" "${lab_paths[@]}"
-# The single binary (tests/support/dist.py: PyInstaller, about two minutes of one core) is first
-# needed by the installer tests, several minutes in. It is built from the start, niced, in the
-# cores' idle time beside the tests before them, instead of in that test's set-up. A test that
-# needs it waits on the build's lock; if this build fails, that test's own build reports why.
+# The single binary (tests/support/dist.py: PyInstaller, about two minutes of one core, niced) is
+# built from the start, beside the first tests of every stream, instead of in the set-up of the
+# first test that needs it (the installer's, a minute or two into its stream). A test that needs
+# it waits on the build's lock; if this build fails, that test's own build reports why.
 setsid "${VENV:-.venv}/bin/python" -c 'from tests.support.dist import built_dvp; built_dvp()' >/dev/null 2>&1 &
 build_pid=$!
 trap 'kill "${pids[@]}" 2>/dev/null; kill -- -"$build_pid" 2>/dev/null; rm -f "${logs[@]}"' EXIT
