@@ -8,7 +8,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controlplane.common.kube.client import KubeClient
 
 GROUP, VERSION, PLURAL = "virtualization.deckhouse.io", "v1alpha2", "virtualmachines"
 
@@ -27,20 +30,22 @@ class VMRef:
         return f"{self.namespace}/{self.name} ({self.phase or 'no phase'})"
 
 
-def _api(kubeconfig: Path) -> Any:
-    from kubernetes import client
+def _api(kubeconfig: Path) -> KubeClient:
+    from controlplane.common.kube.quick import quick_client
 
-    from controlplane.common.kube.configuration import load_configuration
+    return quick_client(kubeconfig)  # no retries: an API that is down answers at once; the CA held in memory
 
-    configuration = load_configuration(kubeconfig)  # the CA in memory, no temporary file of it
-    configuration.retries = 0
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+def _path(namespace: str | None = None, name: str | None = None) -> str:
+    from controlplane.common.kube.client import Resource
+
+    return Resource(GROUP, VERSION, PLURAL, "VirtualMachine").path(namespace, name)
 
 
 def list_vms(kubeconfig: Path) -> list[VMRef]:
     try:
-        items = _api(kubeconfig).list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=15)["items"]
-    except Exception as exc:  # kubernetes raises ApiException, urllib3 and OSError subclasses
+        items = _api(kubeconfig).request("GET", _path(), timeout=15)["items"]
+    except Exception as exc:  # KubeError, urllib3 and OSError subclasses
         raise VMError(f"listing VirtualMachines through the API failed ({type(exc).__name__}: "
                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); start dvp-server again, "
                       "or pass --delete-vms to go on without asking the API") from None
@@ -54,7 +59,7 @@ def delete_vms(kubeconfig: Path, vms: list[VMRef], *, timeout: float = 180.0) ->
     api = _api(kubeconfig)
     for vm in vms:
         try:
-            api.delete_namespaced_custom_object(GROUP, VERSION, vm.namespace, PLURAL, vm.name, _request_timeout=15)
+            api.request("DELETE", _path(vm.namespace, vm.name), timeout=15)
         except Exception as exc:
             if getattr(exc, "status", None) != 404:
                 raise VMError(f"deleting VirtualMachine {vm}: {type(exc).__name__}: {exc}") from None

@@ -117,5 +117,5 @@ def test_dvcr_token_reviews_and_the_uninstaller_keep_no_ca_file(tls_server: tupl
     auth = Authenticator(htpasswd=None, kubeconfig=kubeconfig)
     auth._ensure_api()
     assert auth._api is not None and auth._api.api_client.configuration.ca_cert_data == ca_pem.decode()
-    assert uninstall_vms._api(kubeconfig).api_client.configuration.ca_cert_data == ca_pem.decode()
+    assert uninstall_vms._api(kubeconfig).api.configuration.ca_cert_data == ca_pem.decode()
     assert list(private_tmp.iterdir()) == []
