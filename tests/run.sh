@@ -27,24 +27,25 @@ lab_paths=(tests/integration/installer tests/integration/upgrade tests/integrati
 ignores=()
 for p in "${lab_paths[@]}"; do ignores+=("--ignore=$p"); done
 
+names=()
 logs=()
 pids=()
 # bash starts a background command with SIGINT ignored (no job control without a terminal), and
 # an ignored signal stays ignored across exec: the unit tests of Ctrl-C handling need SIGINT as a
 # terminal delivers it, so it is set back to its default before pytest starts
-in_background() {  # LOG SLICE ARGS...: one pytest beside the others, its output in LOG
-  local log=$1 slice=$2
+in_background() {  # NAME SLICE ARGS...: one pytest beside the others, its output kept in a file
+  local name=$1 slice=$2 log
   shift 2
+  log=$(mktemp /tmp/dvp-tests.XXXXXX.log)
   DVP_TEST_PORT_SLICE=$slice "${VENV:-.venv}/bin/python" -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execv(sys.argv[1], sys.argv[1:])' "$pytest" "$@" >"$log" 2>&1 &
   pids+=($!)
   logs+=("$log")
+  names+=("$name")
 }
-unit_log=$(mktemp /tmp/dvp-unit-tests.XXXXXX.log)
-lab_log=$(mktemp /tmp/dvp-lab-tests.XXXXXX.log)
-in_background "$unit_log" 0/3 "$@" tests/unit
-in_background "$lab_log" 1/3 "$@" "${lab_paths[@]}"
+in_background "unit tests" 0/3 "$@" tests/unit
+in_background "integration tests of the installed binary" 1/3 "$@" "${lab_paths[@]}"
 # The single binary (tests/support/dist.py: PyInstaller, about two minutes of one core, niced) is
 # built from the start, beside the first tests of every stream, instead of in the set-up of the
 # first test that needs it (the installer's, a minute or two into its stream). A test that needs
@@ -56,7 +57,6 @@ trap 'kill "${pids[@]}" 2>/dev/null; kill -- -"$build_pid" 2>/dev/null; rm -f "$
 DVP_TEST_PORT_SLICE=2/3 "$pytest" "$@" "${ignores[@]}" tests/integration tests/e2e
 rc=$?
 summary="other integration and e2e tests: exit $rc"
-names=("unit tests" "integration tests of the installed binary")
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}"
   code=$?

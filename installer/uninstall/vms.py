@@ -8,12 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from controlplane.common.kube.client import KubeClient
+from controlplane.common.kube.client import KubeClient, Resource
+from controlplane.common.kube.quick import quick_client
 
-GROUP, VERSION, PLURAL = "virtualization.deckhouse.io", "v1alpha2", "virtualmachines"
+VMS = Resource("virtualization.deckhouse.io", "v1alpha2", "virtualmachines", "VirtualMachine")
 
 
 class VMError(Exception):
@@ -31,20 +30,12 @@ class VMRef:
 
 
 def _api(kubeconfig: Path) -> KubeClient:
-    from controlplane.common.kube.quick import quick_client
-
     return quick_client(kubeconfig)  # no retries: an API that is down answers at once; the CA held in memory
-
-
-def _path(namespace: str | None = None, name: str | None = None) -> str:
-    from controlplane.common.kube.client import Resource
-
-    return Resource(GROUP, VERSION, PLURAL, "VirtualMachine").path(namespace, name)
 
 
 def list_vms(kubeconfig: Path) -> list[VMRef]:
     try:
-        items = _api(kubeconfig).request("GET", _path(), timeout=15)["items"]
+        items = _api(kubeconfig).request("GET", VMS.path(), timeout=15)["items"]
     except Exception as exc:  # KubeError, urllib3 and OSError subclasses
         raise VMError(f"listing VirtualMachines through the API failed ({type(exc).__name__}: "
                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); start dvp-server again, "
@@ -59,7 +50,7 @@ def delete_vms(kubeconfig: Path, vms: list[VMRef], *, timeout: float = 180.0) ->
     api = _api(kubeconfig)
     for vm in vms:
         try:
-            api.request("DELETE", _path(vm.namespace, vm.name), timeout=15)
+            api.request("DELETE", VMS.path(vm.namespace, vm.name), timeout=15)
         except Exception as exc:
             if getattr(exc, "status", None) != 404:
                 raise VMError(f"deleting VirtualMachine {vm}: {type(exc).__name__}: {exc}") from None
