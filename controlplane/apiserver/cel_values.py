@@ -1,7 +1,8 @@
 """How Kubernetes hands JSON values to CEL, for cel-python: object properties whose names
 are CEL keywords or contain `.`, `-`, `/`, `__` are escaped (`namespace` -> `__namespace__`)
 while map keys are not, and the Kubernetes CEL library functions cel-python lacks
-(`<string>.replace`) are supplied."""
+(`<string>.replace`) are supplied. A JSON integer outside int64 becomes a double, as
+Kubernetes' JSON decoding makes it (CEL's int is int64)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 
 Schema = dict[str, Any]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else",
                           "for", "function", "if", "import", "let", "loop", "package", "namespace",
@@ -38,6 +41,8 @@ def to_cel(schema: Schema, value: Any) -> Any:
     if isinstance(value, list):
         items = schema.get("items", {})
         return celtypes.ListType([to_cel(items if isinstance(items, dict) else {}, v) for v in value])
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        return celtypes.DoubleType(value)  # as Kubernetes' JSON decoding keeps it: a float64
     return json_to_cel(value)
 
 

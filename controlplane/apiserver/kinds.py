@@ -71,8 +71,12 @@ def _secret(obj: dict[str, Any]) -> list[Cause]:
                                 "FieldValueTypeInvalid"))
     if causes:
         return causes
+    causes = [Cause(f"stringData[{k}]", "Invalid value: \"<value omitted>\": must be a string", "FieldValueTypeInvalid")
+              for k, v in string_data.items() if not isinstance(v, str)]
+    if causes:
+        return causes
     for k, v in string_data.items():
-        data[k] = base64.b64encode(str(v).encode()).decode()
+        data[k] = base64.b64encode(v.encode()).decode()
     for k, v in data.items():
         try:
             base64.b64decode(v, validate=True)

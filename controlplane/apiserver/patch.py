@@ -12,6 +12,7 @@ server does.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import jsonpatch
@@ -36,16 +37,33 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def json_patch(target: dict[str, Any], ops: Any) -> dict[str, Any]:
+def json_patch(target: dict[str, Any], ops: Any) -> Any:
+    """Apply RFC 6902 operations one by one; a failing one is named by its index, op and path.
+    The message never quotes the object: a user allowed to patch a Secret is not always allowed
+    to read it (the library's own messages print the values it looked at)."""
     if not isinstance(ops, list):
         raise errors.bad_request("json patch must be a list of operations")
-    try:
-        result: dict[str, Any] = jsonpatch.JsonPatch(ops).apply(target)
-        return result
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise errors.ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError, TypeError) as exc:
-        raise errors.ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
+    doc: Any = copy.deepcopy(target)
+    for i, op in enumerate(ops):
+        try:
+            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+        except jsonpatch.InvalidJsonPatch as exc:  # the operation itself is malformed: its own words
+            raise _patch_error(i, op, f"invalid operation: {exc}") from exc
+        except jsonpatch.JsonPatchTestFailed as exc:
+            raise _patch_error(i, op, "the value at the path is not the one tested") from exc
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError,
+                TypeError) as exc:
+            raise _patch_error(i, op, "the path does not exist in the object or cannot take this "
+                                      "operation") from exc
+    return doc
+
+
+def _patch_error(index: int, op: Any, reason: str) -> errors.ApiError:
+    where = ""
+    if isinstance(op, dict):
+        where = " ".join(f"{k} {json.dumps(op[k])}" for k in ("op", "from", "path") if isinstance(op.get(k), str))
+    return errors.ApiError(422, "Invalid", f"json patch operation {index}{f' ({where})' if where else ''} does not "
+                                           f"apply: {reason}")
 
 
 def strategic_merge_patch(target: Any, patch: Any, merge_keys: dict[str, str], path: str = "") -> Any:

@@ -1,5 +1,6 @@
 """Wrongly shaped objects of built-in and custom kinds are 4xx naming the field, never a 500
-(found by feeding every top-level and metadata field every JSON type)."""
+(found by feeding every top-level and metadata field every JSON type, and by mutating the
+examples' DVP objects: an integer outside int64 under a CEL rule was a 500)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from controlplane.apiserver import errors
 from tests.unit.apiserver.conftest import Api
 
 CRD_GROUP = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+WIDGETS = ("example.dvp.io", "v1", "widgets")  # CEL rules on its spec
 
 
 @pytest.mark.parametrize(("resource", "body", "code", "field"), [
@@ -31,8 +33,12 @@ CRD_GROUP = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     (("example.dvp.io", "v1", "widgets"), {"metadata": {"name": "w"}, "spec": {"replicas": 2 ** 70}}, 422, ""),
     (("", "v1", "secrets"), {"metadata": {"name": "s"}, "data": ["a"]}, 422, "data"),
     (("", "v1", "configmaps"), {"metadata": {"name": "c", "ownerReferences": [1]}}, 422, "metadata.ownerReferences[0]"),
+    (("", "v1", "secrets"), {"metadata": {"name": "s2"}, "stringData": {"k": 5}}, 422, "stringData[k]"),
+    (WIDGETS, {"metadata": {"name": "w1"}, "spec": 2 ** 63}, 422, "spec"),
+    (WIDGETS, {"metadata": {"name": "w2"}, "spec": {"size": 2, "url": 2 ** 63}}, 422, "spec.url"),
 ], ids=["ns-spec-list", "ns-status-string", "crd-no-spec", "crd-spec-int", "crd-no-versions", "crd-names-list",
-        "crd-scope", "crd-served-string", "cr-int-over-64-bits", "secret-data-list", "owner-reference-int"])
+        "crd-scope", "crd-served-string", "cr-int-over-64-bits", "secret-data-list", "owner-reference-int",
+        "secret-string-data-int", "cel-int-over-int64", "cel-field-int-over-int64"])
 async def test_wrong_shapes_are_422_naming_the_field(api: Api, resource: tuple[str, str, str], body: dict[str, Any],
                                                      code: int, field: str) -> None:
     with pytest.raises(errors.ApiError) as caught:

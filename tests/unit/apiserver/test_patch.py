@@ -42,6 +42,31 @@ def test_json_patch_operations_and_test_failure() -> None:
         json_patch(doc, [{"op": "remove", "path": "/nope"}])
 
 
+@pytest.mark.parametrize("ops", [
+    [{"op": "copy", "from": "/data", "path": "/data/x/y"}],
+    [{"op": "add", "path": "/data/x/y", "value": 1}],
+    [{"op": "test", "path": "/data/pw", "value": "guess"}],
+    [{"op": "replace", "path": "/data/pw/0", "value": "a"}],
+    [{"op": "add", "path": "/metadata/labels", "value": {}}, {"op": "move", "from": "/data/no", "path": "/x"}],
+], ids=["copy-into-missing", "add-under-missing", "test-failed", "into-a-string", "second-op"])
+def test_json_patch_errors_name_the_operation_never_the_values(ops: list[dict]) -> None:
+    """A user may patch a Secret without the right to read it: the message must not quote it."""
+    secret = {"metadata": {"name": "s"}, "data": {"pw": "c2VjcmV0LXZhbHVl", "k": "a2V5"}}
+    with pytest.raises(ApiError) as err:
+        json_patch(secret, ops)
+    assert err.value.code == 422
+    assert "c2VjcmV0LXZhbHVl" not in err.value.message and "a2V5" not in err.value.message, err.value.message
+    index = len(ops) - 1
+    assert f"json patch operation {index} (op \"{ops[index]['op']}\"" in err.value.message, err.value.message
+    assert f'path \"{ops[index]["path"]}\"' in err.value.message
+
+
+def test_json_patch_malformed_operation_says_what_is_wrong() -> None:
+    with pytest.raises(ApiError) as err:
+        json_patch({"a": 1}, [{"op": "frobnicate", "path": "/a"}])
+    assert err.value.code == 422 and "frobnicate" in err.value.message, err.value.message
+
+
 KEYS = {"status.conditions": "type", "metadata.finalizers": "", "metadata.ownerReferences": "uid"}
 
 
