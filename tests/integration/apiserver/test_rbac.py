@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from controlplane.apiserver.auth import TokenAuthenticator
 from tests.services.apiserver import KUBECTL_V33, REPO, ApiServerProcess
@@ -257,3 +258,30 @@ def test_impersonation_needs_the_impersonate_verb(server: ApiServerProcess, dev:
     assert refused.returncode != 0
     assert 'users "admin" is forbidden: User "dev" cannot impersonate resource "users" in API group "" at the ' \
            'cluster scope' in refused.stderr, refused.stderr
+
+
+def test_a_user_who_may_patch_but_not_read_a_secret_never_sees_its_values(server: ApiServerProcess,
+                                                                           tmp_path: Path) -> None:
+    """JSON patches that fail (a test op guessing the value, a path into the data) are refused
+    naming the operation, not quoting the Secret they looked at. (kubectl patch reads the object
+    first, so the PATCH goes as such a user's client sends it.)"""
+    out = tmp_path / "patcher.kubeconfig"
+    dvp(server, "user", "create", "patcher", "--namespace", "team-a", "--role", "view", "--kubeconfig-out", str(out))
+    server.kubectl("create", "role", "secret-patcher", "-n", "team-b", "--verb", "patch", "--resource", "secrets")
+    server.kubectl("create", "rolebinding", "secret-patcher", "-n", "team-b", "--role", "secret-patcher",
+                   "--user", "patcher")
+    token = str(yaml.safe_load(out.read_text())["users"][0]["user"]["token"])
+    try:
+        read = kubectl(out, "get", "secret", "db", "-n", "team-b")
+        assert read.returncode != 0 and "forbidden" in read.stderr.lower(), read.stderr
+        encoded = b"czNjcmV0LXZhbHVl"  # base64 of the Secret's value
+        for ops in ([{"op": "test", "path": "/data/password", "value": "guess"}],
+                    [{"op": "copy", "from": "/data", "path": "/data/x/y"}]):
+            code, body = server.raw("PATCH", "/api/v1/namespaces/team-b/secrets/db", json.dumps(ops).encode(),
+                                    headers={"Content-Type": "application/json-patch+json"}, token=token)
+            assert code == 422, body
+            assert b"json patch operation 0" in body, body
+            assert encoded not in body and b"s3cret-value" not in body, body
+    finally:
+        server.kubectl("delete", "rolebinding,role", "secret-patcher", "-n", "team-b")
+        dvp(server, "user", "delete", "patcher")
