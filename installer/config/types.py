@@ -109,7 +109,12 @@ def _abs_path(value: Path) -> Path:
 
 
 def _user_path(value: Path) -> Path:
-    return value.expanduser()
+    try:
+        return value.expanduser()
+    except RuntimeError:  # `~name/...` for a user this machine does not have
+        raise PydanticCustomError(
+            "user_path", '"{value}" starts with ~ but names no user of this machine', {"value": str(value)}
+        ) from None
 
 
 def _kube_version(value: str) -> str:

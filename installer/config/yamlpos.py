@@ -76,7 +76,13 @@ def _find_key(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] |
 
 def parse_document(text: str, filename: str) -> Document:
     """Parse one YAML document; syntax errors raise `ConfigInvalid` with their position."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        raise ConfigInvalid([ConfigIssue(filename, line, column, "", f"YAML syntax error: the character "
+                                         f"{exc.character:#06x} is not allowed in YAML")]) from None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None

@@ -21,6 +21,11 @@ CASES: list[tuple[str, str, list[str]]] = [
      ["install.yaml:5:4 YAML syntax error: expected <block end>, but found '<block mapping start>' (check the indentation)"]),
     ("yaml-tab", HEAD + "hosts:\n\t- address: x\n",
      ["install.yaml:4:1 YAML syntax error: found character '\\t' that cannot start any token"]),
+    ("yaml-nul", HEAD + "hosts:\n  - address: 10.0.\x000.1\n",
+     ["install.yaml:4:19 YAML syntax error: the character 0x0000 is not allowed in YAML"]),
+    ("no-such-user", HEAD + HOSTS + VIRT + "ssh:\n  knownHostsFile: ~nosuchuser-dvp/known_hosts\n",
+     ['install.yaml:9:3 ssh.knownHostsFile: "~nosuchuser-dvp/known_hosts" starts with ~ but names no user of this '
+      'machine']),
     ("not-a-mapping", "- a\n- b\n", ["install.yaml:1:1 expected a mapping (kind: InstallConfig), found a list"]),
     ("empty", "", ["install.yaml:1:1 expected a mapping (kind: InstallConfig), found an empty document"]),
     ("wrong-kind", "apiVersion: v1\nkind: Config\n" + HOSTS + VIRT,
