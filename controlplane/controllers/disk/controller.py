@@ -242,7 +242,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
         ns = vm["metadata"].get("namespace", "")
         refs = [*((vm.get("spec") or {}).get("blockDeviceRefs") or []),
                 *((vm.get("status") or {}).get("blockDeviceRefs") or [])]
-        return [(ns, r["name"]) for r in refs if r.get("kind") == "VirtualDisk"]
+        return [(ns, r["name"]) for r in refs if r.get("kind") == "VirtualDisk" and r.get("name")]
 
     def disks_from_image(kind: str) -> Any:
         def keys(image: dict[str, Any]) -> list[tuple[str, str]]:

@@ -65,12 +65,12 @@ class ClonePlan:
         spec.pop("virtualMachineIPAddressName", None)
         refs = []
         for ref in spec.get("blockDeviceRefs") or []:
-            if ref.get("kind") == "VirtualDisk":
+            if ref.get("kind") == "VirtualDisk" and ref.get("name"):
                 refs.append({**ref, "name": renamed.get(ref["name"], ref["name"])})
                 continue
             res = {"VirtualImage": VIRTUAL_IMAGES, "ClusterVirtualImage": CLUSTER_VIRTUAL_IMAGES}.get(ref.get("kind"))
             if res is not None and state.get(res, ref.get("name", "")) is None:
-                self.missing.append(entry(str(ref["kind"]), str(ref["name"]), "Failed",
+                self.missing.append(entry(str(ref["kind"]), str(ref.get("name", "")), "Failed",
                                           "does not exist: Strict keeps it (the clone waits for it), BestEffort "
                                           "drops it"))
                 if mode == "BestEffort":

@@ -86,7 +86,7 @@ def collect(state: State, vm: dict[str, Any]) -> tuple[dict[str, Any], list[dict
                                    "type": secret.get("type"), "data": secret.get("data") or {}}
             resources.append({"apiVersion": "v1", "kind": "Secret", "name": ref["name"]})
     for bdr in vm_status.get("blockDeviceRefs") or vm_spec.get("blockDeviceRefs") or []:
-        if bdr.get("kind") == "VirtualDisk":
+        if bdr.get("kind") == "VirtualDisk" and bdr.get("name"):
             disk = state.get(VIRTUAL_DISKS, bdr["name"])
             resources.append({"apiVersion": VIRTUAL_DISKS.api_version, "kind": "VirtualDisk", "name": bdr["name"]})
             if disk is not None:

@@ -54,7 +54,7 @@ def disk_snapshot_name(disk: str, uid: str) -> str:
 
 def vm_disks(vm: dict[str, Any]) -> list[str]:
     refs = (vm.get("status") or {}).get("blockDeviceRefs") or (vm.get("spec") or {}).get("blockDeviceRefs") or []
-    return [r["name"] for r in refs if r.get("kind") == "VirtualDisk"]
+    return [r["name"] for r in refs if r.get("kind") == "VirtualDisk" and r.get("name")]
 
 
 class InitHandler:

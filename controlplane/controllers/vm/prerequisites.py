@@ -128,6 +128,11 @@ class BlockDevicesHandler:
         waiting_for_first_consumer = False
         out: list[dict[str, Any]] = []
         for i, ref in enumerate(refs):
+            missing = [f for f in ("kind", "name") if not ref.get(f)]
+            if missing:  # DVP's schema lets an entry through without them; nothing to resolve
+                problems.append(f"spec.blockDeviceRefs[{i}] has no {' and no '.join(missing)}: give each entry a "
+                                "kind (VirtualDisk, VirtualImage or ClusterVirtualImage) and the name of that object")
+                continue
             obj, why = resolve_device(state, ref)
             if why:
                 problems.append(why)

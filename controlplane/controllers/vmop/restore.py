@@ -105,7 +105,7 @@ class Plan:
         for ref in self.spec.get("blockDeviceRefs") or []:
             res = {"VirtualImage": VIRTUAL_IMAGES, "ClusterVirtualImage": CLUSTER_VIRTUAL_IMAGES}.get(ref.get("kind"))
             if res is not None and state.get(res, ref.get("name", "")) is None:
-                self.missing.append(_entry(str(ref["kind"]), str(ref["name"]), "Failed",
+                self.missing.append(_entry(str(ref["kind"]), str(ref.get("name", "")), "Failed",
                                            "does not exist: Strict keeps it (the machine waits for it), BestEffort "
                                            "drops it from the restored spec"))
 
