@@ -53,9 +53,13 @@ def console(name: str, timeout: float | None, namespace: str | None, kubeconfig:
 def vnc(name: str, listen: str, namespace: str | None, kubeconfig: str | None) -> None:
     """Serve VM NAME's display on a local port for a VNC viewer."""
     from controlplane.cli.vnc import serve
+    from controlplane.common.hostport import split_host_port
 
-    host, _, port = listen.rpartition(":")
-    asyncio.run(serve(Connection.load(kubeconfig, namespace), name, host or "127.0.0.1", int(port or 0)))
+    try:
+        host, port = split_host_port(listen, default_host="127.0.0.1")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    asyncio.run(serve(Connection.load(kubeconfig, namespace), name, host, port))
 
 
 @v.command()

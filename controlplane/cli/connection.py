@@ -7,7 +7,9 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.common.kubeconfig import read_kubeconfig
+import click
+
+from controlplane.common.kubeconfig import KubeconfigError, read_kubeconfig
 
 SUBRESOURCES = "/apis/subresources.virtualization.deckhouse.io/v1alpha2"
 
@@ -22,7 +24,10 @@ class Connection:
     @classmethod
     def load(cls, kubeconfig: str | None, namespace: str | None) -> Connection:
         path = Path(kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
-        doc = read_kubeconfig(path)
+        try:
+            doc = read_kubeconfig(path)
+        except KubeconfigError as exc:
+            raise click.ClickException(str(exc)) from None
         ctx = ssl.create_default_context(cadata=doc["ca_pem"].decode())
         return cls(doc["server"].rstrip("/"), doc["token"], ctx, namespace or doc["namespace"])
 

@@ -16,8 +16,12 @@ _kubeconfig = click.option("--kubeconfig", default=None, envvar="KUBECONFIG", he
 def _kube(kubeconfig: str | None):  # type: ignore[no-untyped-def]
     from controlplane.cli.cmd import _default_kubeconfig
     from controlplane.common.kube.client import KubeClient
+    from controlplane.common.kubeconfig import KubeconfigError
 
-    return KubeClient.from_kubeconfig(kubeconfig or _default_kubeconfig())
+    try:
+        return KubeClient.from_kubeconfig(kubeconfig or _default_kubeconfig())
+    except KubeconfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group("node", context_settings={"help_option_names": ["-h", "--help"]})

@@ -48,14 +48,40 @@ def write_kubeconfig(path: Path, **kwargs: Any) -> Path:
     return path
 
 
+class KubeconfigError(ValueError):
+    """A kubeconfig that cannot be used: its path and why, never its content (it holds a token)."""
+
+
 def read_kubeconfig(path: Path) -> dict[str, Any]:
-    """The current context's server, CA (PEM bytes) and token from a kubeconfig file."""
-    doc = yaml.safe_load(path.read_text())
-    ctx_name = doc.get("current-context")
-    ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
-    cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-    user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
-    ca = base64.b64decode(cluster["certificate-authority-data"]) if "certificate-authority-data" in cluster \
-        else Path(cluster["certificate-authority"]).read_bytes()
-    return {"server": cluster["server"], "ca_pem": ca, "token": user.get("token", ""),
-            "namespace": ctx.get("namespace", "default")}
+    """The current context's server, CA (PEM bytes) and token from a kubeconfig file;
+    KubeconfigError naming the file and what is wrong with it."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise KubeconfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise KubeconfigError(f"kubeconfig {path}: not YAML{yaml_error_position(exc)}") from None
+    try:
+        ctx_name = doc.get("current-context")
+        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
+        ca = base64.b64decode(cluster["certificate-authority-data"]) if "certificate-authority-data" in cluster \
+            else Path(cluster["certificate-authority"]).read_bytes()
+        return {"server": cluster["server"], "ca_pem": ca, "token": user.get("token", ""),
+                "namespace": ctx.get("namespace", "default")}
+    except KeyError as exc:
+        raise KubeconfigError(f"kubeconfig {path}: not a usable kubeconfig (no {exc.args[0]!r})") from None
+    except StopIteration:
+        raise KubeconfigError(f"kubeconfig {path}: its current-context, or the cluster or user that context "
+                              "names, is not in the file") from None
+    except (AttributeError, TypeError, ValueError, OSError) as exc:
+        raise KubeconfigError(f"kubeconfig {path}: not a usable kubeconfig ({type(exc).__name__})") from None
+
+
+def yaml_error_position(exc: yaml.YAMLError) -> str:
+    """Where a YAML error is and what it is, without the snippet of the line PyYAML adds to its
+    own text (a kubeconfig's line may hold a token)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or ""
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else ""

@@ -18,18 +18,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from controlplane.common.hostport import split_host_port
 from controlplane.common.kube.client import KubeClient
 from controlplane.common.metrics import CONTENT_TYPE, REGISTRY, Registry
 
 Authenticate = Callable[[str | None], bool]
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """`HOST:PORT` (or `[v6]:PORT`) as a pair; ValueError naming the address otherwise."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"{address!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
 
 
 def token_review(kube: KubeClient, *, ttl: float = 10.0) -> Authenticate:
@@ -82,7 +75,7 @@ class MetricsServer:
 
     def __init__(self, address: str, *, cert: Path, key: Path, authenticate: Authenticate,
                  registry: Registry = REGISTRY) -> None:
-        self.host, self.port = split_address(address)
+        self.host, self.port = split_host_port(address, default_host=None)
         self.cert, self.key = cert, key
         self.app = make_app(authenticate, registry=registry)
         self._runner: web.AppRunner | None = None

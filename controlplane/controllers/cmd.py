@@ -48,6 +48,7 @@ def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, u
                stop_timeout: float, log_level: str) -> None:
     """Run every controller (with leader election: start as many as you like, one acts)."""
     from controlplane.common.kube.client import KubeClient
+    from controlplane.common.kubeconfig import KubeconfigError
     from controlplane.controllers.manager import Manager
     from controlplane.controllers.settings import PlatformSettings, parse_cidrs, parse_mac_prefix
 
@@ -64,7 +65,10 @@ def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, u
                                 upload_wait_seconds=upload_wait, node_grace_seconds=node_grace,
                                 mac_address_prefix=mac_prefix, dvcr_url=dvcr_url, dvcr_ca_file=dvcr_ca or "",
                                 dvcr_importer_auth=dvcr_importer_auth or "", dvcr_admin_auth=dvcr_admin_auth or "")
-    kube = KubeClient.from_kubeconfig(kubeconfig, user_agent="dvp-controllers")
+    try:
+        kube = KubeClient.from_kubeconfig(kubeconfig, user_agent="dvp-controllers")
+    except KubeconfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kubeconfig") from None
     if metrics_bind_address:
         _serve_metrics(kube, metrics_bind_address, metrics_tls_cert, metrics_tls_key)
     manager = Manager(kube, settings)

@@ -21,16 +21,17 @@ from typing import Any
 import click
 
 from controlplane.common.announce import announce
+from controlplane.common.hostport import split_host_port
 from controlplane.common.logs import setup_logging
 
 DEFAULT_DATA_DIR = Path("/var/lib/dvp/server")
 
 
 def _split_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:5443)", param_hint="--listen")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (e.g. 127.0.0.1:5443)", param_hint="--listen") from None
 
 
 def _fail(message: str, *, output: str = "table", doc: dict[str, Any] | None = None) -> None:

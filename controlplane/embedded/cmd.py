@@ -14,14 +14,15 @@ if TYPE_CHECKING:
 
 from controlplane.common import cpu_share
 from controlplane.common.cpu_share import DEFAULT_NICE, MAX_NICE, MIN_NICE
+from controlplane.common.hostport import split_host_port
 from controlplane.common.logs import setup_logging
 
 
 def _split_listen(value: str, option: str = "--listen") -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:6443)", param_hint=option)
-    return host.strip("[]") or "0.0.0.0", int(port)
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (e.g. 127.0.0.1:6443)", param_hint=option) from None
 
 
 def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:

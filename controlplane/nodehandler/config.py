@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from controlplane.common.cpu_share import DEFAULT_NICE, MAX_NICE, MIN_NICE
+from controlplane.common.hostport import split_host_port
 
 
 class ConfigError(ValueError):
@@ -160,10 +161,10 @@ class AgentConfig:
 
 
 def split_listen(value: str, *, field_name: str = "listen") -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"{field_name}: {value!r} is not HOST:PORT (e.g. 0.0.0.0:10250)")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise ConfigError(f"{field_name}: {exc} (e.g. 0.0.0.0:10250)") from None
 
 
 _PATHS = {"kubeconfig", "state_dir", "run_dir", "host_root", "tls_cert_file", "tls_key_file", "pki_dir", "dvcr_ca_file"}

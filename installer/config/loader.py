@@ -18,6 +18,9 @@ from installer.config.models import InstallConfig
 from installer.config.semantic import semantic_issues
 from installer.config.yamlpos import parse_document
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""An install config is a few KiB even with hundreds of hosts."""
+
 
 def parse_config(
     text: str,
@@ -65,11 +68,16 @@ def load_config(
     """Read and validate a config file; raises `ConfigInvalid` (also for an unreadable file)."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # a bounded read: /dev/zero or a huge file must not hang us
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigInvalid([ConfigIssue(name, 1, 1, "", "file does not exist")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigInvalid([ConfigIssue(name, 1, 1, "", f"cannot read the file: {exc}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigInvalid([ConfigIssue(name, 1, 1, "", f"the file is larger than {MAX_CONFIG_BYTES // 2**20} MiB: "
+                                                         "is it the install config?")])
     return parse_config(
         text, name, known_checks=known_checks, environ=environ, check_files=check_files
     )

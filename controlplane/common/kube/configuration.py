@@ -18,21 +18,33 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import yaml
 from kubernetes import client as k8s
 from kubernetes.config import kube_config
+from kubernetes.config.config_exception import ConfigException
+
+from controlplane.common.kubeconfig import KubeconfigError, yaml_error_position
 
 _LOCK = threading.Lock()
 """Loads in this process one at a time: the loader's file cache is shared."""
 
 
 def load_configuration(path: Path | str) -> k8s.Configuration:
-    """The kubeconfig's current context as a `Configuration`, its CA held in memory."""
+    """The kubeconfig's current context as a `Configuration`, its CA held in memory;
+    KubeconfigError naming the file and what is wrong with it."""
     configuration = k8s.Configuration()
     with _LOCK:
         cache: dict[str, str] = kube_config._temp_files  # the loader's content -> file name
         cached_before = set(cache)
-        loader = kube_config._get_kube_config_loader(filename=str(path), persist_config=True)  # type: ignore[no-untyped-call]
-        loader.load_and_set(configuration)
+        try:
+            loader = kube_config._get_kube_config_loader(filename=str(path), persist_config=True)  # type: ignore[no-untyped-call]
+            loader.load_and_set(configuration)
+        except ConfigException as exc:  # its text names the file and the missing key, not values
+            raise KubeconfigError(f"kubeconfig {path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise KubeconfigError(f"kubeconfig {path}: not YAML{yaml_error_position(exc)}") from None
+        except OSError as exc:
+            raise KubeconfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
         ca_file = configuration.ssl_ca_cert
         content = next((c for c, name in cache.items() if name == ca_file), None)
         if content is None or ca_file is None:

@@ -18,7 +18,7 @@ from kubernetes import config as k8s_config
 from controlplane.common.kube.client import KubeClient
 from controlplane.common.kube.configuration import load_configuration
 from controlplane.common.kube.quick import quick_client
-from controlplane.common.kubeconfig import write_kubeconfig
+from controlplane.common.kubeconfig import KubeconfigError, read_kubeconfig, write_kubeconfig
 from controlplane.common.pki import ensure_ca
 from controlplane.dvcr.auth import Authenticator
 from installer.uninstall import vms as uninstall_vms
@@ -119,3 +119,39 @@ def test_dvcr_token_reviews_and_the_uninstaller_keep_no_ca_file(tls_server: tupl
     assert auth._api is not None and auth._api.api_client.configuration.ca_cert_data == ca_pem.decode()
     assert uninstall_vms._api(kubeconfig).api.configuration.ca_cert_data == ca_pem.decode()
     assert list(private_tmp.iterdir()) == []
+
+
+BROKEN_KUBECONFIGS = {
+    "missing": None,
+    "not-yaml": "clusters: [\n  token: s3cr3t-token-value\n",
+    "not-a-kubeconfig": "a: b\n",
+    "no-such-context": "apiVersion: v1\ncurrent-context: x\ncontexts: []\nclusters: []\nusers: []\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_KUBECONFIGS))
+def test_a_broken_kubeconfig_is_an_error_naming_the_file_not_its_content(case: str, tmp_path: Path) -> None:
+    """Both loaders (ours for `dvp v`, the official one behind every KubeClient) say which file and
+    what is wrong, as KubeconfigError (the CLIs turn it into their error line, not a traceback),
+    and never quote the file (a kubeconfig line holds a token)."""
+    path = tmp_path / "kubeconfig"
+    text = BROKEN_KUBECONFIGS[case]
+    if text is not None:
+        path.write_text(text)
+    for load in (read_kubeconfig, load_configuration):
+        with pytest.raises(KubeconfigError) as err:
+            load(path)
+        assert str(path) in str(err.value), err.value
+        assert "s3cr3t" not in str(err.value), err.value
+
+
+def test_dvp_node_and_dvp_v_report_a_broken_kubeconfig_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from installer.cli.main import cli
+
+    for args in (["node", "cordon", "n1"], ["node", "drain", "n1"], ["v", "stop", "vm1"], ["v", "top"]):
+        result = CliRunner().invoke(cli, [*args, "--kubeconfig", str(tmp_path / "none")])
+        assert result.exit_code == 1, (args, result.output)
+        assert f"Error: kubeconfig {tmp_path / 'none'}:" in result.output, (args, result.output)
+        assert not isinstance(result.exception, KubeconfigError | FileNotFoundError), (args, result.exception)

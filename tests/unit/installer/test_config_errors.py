@@ -3,10 +3,12 @@ FILE:LINE:COLUMN PATH: MESSAGE, every problem at once, secrets never echoed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from installer.checks.catalog import check_names
-from installer.config import ConfigInvalid, parse_config
+from installer.config import ConfigInvalid, load_config, parse_config
 
 HEAD = "apiVersion: dvp.deckhouse.io/v1alpha1\nkind: InstallConfig\n"
 VIRT = "virtualization:\n  virtualMachineCIDRs: [10.66.10.0/24]\n"
@@ -111,3 +113,14 @@ def test_inline_secret_is_never_echoed() -> None:
     assert "hunter2-secret" not in str(info.value)
     assert "12345678" not in str(info.value)
     assert len(info.value.issues) == 2
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "big"])
+def test_a_file_far_larger_than_a_config_is_refused_without_reading_it_all(source: str, tmp_path: Path) -> None:
+    path = Path(source)
+    if source == "big":
+        path = tmp_path / "install.yaml"
+        path.write_text(HEAD + "# padding\n" * 120_000)
+    with pytest.raises(ConfigInvalid) as err:
+        load_config(path)
+    assert [str(i) for i in err.value.issues] == [f"{path}:1:1 the file is larger than 1 MiB: is it the install config?"]
