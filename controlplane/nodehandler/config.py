@@ -170,6 +170,20 @@ def split_listen(value: str, *, field_name: str = "listen") -> tuple[str, int]:
 _PATHS = {"kubeconfig", "state_dir", "run_dir", "host_root", "tls_cert_file", "tls_key_file", "pki_dir", "dvcr_ca_file"}
 
 
+def _type_problem(annotation: str, value: Any) -> str:
+    """Why a value from the file cannot be a setting of this (dataclass field) type; "" if it can."""
+    optional = annotation.endswith("| None")
+    if value is None:
+        return "" if optional else "a value is required (the setting is left out to take its default)"
+    kind = annotation.removesuffix("| None").strip()
+    ok = {"str": isinstance(value, str), "Path": isinstance(value, str) and bool(value),
+          "int": isinstance(value, int) and not isinstance(value, bool), "bool": isinstance(value, bool)}.get(kind, True)
+    if ok:
+        return ""
+    expected = {"str": "a string", "Path": "a path", "int": "an integer", "bool": "true or false"}[kind]
+    return f"expected {expected}, got {type(value).__name__}"
+
+
 def load_config_file(path: Path, **overrides: Any) -> AgentConfig:
     """An AgentConfig from a YAML file (keys as the flags: `node-name`, `state-dir`, ...),
     with `overrides` (flags given on the command line) taking precedence."""
@@ -180,12 +194,16 @@ def load_config_file(path: Path, **overrides: Any) -> AgentConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(doc).__name__}")
     known = {f.name for f in fields(AgentConfig)} - {"timings", "api_socket"}  # (set by `dvp server`, not a setting)
+    types = {f.name: str(f.type) for f in fields(AgentConfig)}
     values: dict[str, Any] = {}
     for key, value in doc.items():
         name = str(key).replace("-", "_")
         if name not in known:
             raise ConfigError(f"{path}: {key}: unknown setting (known: "
                               f"{', '.join(sorted(k.replace('_', '-') for k in known))})")
+        wrong = _type_problem(types[name], value)
+        if wrong:
+            raise ConfigError(f"{path}: {key}: {wrong}")
         values[name] = Path(value) if name in _PATHS and value is not None else value
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "kubeconfig" not in values:

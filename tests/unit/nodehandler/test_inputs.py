@@ -77,6 +77,16 @@ BAD_CONFIGS = [
     ("rule-after-main", "kubeconfig: /k\npki-dir: /p\nroute-rule-priority: 32765\n", "route-rule-priority"),
     ("not-a-mapping", "- a\n- b\n", "expected a mapping"),
     ("bad-dvcr-url", "kubeconfig: /k\npki-dir: /p\ndvcr-url: 10.0.0.1:5443\n", "dvcr-url"),
+    # wrong types (found by mutating a config: each was a traceback)
+    ("url-a-number", "kubeconfig: /k\npki-dir: /p\ndvcr-url: 1.5\n", "dvcr-url: expected a string, got float"),
+    ("listen-null", "kubeconfig: /k\npki-dir: /p\nconsole-listen: null\n", "console-listen: a value is required"),
+    ("protocol-a-string", "kubeconfig: /k\npki-dir: /p\nroute-protocol: '166'\n",
+     "route-protocol: expected an integer, got str"),
+    ("workers-a-bool", "kubeconfig: /k\npki-dir: /p\ninstance-workers: true\n",
+     "instance-workers: expected an integer, got bool"),
+    ("routes-a-string", "kubeconfig: /k\npki-dir: /p\nvm-routes: 'yes'\n", "vm-routes: expected true or false"),
+    ("path-a-list", "kubeconfig: /k\npki-dir: [a]\n", "pki-dir: expected a path, got list"),
+    ("path-empty", "kubeconfig: ''\npki-dir: /p\n", "kubeconfig: expected a path, got str"),
 ]
 
 
