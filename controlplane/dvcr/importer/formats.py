@@ -85,6 +85,12 @@ def detect_compression(head: bytes) -> str | None:
     return None
 
 
+QCOW2_CORRUPT = 1 << 1
+QCOW2_EXTERNAL_DATA_FILE = 1 << 2
+QCOW2_KNOWN_INCOMPATIBLE = 0b11111
+"""qcow2 v3 incompatible features: dirty, corrupt, external data file, compression type, extended L2."""
+
+
 def _qcow2(head: bytes) -> Detected:
     if len(head) < 72:
         raise FormatError("qcow2 header is truncated")
@@ -99,6 +105,15 @@ def _qcow2(head: bytes) -> Detected:
                           "flatten it first with `qemu-img convert -O qcow2 IN OUT`")
     if crypt:
         raise FormatError("the qcow2 image is encrypted; decrypt it first with `qemu-img convert`")
+    incompatible = struct.unpack(">Q", head[72:80])[0] if version == 3 else 0
+    if incompatible & QCOW2_EXTERNAL_DATA_FILE:  # QEMU would read a file of the host it runs on
+        raise FormatError("the qcow2 image keeps its data in an external data file and cannot be imported on its "
+                          "own; make a self-contained copy first with `qemu-img convert -O qcow2 IN OUT`")
+    if incompatible & QCOW2_CORRUPT:
+        raise FormatError("the qcow2 image is marked corrupt; repair it first with `qemu-img check -r all`")
+    if incompatible & ~QCOW2_KNOWN_INCOMPATIBLE:
+        raise FormatError(f"the qcow2 image needs features unknown here (incompatible feature bits "
+                          f"{incompatible & ~QCOW2_KNOWN_INCOMPATIBLE:#x}); convert it with `qemu-img convert`")
     return Detected("qcow2", size, f"qcow2 v{version}")
 
 

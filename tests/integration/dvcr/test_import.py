@@ -148,10 +148,15 @@ def not_disks(disk_images: dict[str, DiskImage]) -> dict[str, Path]:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(disk_images["qcow2"].path),
                     str(root / "overlay.qcow2")], check=True)
     out["backing file"] = root / "overlay.qcow2"
+    # an image whose clusters live in another file: QEMU would read that file of the host it runs on
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={root / 'host-file.raw'}",
+                    str(root / "data-file.qcow2"), "1M"], check=True)
+    out["external data file"] = root / "data-file.qcow2"
     return out
 
 
-@pytest.mark.parametrize("named", ["zip archive", "ELF executable", "HTML page", "bzip2-compressed", "backing file"])
+@pytest.mark.parametrize("named", ["zip archive", "ELF executable", "HTML page", "bzip2-compressed", "backing file",
+                                   "external data file"])
 async def test_unknown_content_is_refused_naming_what_it_is(dvcr: DvcrProcess, web: TlsFileServer,
                                                             not_disks: dict[str, Path], named: str) -> None:
     before = storage_snapshot(dvcr)

@@ -20,10 +20,11 @@ from controlplane.dvcr.importer.formats import FormatError, detect, detect_compr
 from controlplane.dvcr.importer.progress import ProgressMeter
 
 
-def qcow2_header(size: int, *, version: int = 3, backing: bytes = b"") -> bytes:
+def qcow2_header(size: int, *, version: int = 3, backing: bytes = b"", incompatible: int = 0) -> bytes:
     head = bytearray(4096)
     head[0:4] = b"QFI\xfb"
     struct.pack_into(">I", head, 4, version)
+    struct.pack_into(">Q", head, 72, incompatible)
     if backing:
         struct.pack_into(">QI", head, 8, 512, len(backing))
         head[512:512 + len(backing)] = backing
@@ -77,9 +78,13 @@ def test_formats_are_detected_from_content(head: bytes, fmt: str, vsize: int | N
     (b"\x01\x02\x03\x04\xfe\xfd" * 100, "unrecognised binary data (starts with 010203"),
     (qcow2_header(1 << 20, backing=b"base.qcow2"), "backing file ('base.qcow2')"),
     (qcow2_header(1 << 20, version=1), "qcow image of version 1"),
+    (qcow2_header(1 << 20, incompatible=0b100), "external data file"),
+    (qcow2_header(1 << 20, incompatible=0b10), "marked corrupt"),
+    (qcow2_header(1 << 20, incompatible=1 << 9), "incompatible feature bits 0x200"),
     (b"# Disk DescriptorFile\nversion=1\n", "VMDK descriptor"),
     (b"", "empty"),
-], ids=["zip", "elf", "html", "text", "binary", "qcow2-backing", "qcow1", "vmdk-descriptor", "empty"])
+], ids=["zip", "elf", "html", "text", "binary", "qcow2-backing", "qcow1", "qcow2-data-file", "qcow2-corrupt",
+        "qcow2-unknown-feature", "vmdk-descriptor", "empty"])
 def test_anything_else_is_refused_naming_what_it_is(head: bytes, named: str) -> None:
     with pytest.raises(FormatError) as err:
         detect(head)
