@@ -119,6 +119,9 @@ def _qcow2(head: bytes) -> Detected:
 
 def _vmdk(head: bytes) -> Detected:
     version, flags, capacity = struct.unpack("<IIQ", head[4:20])
+    if capacity == 0:  # QEMU then opens the embedded descriptor's extents: files of the host it runs on
+        raise FormatError("the VMDK has no capacity of its own: its data is in the extents its descriptor names "
+                          "(other files); use a monolithicSparse or streamOptimized .vmdk")
     return Detected("vmdk", capacity * 512, f"vmdk sparse v{version}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bz2
 import json
 import shutil
+import struct
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -152,11 +153,29 @@ def not_disks(disk_images: dict[str, DiskImage]) -> dict[str, Path]:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={root / 'host-file.raw'}",
                     str(root / "data-file.qcow2"), "1M"], check=True)
     out["external data file"] = root / "data-file.qcow2"
+    (root / "host-secret.raw").write_bytes(b"host data " * 100_000)
+    out["extents its descriptor names"] = root / "extents.vmdk"
+    out["extents its descriptor names"].write_bytes(_vmdk_reading(root / "host-secret.raw"))
+    # the danger is real: qemu-img (what a node runs to convert a pulled vmdk) copies the named file
+    subprocess.run(["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(root / "extents.vmdk"),
+                    str(root / "copied.raw")], check=True)
+    assert (root / "copied.raw").read_bytes().startswith(b"host data host data")
     return out
 
 
+def _vmdk_reading(path: Path) -> bytes:
+    """A hosted sparse VMDK with capacity 0 whose embedded descriptor names `path` as a flat extent."""
+    desc = (f'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+            f'RW 2048 FLAT "{path}" 0\n').encode()
+    head = bytearray(2048)
+    head[0:4] = b"KDMV"
+    struct.pack_into("<IIQQQQ", head, 4, 1, 3, 0, 128, 1, 2)  # version, flags, capacity 0, grain, descriptor at 1
+    head[512:512 + len(desc)] = desc
+    return bytes(head)
+
+
 @pytest.mark.parametrize("named", ["zip archive", "ELF executable", "HTML page", "bzip2-compressed", "backing file",
-                                   "external data file"])
+                                   "external data file", "extents its descriptor names"])
 async def test_unknown_content_is_refused_naming_what_it_is(dvcr: DvcrProcess, web: TlsFileServer,
                                                             not_disks: dict[str, Path], named: str) -> None:
     before = storage_snapshot(dvcr)

@@ -82,9 +82,10 @@ def test_formats_are_detected_from_content(head: bytes, fmt: str, vsize: int | N
     (qcow2_header(1 << 20, incompatible=0b10), "marked corrupt"),
     (qcow2_header(1 << 20, incompatible=1 << 9), "incompatible feature bits 0x200"),
     (b"# Disk DescriptorFile\nversion=1\n", "VMDK descriptor"),
+    (vmdk_header(0), "its data is in the extents its descriptor names"),
     (b"", "empty"),
 ], ids=["zip", "elf", "html", "text", "binary", "qcow2-backing", "qcow1", "qcow2-data-file", "qcow2-corrupt",
-        "qcow2-unknown-feature", "vmdk-descriptor", "empty"])
+        "qcow2-unknown-feature", "vmdk-descriptor", "vmdk-no-capacity", "empty"])
 def test_anything_else_is_refused_naming_what_it_is(head: bytes, named: str) -> None:
     with pytest.raises(FormatError) as err:
         detect(head)
