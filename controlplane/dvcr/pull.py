@@ -26,7 +26,7 @@ import orjson
 
 from controlplane.dvcr.client import RegistryClient
 from controlplane.dvcr.credentials import DvcrConnection
-from controlplane.dvcr.importer import artifact, tarstream
+from controlplane.dvcr.importer import artifact, formats, tarstream
 from controlplane.dvcr.importer.progress import ProgressCallback, ProgressMeter
 
 
@@ -101,6 +101,11 @@ async def pull_disk(ref: str, dest: Path, *, connection: DvcrConnection, progres
                         partial.unlink()
                     raise
     fmt = disk.format
+    try:
+        _check_self_contained(partial, fmt)
+    except PullError as exc:
+        partial.unlink(missing_ok=True)
+        raise PullError(f"{repo}:{reference}: {exc}") from None
     if want_format and want_format != fmt and not (fmt == "iso" and want_format == "raw"):
         try:
             await _convert(partial, dest, fmt, want_format)
@@ -112,6 +117,19 @@ async def pull_disk(ref: str, dest: Path, *, connection: DvcrConnection, progres
         os.replace(partial, dest)
     meter.finish()
     return PulledDisk(dest, fmt, disk.virtual_size, size, str(digest), str(disk.layer), disk.annotations)
+
+
+def _check_self_contained(path: Path, fmt: str) -> None:
+    """The importer's format checks again, on the node, before QEMU or qemu-img opens the file: an
+    image stored by an earlier version may name a host file (a backing or data file, VMDK extents)."""
+    if fmt not in ("qcow2", "vmdk"):
+        return
+    with path.open("rb") as f:
+        head = f.read(formats.HEAD_BYTES)
+    try:
+        formats.detect(head)
+    except formats.FormatError as exc:
+        raise PullError(f"not used on this node: {exc}") from None
 
 
 async def _convert(src: Path, dest: Path, src_format: str, dst_format: str) -> None:

@@ -23,7 +23,7 @@ from controlplane.dvcr.importer.pipeline import ImportResult, import_image
 from controlplane.dvcr.importer.progress import Progress
 from controlplane.dvcr.importer.sink import RegistrySink
 from controlplane.dvcr.importer.sources import HttpSource, RegistrySource
-from controlplane.dvcr.pull import pull_disk
+from controlplane.dvcr.pull import PullError, pull_disk
 from tests.integration.dvcr.helpers import Api, DiskImage, oci_layout, qemu_virtual_size, run, skopeo, tar_of
 from tests.services.dvcr import DistributionProcess, DvcrProcess, TlsFileServer
 
@@ -254,3 +254,19 @@ def test_cli_import_failure_is_clear(dvcr: DvcrProcess, not_disks: dict[str, Pat
     assert out.returncode == 1
     assert json.loads(out.stdout)["error"]["reason"] == "UnsupportedFormat"
     assert "zip archive" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_a_node_refuses_a_stored_image_that_names_a_host_file(dvcr: DvcrProcess, api: Api,
+                                                                   tmp_path: Path) -> None:
+    """An image DVCR took before the importer refused such content (an earlier version) is refused
+    again by the node's pull, before qemu-img opens it: nothing of the host file reaches a disk."""
+    secret = tmp_path / "host-secret.raw"
+    secret.write_bytes(b"host data " * 100_000)
+    disk = _vmdk_reading(secret)
+    layer = artifact.tar_head("vmdk", len(disk)) + disk + artifact.tar_tail(len(disk))
+    api.push_image("vi/old/evil", "latest", [layer], extra={"annotations": {
+        artifact.A_FORMAT: "vmdk", artifact.A_VIRTUAL: str(2 << 20), artifact.A_UNPACKED: str(len(disk))}})
+    dest = tmp_path / "pulled.qcow2"
+    with pytest.raises(PullError, match="vi/old/evil:latest: not used on this node: the VMDK has no capacity"):
+        await pull_disk("vi/old/evil:latest", dest, connection=dvcr.connection("node"), want_format="qcow2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host-secret.raw"], "no disk, partial or converted file"
