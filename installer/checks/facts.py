@@ -206,6 +206,13 @@ def _hex_addr(text: str) -> tuple[str, int]:
     return str(ipaddress.ip_address(fixed)), int(port_hex, 16)
 
 
+def _number(text: str) -> int | None:
+    """The whole number a fact starts with (`16`, `16384 kB`), None when it does not (a host's
+    shell or a tool printed something else there: the checks then say the fact is unknown)."""
+    match = re.match(r"\s*(\d+)(\s|$)", text)
+    return int(match.group(1)) if match else None
+
+
 def _module_name(path: str) -> str:
     return path.rsplit("/", 1)[-1].split(".ko")[0].replace("-", "_")
 
@@ -214,9 +221,8 @@ def parse_facts(output: str) -> HostFacts:
     sec = split_sections(output)
     cpu = _kv(sec.get("cpuinfo", []))
     mem = {k: v for k, v in (ln.split(":", 1) for ln in sec.get("meminfo", []) if ":" in ln)}
-    mem_total = None
-    if "MemTotal" in mem:
-        mem_total = int(mem["MemTotal"].split()[0]) * 1024
+    mem_kib = _number(mem.get("MemTotal", ""))
+    mem_total = None if mem_kib is None else mem_kib * 1024
     proc_mod = sec.get("proc-modules", ["absent"])
     module_files = sec.get("module-files", [])
     kconfig = []
@@ -268,7 +274,7 @@ def parse_facts(output: str) -> HostFacts:
     df_lines = [ln for ln in sec.get("disk", []) if not ln.startswith("path=")]
     if df_lines:
         cols = df_lines[-1].split()
-        if len(cols) >= 6 and cols[3].isdigit():
+        if len(cols) >= 6 and cols[3].isdigit() and cols[1].isdigit():
             disk = Disk(disk.path, free_bytes=int(cols[3]) * 1024, total_bytes=int(cols[1]) * 1024, mount=cols[5])
     iommu = _kv(sec.get("iommu", []))
     init = _kv(sec.get("init", []))
@@ -279,7 +285,7 @@ def parse_facts(output: str) -> HostFacts:
         kernel=(sec.get("osrelease") or [""])[0].strip(),
         os_release=tuple(os_release),
         cpu=Cpu(
-            count=int(cpu.get("count") or 0),
+            count=_number(cpu.get("count", "")) or 0,
             vendor=cpu.get("vendor", ""),
             model=cpu.get("model", ""),
             flags=frozenset(cpu.get("flags", "").split()),
@@ -291,7 +297,7 @@ def parse_facts(output: str) -> HostFacts:
         dmi_vendor=dmi.get("sys_vendor", ""),
         dmi_product=dmi.get("product_name", ""),
         detect_virt=(sec.get("detect-virt") or [""])[0].strip(),
-        iommu_groups=int(iommu.get("groups") or 0),
+        iommu_groups=_number(iommu.get("groups", "")) or 0,
         cmdline=iommu.get("cmdline", ""),
         systemd_booted=init.get("systemd_booted") == "yes",
         pid1=init.get("pid1", ""),

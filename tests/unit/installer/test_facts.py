@@ -140,3 +140,19 @@ def test_facts_handed_to_ansible(tmp_path: Path) -> None:
     assert facts["ansible_hostname"] == "node-1"
     assert facts["dvp_preflight"]["cpu"]["flags"] == ["ept", "fpu", "vme", "vmx"]
     json.dumps(facts)  # JSON-ready as it is
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("count=8\n", "count=eight\n"),
+    ("MemTotal:       32768000 kB", "MemTotal:       lots"),
+    ("count=8\n", "count=\x00\n"),
+])
+def test_a_fact_that_is_not_a_number_is_unknown_not_a_crash(old: str, new: str) -> None:
+    """Found by mutating the gathered output: each was a ValueError out of the preflight."""
+    assert old in SAMPLE
+    f = parse_facts(SAMPLE.replace(old, new))
+    assert f.complete
+    if "count" in old:
+        assert f.cpu.count == 0
+    else:
+        assert f.mem_total_bytes is None
