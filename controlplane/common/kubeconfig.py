@@ -61,6 +61,8 @@ def read_kubeconfig(path: Path) -> dict[str, Any]:
         raise KubeconfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise KubeconfigError(f"kubeconfig {path}: not YAML{yaml_error_position(exc)}") from None
+    if not isinstance(doc, dict):
+        raise KubeconfigError(f"kubeconfig {path}: not a usable kubeconfig (empty, or not a mapping)")
     try:
         ctx_name = doc.get("current-context")
         ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)

@@ -125,6 +125,7 @@ BROKEN_KUBECONFIGS = {
     "missing": None,
     "not-yaml": "clusters: [\n  token: s3cr3t-token-value\n",
     "not-a-kubeconfig": "a: b\n",
+    "empty": "",
     "no-such-context": "apiVersion: v1\ncurrent-context: x\ncontexts: []\nclusters: []\nusers: []\n",
 }
 
