@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from controlplane.common.kube.client import KubeClient, KubeError, Resource
+from controlplane.common.kube.client import KubeClient, KubeError
+from installer.platform_kinds import GROUP, VERSION
+from installer.platform_kinds import VIRTUAL_DISKS as DISKS
+from installer.platform_kinds import VIRTUAL_MACHINES as VMS
 
-GROUP, VERSION = "virtualization.deckhouse.io", "v1alpha2"
-VMS = Resource(GROUP, VERSION, "virtualmachines", "VirtualMachine")
-DISKS = Resource(GROUP, VERSION, "virtualdisks", "VirtualDisk")
 NAMESPACE = "default"
 
 

@@ -9,10 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.common.kube.client import KubeClient, Resource
+from controlplane.common.kube.client import KubeClient
 from controlplane.common.kube.quick import quick_client
-
-VMS = Resource("virtualization.deckhouse.io", "v1alpha2", "virtualmachines", "VirtualMachine")
+from installer.platform_kinds import VIRTUAL_MACHINES as VMS
 
 
 class VMError(Exception):

@@ -17,19 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.common.clusterversions import ClusterVersions
-from controlplane.common.kube.client import KubeClient, Resource
+from controlplane.common.kube.client import KubeClient
 from installer import hostlayout
+from installer.platform_kinds import CLUSTER_VIRTUAL_IMAGES, INSTANCES, VIRTUAL_DISKS, VIRTUAL_IMAGES
+from installer.platform_kinds import VIRTUAL_MACHINES as VMS
 from installer.upgrade.bundle import Bundle
 from installer.upgrade.health import dvcr_status
 from installer.upgrade.platform import Platform
 from installer.upgrade.versions import VersionError, jump_refusal
 
-GROUP = "virtualization.deckhouse.io"
-VMS = Resource(GROUP, "v1alpha2", "virtualmachines", "VirtualMachine")
-INSTANCES = Resource(f"internal.{GROUP}", "v1", "internalvirtualmachineinstances", "InternalVirtualMachineInstance")
-IMPORTS = (Resource(GROUP, "v1alpha2", "clustervirtualimages", "ClusterVirtualImage", namespaced=False),
-           Resource(GROUP, "v1alpha2", "virtualimages", "VirtualImage"),
-           Resource(GROUP, "v1alpha2", "virtualdisks", "VirtualDisk"))
+IMPORTS = (CLUSTER_VIRTUAL_IMAGES, VIRTUAL_IMAGES, VIRTUAL_DISKS)
 TRANSITIONAL = ("Starting", "Stopping", "Migrating")
 IMPORTING = ("Provisioning",)
 DISK_MARGIN = 64 * 1024 * 1024

@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from controlplane.common.kube.client import KubeClient
+from installer.platform_kinds import INSTANCES
 from installer.upgrade.bundle import Bundle, BundleError, inspect_bundle
 from installer.upgrade.engine import Engine, StepFailed, UpgradeSettings, backup_path, committed_reason
 from installer.upgrade.health import cluster_versions
 from installer.upgrade.plan import Plan, build_plan
 from installer.upgrade.platform import Platform
-from installer.upgrade.preflight import INSTANCES, Refusal, gather
+from installer.upgrade.preflight import Refusal, gather
 from installer.upgrade.progress import ProgressView, make_run_dir
 from installer.upgrade.reboot import DEFAULT_REBOOT_COMMAND
 from installer.upgrade.records import HostRecord, RecordStore, UpgradeRecord
