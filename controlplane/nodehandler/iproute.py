@@ -146,10 +146,17 @@ class KernelIp:
                 raise IpError(f"setting {path} to {value} failed: {exc}") from exc
 
     def announce(self, bridge: str, address: str) -> None:
-        links = json.loads(self._ip("-j", "link", "show", "dev", bridge) or "[]")
-        if not links:
+        mac = link_mac(bridge)
+        if mac is None:
             raise IpError(f"no link {bridge} to announce {address} on")
-        send_garp(bridge, str(links[0]["address"]), address)
+        send_garp(bridge, mac, address)
+
+
+def link_mac(name: str) -> str | None:
+    """The MAC address of network interface `name`, or None when there is no such interface."""
+    shown = subprocess.run(["ip", "-j", "link", "show", "dev", name], capture_output=True, text=True, check=False)
+    links = json.loads(shown.stdout or "[]") if shown.returncode == 0 else []
+    return str(links[0]["address"]) if links else None
 
 
 def send_garp(bridge: str, mac: str, address: str) -> None:

@@ -19,7 +19,6 @@ instance status are the ones the guests actually took.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -28,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from controlplane.nodehandler.iproute import IpError, send_garp
+from controlplane.nodehandler.iproute import IpError, link_mac, send_garp
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +115,12 @@ class NodeNetwork:
 
     def _ensure_bridge(self) -> None:
         mac = gateway_mac(self.gateway)
-        shown = _ip("-j", "link", "show", "dev", self.bridge, check=False)
+        have = link_mac(self.bridge)
         moved = False
-        if shown.returncode != 0:
+        if have is None:
             _ip("link", "add", "name", self.bridge, "address", mac, "type", "bridge")
             log.info("created bridge %s (%s)", self.bridge, mac)
-        elif (json.loads(shown.stdout or "[]") or [{}])[0].get("address") != mac:
+        elif have != mac:
             _ip("link", "set", "dev", self.bridge, "address", mac)  # a bridge of an earlier version
             log.info("bridge %s: MAC set to %s", self.bridge, mac)
             moved = True
