@@ -51,6 +51,7 @@ from controlplane.apiserver.watch import WatchHub
 from controlplane.common import filemodes, pki, upgradetest
 from controlplane.common.jsoncopy import json_copy
 from controlplane.common.kubeconfig import read_kubeconfig, write_kubeconfig
+from controlplane.common.listener import app_runner
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +270,7 @@ class APIServer:
         # ask for a client certificate (optional); one that is shown must verify or the handshake ends
         ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.load_verify_locations(cafile=str(self.config.client_ca_file))
-        self._runner = web.AppRunner(self.app.make(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0, lingering_time=0)  # unread bodies: close, never drain
+        self._runner = app_runner(self.app.make(), shutdown_timeout=1.0, lingering_time=0)  # unread bodies: close, never drain
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ctx, backlog=1024,
                            reuse_address=True)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from controlplane.common.hostport import split_host_port
 from controlplane.common.kube.client import KubeClient
+from controlplane.common.listener import app_runner
 from controlplane.common.metrics import CONTENT_TYPE, REGISTRY, Registry
 
 Authenticate = Callable[[str | None], bool]
@@ -84,7 +85,7 @@ class MetricsServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert, self.key)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = app_runner(self.app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
         await site.start()

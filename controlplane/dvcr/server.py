@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from controlplane.common import filemodes, pki
+from controlplane.common.listener import app_runner
 from controlplane.dvcr import credentials, metrics
 from controlplane.dvcr.adminapi import AdminApi
 from controlplane.dvcr.app import RegistryApp
@@ -147,7 +148,7 @@ class DvcrServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.serving.cert_path, self.serving.key_path)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        self._runner = app_runner(app, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ctx, backlog=512,
                            reuse_address=True)

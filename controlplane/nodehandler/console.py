@@ -25,6 +25,7 @@ from typing import Any
 import libvirt
 from aiohttp import WSMsgType, web
 
+from controlplane.common.listener import app_runner
 from controlplane.nodehandler import metrics, volume_data
 from controlplane.nodehandler.consoleauth import Denied, TokenReviewer, stream_access
 from controlplane.nodehandler.context import NodeContext
@@ -54,7 +55,7 @@ class ConsoleServer:
         return app
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = app_runner(self.app(), shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True)
         await site.start()
