@@ -42,7 +42,10 @@ def to_cel(schema: Schema, value: Any) -> Any:
         items = schema.get("items", {})
         return celtypes.ListType([to_cel(items if isinstance(items, dict) else {}, v) for v in value])
     if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-        return celtypes.DoubleType(value)  # as Kubernetes' JSON decoding keeps it: a float64
+        try:
+            return celtypes.DoubleType(value)  # as Kubernetes' JSON decoding keeps it: a float64
+        except OverflowError:  # beyond any float64
+            return celtypes.DoubleType(float("inf") if value > 0 else float("-inf"))
     return json_to_cel(value)
 
 

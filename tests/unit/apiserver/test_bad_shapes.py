@@ -46,3 +46,14 @@ async def test_wrong_shapes_are_422_naming_the_field(api: Api, resource: tuple[s
     assert caught.value.code == code, caught.value
     causes = caught.value.details.get("causes") or []
     assert field in [c["field"] for c in causes], caught.value.message
+
+
+def test_integers_beyond_int64_reach_cel_as_doubles() -> None:
+    from celpy import celtypes
+
+    from controlplane.apiserver.cel_values import to_cel
+
+    assert to_cel({}, 2 ** 63) == celtypes.DoubleType(2.0 ** 63)
+    assert to_cel({}, 10 ** 400) == celtypes.DoubleType(float("inf"))  # beyond any float64 too
+    assert to_cel({}, -(10 ** 400)) == celtypes.DoubleType(float("-inf"))
+    assert isinstance(to_cel({}, 2 ** 63 - 1), celtypes.IntType)
