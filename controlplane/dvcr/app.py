@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from controlplane.common.pki import fingerprint
 from controlplane.dvcr import metrics
 from controlplane.dvcr.access import PullAccess
 from controlplane.dvcr.auth import Authenticator, AuthError, Identity
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 BASIC_REALM = 'Basic realm="dvcr"'
 TOKEN_PATH = "/auth/token"
+UPLOAD_PATH_PREFIX = "/upload/"
+"""Upload URLs (uploadapi.py): the rest of the path is the URL's token."""
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 ROUTES: list[tuple[re.Pattern[str], str]] = [
@@ -59,6 +62,15 @@ def error_response(exc: RegistryError, request: web.Request | None = None) -> we
             headers.add("WWW-Authenticate", f'Bearer realm="https://{request.host}{TOKEN_PATH}",service="dvcr"')
         headers.add("WWW-Authenticate", BASIC_REALM)
     return web.Response(status=exc.status, body=orjson.dumps(exc.body()), headers=headers)
+
+
+
+def loggable_path(path: str) -> str:
+    """A request path as logs may show it: an upload URL's token (`/upload/<token>`, the only
+    credential its holder needs) replaced by its fingerprint, as the ticket's own log line names it."""
+    if path.startswith(UPLOAD_PATH_PREFIX):
+        return UPLOAD_PATH_PREFIX + fingerprint(path[len(UPLOAD_PATH_PREFIX):])
+    return path
 
 
 class RegistryApp:
@@ -107,22 +119,22 @@ class RegistryApp:
             resp = await handler(request)
         except RegistryError as exc:
             if exc.status >= 500:
-                log.error("dvcr: %s %s: %s", request.method, request.path, exc)
+                log.error("dvcr: %s %s: %s", request.method, loggable_path(request.path), exc)
             return error_response(exc, request)
         except web.HTTPException:
             raise
         except (ConnectionResetError, ConnectionError) as exc:
-            log.info("dvcr: %s %s: client went away (%s)", request.method, request.path, type(exc).__name__)
+            log.info("dvcr: %s %s: client went away (%s)", request.method, loggable_path(request.path), type(exc).__name__)
             raise
         except OSError as exc:
             if not no_space(exc):
-                log.exception("dvcr: %s %s failed", request.method, request.path)
+                log.exception("dvcr: %s %s failed", request.method, loggable_path(request.path))
                 return error_response(RegistryError("UNKNOWN", f"internal error: {type(exc).__name__}: {exc}",
                                                     status=500))
-            log.error("dvcr: %s %s: the storage is full; nothing of it was stored", request.method, request.path)
+            log.error("dvcr: %s %s: the storage is full; nothing of it was stored", request.method, loggable_path(request.path))
             return error_response(storage_full(), request)
         except Exception as exc:
-            log.exception("dvcr: %s %s failed", request.method, request.path)
+            log.exception("dvcr: %s %s failed", request.method, loggable_path(request.path))
             return error_response(RegistryError("UNKNOWN", f"internal error: {type(exc).__name__}: {exc}",
                                                 status=500))
         if not resp.prepared:

@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 
 from controlplane.common.pki import fingerprint
-from controlplane.dvcr.app import RegistryApp, error_response
+from controlplane.dvcr.app import UPLOAD_PATH_PREFIX, RegistryApp, error_response
 from controlplane.dvcr.digest import check_name, check_tag
 from controlplane.dvcr.errors import RegistryError
 from controlplane.dvcr.importer.checksum import Checksums
@@ -96,7 +96,7 @@ class UploadService:
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/dvcr/v1/uploads", self._create)
         app.router.add_route("*", "/dvcr/v1/uploads/{id}", self._ticket_api)
-        app.router.add_route("*", "/upload/{token}", self._upload)
+        app.router.add_route("*", UPLOAD_PATH_PREFIX + "{token}", self._upload)
 
     async def start(self) -> None:
         self.tickets.load()
@@ -207,7 +207,11 @@ class UploadService:
         elif request.method == "PATCH":
             start = t.offset
         run = self._runs.get(t.id)
-        if start == 0 and (run is None or t.phase in (WAITING, FAILED)):
+        whole = request.method == "PUT" and not header  # `curl -T`: the whole image, its own length
+        if whole and run is not None and run.lock.locked():
+            return _json({"error": "another upload to this URL is sending data now; wait for it to end, or cancel "
+                          "the upload and ask for a new URL"}, 409, self._offset_headers(t))
+        if start == 0 and (run is None or t.phase in (WAITING, FAILED) or whole):  # a PUT starts over
             await self._abort(t, None)
             run = self._begin(t, total)
         if run is None or start != t.offset:

@@ -148,3 +148,21 @@ def test_cli_issues_an_upload_url(dvcr: DvcrProcess, disk_images: dict[str, Disk
     assert doc["repository"] == "cvi/cli-upload" and doc["tag"] == "latest"
     code, result = curl_upload(dvcr, doc["url"], disk_images["iso.xz"].path)
     assert code == 201 and result["result"]["format"] == "iso"
+
+
+def test_a_whole_upload_after_a_cut_off_one_starts_over_and_no_log_shows_the_url(
+        dvcr: DvcrProcess, api: Api, disk_images: dict[str, DiskImage], tmp_path: Path) -> None:
+    """`curl -T` again after a transfer that broke: the new PUT is the whole image with its own
+    length (it used to be taken as the rest of the broken one, 204, and wait for bytes never sent);
+    and the broken transfer's log line names the URL by its token's fingerprint, not the token,
+    which is the only credential the URL's holder needs."""
+    image = disk_images["qcow2"]
+    data = image.path.read_bytes()
+    ticket = new_upload(api, "vi/upload/again")
+    token = ticket["url"].rsplit("/", 1)[1]
+    _cut_off_chunk(dvcr, f"/upload/{token}", data + b"\0" * len(data), 0, 2 * len(data), 2 * len(data))
+    code, doc = curl_upload(dvcr, ticket["url"], image.path)
+    assert code == 201 and doc["phase"] == "Ready", doc
+    assert pulled(dvcr, "vi/upload/again", tmp_path).path.read_bytes() == image.disk.read_bytes()
+    log = dvcr.log_path.read_text()
+    assert token not in log and token[:16] not in log
