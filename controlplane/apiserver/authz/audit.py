@@ -4,7 +4,8 @@ every request without a policy file) — who (user, groups, source address, user
 (verb, resource, subresource, namespace, name, URI), the answer's code and the authorization
 decision; at Request and RequestResponse also the JSON bodies. Requests that fail
 authentication are recorded too (code 401, no user). Never a header, never the body of a
-Secret or of an authentication request: tokens and Secret data cannot end up in it.
+Secret or of an authentication request, never the value of a query parameter named like a
+credential (`?token=`): tokens and Secret data cannot end up in it.
 
 Lines are buffered and handed every `flush_every` seconds (or when `max_buffered` are
 waiting) to one writer thread that appends them in one write — a busy disk (writeback
@@ -25,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -60,13 +62,29 @@ def _audit_id() -> str:
     return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
 
 
+CREDENTIAL_PARAMS = frozenset({"token", "access_token", "password", "client_secret"})
+"""Query parameters a client may (wrongly) carry a credential in: their values never reach the log."""
+
+
+def redacted_uri(uri: str) -> str:
+    """The request URI with the values of `CREDENTIAL_PARAMS` replaced (the rest as sent)."""
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return uri
+    parts = []
+    for part in query.split("&"):
+        name, eq, _value = part.partition("=")
+        parts.append(f"{name}=REDACTED" if eq and unquote(name).lower() in CREDENTIAL_PARAMS else part)
+    return f"{path}?{'&'.join(parts)}"
+
+
 def event(attrs: Attributes, *, code: int, uri: str, source: str, user_agent: str, received: str,
           allowed: bool | None, reason: str, level: str = "Metadata") -> dict[str, Any]:
     """The audit Event of one finished request (its bodies, for levels that record them, are
     added by the caller). `allowed` None: no authorization decision (authentication failed)."""
     out: dict[str, Any] = {
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": _audit_id(),
-        "stage": "ResponseComplete", "requestURI": uri, "verb": attrs.verb,
+        "stage": "ResponseComplete", "requestURI": redacted_uri(uri), "verb": attrs.verb,
         "user": {"username": attrs.user, "groups": list(attrs.groups)} if attrs.user else {},
         "sourceIPs": [source] if source else [], "userAgent": user_agent,
         "responseStatus": {"metadata": {}, "code": code},

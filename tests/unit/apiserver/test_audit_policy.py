@@ -88,3 +88,16 @@ def test_omit_stages_response_complete_records_nothing() -> None:
 def test_a_bad_policy_names_the_field(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse(doc, "policy.yaml")
+
+
+@pytest.mark.parametrize(("uri", "logged"), [
+    ("/api/v1/namespaces?token=s3cr3t&limit=5", "/api/v1/namespaces?token=REDACTED&limit=5"),
+    ("/api/v1/pods?watch=1&access_token=s3cr3t", "/api/v1/pods?watch=1&access_token=REDACTED"),
+    ("/api/v1/pods?Access%5Ftoken=s3cr3t", "/api/v1/pods?Access%5Ftoken=REDACTED"),
+    ("/api/v1/pods?labelSelector=token%3Dx", "/api/v1/pods?labelSelector=token%3Dx"),
+    ("/api/v1/pods", "/api/v1/pods"),
+])
+def test_a_credential_in_the_query_never_reaches_the_audit_log(uri: str, logged: str) -> None:
+    from controlplane.apiserver.authz.audit import redacted_uri
+
+    assert redacted_uri(uri) == logged
