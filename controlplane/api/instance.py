@@ -13,17 +13,21 @@ builder never sees a half-valid instance. Errors are `SpecError`s naming the fie
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from kubernetes.utils.quantity import parse_quantity
 
 from controlplane.api.internal import PowerAction, RunState
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Firmware(StrEnum):
@@ -216,6 +220,22 @@ def _usb(i: int, raw: dict[str, Any]) -> UsbHostDevice:
                          bus=bus, device=device)
 
 
+def shape_errors_are_spec_errors(parse: Callable[P, T]) -> Callable[P, T]:
+    """A parser of an internal object raises SpecError, also for a value of a wrong shape that the
+    schema would have refused (an object stored under an earlier schema, a hand-made dict): the
+    node handler reports it in the object's status instead of failing its reconcile."""
+    @functools.wraps(parse)
+    def parsed(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return parse(*args, **kwargs)
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise SpecError(f"spec: a value of the wrong shape ({type(exc).__name__}: {exc})") from exc
+    return parsed
+
+
+@shape_errors_are_spec_errors
 def parse_instance(obj: dict[str, Any], *, vm_net: ipaddress.IPv4Network | None = None) -> InstanceSpec:
     """Typed spec of `obj` (an instance dict as the API returns it); raises SpecError."""
     spec = obj.get("spec") or {}

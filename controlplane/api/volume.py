@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.api.instance import SpecError, quantity_bytes
+from controlplane.api.instance import SpecError, quantity_bytes, shape_errors_are_spec_errors
 from controlplane.api.internal import VOLUME_FINALIZER
 from controlplane.api.resources import NODE_LABEL, VOLUMES
 
@@ -107,6 +107,7 @@ def revert_refused(obj: dict[str, Any]) -> str | None:
     return (obj.get("status") or {}).get("revertRefused") or None
 
 
+@shape_errors_are_spec_errors
 def parse_volume(obj: dict[str, Any]) -> VolumeSpec:
     """Typed spec of a volume as the API returns it; raises SpecError."""
     spec = obj.get("spec") or {}

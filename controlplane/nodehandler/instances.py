@@ -74,8 +74,6 @@ class InstanceReconciler:
             obs.spec = parse_instance(obj, vm_net=ctx.network.subnet)
         except SpecError as exc:
             obs.spec_error = str(exc)
-        except (KeyError, TypeError, ValueError) as exc:
-            obs.spec_error = f"spec: {exc}"
         dom = ctx.domains.status(uid)
         if dom is not None and dom.active and not dom.persistent:
             ctx.domains.ensure_persistent(uid)  # started by a handler that died before defining it

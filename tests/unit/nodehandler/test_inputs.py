@@ -38,6 +38,12 @@ BAD_SPECS = [
      "spec.nics[0].ip"),
     ("ip-of-the-node", {"nics": [{"name": "n", "mac": "52:54:00:00:00:01", "ip": "10.66.0.1"}]}, "spec.nics[0].ip"),
     ("core-fraction", {"cpu": {"cores": 1, "coreFraction": "0%"}}, "spec.cpu.coreFraction"),
+    # shapes the schema refuses, met in an object of an earlier schema (found by mutating one): SpecError too
+    ("run-state-unknown", {"runState": "Paused"}, "spec: a value of the wrong shape (ValueError"),
+    ("disks-a-string", {"disks": "vd-root"}, "spec: a value of the wrong shape (AttributeError"),
+    ("cpu-a-list", {"cpu": [1]}, "spec: a value of the wrong shape (AttributeError"),
+    ("grace-empty", {"shutdownGracePeriodSeconds": ""}, "spec: a value of the wrong shape (ValueError"),
+    ("power-request-no-id", {"powerRequest": {"action": "Stop"}}, "spec: a value of the wrong shape (KeyError"),
 ]
 
 
@@ -118,3 +124,11 @@ def test_dnsmasq_hosts_and_leases() -> None:
     assert parse_hosts(text) == {"52:54:00:00:00:01": "10.66.0.10", "52:54:00:00:00:02": "10.66.0.11"}
     leases = "1795230791 52:54:00:1C:00:0a 10.66.0.10 vm-a 01:52:54:00:1c:00:0a\n"
     assert parse_leases(leases) == {"52:54:00:1c:00:0a": "10.66.0.10"}
+
+
+@pytest.mark.parametrize("spec", [{"source": "x"}, {"size": ["1Gi"]}, {"source": {"volume": 5}}])
+def test_a_volume_of_the_wrong_shape_is_a_spec_error(spec: dict[str, Any]) -> None:
+    from controlplane.api.volume import parse_volume
+
+    with pytest.raises(SpecError, match="spec"):
+        parse_volume({"metadata": {"name": "v", "namespace": "ns"}, "spec": {"size": "1Gi", **spec}})
