@@ -1,10 +1,15 @@
 """`HOST:PORT` as every listener flag of dvp takes it (`--listen`, `--dvcr-listen`,
 `console-listen`, the metrics address, `dvp vnc --listen`): one parser, so a port out of range
-is refused everywhere instead of being wrapped by the socket layer (99999 bound 34463)."""
+is refused everywhere instead of being wrapped by the socket layer (99999 bound 34463). And
+the names a certificate or kubeconfig will carry (`--advertise-address`, `--tls-san`)."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 MAX_PORT = 65535
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def split_host_port(value: str, *, default_host: str | None = "0.0.0.0") -> tuple[str, int]:
@@ -15,3 +20,17 @@ def split_host_port(value: str, *, default_host: str | None = "0.0.0.0") -> tupl
     if not sep or not port.isdigit() or int(port) > MAX_PORT or (not host and default_host is None):
         raise ValueError(f"{value!r} is not HOST:PORT with a port from 0 to {MAX_PORT}")
     return host or str(default_host), int(port)
+
+
+def check_host(value: str, *, wildcard: bool = False) -> str:
+    """An IP address or a DNS name (RFC 1123; `*.` first when `wildcard`), as given; ValueError
+    naming the value otherwise (`999.1.1.1` is neither: an all-numeric last label is no name)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    name = value.lower().removeprefix("*.") if wildcard else value.lower()
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise ValueError(f"{value!r} is neither an IP address nor a DNS name")
+    return value

@@ -52,13 +52,14 @@ def parse_mac_prefix(value: str) -> str:
 
 
 def parse_cidrs(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """virtualMachineCIDRs checked: each a network, none overlapping another (ValueError says which)."""
+    """virtualMachineCIDRs checked: each an IPv4 network (the VM network is IPv4: addresses, leases,
+    routes), none overlapping another (ValueError says which)."""
     nets = []
     for v in values:
         try:
-            nets.append(ipaddress.ip_network(v, strict=False))
+            nets.append(ipaddress.IPv4Network(v, strict=False))
         except ValueError as exc:
-            raise ValueError(f"{v!r} is not a CIDR ({exc})") from exc
+            raise ValueError(f"{v!r} is not an IPv4 CIDR ({exc})") from exc
     for i, a in enumerate(nets):
         for b in nets[i + 1:]:
             if a.overlaps(b):

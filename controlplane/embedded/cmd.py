@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 from controlplane.common import cpu_share
 from controlplane.common.cpu_share import DEFAULT_NICE, MAX_NICE, MIN_NICE
-from controlplane.common.hostport import split_host_port
+from controlplane.common.hostport import check_host, split_host_port
 from controlplane.common.logs import setup_logging
 
 
@@ -23,6 +23,13 @@ def _split_listen(value: str, option: str = "--listen") -> tuple[str, int]:
         return split_host_port(value)
     except ValueError as exc:
         raise click.BadParameter(f"{exc} (e.g. 127.0.0.1:6443)", param_hint=option) from None
+
+
+def _hosts(option: str, values: tuple[str, ...], *, wildcard: bool = False) -> tuple[str, ...]:
+    try:
+        return tuple(check_host(v, wildcard=wildcard) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -140,8 +147,10 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
     setup_logging(log_level)
     host, port = _split_listen(listen)
     dvcr_host, dvcr_port = _split_listen(dvcr_listen, "--dvcr-listen")
+    if advertise_address:
+        _hosts("--advertise-address", (advertise_address,))
     flags = ServerFlags(data_dir=data_dir.absolute(), host=host, port=port, advertise_address=advertise_address,
-                        tls_san=tuple(tls_san), watch_history=watch_history,
+                        tls_san=_hosts("--tls-san", tls_san, wildcard=True), watch_history=watch_history,
                         max_request_bytes=max_request_bytes, flow_seats=flow_seats, cpu_nice=cpu_nice, dvcr_host=dvcr_host,
                         dvcr_port=dvcr_port, vm_cidrs=_cidrs(vm_cidrs), vm_ip_hold=vm_ip_hold,
                         upload_wait=upload_wait, node_grace=node_grace, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,

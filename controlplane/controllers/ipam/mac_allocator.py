@@ -29,12 +29,19 @@ def address_of_lease(name: str) -> str | None:
     return normal(name[len(PREFIX):]) if name.startswith(PREFIX) else None
 
 
+_OUI = re.compile(r"^([0-9a-f]{2})[:.-]?([0-9a-f]{2})[:.-]?([0-9a-f]{2})$")
+
+
 def oui(prefix: str) -> str:
-    """The three octets of a configured prefix (`02:d8:76`, `02d876`), as `aa:bb:cc`."""
-    octets = re.findall(r"[0-9A-Fa-f]{2}", prefix.strip())
-    if len(octets) != 3:
+    """The three octets of a configured prefix (`02:d8:76`, `02-d8-76`, `02d876`), as `aa:bb:cc`;
+    a multicast prefix (the first octet odd) is refused: no NIC can have such an address."""
+    match = _OUI.match(prefix.strip().lower())
+    if not match:
         raise ValueError(f"MAC prefix {prefix!r} must be three octets, e.g. 02:d8:76")
-    return ":".join(octets).lower()
+    if int(match.group(1), 16) & 1:
+        raise ValueError(f"MAC prefix {prefix!r} is a multicast prefix (its first octet is odd): a NIC needs a "
+                         "unicast address, e.g. 02:d8:76")
+    return ":".join(match.groups())
 
 
 def oui_of_cluster(uid: str) -> str:
