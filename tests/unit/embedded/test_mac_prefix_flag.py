@@ -34,12 +34,17 @@ def test_a_bad_prefix_is_refused_naming_the_flag(tmp_path: Path) -> None:
     (["--advertise-address", "my_host"], "'my_host' is neither an IP address nor a DNS name"),
     (["--tls-san", ""], "'' is neither an IP address nor a DNS name"),
 ])
-def test_server_flags_refuse_what_no_vm_or_certificate_could_use(args: list[str], message: str,
-                                                                tmp_path: Path) -> None:
+def test_server_flags_refuse_what_no_vm_or_certificate_could_use(args: list[str], message: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by giving `dvp server` odd values: each of these started a server (a multicast MAC
     prefix gives guests NICs that cannot work, an IPv6 VM network cannot be routed here)."""
+    from controlplane.embedded import cmd
     from installer.cli.main import cli
 
+    def started(_flags: object) -> None:  # a value let through must fail here, not start a server
+        raise AssertionError(f"dvp server started with {args}")
+
+    monkeypatch.setattr(cmd, "run_server", started)
     result = CliRunner().invoke(cli, ["server", "--data-dir", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and args[0] in result.output
