@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from controlplane.common.announce import announce
-from controlplane.common.hostport import split_host_port
+from controlplane.common.hostport import check_host, split_host_port
 from controlplane.common.logs import setup_logging
 
 DEFAULT_DATA_DIR = Path("/var/lib/dvp/server")
@@ -110,6 +110,13 @@ def serve(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[st
     if bool(tls_cert) != bool(tls_key):
         raise click.BadParameter("give both --tls-cert and --tls-key, or neither", param_hint="--tls-cert")
     host, port = _split_listen(listen)
+    try:
+        if advertise_address:
+            check_host(advertise_address)
+        for san in tls_san:
+            check_host(san, wildcard=True)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--advertise-address/--tls-san") from None
     config = DvcrConfig(data_dir=data_dir, host=host, port=port, advertise_host=advertise_address,
                         extra_sans=list(tls_san), ca_dir=ca_dir, tls_cert=tls_cert, tls_key=tls_key,
                         htpasswd=htpasswd, kubeconfig=kubeconfig, gc=GcSettings(grace_seconds=gc_grace))

@@ -30,16 +30,26 @@ def test_refused_naming_the_value(value: str, default: str | None) -> None:
     assert repr(value) in str(err.value)
 
 
-@pytest.mark.parametrize("args", [
-    ["server", "--listen", "127.0.0.1:99999"],
-    ["server", "--dvcr-listen", "127.0.0.1:70000"],
-    ["dvcr", "serve", "--listen", "0.0.0.0:65536"],
+@pytest.mark.parametrize(("args", "message"), [
+    (["server", "--listen", "127.0.0.1:99999"], "with a port from 0 to 65535"),
+    (["server", "--dvcr-listen", "127.0.0.1:70000"], "with a port from 0 to 65535"),
+    (["dvcr", "serve", "--listen", "0.0.0.0:65536"], "with a port from 0 to 65535"),
+    (["dvcr", "serve", "--advertise-address", "999.1.1.1"], "neither an IP address nor a DNS name"),
+    (["dvcr", "serve", "--tls-san", "a b"], "neither an IP address nor a DNS name"),
 ])
-def test_listener_flags_refuse_a_port_out_of_range(args: list[str], tmp_path: object) -> None:
+def test_listener_flags_refuse_what_cannot_be_served(args: list[str], message: str, tmp_path: object,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
+    from controlplane.dvcr import server as dvcr_server
+    from controlplane.embedded import cmd
     from installer.cli.main import cli
 
+    def started(*_args: object, **_kw: object) -> None:  # a value let through fails here, never serves
+        raise AssertionError(f"a server started with {args}")
+
+    monkeypatch.setattr(cmd, "run_server", started)
+    monkeypatch.setattr(dvcr_server, "DvcrServer", started)
     result = CliRunner().invoke(cli, [*args, "--data-dir", str(tmp_path)])
     assert result.exit_code == 2, result.output
-    assert "with a port from 0 to 65535" in result.output
+    assert message in result.output
