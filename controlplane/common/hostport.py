@@ -23,14 +23,16 @@ def split_host_port(value: str, *, default_host: str | None = "0.0.0.0") -> tupl
 
 
 def check_host(value: str, *, wildcard: bool = False) -> str:
-    """An IP address or a DNS name (RFC 1123; `*.` first when `wildcard`), as given; ValueError
-    naming the value otherwise (`999.1.1.1` is neither: an all-numeric last label is no name)."""
+    """An IP address or a DNS name (RFC 1123, as the install config takes host addresses; `*.`
+    first when `wildcard`), as given; ValueError naming the value otherwise (`999.1.1.1` is
+    neither: a name of digits and dots only must be an IPv4 address)."""
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
     name = value.lower().removeprefix("*.") if wildcard else value.lower()
-    labels = name.split(".")
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+    labels = name.rstrip(".").split(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in labels) or all(
+            label.isdigit() for label in labels):
         raise ValueError(f"{value!r} is neither an IP address nor a DNS name")
     return value
