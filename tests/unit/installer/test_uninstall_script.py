@@ -43,7 +43,10 @@ def root(tmp_path: Path) -> Path:
 def _run(root: Path, *, dry_run: bool, keep_data: bool = False) -> str:
     script = host_script(dry_run=dry_run, keep_data=keep_data, vm_storage_dir=f"{hostlayout.STATE_DIR}/volumes",
                          root=str(root))
-    done = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, check=True, timeout=60)
+    # in a network namespace of its own: the script deletes the VM bridge and routes it finds, and
+    # the host's (another test's, or a stray `dvp server`'s dvpbr0) must be neither seen nor touched
+    done = subprocess.run(["unshare", "--net", "sh", "-s"], input=script, capture_output=True, text=True, check=True,
+                          timeout=60)
     return done.stdout
 
 
