@@ -57,10 +57,8 @@ def read_kubeconfig(path: Path) -> dict[str, Any]:
     KubeconfigError naming the file and what is wrong with it."""
     try:
         doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise KubeconfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise KubeconfigError(f"kubeconfig {path}: not YAML{yaml_error_position(exc)}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise unreadable(path, exc) from None
     if not isinstance(doc, dict):
         raise KubeconfigError(f"kubeconfig {path}: not a usable kubeconfig (empty, or not a mapping)")
     try:
@@ -81,9 +79,12 @@ def read_kubeconfig(path: Path) -> dict[str, Any]:
         raise KubeconfigError(f"kubeconfig {path}: not a usable kubeconfig ({type(exc).__name__})") from None
 
 
-def yaml_error_position(exc: yaml.YAMLError) -> str:
-    """Where a YAML error is and what it is, without the snippet of the line PyYAML adds to its
-    own text (a kubeconfig's line may hold a token)."""
+def unreadable(path: Path | str, exc: OSError | yaml.YAMLError) -> KubeconfigError:
+    """The error for a kubeconfig that cannot be read or is not YAML: where and what, without the
+    snippet of the line PyYAML adds to its own text (a kubeconfig's line may hold a token)."""
+    if isinstance(exc, OSError):
+        return KubeconfigError(f"kubeconfig {path}: {exc.strerror or exc}")
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or ""
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else ""
+    where = f" at line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else ""
+    return KubeconfigError(f"kubeconfig {path}: not YAML{where}")

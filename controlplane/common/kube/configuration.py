@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from controlplane.common.kubeconfig import KubeconfigError, yaml_error_position
+from controlplane.common.kubeconfig import KubeconfigError, unreadable
 
 _LOCK = threading.Lock()
 """Loads in this process one at a time: the loader's file cache is shared."""
@@ -41,10 +41,8 @@ def load_configuration(path: Path | str) -> k8s.Configuration:
             loader.load_and_set(configuration)
         except ConfigException as exc:  # its text names the file and the missing key, not values
             raise KubeconfigError(f"kubeconfig {path}: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise KubeconfigError(f"kubeconfig {path}: not YAML{yaml_error_position(exc)}") from None
-        except OSError as exc:
-            raise KubeconfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise unreadable(path, exc) from None
         ca_file = configuration.ssl_ca_cert
         content = next((c for c, name in cache.items() if name == ca_file), None)
         if content is None or ca_file is None:
