@@ -9,6 +9,7 @@ from typing import Any
 
 from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.metadata import dns1123_label_errors, dns1123_subdomain_errors
+from controlplane.apiserver.regex import schema_pattern_errors
 from controlplane.apiserver.resources import Column, ResourceInfo
 from controlplane.apiserver.schema import StructuralSchema
 
@@ -103,7 +104,7 @@ def validate_crd(crd: dict[str, Any]) -> list[Cause]:
                                 "FieldValueRequired"))
         else:
             causes += [Cause(f"spec.versions[{i}].schema.openAPIV3Schema{p}", m)
-                       for p, m in _structural_errors(schema, "")]
+                       for p, m in [*_structural_errors(schema, ""), *schema_pattern_errors(schema)]]
             try:
                 StructuralSchema(schema, kind=names.get("kind", ""))
             except Exception as exc:  # CEL that does not compile, invalid JSON Schema

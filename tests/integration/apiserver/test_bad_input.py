@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 LIMIT = 3 * 1024 * 1024
 CM = "/api/v1/namespaces/default/configmaps"
 SECRETS = "/api/v1/namespaces/default/secrets"
+IMAGES = "/apis/virtualization.deckhouse.io/v1alpha2/namespaces/default/virtualimages"
 
 
 def _laughs() -> bytes:
@@ -86,6 +87,12 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes, int, str]] = [
     ("yaml-binary-value", "POST", CM, YAML, b"metadata: {name: b}\ndata: {a: !!binary aGVsbG8=}\n", 400, "binary"),
     ("yaml-malformed", "POST", CM, YAML, b"metadata: [\n", 400, "could not be decoded"),
     ("limit-garbage", "GET", CM + "?limit=abc", {}, b"", 400, "limit"),
+    # DVP's URL pattern backtracks 2^n steps under Python's re on this value (n digits): RE2 here
+    ("pattern-backtracking", "POST", IMAGES, JSON, _json({
+        "metadata": {"name": "redos"},
+        "spec": {"storage": "ContainerRegistry",
+                 "dataSource": {"type": "HTTP", "http": {"url": "http://" + "1" * 60 + " "}}}}), 422,
+     "spec.dataSource.http.url"),
 ]
 
 
