@@ -241,12 +241,14 @@ async def decode(raw: bytes, content_type: str, limits: BodyLimits = DEFAULT_LIM
 _CHECKS: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-async def off_loop_if_large(obj: Any, fn: Callable[[], None], limits: BodyLimits = DEFAULT_LIMITS) -> None:
-    """Run `fn` (validation of `obj`) in a worker thread when `obj` is large: schema checks cost
-    tens of microseconds per value, seconds for a 3 MiB object of small values, which must not
-    stall the event loop. Large objects are checked one at a time."""
+async def off_loop_if_large(obj: Any, fn: Callable[[], None], limits: BodyLimits = DEFAULT_LIMITS, *,
+                            costly: bool = False) -> None:
+    """Run `fn` (validation of `obj`) in a worker thread when `obj` is large or its checks are
+    `costly` (CEL rules that iterate): schema checks cost tens of microseconds per value, seconds
+    for a 3 MiB object of small values, and an iterating rule up to a fraction of a second for a
+    small one, which must not stall the event loop. Such objects are checked one at a time."""
     try:
-        large = len(orjson.dumps(obj)) > limits.offload_bytes
+        large = costly or len(orjson.dumps(obj)) > limits.offload_bytes
     except (TypeError, orjson.JSONEncodeError):
         large = False  # check_storable names the problem
     if not large:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,11 +226,25 @@ def _build(schema: dict[str, Any]) -> _Node | None:
     return _Node(schema, rules, props, items, additional)
 
 
+_MACRO = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*\(")
+"""A macro call: the rule iterates a list or map, one interpreted evaluation per element."""
+
+
+def _rules(node: _Node | None) -> Iterator[_Rule]:
+    if node is not None:
+        yield from node.rules
+        for sub in (*node.properties.values(), node.items, node.additional):
+            yield from _rules(sub)
+
+
 class CelRules:
     """All CEL rules of one schema, as a tree that mirrors the schema's shape."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.root = _build(schema)
+        self.iterates = any(_MACRO.search(rule.source) for rule in _rules(self.root))
+        """A rule iterates (`all`, `exists`, `map`, ...): an evaluation may cost a fraction of a
+        second (a VirtualMachinePool's two lists of 16: about 0.2 s), too long for the event loop."""
 
     @property
     def empty(self) -> bool:

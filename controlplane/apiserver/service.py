@@ -68,6 +68,11 @@ def object_key(info: ResourceInfo, namespace: str, name: str) -> str:
     return f"{namespace if info.namespaced else ''}/{name}"
 
 
+def _rules_iterate(info: ResourceInfo) -> bool:
+    """The kind's CEL rules iterate: its writes are checked off the event loop (`off_loop_if_large`)."""
+    return info.schema is not None and info.schema.cel.iterates
+
+
 def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
@@ -233,7 +238,8 @@ class ApiService:
         for _attempt in range(8 if generate else 1):
             if generate:
                 meta["name"] = str(meta["generateName"]) + "".join(random.choices(_NAME_CHARS, k=5))
-            await off_loop_if_large(obj, lambda: self._admit_create(info, obj, options), self.limits)
+            await off_loop_if_large(obj, lambda: self._admit_create(info, obj, options), self.limits,
+                                    costly=_rules_iterate(info))
             if dry_run:
                 return Stored(self.store.rv, orjson.dumps(obj), obj)
             name = meta["name"]
@@ -317,7 +323,7 @@ class ApiService:
         new = conversion.view(info, new)
         old_view = conversion.view(info, current.copy())
         await off_loop_if_large(new, lambda: self._admit_update(info, new, old_view, options, subresource),
-                                self.limits)
+                                self.limits, costly=_rules_iterate(info))
         old_meta = current.obj.get("metadata") or {}
         if old_meta.get("deletionTimestamp"):
             added = set(new["metadata"].get("finalizers") or []) - set(old_meta.get("finalizers") or [])

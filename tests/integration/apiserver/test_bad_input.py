@@ -26,6 +26,7 @@ LIMIT = 3 * 1024 * 1024
 CM = "/api/v1/namespaces/default/configmaps"
 SECRETS = "/api/v1/namespaces/default/secrets"
 IMAGES = "/apis/virtualization.deckhouse.io/v1alpha2/namespaces/default/virtualimages"
+POOLS = "/apis/virtualization.deckhouse.io/v1alpha2/namespaces/default/virtualmachinepools"
 
 
 def _laughs() -> bytes:
@@ -93,6 +94,13 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes, int, str]] = [
         "spec": {"storage": "ContainerRegistry",
                  "dataSource": {"type": "HTTP", "http": {"url": "http://" + "1" * 60 + " "}}}}), 422,
      "spec.dataSource.http.url"),
+    # a CEL rule over two lists costs their product: over their maxItems (16), the rules are not run
+    ("cel-over-list-limits", "POST", POOLS, JSON, _json({
+        "metadata": {"name": "wide"},
+        "spec": {"virtualDiskTemplates": [{"name": f"d{i}"} for i in range(400)],
+                 "virtualMachineTemplate": {"spec": {"blockDeviceRefs": [
+                     {"kind": "VirtualDisk", "name": f"x{i}"} for i in range(400)]}}}}), 422,
+     "some validation rules were not checked"),
 ]
 
 

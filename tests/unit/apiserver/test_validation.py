@@ -3,13 +3,16 @@ refused write changes nothing."""
 
 from __future__ import annotations
 
+import copy
+import threading
 from typing import Any
 
 import pytest
 
 from controlplane.apiserver.errors import ApiError
+from controlplane.apiserver.schema import StructuralSchema
 
-from .conftest import Api
+from .conftest import TEST_CRD, Api
 
 
 def widget(name: str = "w", **spec: Any) -> dict[str, Any]:
@@ -55,6 +58,23 @@ async def test_invalid_widget_is_refused_with_field_and_rule(api: Api, spec: dic
     assert any(c["field"] == field and c["message"].startswith(message) for c in causes), causes
     assert f"{field}: {message}" in exc.message
     assert api.store.count(api.widgets.storage_resource) == 0
+
+
+@pytest.mark.parametrize(("blocking", "extra"), [
+    (True, {"mode": "Turbo"}), (True, {"image": "x" * 11}), (True, {"tags": ["a", "b", "c"]}),
+    (True, {"size": "big"}), (False, {"size": 101}), (False, {"url": "ftp://x"}),
+], ids=["enum", "maxLength", "maxItems", "type", "maximum", "pattern"])
+async def test_rules_run_only_on_an_object_within_types_enums_and_limits(api: Api, blocking: bool,
+                                                                         extra: dict[str, Any]) -> None:
+    """kube-apiserver's blocking errors: a type, enum, required or length/items limit broken, the
+    CEL rules are not run (their cost is bounded by the limits) and a cause says so; any other
+    schema error leaves the rules to run and report too."""
+    with pytest.raises(ApiError) as err:
+        await api.service.create(api.widgets, "default", widget(**{"url": "http://x", "image": "i", **extra}))
+    messages = [c["message"] for c in err.value.details["causes"]]
+    ran = any("mutually exclusive" in m for m in messages)
+    skipped = any("some validation rules were not checked because the object was invalid" in m for m in messages)
+    assert (ran, skipped) == (not blocking, blocking), messages
 
 
 @pytest.mark.parametrize(("spec", "field", "message"), [
@@ -115,7 +135,7 @@ async def test_a_list_write_checks_the_items_it_adds(api: Api, tags: list[str], 
         return
     with pytest.raises(ApiError) as err:
         await api.service.update(api.widgets, "default", "w", body)
-    assert [c["field"] for c in err.value.details["causes"]] == [error]
+    assert [c["field"] for c in err.value.details["causes"]] == [error, "<nil>"]  # <nil>: the rules were not run
 
 
 async def test_required_field_missing(api: Api) -> None:
@@ -123,8 +143,10 @@ async def test_required_field_missing(api: Api) -> None:
     del obj["spec"]["size"]
     with pytest.raises(ApiError) as err:
         await api.service.create(api.widgets, "default", obj)
-    assert err.value.details["causes"] == [{"reason": "FieldValueRequired", "message": "Required value",
-                                            "field": "spec.size"}]
+    assert err.value.details["causes"] == [
+        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.size"},
+        {"reason": "FieldValueInvalid", "field": "<nil>", "message": 'Invalid value: "null": some validation rules were '
+         "not checked because the object was invalid; correct the existing errors to complete validation"}]
 
 
 async def test_refused_update_leaves_stored_object_unchanged(api: Api) -> None:
@@ -179,3 +201,36 @@ async def test_wrong_kind_or_namespace_is_a_bad_request(api: Api) -> None:
     with pytest.raises(ApiError) as err:
         await api.service.create(api.widgets, "default", obj)
     assert err.value.code == 400
+
+
+async def test_kinds_whose_rules_iterate_are_checked_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch
+                                                                         ) -> None:
+    """A rule with a macro (`all`, `exists`, ...) is interpreted once per element: a
+    VirtualMachinePool's rule over its two lists of 16 takes about 0.2 s, which must not stall
+    every other request. Such kinds are validated in the worker thread large objects use; a
+    kind without one stays on the event loop (a thread hop per write would cost more)."""
+    crd = copy.deepcopy(TEST_CRD)
+    crd["metadata"]["name"] = "gizmos.example.dvp.io"
+    crd["spec"]["names"] = {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"}
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["x-kubernetes-validations"] = [{"rule": "self.tags.all(t, t != 'x')", "message": "no x"}]
+    await api.service.create(api.info("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", crd)
+    await api.settle()
+    threads: list[str] = []
+    validate = StructuralSchema.validate
+
+    def recording(self: StructuralSchema, *args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return validate(self, *args)
+
+    monkeypatch.setattr(StructuralSchema, "validate", recording)
+    gizmos = api.info("example.dvp.io", "v1", "gizmos")
+    assert gizmos.schema is not None and gizmos.schema.cel.iterates and api.widgets.schema is not None
+    assert not api.widgets.schema.cel.iterates
+    await api.service.create(api.widgets, "default", widget())
+    await api.service.create(gizmos, "default", {**widget(tags=["a"]), "kind": "Gizmo"})
+    with pytest.raises(ApiError) as err:
+        await api.service.create(gizmos, "default", {**widget(name="g2", tags=["x"]), "kind": "Gizmo"})
+    assert "no x" in err.value.message
+    loop_thread = threading.current_thread().name
+    assert threads[0] == loop_thread and threads[1:] and all(t != loop_thread for t in threads[1:]), threads
