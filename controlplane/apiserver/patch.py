@@ -16,6 +16,8 @@ import json
 from typing import Any
 
 import jsonpatch
+import jsonpointer
+import orjson
 
 from controlplane.apiserver import errors
 
@@ -23,6 +25,13 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+
+MAX_JSON_PATCH_OPERATIONS = 10_000
+"""Operations one JSON patch may hold (kube-apiserver's maxJSONPatchOperations; more is a 413)."""
+MAX_COPY_BYTES = 3 * 1024 * 1024
+"""What a JSON patch's `copy` operations may add up to, as JSON (kube-apiserver's
+JSONPatchMaxCopyBytes, its request size limit): each copy may double the object, so without it
+twenty operations in a 2 KB patch made a third of a GiB and thirty would take the server's memory."""
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -43,8 +52,15 @@ def json_patch(target: dict[str, Any], ops: Any) -> Any:
     to read it (the library's own messages print the values it looked at)."""
     if not isinstance(ops, list):
         raise errors.bad_request("json patch must be a list of operations")
+    if len(ops) > MAX_JSON_PATCH_OPERATIONS:
+        raise errors.ApiError(413, "RequestEntityTooLarge", f"The allowed maximum operations in a JSON patch is "
+                                                            f"{MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}")
     doc: Any = copy.deepcopy(target)
+    copied = 0
     for i, op in enumerate(ops):
+        copied += _copy_size(doc, op)
+        if copied > MAX_COPY_BYTES:
+            raise _patch_error(i, op, f"the copies of this patch add more than {MAX_COPY_BYTES} bytes")
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
         except jsonpatch.InvalidJsonPatch as exc:  # the operation itself is malformed: its own words
@@ -56,6 +72,17 @@ def json_patch(target: dict[str, Any], ops: Any) -> Any:
             raise _patch_error(i, op, "the path does not exist in the object or cannot take this "
                                       "operation") from exc
     return doc
+
+
+def _copy_size(doc: Any, op: Any) -> int:
+    """The JSON size of what a `copy` operation copies (0 for any other, or one whose `from` is not
+    there: the library refuses it)."""
+    if not isinstance(op, dict) or op.get("op") != "copy" or not isinstance(op.get("from"), str):
+        return 0
+    try:
+        return len(orjson.dumps(jsonpointer.resolve_pointer(doc, op["from"])))
+    except (jsonpointer.JsonPointerException, orjson.JSONEncodeError, TypeError, KeyError, IndexError):
+        return 0
 
 
 def _patch_error(index: int, op: Any, reason: str) -> errors.ApiError:

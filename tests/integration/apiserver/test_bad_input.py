@@ -51,6 +51,7 @@ def _json(obj: object) -> bytes:
 YAML = {"Content-Type": "application/yaml"}
 JSON = {"Content-Type": "application/json"}
 MERGE = {"Content-Type": "application/merge-patch+json"}
+JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 
 # (id, method, path, headers, body, expected status, text the message must contain)
 CASES: list[tuple[str, str, str, dict[str, str], bytes, int, str]] = [
@@ -101,6 +102,12 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes, int, str]] = [
                  "virtualMachineTemplate": {"spec": {"blockDeviceRefs": [
                      {"kind": "VirtualDisk", "name": f"x{i}"} for i in range(400)]}}}}), 422,
      "some validation rules were not checked"),
+    # each copy doubles the object: thirty would want gigabytes of the server's memory
+    ("json-patch-doubling-copies", "PATCH", CM + "/victim", JSON_PATCH,
+     _json([{"op": "copy", "from": "/data", "path": f"/data/k{i}"} for i in range(30)]), 422,
+     "the copies of this patch add more than"),
+    ("json-patch-too-many-operations", "PATCH", CM + "/victim", JSON_PATCH,
+     _json([{"op": "test", "path": "/data/a", "value": "b"}] * 10_001), 413, "maximum operations in a JSON patch"),
 ]
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from controlplane.apiserver.errors import ApiError
-from controlplane.apiserver.patch import json_patch, merge_patch, strategic_merge_patch
+from controlplane.apiserver.patch import (
+    MAX_COPY_BYTES,
+    MAX_JSON_PATCH_OPERATIONS,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +74,27 @@ def test_json_patch_malformed_operation_says_what_is_wrong() -> None:
 
 
 KEYS = {"status.conditions": "type", "metadata.finalizers": "", "metadata.ownerReferences": "uid"}
+
+
+def test_copies_that_double_the_object_stop_at_the_copy_limit() -> None:
+    """Each `copy` of a map into itself doubles it: the operation that would take the copies past
+    kube's limit (3 MiB) is refused by its index, before it is made."""
+    doc = {"data": {"a": "x" * 1000}}
+    ops = [{"op": "copy", "from": "/data", "path": f"/data/k{i}"} for i in range(40)]
+    with pytest.raises(ApiError) as err:
+        json_patch(doc, ops)
+    assert err.value.code == 422
+    assert 'json patch operation 11 (op "copy" from "/data" path "/data/k11")' in err.value.message
+    assert f"add more than {MAX_COPY_BYTES} bytes" in err.value.message
+    assert len(json_patch(doc, ops[:11])["data"]) == 12  # under the limit, copies apply
+
+
+def test_a_patch_of_more_operations_than_kube_takes_is_413() -> None:
+    ops = [{"op": "test", "path": "/a", "value": 1}] * (MAX_JSON_PATCH_OPERATIONS + 1)
+    with pytest.raises(ApiError) as err:
+        json_patch({"a": 1}, ops)
+    assert err.value.code == 413 and f"is {MAX_JSON_PATCH_OPERATIONS}, got {MAX_JSON_PATCH_OPERATIONS + 1}" in err.value.message
+    assert json_patch({"a": 1}, ops[:MAX_JSON_PATCH_OPERATIONS]) == {"a": 1}
 
 
 def test_strategic_merge_patch_merges_lists_by_key() -> None:
