@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import copy
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import yaml
@@ -239,6 +240,7 @@ async def decode(raw: bytes, content_type: str, limits: BodyLimits = DEFAULT_LIM
 
 
 _CHECKS: concurrent.futures.ThreadPoolExecutor | None = None
+T = TypeVar("T")
 
 
 async def off_loop_if_large(obj: Any, fn: Callable[[], None], limits: BodyLimits = DEFAULT_LIMITS, *,
@@ -246,20 +248,34 @@ async def off_loop_if_large(obj: Any, fn: Callable[[], None], limits: BodyLimits
     """Run `fn` (validation of `obj`) in a worker thread when `obj` is large or its checks are
     `costly` (CEL rules that iterate): schema checks cost tens of microseconds per value, seconds
     for a 3 MiB object of small values, and an iterating rule up to a fraction of a second for a
-    small one, which must not stall the event loop. Such objects are checked one at a time."""
+    small one, which must not stall the event loop."""
     try:
         large = costly or len(orjson.dumps(obj)) > limits.offload_bytes
     except (TypeError, orjson.JSONEncodeError):
         large = False  # check_storable names the problem
+    await in_worker_if(large, fn)
+
+
+async def in_worker_if(large: bool, fn: Callable[[], T]) -> T:
+    """`fn()`, in the worker thread when `large` (work on a large object: a patch, an apply, its
+    checks), else here. The worker runs one such job at a time, in the request's context (checks
+    that depend on who writes, RBAC escalation, see the user) and without the request's seat."""
     if not large:
-        fn()
-        return
+        return fn()
     global _CHECKS
     if _CHECKS is None:
         _CHECKS = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dvp-large-object-checks")
-    seat.release()  # a large object is checked in a thread, without the request's seat
-    # in the request's context: checks that depend on who writes (RBAC escalation) see the user
-    await asyncio.get_running_loop().run_in_executor(_CHECKS, contextvars.copy_context().run, fn)
+    seat.release()
+    return await asyncio.get_running_loop().run_in_executor(_CHECKS, contextvars.copy_context().run, fn)
+
+
+def json_size(*values: Any) -> int:
+    """The JSON size of `values` together (0 for one that is not JSON: later checks name it)."""
+    total = 0
+    for value in values:
+        with contextlib.suppress(TypeError, orjson.JSONEncodeError):
+            total += len(value) if isinstance(value, bytes) else len(orjson.dumps(value))
+    return total
 
 
 # -- measuring ------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ class ResourceHandlers:
             stored = await self.service.patch(info, ns, target.name, request.content_type,
                                               await apply_requests.read_body(request, opts), subresource=sub,
                                               dry_run=dry_run, options=opts)
-            return apply_requests.add_warnings(_answer(request, info, stored), opts)
+            return apply_requests.add_warnings(_answer(request, info, stored, 201 if opts.created else 200), opts)
         if method == "DELETE":
             options = await self._delete_options(request)
             stored, removed = await self.service.delete(info, ns, target.name, options)

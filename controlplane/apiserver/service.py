@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,13 @@ from controlplane.apiserver import patch as patching
 from controlplane.apiserver.apply import writes
 from controlplane.apiserver.apply.patching import server_side_apply
 from controlplane.apiserver.apply.writes import WriteOptions
-from controlplane.apiserver.bodies import BodyLimits, check_storable, off_loop_if_large
+from controlplane.apiserver.bodies import (
+    BodyLimits,
+    check_storable,
+    in_worker_if,
+    json_size,
+    off_loop_if_large,
+)
 from controlplane.apiserver.datastore import Datastore, StorageError, Stored
 from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.metadata import validate_metadata
@@ -361,13 +368,8 @@ class ApiService:
         for _attempt in range(PATCH_RETRIES):
             options.tracked = False
             current = self.get(info, namespace, name)
-            base = conversion.view(info, current.copy())
-            if content_type == patching.JSON_PATCH:
-                new = patching.json_patch(base, body)
-            elif content_type == patching.MERGE_PATCH:
-                new = patching.merge_patch(base, body)
-            else:
-                new = patching.strategic_merge_patch(base, body, info.merge_keys)
+            new = await in_worker_if(json_size(current.raw, body) > self.limits.offload_bytes,
+                                     functools.partial(self._patched, info, current, content_type, body))
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch did not produce an object")
             meta: dict[str, Any] = new["metadata"] if isinstance(new.get("metadata"), dict) else {}
@@ -386,6 +388,15 @@ class ApiService:
                     continue
                 raise
         raise self._conflict(info, name)
+
+    @staticmethod
+    def _patched(info: ResourceInfo, current: Stored, content_type: str, body: Any) -> Any:
+        base = conversion.view(info, current.copy())
+        if content_type == patching.JSON_PATCH:
+            return patching.json_patch(base, body)
+        if content_type == patching.MERGE_PATCH:
+            return patching.merge_patch(base, body)
+        return patching.strategic_merge_patch(base, body, info.merge_keys)
 
     # -- delete ---------------------------------------------------------------------------------
     async def delete(self, info: ResourceInfo, namespace: str, name: str, options: DeleteOptions) -> tuple[Stored, bool]:

@@ -4,6 +4,7 @@ service's ordinary update or create path, retrying when a concurrent write wins 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -11,6 +12,7 @@ import orjson
 from controlplane.apiserver import conversion, errors
 from controlplane.apiserver.apply import writes
 from controlplane.apiserver.apply.writes import WriteOptions
+from controlplane.apiserver.bodies import in_worker_if, json_size
 from controlplane.apiserver.datastore import Stored
 from controlplane.apiserver.resources import ResourceInfo
 
@@ -25,16 +27,19 @@ async def server_side_apply(service: ApiService, info: ResourceInfo, namespace: 
         options.tracked = False
         config = _config(service, info, namespace, name, body)
         found = service.store.get(info.storage_resource, object_key(info, namespace, name))
+        large = json_size(config, found.raw if found is not None else b"") > service.limits.offload_bytes
         if found is None:
             if subresource:
                 raise errors.not_found(info.plural, info.group, name)
             live: dict[str, Any] = {"apiVersion": info.api_version, "kind": info.kind,
                                     "metadata": {"name": name, **({"namespace": namespace} if info.namespaced
                                                                   else {})}}
-            obj = writes.apply(info, live, config, options, subresource="")
+            obj = await in_worker_if(large, functools.partial(writes.apply, info, live, config, options, subresource=""))
             options.tracked = True
             try:
-                return await service.create(info, namespace, obj, dry_run=dry_run, options=options)
+                created = await service.create(info, namespace, obj, dry_run=dry_run, options=options)
+                options.created = True
+                return created
             except errors.ApiError as exc:
                 if exc.reason == "AlreadyExists":
                     continue
@@ -42,8 +47,7 @@ async def server_side_apply(service: ApiService, info: ResourceInfo, namespace: 
         wanted_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         if wanted_rv and str(wanted_rv) != str(found.rv):
             raise service._conflict(info, name)
-        live = conversion.view(info, found.copy())
-        new = writes.apply(info, live, config, options, subresource=subresource)
+        new = await in_worker_if(large, functools.partial(_apply_to_stored, info, found, config, options, subresource))
         options.tracked = True
         new["metadata"]["resourceVersion"] = str(found.rv)
         try:
@@ -54,6 +58,11 @@ async def server_side_apply(service: ApiService, info: ResourceInfo, namespace: 
                 continue
             raise
     raise service._conflict(info, name)
+
+def _apply_to_stored(info: ResourceInfo, found: Stored, config: dict[str, Any], options: WriteOptions,
+                     subresource: str) -> dict[str, Any]:
+    return writes.apply(info, conversion.view(info, found.copy()), config, options, subresource=subresource)
+
 
 def _config(service: ApiService, info: ResourceInfo, namespace: str, name: str, body: Any) -> dict[str, Any]:
     from controlplane.apiserver.service import _SERVER_META

@@ -26,6 +26,7 @@ class WriteOptions:
     warnings: list[str] = field(default_factory=list)
     tracked: bool = False  # managedFields already set (by an apply)
     typed_body: bool = False  # a protobuf body: its decoding already checked all the schema would
+    created: bool = False  # the write (an apply) created the object: the answer is 201, as kube's
 
 
 def shape(info: ResourceInfo) -> dict[str, Any]:
