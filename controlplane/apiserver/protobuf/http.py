@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from controlplane.apiserver import errors, patch, tables
+from controlplane.apiserver.bodies import in_worker_if, limits_of
 from controlplane.apiserver.protobuf import codec, negotiation, typed
 from controlplane.apiserver.protobuf.schema import Message
 from controlplane.apiserver.resources import ResourceInfo
@@ -96,9 +97,12 @@ async def _decode_request(request: web.Request, info: ResourceInfo, msg: Message
         if kind and kind != info.kind:  # let the handler refuse it as it refuses a JSON body of another kind
             request[DECODED_BODY] = {"apiVersion": api_version, "kind": kind}
             return
-        obj = codec.decode_object(msg, body)
+        # a large body decodes in the worker thread, as a large JSON body does (bodies.decode)
+        obj = await in_worker_if(len(body) > limits_of(request).offload_bytes, lambda: codec.decode_object(msg, body))
     except codec.DecodeError as exc:
         raise errors.bad_request(f"the body of the request could not be decoded as {what}: {exc}") from None
+    except RecursionError:  # messages nested in messages (a CRD's schema) thousands deep
+        raise errors.bad_request(f"the body of the request is nested too deeply to be decoded as {what}") from None
     request[DECODED_BODY] = {"apiVersion": api_version or info.api_version, "kind": kind or info.kind, **obj}
     request[TYPED_BODY] = typed.schema_implied(info, msg)
 

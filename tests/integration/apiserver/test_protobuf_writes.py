@@ -6,6 +6,7 @@ protobuf create answers is what a JSON read shows."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import orjson
@@ -74,3 +75,28 @@ def test_a_dry_run_answer_is_never_what_a_later_read_returns(apiserver: ApiServe
     _, body = apiserver.raw("GET", path, headers={"Accept": PB})
     listed = codec.decode_list(REGISTRY["ConfigMap"], codec.open_envelope(body)[2])["items"]
     assert [i for i in listed if i["metadata"]["name"] == "pbw-dry"] == [stored]
+
+
+def test_a_protobuf_body_nested_thousands_deep_is_a_400(apiserver: ApiServerProcess) -> None:
+    """A CRD whose schema nests 3,000 levels (58 KB of protobuf: messages in messages) is refused
+    as the JSON decoder refuses deep nesting, never a 500 (the decoder's recursion ran out)."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(3000):
+        schema = {"type": "object", "properties": {"a": schema}}
+    crd = {"metadata": {"name": "deeps.pb.example.com"},
+           "spec": {"group": "pb.example.com", "scope": "Namespaced", "names": {"plural": "deeps", "kind": "Deep"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": schema}}]}}
+    msg = codec.message_for("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+    assert msg is not None
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)  # the encoder recurses as deep as the decoder would
+    try:
+        body = codec.envelope("apiextensions.k8s.io/v1", "CustomResourceDefinition", codec.encode_object(msg, crd))
+    finally:
+        sys.setrecursionlimit(limit)
+    code, answer = apiserver.raw("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body,
+                                 headers=HDRS)
+    status = _read("Status", answer)
+    assert (code, status["reason"]) == (400, "BadRequest") and "nested too deeply" in status["message"], status
+    assert apiserver.raw("GET", f"/api/v1/namespaces/{NS}/configmaps")[0] == 200
