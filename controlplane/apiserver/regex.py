@@ -26,19 +26,39 @@ class PatternError(ValueError):
     """A pattern RE2 (and so Kubernetes) does not take; the message is RE2's reason."""
 
 
+class Program:
+    """A pattern compiled by RE2, asked only whether it matches somewhere in a value (all a schema
+    asks). RE2's matcher is called directly: about 1 µs, where the module's `search` also builds a
+    match object with its spans in characters (6-8 µs, three times Python's `re` on a valid
+    VirtualImage, whose checksums have six patterns)."""
+
+    __slots__ = ("_match",)
+
+    def __init__(self, pattern: str) -> None:
+        try:
+            self._match = re2.compile(pattern, _OPTIONS)._regexp.Match
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise PatternError(reason) from None
+
+    def search(self, text: str) -> bool:
+        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate cannot match: refused, not a 500
+        return bool(self._match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH)
+
+
+_UNANCHORED = re2._Anchor.UNANCHORED
+_NO_MATCH = (-1, -1)
+
+
 @functools.lru_cache(maxsize=4096)
-def compiled(pattern: str) -> Any:
+def compiled(pattern: str) -> Program:
     """The RE2 program of `pattern` (cached: schemas share their patterns)."""
-    try:
-        return re2.compile(pattern, _OPTIONS)
-    except re2.error as exc:
-        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise PatternError(reason) from None
+    return Program(pattern)
 
 
 def search(pattern: str, text: str) -> bool:
     """Whether `pattern` matches somewhere in `text` (JSON Schema's `pattern` is unanchored)."""
-    return compiled(pattern).search(text) is not None
+    return compiled(pattern).search(text)
 
 
 def schema_pattern_errors(schema: Any, path: str = "") -> Iterator[tuple[str, str]]:

@@ -93,3 +93,9 @@ def test_a_crd_with_re2_patterns_is_taken() -> None:
 def test_every_shipped_pattern_is_re2() -> None:
     for crd in load_crds():
         assert validate_crd(crd) == [], crd["metadata"]["name"]
+
+
+def test_values_are_matched_as_utf8_text_and_a_lone_surrogate_does_not_raise() -> None:
+    assert regex.search("^é+$", "éé") and not regex.search("^é$", "éé")
+    assert regex.search(r"^\w+$", "abc_1") and not regex.search(r"^\w+$", "абв")  # Go's \w is ASCII
+    assert regex.search("^a", "a\ud800") and not regex.search("^[a-z]+$", "a\ud800")
