@@ -249,11 +249,7 @@ async def off_loop_if_large(obj: Any, fn: Callable[[], None], limits: BodyLimits
     `costly` (CEL rules that iterate): schema checks cost tens of microseconds per value, seconds
     for a 3 MiB object of small values, and an iterating rule up to a fraction of a second for a
     small one, which must not stall the event loop."""
-    try:
-        large = costly or len(orjson.dumps(obj)) > limits.offload_bytes
-    except (TypeError, orjson.JSONEncodeError):
-        large = False  # check_storable names the problem
-    await in_worker_if(large, fn)
+    await in_worker_if(costly or json_size(obj) > limits.offload_bytes, fn)  # not JSON: check_storable names it
 
 
 async def in_worker_if(large: bool, fn: Callable[[], T]) -> T:

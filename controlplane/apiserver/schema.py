@@ -3,8 +3,8 @@
 Applied to every write of a custom resource (and of the built-in kinds, which carry
 schemas too), in the order kube-apiserver uses: prune unknown fields and nulls, apply
 defaults, validate against the schema (the `jsonschema` library does the keyword checks,
-behind a compiled yes/no first: `_Checker`; both run `pattern` with RE2, `regex`), then evaluate `x-kubernetes-validations` CEL
-rules (`cel_rules`). Errors come back as `Cause`s with Kubernetes field paths
+behind a compiled yes/no first: `_Checker`; both run `pattern` on RE2, `regex`), then evaluate
+`x-kubernetes-validations` CEL rules (`cel_rules`) unless a schema error blocks them. Errors come back as `Cause`s with Kubernetes field paths
 (`spec.disks[0].name`) and messages shaped like the real server's, so a 422 from here reads
 like one from a real cluster.
 """

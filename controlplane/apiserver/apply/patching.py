@@ -59,6 +59,7 @@ async def server_side_apply(service: ApiService, info: ResourceInfo, namespace: 
             raise
     raise service._conflict(info, name)
 
+
 def _apply_to_stored(info: ResourceInfo, found: Stored, config: dict[str, Any], options: WriteOptions,
                      subresource: str) -> dict[str, Any]:
     return writes.apply(info, conversion.view(info, found.copy()), config, options, subresource=subresource)
