@@ -4,9 +4,9 @@ Applied to every write of a custom resource (and of the built-in kinds, which ca
 schemas too), in the order kube-apiserver uses: prune unknown fields and nulls, apply
 defaults, validate against the schema (the `jsonschema` library does the keyword checks,
 behind a compiled yes/no first: `_Checker`; both run `pattern` on RE2, `regex`), then evaluate
-`x-kubernetes-validations` CEL rules (`cel_rules`) unless a schema error blocks them. Errors come back as `Cause`s with Kubernetes field paths
-(`spec.disks[0].name`) and messages shaped like the real server's, so a 422 from here reads
-like one from a real cluster.
+`x-kubernetes-validations` CEL rules (`cel_rules`) unless a schema error blocks them. Errors
+come back as `Cause`s with Kubernetes field paths (`spec.disks[0].name`) and messages shaped
+like the real server's, so a 422 from here reads like one from a real cluster.
 """
 
 from __future__ import annotations
@@ -233,8 +233,8 @@ class StructuralSchema:
         causes = [self._cause(e) for e in self._keyword_errors(obj, old)]
         causes.extend(_list_uniqueness(obj, self.schema, []))
         if self.cel.empty:
-            pass
-        elif any(c.reason in BLOCKING for c in causes):
+            return causes
+        if any(c.reason in BLOCKING for c in causes):
             causes.append(Cause("<nil>", f'Invalid value: "null": {RULES_NOT_CHECKED}'))  # kube's, fieldless
         else:
             causes.extend(self.cel.evaluate(obj, old))
