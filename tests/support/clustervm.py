@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,18 @@ def guest(cluster: Cluster, ip: str, path: str) -> str | None:
     return http(cluster.master, f"http://{ip}{path}")
 
 
+def guest_uptime(cluster: Cluster, ns: str, vm: str, ip: str, *, timeout: float = 60) -> float:
+    """The guest's uptime (seconds) as it serves it, waited for up to `timeout` seconds; when it
+    never answers, the assertion carries `unreachable_report`."""
+    deadline = time.monotonic() + timeout
+    while (body := guest(cluster, ip, "/cgi-bin/uptime")) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if body is None:
+        raise AssertionError(f"the guest at {ip} did not answer within {timeout:.0f} s\n"
+                             + unreachable_report(cluster, ns, vm, ip))
+    return float(body)
+
+
 def dvp_on(node: LabNode, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """`dvp ARGS` run on a lab host as the cluster admin."""
     cmd = " ".join([hostlayout.BINARY, *args, "--kubeconfig", hostlayout.ADMIN_KUBECONFIG])
@@ -129,3 +142,22 @@ def leftovers(node: LabNode, uids: list[str]) -> list[str]:
     directory, its volumes' files): what a VM that left the host must not leave behind."""
     found = node.sh(f"find {hostlayout.STATE_DIR} -path {hostlayout.SERVER_DATA_DIR} -prune -o -print", check=False)
     return [p for p in found.stdout.splitlines() if any(u in p for u in uids)]
+
+
+def unreachable_report(cluster: Cluster, ns: str, vm: str, ip: str) -> str:
+    """Why the guest at `ip` may not answer, as each host sees it: the VM's status, each host's
+    VM routes and neighbour entry for it, a ping, the service log's last lines about routes and,
+    where its domain runs, the domain's state and its serial console's last lines. Printed when a
+    test's wait for the guest runs out, so a failure seen once in CI can be read afterwards."""
+    st = {k: vm_status(cluster, ns, vm).get(k) for k in ("phase", "nodeName", "ipAddress")}
+    lines = [f"VM {ns}/{vm} status: {st}"]
+    domain = f"dvp-{ns}_{vm}"
+    for n in cluster.nodes:
+        done = n.sh(f"ip -4 route show table all | grep -w {ip}; ip neigh show | grep -w {ip}; "
+                    f"busybox ping -c 2 -W 1 {ip} | tail -n 2; {VIRSH} domstate {domain} 2>/dev/null || exit 0; "
+                    f"tail -n 8 {hostlayout.STATE_DIR}/instances/$({VIRSH} domuuid {domain})/serial.log",
+                    check=False)
+        routes = [line for line in cluster.log(n).splitlines() if ip in line or "VM routes" in line][-5:]
+        lines.append(f"--- {n.name} ({n.node}):\n{done.stdout.strip()}\n{done.stderr.strip()}\n"
+                     + "\n".join(routes))
+    return "\n".join(lines)

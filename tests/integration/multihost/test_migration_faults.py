@@ -48,6 +48,7 @@ from tests.support.clustervm import (
     dvp_on,
     get_vm,
     guest,
+    guest_uptime,
     guest_vm,
     image_server,
     leftovers,
@@ -168,7 +169,7 @@ def victim(cluster3: Cluster) -> Iterator[Victim]:
             if st["nodeName"] not in {n.node for n in cluster3.workers}:  # the preference lost to the spread
                 migrate(cluster3, f"{VM}-to-worker", a.node)
                 eventually(lambda: vmop(cluster3, f"{VM}-to-worker").get("status", {}).get("phase") == "Completed")
-            up = float(str(eventually(lambda: guest(cluster3, ip, "/cgi-bin/uptime"))))
+            up = guest_uptime(cluster3, NS, VM, ip, timeout=300)
             yield Victim(url=url, ip=ip, token=token, ids=uids(cluster3), up=up)
         finally:
             for node in cluster3.nodes:  # a case that failed between a kill and its restart: the next modules need it
@@ -222,7 +223,7 @@ def test_vmop_deleted_while_source_agent_down_keeps_the_one_moved_domain(cluster
     assert where == {st["nodeName"]: ["running"]}, (where, st["nodeName"])
     assert state["result"] == "Succeeded" and state["reason"] == "CompletedAfterWithdrawal", state
     assert_clean(src, victim.ids)
-    up = float(str(eventually(lambda: guest(cluster3, victim.ip, "/cgi-bin/uptime"), timeout=60)))
+    up = guest_uptime(cluster3, NS, VM, victim.ip)
     assert up > victim.up, (victim.up, up)
     assert guest(cluster3, victim.ip, "/disk.txt") == victim.token
     victim.up = up
@@ -310,7 +311,7 @@ def _cancel_after_restart(cluster: Cluster, ip: str, up0: float, ids: list[str])
     assert state["result"] == "Failed" and state["reason"] == "Cancelled", state
     assert vm_status(cluster, NS, VM)["nodeName"] == src.node
     assert_clean(dst, ids)
-    up = float(str(eventually(lambda: guest(cluster, ip, "/cgi-bin/uptime"), timeout=60)))
+    up = guest_uptime(cluster, NS, VM, ip)
     assert up > up0, (up0, up)
     return up
 
@@ -354,7 +355,7 @@ def _kill_case(cluster: Cluster, case: str, ip: str, token: str, up0: float, ids
     other = src if st["nodeName"] == dst.node else dst
     assert_clean(other, ids)
     # the guest never rebooted and its disk came along
-    up = float(str(eventually(lambda: guest(cluster, ip, "/cgi-bin/uptime"), timeout=60)))
+    up = guest_uptime(cluster, NS, VM, ip)
     assert up > up0, (up0, up)
     assert guest(cluster, ip, "/disk.txt") == token
     return up
@@ -408,5 +409,5 @@ def _drain_with_local_iso(cluster: Cluster, url: str, ip: str, up0: float) -> No
     moved = vm_status(cluster, NS, VM)
     assert moved["nodeName"] != here and vms[VM]["target"] == moved["nodeName"], moved
     assert vm_status(cluster, NS, ISO_VM)["nodeName"] == here  # not moved, not stopped
-    up = float(str(eventually(lambda: guest(cluster, ip, "/cgi-bin/uptime"), timeout=60)))
+    up = guest_uptime(cluster, NS, VM, ip)
     assert up > up0, (up0, up)
