@@ -56,6 +56,12 @@ from controlplane.common.listener import app_runner
 log = logging.getLogger(__name__)
 
 PROXY_USER = "system:apiserver-proxy"
+MAX_REQUEST_LINE = 1 << 20
+"""Longest request line taken (aiohttp's default is 8 KiB): kube-apiserver takes 1 MiB of request
+line and headers (Go's MaxHeaderBytes), and a label or field selector of a few hundred terms
+makes a URL longer than 8 KiB."""
+MAX_HEADER_FIELD = 64 << 10
+"""Longest single header taken (a large bearer token fits); aiohttp's default is 8 KiB."""
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -270,7 +276,8 @@ class APIServer:
         # ask for a client certificate (optional); one that is shown must verify or the handshake ends
         ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.load_verify_locations(cafile=str(self.config.client_ca_file))
-        self._runner = app_runner(self.app.make(), shutdown_timeout=1.0, lingering_time=0)  # unread bodies: close, never drain
+        self._runner = app_runner(self.app.make(), shutdown_timeout=1.0, lingering_time=0,  # unread bodies: close
+                                  max_line_size=MAX_REQUEST_LINE, max_field_size=MAX_HEADER_FIELD)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ctx, backlog=1024,
                            reuse_address=True)
