@@ -276,7 +276,7 @@ class APIServer:
         # ask for a client certificate (optional); one that is shown must verify or the handshake ends
         ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.load_verify_locations(cafile=str(self.config.client_ca_file))
-        self._runner = app_runner(self.app.make(), shutdown_timeout=1.0, lingering_time=0,  # unread bodies: close
+        self._runner = app_runner(self.app.make(), shutdown_timeout=1.0, lingering_time=0,  # unread bodies: close, never drain
                                   max_line_size=MAX_REQUEST_LINE, max_field_size=MAX_HEADER_FIELD)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ctx, backlog=1024,

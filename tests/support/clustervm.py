@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from installer import hostlayout
 from nodeimage.guest import ensure_image
+from tests.services import polling
 from tests.support.clusterlab import Cluster
 from tests.support.routelab import http
 from tests.support.upgradelab import LabNode
@@ -104,12 +104,11 @@ def guest(cluster: Cluster, ip: str, path: str) -> str | None:
 def guest_uptime(cluster: Cluster, ns: str, vm: str, ip: str, *, timeout: float = 60) -> float:
     """The guest's uptime (seconds) as it serves it, waited for up to `timeout` seconds; when it
     never answers, the assertion carries `unreachable_report`."""
-    deadline = time.monotonic() + timeout
-    while (body := guest(cluster, ip, "/cgi-bin/uptime")) is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if body is None:
+    try:
+        body = polling.eventually(lambda: guest(cluster, ip, "/cgi-bin/uptime"), timeout=timeout, interval=0.5)
+    except AssertionError as exc:
         raise AssertionError(f"the guest at {ip} did not answer within {timeout:.0f} s\n"
-                             + unreachable_report(cluster, ns, vm, ip))
+                             + unreachable_report(cluster, ns, vm, ip)) from exc
     return float(body)
 
 
@@ -149,7 +148,8 @@ def unreachable_report(cluster: Cluster, ns: str, vm: str, ip: str) -> str:
     VM routes and neighbour entry for it, a ping, the service log's last lines about routes and,
     where its domain runs, the domain's state and its serial console's last lines. Printed when a
     test's wait for the guest runs out, so a failure seen once in CI can be read afterwards."""
-    st = {k: vm_status(cluster, ns, vm).get(k) for k in ("phase", "nodeName", "ipAddress")}
+    status = vm_status(cluster, ns, vm)
+    st = {k: status.get(k) for k in ("phase", "nodeName", "ipAddress")}
     lines = [f"VM {ns}/{vm} status: {st}"]
     domain = f"dvp-{ns}_{vm}"
     for n in cluster.nodes:
