@@ -40,6 +40,7 @@ from controlplane.apiserver.bodies import BodyLimits
 from controlplane.apiserver.builtins import builtin_resources
 from controlplane.apiserver.certauth import FILE_NAME as CLIENT_CERTS_FILE
 from controlplane.apiserver.certauth import ClientCertAuthenticator
+from controlplane.apiserver.event_ttl import DEFAULT_TTL, EventExpiry
 from controlplane.apiserver.gc import GarbageCollector
 from controlplane.apiserver.handlers import ResourceHandlers
 from controlplane.apiserver.lifecycle import Lifecycle
@@ -94,6 +95,8 @@ class ServerConfig:
     # before it answers 429
     flow_seats: int = 2
     flow_queue_limit: int = 2000
+    # seconds an Event lives after its last write (kube-apiserver's --event-ttl)
+    event_ttl: float = DEFAULT_TTL
 
     @property
     def pki_dir(self) -> Path:
@@ -122,6 +125,7 @@ class APIServer:
         self.registry = Registry()
         self._runner: web.AppRunner | None = None
         self._gc: GarbageCollector | None = None
+        self._event_ttl: EventExpiry | None = None
         self._default_accounts: serviceaccounts.DefaultServiceAccounts | None = None
         self._lifecycle: Lifecycle | None = None
         self.admin_token = ""
@@ -231,6 +235,8 @@ class APIServer:
         assert self.service is not None
         self._gc = GarbageCollector(self.service)
         self._gc.start()
+        self._event_ttl = EventExpiry(self.service, self.config.event_ttl)
+        self._event_ttl.start()
         self._default_accounts = serviceaccounts.DefaultServiceAccounts(self.service)
         self._default_accounts.start()
 
@@ -322,7 +328,7 @@ class APIServer:
             await self._runner.cleanup()
         if self._audit is not None:
             self._audit.close()
-        for loop_owner in (self._gc, self._lifecycle, self._default_accounts):
+        for loop_owner in (self._gc, self._event_ttl, self._lifecycle, self._default_accounts):
             if loop_owner is not None:
                 await loop_owner.queue.stop()
         if self.store:

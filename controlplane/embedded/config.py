@@ -55,6 +55,7 @@ class ServerFlags:
     vm_ip_hold: float = 600.0
     upload_wait: float = 900.0
     node_grace: float = 40.0
+    event_ttl: float = 3600.0
     mac_prefix: str = "02:d8:76"
     no_controllers: bool = False
     no_agent: bool = False
@@ -126,7 +127,8 @@ def api_config(flags: ServerFlags, *, supervised: bool) -> ServerConfig:
                         component_status_file=flags.status_file if supervised else None,
                         unix_socket=flags.api_socket if supervised else None,
                         audit_policy_file=flags.audit_policy_file,
-                        finalizers_on_create=not flags.no_controllers, flow_seats=flags.flow_seats)
+                        finalizers_on_create=not flags.no_controllers, flow_seats=flags.flow_seats,
+                        event_ttl=flags.event_ttl)
 
 
 def dvcr_config(flags: ServerFlags) -> DvcrConfig:
