@@ -15,6 +15,8 @@
 6. complete   — the instance has handled the request and the VM reached the phase the
                 operation wants -> Completed; too long -> Failed; a migration follows the
                 instance's `status.migration`.
+After every cycle: its phase event, a clone's temporary snapshot dropped, and retention
+(`retention.py`: finished operations deleted after 24 h, at most 10 kept per VM).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from controlplane.controllers.vmop import migrate
 from controlplane.controllers.vmop.assumed import AssumedMigrations
 from controlplane.controllers.vmop.clone import CloneHandler, DropTemporarySnapshot
 from controlplane.controllers.vmop.restore import RESTORED_BY, RestoreHandler
+from controlplane.controllers.vmop.retention import Retention
 
 POWER = ("Start", "Stop", "Restart")
 TIMEOUT_MARGIN = 300
@@ -221,7 +224,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(assumed), RestoreHandler(),
                                                               CloneHandler(), Execute(assumed), Complete()],
                             failure_condition=C.Type.COMPLETED,
-                            after=[PHASE_EVENTS, DropTemporarySnapshot()])
+                            after=[PHASE_EVENTS, DropTemporarySnapshot(), Retention()])
 
     def ops_of_vm(obj: dict[str, Any]) -> list[tuple[str, str]]:
         ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]

@@ -1,6 +1,8 @@
-"""`dvp server --event-ttl`: an Event is deleted that long after its last write, as
-kube-apiserver's --event-ttl does, with kubectl 1.33 writing it and watching it go; Events
-written before a restart expire after it; nothing else is touched."""
+"""What the platform deletes by itself, on time, with kubectl 1.33 writing and watching:
+`--event-ttl`: an Event goes that long after its last write, as kube-apiserver's --event-ttl
+makes it, and Events written before a restart expire after it; `--vmop-ttl`: finished
+VirtualMachineOperations go that long after their creation, and a VM keeps only its 10 newest
+finished ones, as DVP's vmop garbage collector has it. Nothing else is touched."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from tests.services.kubectl import get, kubectl
 pytestmark = pytest.mark.integration
 
 TTL = 3.0
+VMOP_TTL = 10.0
 eventually = functools.partial(polling.eventually, timeout=TTL * 5, interval=0.1)
 
 
@@ -41,8 +44,8 @@ lastTimestamp: "{now}"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
-    srv = ApiServerProcess(tmp_path_factory.mktemp("eventttl") / "data",
-                           extra_args=["--event-ttl", str(TTL), "--no-controllers"])
+    srv = ApiServerProcess(tmp_path_factory.mktemp("expiry") / "data",
+                           extra_args=["--event-ttl", str(TTL), "--vmop-ttl", str(VMOP_TTL)])
     try:
         srv.start(timeout=120)
         srv.wait_ready()
@@ -79,6 +82,36 @@ def test_an_event_expires_and_watchers_see_it_deleted(server: ApiServerProcess) 
         out, err = watch.communicate(timeout=10)
     seen = [(e["type"], e["object"]["metadata"]["name"]) for e in _json_stream(out)]
     assert seen == [("ADDED", "short-lived"), ("DELETED", "short-lived")], (seen, err)
+    assert get(server, "configmap", "kept")["data"] == {"k": "v"}
+
+
+def vmop(name: str) -> str:
+    return f"""---
+apiVersion: virtualization.deckhouse.io/v1alpha2
+kind: VirtualMachineOperation
+metadata: {{name: {name}, namespace: default}}
+spec: {{type: Start, virtualMachineName: absent}}
+"""
+
+
+def test_finished_operations_go_after_their_ttl_and_beyond_ten_per_vm(server: ApiServerProcess) -> None:
+    names = [f"op-{i:02d}" for i in range(12)]
+    start = time.monotonic()
+    kubectl(server, "create", "-f", "-", input="".join(vmop(n) for n in names))
+
+    def left() -> dict[str, str]:
+        items = get(server, "virtualmachineoperations", "-n", "default").get("items", [])
+        return {o["metadata"]["name"]: (o.get("status") or {}).get("phase", "") for o in items}
+
+    def ten_left() -> dict[str, str] | None:
+        ops = left()
+        return ops if len(ops) == 10 else None
+
+    kept = polling.eventually(ten_left, timeout=VMOP_TTL * 0.6, interval=0.1)
+    assert time.monotonic() - start < VMOP_TTL, "checked before their ttl"
+    assert sorted(kept) == names[2:] and set(kept.values()) == {"Failed"}, kept  # the two oldest went
+    polling.eventually(lambda: not left(), timeout=VMOP_TTL * 3, interval=0.2)
+    assert time.monotonic() - start > VMOP_TTL * 0.8, "the newest went no earlier than their ttl"
     assert get(server, "configmap", "kept")["data"] == {"k": "v"}
 
 
