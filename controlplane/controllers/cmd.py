@@ -22,9 +22,9 @@ from controlplane.common.logs import setup_logging
 @click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1))
 @click.option("--node-grace", default=40.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds a node's Lease may go unrenewed before the node is Ready=Unknown (lost).")
-@click.option("--vmop-ttl", default=86400.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds after its creation a finished VirtualMachineOperation is deleted (DVP's 24 h); "
-                   "of the younger ones, the newest 10 of each VM are kept.")
+@click.option("--operation-ttl", default=86400.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds after its creation a finished VirtualMachineOperation or VirtualMachineSnapshotOperation "
+                   "is deleted (DVP's 24 h); of the younger ones, the newest 10 of each VM (snapshot) are kept.")
 @click.option("--mac-prefix", default="02:d8:76", show_default=True,
               help="OUI (three octets) automatic VirtualMachineMACAddresses are allocated under.")
 @click.option("--dvcr-url", default="", help="https://host:port of DVCR.")
@@ -44,7 +44,7 @@ from controlplane.common.logs import setup_logging
                    "process exits with status 1.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float, node_grace: float,
-               vmop_ttl: float, mac_prefix: str,
+               operation_ttl: float, mac_prefix: str,
                dvcr_url: str,
                dvcr_ca: str | None, dvcr_importer_auth: str | None, dvcr_admin_auth: str | None,
                metrics_bind_address: str, metrics_tls_cert: Path | None, metrics_tls_key: Path | None,
@@ -65,7 +65,7 @@ def controller(kubeconfig: Path, vm_cidrs: tuple[str, ...], vm_ip_hold: float, u
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mac-prefix") from exc
     settings = PlatformSettings(virtual_machine_cidrs=cidrs, ip_lease_hold_seconds=vm_ip_hold,
-                                upload_wait_seconds=upload_wait, node_grace_seconds=node_grace, vmop_ttl_seconds=vmop_ttl,
+                                upload_wait_seconds=upload_wait, node_grace_seconds=node_grace, operation_ttl_seconds=operation_ttl,
                                 mac_address_prefix=mac_prefix, dvcr_url=dvcr_url, dvcr_ca_file=dvcr_ca or "",
                                 dvcr_importer_auth=dvcr_importer_auth or "", dvcr_admin_auth=dvcr_admin_auth or "")
     try:

@@ -114,9 +114,9 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
               help="Seconds a node's Lease may go unrenewed before the node is Ready=Unknown (lost).")
 @click.option("--event-ttl", default=3600.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds an Event is kept after its last write (kube-apiserver's --event-ttl).")
-@click.option("--vmop-ttl", default=86400.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds after its creation a finished VirtualMachineOperation is deleted (DVP's 24 h); "
-                   "of the younger ones, the newest 10 of each VM are kept.")
+@click.option("--operation-ttl", default=86400.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds after its creation a finished VirtualMachineOperation or VirtualMachineSnapshotOperation "
+                   "is deleted (DVP's 24 h); of the younger ones, the newest 10 of each VM (snapshot) are kept.")
 @click.option("--mac-prefix", default="02:d8:76", show_default=True,
               help="OUI (three octets) automatic VirtualMachineMACAddresses are allocated under.")
 @click.option("--no-controllers", is_flag=True, help="Serve the API and DVCR only (controllers run elsewhere).")
@@ -131,7 +131,7 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
               show_default=True)
 def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[str, ...], watch_history: int,
            max_request_bytes: int, flow_seats: int, cpu_nice: int, dvcr_listen: str, vm_cidrs: tuple[str, ...], vm_ip_hold: float, upload_wait: float,
-           node_grace: float, event_ttl: float, vmop_ttl: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None,
+           node_grace: float, event_ttl: float, operation_ttl: float, mac_prefix: str, no_controllers: bool, no_agent: bool, agent_config: Path | None,
            audit_policy_file: Path | None, log_level: str) -> None:
     """Run the embedded control plane: the Kubernetes-compatible API server serving the
     virtualization.deckhouse.io API (SQLite under --data-dir, TLS, bearer tokens), DVCR and
@@ -158,7 +158,7 @@ def server(data_dir: Path, listen: str, advertise_address: str, tls_san: tuple[s
                         tls_san=_hosts("--tls-san", tls_san, wildcard=True), watch_history=watch_history,
                         max_request_bytes=max_request_bytes, flow_seats=flow_seats, cpu_nice=cpu_nice, dvcr_host=dvcr_host,
                         dvcr_port=dvcr_port, vm_cidrs=_cidrs(vm_cidrs), vm_ip_hold=vm_ip_hold,
-                        upload_wait=upload_wait, node_grace=node_grace, event_ttl=event_ttl, vmop_ttl=vmop_ttl, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,
+                        upload_wait=upload_wait, node_grace=node_grace, event_ttl=event_ttl, operation_ttl=operation_ttl, mac_prefix=_mac_prefix(mac_prefix), no_controllers=no_controllers, no_agent=no_agent,
                         agent_config=agent_config.absolute() if agent_config else None,
                         audit_policy_file=audit_policy_file.absolute() if audit_policy_file else None,
                         log_level=log_level)

@@ -56,7 +56,7 @@ class ServerFlags:
     upload_wait: float = 900.0
     node_grace: float = 40.0
     event_ttl: float = 3600.0
-    vmop_ttl: float = 86400.0
+    operation_ttl: float = 86400.0
     mac_prefix: str = "02:d8:76"
     no_controllers: bool = False
     no_agent: bool = False
@@ -145,7 +145,7 @@ def platform_settings(flags: ServerFlags) -> PlatformSettings:
 
     return PlatformSettings(virtual_machine_cidrs=flags.vm_cidrs, ip_lease_hold_seconds=flags.vm_ip_hold,
                             upload_wait_seconds=flags.upload_wait, mac_address_prefix=flags.mac_prefix,
-                            node_grace_seconds=flags.node_grace, vmop_ttl_seconds=flags.vmop_ttl)
+                            node_grace_seconds=flags.node_grace, operation_ttl_seconds=flags.operation_ttl)
 
 
 def agent_config(flags: ServerFlags) -> AgentConfig:

@@ -3,7 +3,7 @@
 Each relation a watcher or handler follows has one index on the shared informer of its kind:
 class → VMs, block device (disk, image) → VMs, IP and MAC address objects → VMs, USBDevice → VMs, unplaced VMs,
 node → instances, image → disks, source → images, VM → attachments, VM → operations,
-uid → operations, queued (Pending) migrations. One event then
+uid → operations, queued (Pending) migrations, snapshot → snapshot operations. One event then
 maps to the keys it affects in O(affected) — `vms_of_class` used to scan every VM — and a
 handler asking "which VMs use this disk" reads one index entry. `lookup` registers an index
 on first use; the informer keeps it current with its cache.
@@ -20,6 +20,7 @@ from controlplane.api.resources import (
     VIRTUAL_DISKS,
     VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS,
     VIRTUAL_MACHINE_OPERATIONS,
+    VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS,
     VIRTUAL_MACHINES,
 )
 from controlplane.common.kube.client import Resource
@@ -114,6 +115,9 @@ ATTACHMENTS_BY_VM = Index(VIRTUAL_MACHINE_BLOCK_DEVICE_ATTACHMENTS, "vm", _of_vm
 OPERATIONS_BY_VM = Index(VIRTUAL_MACHINE_OPERATIONS, "vm", _of_vm)
 OPERATIONS_BY_UID = Index(VIRTUAL_MACHINE_OPERATIONS, "uid",
                           lambda o: [u] if (u := (o.get("metadata") or {}).get("uid")) else [])
+SNAPSHOT_OPERATIONS_BY_SNAPSHOT = Index(
+    VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS, "snapshot",
+    lambda o: [f"{_ns(o)}/{s}"] if (s := _spec(o).get("virtualMachineSnapshotName")) else [])
 MIGRATION_TYPES = ("Migrate", "Evict")
 OPERATIONS_QUEUED = Index(VIRTUAL_MACHINE_OPERATIONS, "queuedMigration",
                           lambda o: ["true"] if _spec(o).get("type") in MIGRATION_TYPES

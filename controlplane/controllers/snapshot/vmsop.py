@@ -2,7 +2,9 @@
 a Ready VirtualMachineSnapshot (the plan of `clone.py`: names from nameReplacement/customization,
 new IP and MACs, disks from the snapshot's VirtualDiskSnapshots; DryRun only reports). Phases
 Pending -> InProgress -> Completed/Failed with DVP's `Completed` condition reasons (vmsopcondition).
-The spec is immutable (a CEL rule of DVP's CRD), so a finished operation stays finished.
+The spec is immutable (a CEL rule of DVP's CRD), so a finished operation stays finished; it is
+deleted 24 h after its creation, and beyond the 10 newest finished ones of its snapshot
+(`operation_retention.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from controlplane.api.resources import (
 from controlplane.api.snapshots import SnapshotOperationPhase as Phase
 from controlplane.api.snapshots import VMSOPCondition as C
 from controlplane.common.kube.client import SECRETS
+from controlplane.controllers.operation_retention import Retention
 from controlplane.controllers.phase_events import PhaseEvents
+from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
 from controlplane.controllers.runtime.reconciler import Reconciler
 from controlplane.controllers.runtime.state import State
@@ -89,11 +93,13 @@ class CreateHandler:
 
 
 PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))
+RETENTION = Retention(frozenset({Phase.COMPLETED, Phase.FAILED}), indexes.SNAPSHOT_OPERATIONS_BY_SNAPSHOT,
+                      "virtualMachineSnapshotName")
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS, [InitHandler(), CreateHandler()],
-                            failure_condition=C.Type.COMPLETED, after=[PHASE_EVENTS])
+                            failure_condition=C.Type.COMPLETED, after=[PHASE_EVENTS, RETENTION])
 
     def ops_waiting(obj: dict[str, Any]) -> list[tuple[str, str]]:
         ns = obj["metadata"].get("namespace", "")

@@ -16,7 +16,7 @@
                 operation wants -> Completed; too long -> Failed; a migration follows the
                 instance's `status.migration`.
 After every cycle: its phase event, a clone's temporary snapshot dropped, and retention
-(`retention.py`: finished operations deleted after 24 h, at most 10 kept per VM).
+(`operation_retention.py`: finished operations deleted after 24 h, at most 10 kept per VM).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from controlplane.api.v1alpha2 import VMOPCondition as C
 from controlplane.api.v1alpha2 import VMOPPhase as Phase
 from controlplane.common.kube.client import NODES
 from controlplane.controllers import scheduling
+from controlplane.controllers.operation_retention import Retention
 from controlplane.controllers.phase_events import PhaseEvents
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.context import Context
@@ -50,7 +51,6 @@ from controlplane.controllers.vmop import migrate
 from controlplane.controllers.vmop.assumed import AssumedMigrations
 from controlplane.controllers.vmop.clone import CloneHandler, DropTemporarySnapshot
 from controlplane.controllers.vmop.restore import RESTORED_BY, RestoreHandler
-from controlplane.controllers.vmop.retention import Retention
 
 POWER = ("Start", "Stop", "Restart")
 TIMEOUT_MARGIN = 300
@@ -217,6 +217,8 @@ class Complete:
 
 
 PHASE_EVENTS = PhaseEvents(warning=frozenset({Phase.FAILED.value}))
+RETENTION = Retention(frozenset({Phase.COMPLETED, Phase.FAILED, Phase.SUPERSEDED}), indexes.OPERATIONS_BY_VM,
+                      "virtualMachineName")
 
 
 def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
@@ -224,7 +226,7 @@ def build(ctx: Context) -> tuple[Reconciler, list[Watch]]:
     reconciler = Reconciler(ctx, VIRTUAL_MACHINE_OPERATIONS, [Init(), Validate(), Queue(assumed), RestoreHandler(),
                                                               CloneHandler(), Execute(assumed), Complete()],
                             failure_condition=C.Type.COMPLETED,
-                            after=[PHASE_EVENTS, DropTemporarySnapshot(), Retention()])
+                            after=[PHASE_EVENTS, DropTemporarySnapshot(), RETENTION])
 
     def ops_of_vm(obj: dict[str, Any]) -> list[tuple[str, str]]:
         ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]

@@ -1,8 +1,9 @@
 """What the platform deletes by itself, on time, with kubectl 1.33 writing and watching:
 `--event-ttl`: an Event goes that long after its last write, as kube-apiserver's --event-ttl
-makes it, and Events written before a restart expire after it; `--vmop-ttl`: finished
-VirtualMachineOperations go that long after their creation, and a VM keeps only its 10 newest
-finished ones, as DVP's vmop garbage collector has it. Nothing else is touched."""
+makes it, and Events written before a restart expire after it; `--operation-ttl`: finished
+VirtualMachineOperations and VirtualMachineSnapshotOperations go that long after their creation,
+and a VM (a snapshot) keeps only its 10 newest finished ones, as DVP's garbage collectors have
+it. Nothing else is touched."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tests.services.kubectl import get, kubectl
 pytestmark = pytest.mark.integration
 
 TTL = 3.0
-VMOP_TTL = 10.0
+OPERATION_TTL = 10.0
 eventually = functools.partial(polling.eventually, timeout=TTL * 5, interval=0.1)
 
 
@@ -45,7 +46,7 @@ lastTimestamp: "{now}"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
     srv = ApiServerProcess(tmp_path_factory.mktemp("expiry") / "data",
-                           extra_args=["--event-ttl", str(TTL), "--vmop-ttl", str(VMOP_TTL)])
+                           extra_args=["--event-ttl", str(TTL), "--operation-ttl", str(OPERATION_TTL)])
     try:
         srv.start(timeout=120)
         srv.wait_ready()
@@ -85,33 +86,42 @@ def test_an_event_expires_and_watchers_see_it_deleted(server: ApiServerProcess) 
     assert get(server, "configmap", "kept")["data"] == {"k": "v"}
 
 
-def vmop(name: str) -> str:
+OPERATIONS = {  # kind -> (plural, spec naming what is absent: each fails at once, so finishes)
+    "VirtualMachineOperation": ("virtualmachineoperations", "{type: Start, virtualMachineName: absent}"),
+    "VirtualMachineSnapshotOperation": ("virtualmachinesnapshotoperations",
+                                        "{type: CreateVirtualMachine, virtualMachineSnapshotName: absent}"),
+}
+
+
+def operation(kind: str, name: str) -> str:
     return f"""---
 apiVersion: virtualization.deckhouse.io/v1alpha2
-kind: VirtualMachineOperation
+kind: {kind}
 metadata: {{name: {name}, namespace: default}}
-spec: {{type: Start, virtualMachineName: absent}}
+spec: {OPERATIONS[kind][1]}
 """
 
 
-def test_finished_operations_go_after_their_ttl_and_beyond_ten_per_vm(server: ApiServerProcess) -> None:
-    names = [f"op-{i:02d}" for i in range(12)]
+def test_finished_operations_go_after_their_ttl_and_beyond_ten_per_group(server: ApiServerProcess) -> None:
+    names = {"VirtualMachineOperation": [f"op-{i:02d}" for i in range(12)],
+             "VirtualMachineSnapshotOperation": [f"sop-{i:02d}" for i in range(11)]}
     start = time.monotonic()
-    kubectl(server, "create", "-f", "-", input="".join(vmop(n) for n in names))
+    kubectl(server, "create", "-f", "-", input="".join(operation(k, n) for k, ns in names.items() for n in ns))
 
-    def left() -> dict[str, str]:
-        items = get(server, "virtualmachineoperations", "-n", "default").get("items", [])
+    def left(kind: str) -> dict[str, str]:
+        items = get(server, OPERATIONS[kind][0], "-n", "default").get("items", [])
         return {o["metadata"]["name"]: (o.get("status") or {}).get("phase", "") for o in items}
 
-    def ten_left() -> dict[str, str] | None:
-        ops = left()
-        return ops if len(ops) == 10 else None
+    for kind, created in names.items():
+        def ten_left(kind: str = kind) -> dict[str, str] | None:
+            ops = left(kind)
+            return ops if len(ops) == 10 else None
 
-    kept = polling.eventually(ten_left, timeout=VMOP_TTL * 0.6, interval=0.1)
-    assert time.monotonic() - start < VMOP_TTL, "checked before their ttl"
-    assert sorted(kept) == names[2:] and set(kept.values()) == {"Failed"}, kept  # the two oldest went
-    polling.eventually(lambda: not left(), timeout=VMOP_TTL * 3, interval=0.2)
-    assert time.monotonic() - start > VMOP_TTL * 0.8, "the newest went no earlier than their ttl"
+        kept = polling.eventually(ten_left, timeout=OPERATION_TTL * 0.6, interval=0.1)
+        assert sorted(kept) == created[-10:] and set(kept.values()) == {"Failed"}, kept  # the oldest went
+    assert time.monotonic() - start < OPERATION_TTL, "checked before their ttl"
+    polling.eventually(lambda: not any(left(kind) for kind in names), timeout=OPERATION_TTL * 3, interval=0.2)
+    assert time.monotonic() - start > OPERATION_TTL * 0.8, "the newest went no earlier than their ttl"
     assert get(server, "configmap", "kept")["data"] == {"k": "v"}
 
 

@@ -1,13 +1,14 @@
-"""Finished VirtualMachineOperations are deleted, as DVP's vmop garbage collector deletes them:
-a finished one (Completed, Failed, Superseded) once `vmop_ttl_seconds` (24 h) have passed since
-its creation, and of a VM's finished ones younger than that, all but the `vmop_keep` (10) newest.
-Without it every start, stop and migration a user or a GitOps tool ever asked for stays in the
+"""Finished operations are deleted, as DVP's vmop and vmsop garbage collectors delete them: a
+finished VirtualMachineOperation (Completed, Failed, Superseded) or VirtualMachineSnapshotOperation
+(Completed, Failed) once `operation_ttl_seconds` (24 h) have passed since its creation, and of the
+younger finished ones of a VM (of a snapshot), all but the `operations_kept` (10) newest. Without
+it every start, stop, migration and clone a user or a GitOps tool ever asked for stays in the
 store and in every list of operations.
 
 DVP looks once an hour (a cron source listing every operation). Here each operation's own cycle
 decides: a finished one is requeued for the moment its time is up, and the cycle of an operation
-that finishes trims its VM's finished ones to the newest `vmop_keep`, so the count holds without
-a periodic list. An operation is deleted only once its final status is stored (the cycle that
+that finishes trims its group's finished ones to the newest `operations_kept`, so the count holds
+without a periodic list. An operation is deleted only once its final status is stored (the cycle that
 finishes it writes that status first and comes back), so watchers and `kubectl get` always see
 how it ended; one being deleted (a migration's finalizer) is left to its own path.
 """
@@ -18,21 +19,13 @@ import datetime as dt
 import time
 from typing import Any
 
-from controlplane.api.resources import VIRTUAL_MACHINE_OPERATIONS
-from controlplane.api.v1alpha2 import VMOPPhase as Phase
 from controlplane.common.kube.client import KubeError
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 
-FINISHED = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.SUPERSEDED})
 SETTLE = 1.0
 """Seconds an operation due for deletion in the cycle that finishes it waits, so its final
 status is written (and seen) before it goes."""
-
-
-def _finished(op: dict[str, Any]) -> bool:
-    return (op.get("status") or {}).get("phase") in FINISHED and not (op.get("metadata") or {}).get(
-        "deletionTimestamp")
 
 
 def _created(op: dict[str, Any]) -> float:
@@ -46,11 +39,18 @@ def _created(op: dict[str, Any]) -> float:
 class Retention:
     name = "retention"
 
+    def __init__(self, finished: frozenset[str], group: indexes.Index, group_field: str) -> None:
+        self.finished = finished
+        """The phases an operation ends in."""
+        self.group = group
+        """The index of the operations counted together (`<namespace>/<spec[group_field]>`)."""
+        self.group_field = group_field
+
     def handle(self, state: State) -> None:
-        if not _finished(state.changed):
+        if not self._done(state.changed):
             return
-        keep, ttl = state.ctx.settings.vmop_keep, state.ctx.settings.vmop_ttl_seconds
-        newest_first = sorted(_finished_of_vm(state), key=_order, reverse=True)
+        keep, ttl = state.ctx.settings.operations_kept, state.ctx.settings.operation_ttl_seconds
+        newest_first = sorted(self._finished_together(state), key=_order, reverse=True)
         surplus = newest_first[keep:]
         for op in surplus:
             if op["metadata"]["name"] != state.name:
@@ -58,18 +58,22 @@ class Retention:
         age = time.time() - _created(state.current)
         if age < ttl and all(op["metadata"]["name"] != state.name for op in surplus):
             state.requeue(ttl - age)  # kept for now: back when its time is up
-        elif _finished(state.current):
+        elif self._done(state.current):
             _delete(state, state.current)  # its final status is stored
         else:
             state.requeue(SETTLE)
 
+    def _done(self, op: dict[str, Any]) -> bool:
+        """Finished, and not already being deleted (a migration's finalizer: its own path)."""
+        return (op.get("status") or {}).get("phase") in self.finished and not (op.get("metadata") or {}).get(
+            "deletionTimestamp")
 
-def _finished_of_vm(state: State) -> list[dict[str, Any]]:
-    """The finished operations of this one's VM, this one as the cycle leaves it included."""
-    vm = state.spec.get("virtualMachineName", "")
-    others = [op for op in state.lookup(indexes.OPERATIONS_BY_VM, f"{state.namespace}/{vm}")
-              if op["metadata"]["name"] != state.name and _finished(op)]
-    return [*others, state.changed]
+    def _finished_together(self, state: State) -> list[dict[str, Any]]:
+        """The finished operations of this one's group, this one as the cycle leaves it included."""
+        value = f"{state.namespace}/{state.spec.get(self.group_field, '')}"
+        others = [op for op in state.lookup(self.group, value)
+                  if op["metadata"]["name"] != state.name and self._done(op)]
+        return [*others, state.changed]
 
 
 def _order(op: dict[str, Any]) -> tuple[str, str]:
@@ -80,7 +84,7 @@ def _order(op: dict[str, Any]) -> tuple[str, str]:
 def _delete(state: State, op: dict[str, Any]) -> None:
     meta = op["metadata"]
     try:
-        state.ctx.kube.delete(VIRTUAL_MACHINE_OPERATIONS, meta["name"], meta.get("namespace") or state.namespace,
+        state.ctx.kube.delete(state.resource, meta["name"], meta.get("namespace") or state.namespace,
                               preconditions={"uid": meta["uid"]} if meta.get("uid") else None)
     except KubeError as exc:
         if not (exc.not_found or exc.conflict):

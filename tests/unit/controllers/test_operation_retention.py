@@ -1,4 +1,5 @@
-"""Finished VirtualMachineOperations go as DVP's vmop garbage collector removes them: 24 h after
+"""Finished VirtualMachineOperations go as DVP's vmop garbage collector removes them (the
+VirtualMachineSnapshotOperations of a snapshot the same way, `operation_retention.py`): 24 h after
 their creation, and beyond the 10 newest finished ones of a VM; only once their final status is
 stored; never one still running or already being deleted."""
 
@@ -8,8 +9,10 @@ import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
+from controlplane.api.resources import VIRTUAL_MACHINE_OPERATIONS
+from controlplane.controllers.operation_retention import SETTLE
 from controlplane.controllers.settings import PlatformSettings
-from controlplane.controllers.vmop.retention import SETTLE, Retention
+from controlplane.controllers.vmop.controller import RETENTION
 
 DAY = 86400.0
 
@@ -25,11 +28,12 @@ def _op(name: str, hours_ago: float, phase: str | None, *, deleting: bool = Fals
 
 
 class _Kube:
-    def __init__(self) -> None:
+    def __init__(self, resource: Any = VIRTUAL_MACHINE_OPERATIONS) -> None:
+        self.resource = resource
         self.deleted: list[str] = []
 
     def delete(self, resource: Any, name: str, namespace: str, *, preconditions: dict[str, str] | None = None) -> None:
-        assert preconditions == {"uid": f"uid-{name}"}
+        assert resource == self.resource and namespace == "ns" and preconditions == {"uid": f"uid-{name}"}
         self.deleted.append(name)
 
 
@@ -39,10 +43,10 @@ def _cycle(me: dict[str, Any], now_phase: str, others: list[dict[str, Any]]) -> 
     kube = _Kube()
     wishes: list[float] = []
     state = SimpleNamespace(
-        name=me["metadata"]["name"], namespace="ns", spec=me["spec"], current=me, changed=changed,
+        name=me["metadata"]["name"], namespace="ns", spec=me["spec"], resource=VIRTUAL_MACHINE_OPERATIONS, current=me, changed=changed,
         ctx=SimpleNamespace(settings=PlatformSettings(), kube=kube), requeue=wishes.append,
         lookup=lambda index, key: [me, *others] if key == "ns/vm" else [])
-    Retention().handle(state)  # type: ignore[arg-type]
+    RETENTION.handle(state)  # type: ignore[arg-type]
     return kube.deleted, (min(wishes) if wishes else None)
 
 
@@ -71,3 +75,29 @@ def test_running_operations_are_left_alone() -> None:
     deleted, requeue = _cycle(_op("running", 30, "InProgress"), "InProgress",
                               [_op(f"op-{i:02d}", 1, "Completed") for i in range(12)])
     assert deleted == [] and requeue is None
+
+
+def test_snapshot_operations_are_counted_per_snapshot() -> None:
+    from controlplane.api.resources import VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS
+    from controlplane.controllers.snapshot.vmsop import RETENTION as VMSOP_RETENTION
+
+    def sop(name: str, hours_ago: float, snapshot: str) -> dict[str, Any]:
+        op = _op(name, hours_ago, "Completed")
+        op["spec"] = {"type": "CreateVirtualMachine", "virtualMachineSnapshotName": snapshot}
+        return op
+
+    me = sop("newest", 0, "snap")
+    same = [sop(f"s-{i:02d}", 20 - i, "snap") for i in range(10)]
+    asked: list[str] = []
+
+    def lookup(index: Any, key: str) -> list[dict[str, Any]]:
+        asked.append(key)
+        return [me, *same] if key == "ns/snap" else []
+
+    kube = _Kube(VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS)
+    state = SimpleNamespace(
+        name="newest", namespace="ns", spec=me["spec"], resource=VIRTUAL_MACHINE_SNAPSHOT_OPERATIONS, current=me,
+        changed=me, ctx=SimpleNamespace(settings=PlatformSettings(), kube=kube), requeue=lambda after: None,
+        lookup=lookup)
+    VMSOP_RETENTION.handle(state)  # type: ignore[arg-type]
+    assert asked == ["ns/snap"] and kube.deleted == ["s-00"]
