@@ -10,7 +10,10 @@ joins it and host i has .4i+2/24, so hosts reach each other (and the root namesp
 them) directly, on-link. Each host runs
 `ip netns exec NS unshare --uts --pid --mount --fork --kill-child --mount-proc` with its own
 hostname, bind-mounted /etc/{hosts,passwd,shadow,group,sudoers}, then `sshd -D -f <own
-config>`. `DVP_HOST_ROOT` is set for SSH sessions (sshd `SetEnv`) when the host is given a
+config>`. A bind mount over a file holds only while the host's file is not replaced: `useradd`
+on this machine (renaming a new /etc/passwd over the old) makes the kernel drop it, and the lab
+hosts lose their users, so tests/run.sh makes the one user the tests add (libvirt's) before any
+lab starts. `DVP_HOST_ROOT` is set for SSH sessions (sshd `SetEnv`) when the host is given a
 root of recorded host files. Everything is stopped by PID and removed in `close()`.
 
 Users on every host: root (key), `dvpop` (password; sudo with password), `dvpnopw` (key;
