@@ -14,7 +14,6 @@ deletes them right away.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -23,8 +22,6 @@ from controlplane.apiserver import errors
 from controlplane.apiserver.datastore import Event
 from controlplane.apiserver.service import ApiService, DeleteOptions
 from controlplane.apiserver.workqueue import AsyncWorker
-
-log = logging.getLogger(__name__)
 
 RESOURCE = "/events"
 """The storage bucket of core v1 Events."""

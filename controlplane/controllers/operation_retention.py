@@ -33,7 +33,7 @@ def _created(op: dict[str, Any]) -> float:
     try:
         return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        return time.time()  # not stamped (a unit test's object): as young as can be
+        return time.time()  # not stamped: as young as can be, kept
 
 
 class Retention:

@@ -34,13 +34,13 @@ class PlatformSettings:
     max_clock_skew_seconds: float = 30.0
     """A node's clock further than this from the control plane's: ClockSynchronized=False."""
     parallel_migrations: int = 4
+    """Live migrations in flight in the whole cluster at most (besides one out and one in per node)."""
     operation_ttl_seconds: float = 86400.0
     """A finished VirtualMachineOperation or VirtualMachineSnapshotOperation is deleted this long
     after its creation (DVP's GC_VMOP_TTL, 24 h)."""
     operations_kept: int = 10
     """Of the younger finished operations of a VM (of a snapshot), the newest this many are kept
     (DVP's 10)."""
-    """Live migrations in flight in the whole cluster at most (besides one out and one in per node)."""
 
     @property
     def dvcr_address(self) -> str:
