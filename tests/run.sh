@@ -44,11 +44,6 @@ os.execv(sys.argv[1], sys.argv[1:])' "$pytest" "$@" >"$log" 2>&1 &
   logs+=("$log")
   names+=("$name")
 }
-# The user libvirtd's guests run as, made before any stream starts: `useradd` replaces /etc/passwd,
-# /etc/group and /etc/shadow by renaming new files over them, and the kernel then drops every bind
-# mount on the old files in other mount namespaces, so a lab host started before it (its own
-# passwd bound over /etc/passwd, tests/support/hostlab.py) loses its users: "Invalid user dvpop"
-"${VENV:-.venv}/bin/python" -c 'from tests.services.libvirtd import prepare_host; prepare_host()' || exit 1
 in_background "unit tests" 0/3 "$@" tests/unit
 in_background "integration tests of the installed binary" 1/3 "$@" "${lab_paths[@]}"
 # The single binary (tests/support/dist.py: PyInstaller, about two minutes of one core, niced) is

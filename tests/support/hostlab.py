@@ -12,8 +12,8 @@ them) directly, on-link. Each host runs
 hostname, bind-mounted /etc/{hosts,passwd,shadow,group,sudoers}, then `sshd -D -f <own
 config>`. A bind mount over a file holds only while the host's file is not replaced: `useradd`
 on this machine (renaming a new /etc/passwd over the old) makes the kernel drop it, and the lab
-hosts lose their users, so tests/run.sh makes the one user the tests add (libvirt's) before any
-lab starts. `DVP_HOST_ROOT` is set for SSH sessions (sshd `SetEnv`) when the host is given a
+hosts lose their users ("Invalid user dvpop"), so the one user the tests add (libvirt's, by
+`libvirtd.prepare_host`) is made before a host's files are copied. `DVP_HOST_ROOT` is set for SSH sessions (sshd `SetEnv`) when the host is given a
 root of recorded host files. Everything is stopped by PID and removed in `close()`.
 
 Users on every host: root (key), `dvpop` (password; sudo with password), `dvpnopw` (key;
@@ -35,6 +35,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.services.libvirtd import prepare_host
+from tests.services.processes import RUN_DIR, locked
 
 SSHD = "/usr/sbin/sshd"
 DEAD_MAC = "02:de:ad:be:ef:01"
@@ -204,6 +207,8 @@ class HostLab:
         host = LabHost(short, hostname, ns, addr, port, hdir)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"lab-{short}", "-f", str(hdir / "ssh_host_ed25519_key"))
         host.host_key_pub = (hdir / "ssh_host_ed25519_key.pub").read_text()
+        with locked(RUN_DIR / "libvirt" / "ctl.lock"):
+            prepare_host()  # this machine's users as final before they are copied (see above)
         self._write_etc(host, resolve_self=resolve_self)
         for user in ["root", *(u.name for u in self.users)]:
             (hdir / "authorized_keys" / user).write_text(self.client_key_pub)
