@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ from bench.report import percentile, print_table
 from bench.scale import latency
 from bench.scale.figures import METHOD, Batch, Figures, rows, verdicts
 from bench.scale.procs import server_cpu, server_rss
+from bench.scale.writes import parse as parse_writes
+from bench.scale.writes import summary as writes_summary
 from tests.services.apiserver import ApiServerProcess
 
 GROUP = "virtualization.deckhouse.io/v1alpha2"
@@ -198,21 +201,24 @@ async def measure(server: ApiServerProcess, plan: Plan, *, follow: bool,
     phases: list[latency.Phase] = []
     done = existing = 0
     for k, size in enumerate(plan.sizes):
-        cpu0 = server_cpu(pid, server.data_dir)
+        cpu0, writes0 = server_cpu(pid, server.data_dir), api_writes(server)
         wall = await driver.create(done, size)
         names = [f"vm-{i:05d}" for i in range(done, done + size)]
         unfinished = await driver.wait_running(names, timeout=max(120.0, size * 0.5)) if follow else 0
         settled = await settle(pid, server.data_dir)  # the batch's tail of work is its cost too
         cpu = server_cpu(pid, server.data_dir) - cpu0
+        writes = {k: n / size for k, n in (api_writes(server) - writes0).items()}
         lat = [driver.running[n] - driver.sent[n] for n in names if n in driver.running]
         batch = Batch(existing, size, size / wall, cpu / size, server_rss(pid, server.data_dir),
-                      percentile(lat, 50) if lat else 0.0, percentile(lat, 95) if lat else 0.0, unfinished)
+                      percentile(lat, 50) if lat else 0.0, percentile(lat, 95) if lat else 0.0, unfinished,
+                      sum(writes.values()))
         batches.append(batch)
         done += size
         existing += size
         print(f"{progress}: saturation {batch.before}->{existing} VMs: {batch.creates_per_s:.1f} creates/s, "
               f"{batch.cpu_per_vm * 1000:.1f} ms CPU/VM, burst p95 {batch.p95:.2f}s, RSS {batch.rss >> 20} MiB, "
-              f"quiet after {settled:.1f}s" + (f", {unfinished} not Running" if unfinished else ""),
+              f"quiet after {settled:.1f}s, {writes_summary(writes)}"
+              + (f", {unfinished} not Running" if unfinished else ""),
               file=sys.stderr, flush=True)
         if plan.latency_vms:
             lnames = [f"lat-{k:02d}-{j:03d}" for j in range(plan.latency_vms)]
@@ -237,6 +243,14 @@ async def measure(server: ApiServerProcess, plan: Plan, *, follow: bool,
     if watcher is not None:
         watcher.cancel()
     return batches, phases, idle
+
+
+def api_writes(server: ApiServerProcess) -> Counter[str]:
+    """The writes the server's API has taken so far, by resource (its /metrics)."""
+    status, body = server.raw("GET", "/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: {status}")
+    return parse_writes(body.decode())
 
 
 async def server_namespace(driver: Driver) -> None:

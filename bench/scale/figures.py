@@ -23,6 +23,8 @@ class Batch:
     p50: float = 0.0
     p95: float = 0.0
     unfinished: int = 0
+    writes_per_vm: float = 0.0
+    """API writes (creates, updates, patches, deletes) the server took per VM of the batch."""
 
 
 @dataclass
@@ -38,6 +40,7 @@ def rows(ours: Figures, peer: Figures) -> list[Row]:
         span = f"saturation {o.before}->{o.before + o.size} VMs"
         out += [Row(f"{span}: creates/s", o.creates_per_s, p.creates_per_s, "VMs/s"),
                 Row(f"{span}: server CPU per VM", o.cpu_per_vm * 1000, p.cpu_per_vm * 1000, "ms", "lower"),
+                Row(f"{span}: API writes per VM", o.writes_per_vm, p.writes_per_vm, "writes", "lower"),
                 Row(f"{span}: server RSS", o.rss / 2**20, p.rss / 2**20, "MiB", "lower"),
                 Row(f"{span}: burst create->Running p50", o.p50 * 1000, None, "ms", "lower"),
                 Row(f"{span}: burst create->Running p95", o.p95 * 1000, None, "ms", "lower")]
