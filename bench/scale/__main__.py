@@ -207,7 +207,7 @@ async def measure(server: ApiServerProcess, plan: Plan, *, follow: bool,
         unfinished = await driver.wait_running(names, timeout=max(120.0, size * 0.5)) if follow else 0
         settled = await settle(pid, server.data_dir)  # the batch's tail of work is its cost too
         cpu = server_cpu(pid, server.data_dir) - cpu0
-        writes = {k: n / size for k, n in (api_writes(server) - writes0).items()}
+        writes = {res: n / size for res, n in (api_writes(server) - writes0).items()}
         lat = [driver.running[n] - driver.sent[n] for n in names if n in driver.running]
         batch = Batch(existing, size, size / wall, cpu / size, server_rss(pid, server.data_dir),
                       percentile(lat, 50) if lat else 0.0, percentile(lat, 95) if lat else 0.0, unfinished,
