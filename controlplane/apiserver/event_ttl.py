@@ -13,7 +13,6 @@ deletes them right away.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -22,6 +21,7 @@ from controlplane.apiserver import errors
 from controlplane.apiserver.datastore import Event
 from controlplane.apiserver.service import ApiService, DeleteOptions
 from controlplane.apiserver.workqueue import AsyncWorker
+from controlplane.common.timestamps import epoch_seconds
 
 RESOURCE = "/events"
 """The storage bucket of core v1 Events."""
@@ -34,18 +34,8 @@ def last_written(obj: dict[str, Any], now: float) -> float:
     `now` when it names no time."""
     values = [obj.get("lastTimestamp"), obj.get("eventTime"), (obj.get("series") or {}).get("lastObservedTime"),
               (obj.get("metadata") or {}).get("creationTimestamp")]
-    seen = [t for t in map(_seconds, values) if t is not None]
+    seen = [t for t in map(epoch_seconds, values) if t is not None]
     return min(max(seen), now) if seen else now
-
-
-def _seconds(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
 class EventExpiry:

@@ -15,11 +15,11 @@ how it ended; one being deleted (a migration's finalizer) is left to its own pat
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from controlplane.common.kube.client import KubeError
+from controlplane.common.timestamps import epoch_seconds
 from controlplane.controllers.runtime import indexes
 from controlplane.controllers.runtime.state import State
 
@@ -29,11 +29,8 @@ status is written (and seen) before it goes."""
 
 
 def _created(op: dict[str, Any]) -> float:
-    stamp = (op.get("metadata") or {}).get("creationTimestamp") or ""
-    try:
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()  # not stamped: as young as can be, kept
+    created = epoch_seconds((op.get("metadata") or {}).get("creationTimestamp"))
+    return time.time() if created is None else created  # not stamped: as young as can be, kept
 
 
 class Retention:

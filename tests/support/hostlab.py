@@ -13,8 +13,8 @@ hostname, bind-mounted /etc/{hosts,passwd,shadow,group,sudoers}, then `sshd -D -
 config>`. A bind mount over a file holds only while the host's file is not replaced: `useradd`
 on this machine (renaming a new /etc/passwd over the old) makes the kernel drop it, and the lab
 hosts lose their users ("Invalid user dvpop"), so the one user the tests add (libvirt's, by
-`libvirtd.prepare_host`) is made before a host's files are copied. `DVP_HOST_ROOT` is set for SSH sessions (sshd `SetEnv`) when the host is given a
-root of recorded host files. Everything is stopped by PID and removed in `close()`.
+`libvirtd.prepare_host`) is made before a host's files are copied. `DVP_HOST_ROOT` is set for
+SSH sessions (sshd `SetEnv`) when the host is given a root of recorded host files. Everything is stopped by PID and removed in `close()`.
 
 Users on every host: root (key), `dvpop` (password; sudo with password), `dvpnopw` (key;
 sudo NOPASSWD), `dvpnosudo` (key and password; no sudo). Passwords are random per lab.
