@@ -13,7 +13,6 @@ of a spec it cannot change. `self == oldSelf` on an unchanged value passes witho
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -26,13 +25,14 @@ import orjson
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
+from controlplane.apiserver.cel_cost import OUT_OF_BUDGET, Budget, BudgetExceeded, CostedRunner
 from controlplane.apiserver.cel_values import K8S_FUNCTIONS, escape_property, to_cel
 from controlplane.apiserver.errors import Cause
 from controlplane.apiserver.fieldpath import field_path, json_type
 
 log = logging.getLogger(__name__)
 
-_env = celpy.Environment()
+_env = celpy.Environment(runner_class=CostedRunner)
 MEMO_SIZE = 4096
 MEMO_MAX_SHAPES = 8
 MEMO_MAX_SCALAR = 16384
@@ -237,6 +237,12 @@ def _rules(node: _Node | None) -> Iterator[_Rule]:
             yield from _rules(sub)
 
 
+class _OutOfBudget(Exception):  # noqa: N818 - a signal inside the walk, never seen outside
+    def __init__(self, where: str, type_: str) -> None:
+        super().__init__(where)
+        self.where, self.type = where, type_
+
+
 class CelRules:
     """All CEL rules of one schema, as a tree that mirrors the schema's shape."""
 
@@ -250,14 +256,19 @@ class CelRules:
     def empty(self) -> bool:
         return self.root is None
 
-    def evaluate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    def evaluate(self, obj: dict[str, Any], old: dict[str, Any] | None, budget: Budget | None = None) -> list[Cause]:
+        """The causes of the rules `obj` breaks; once the rules have spent `budget` (a write's,
+        `cel_cost`), the cause that says so and no further rule."""
         if self.root is None:
             return []
         causes: list[Cause] = []
-        self._walk(self.root, obj, old, [], causes)
+        try:
+            self._walk(self.root, obj, old, [], causes, budget or Budget())
+        except _OutOfBudget as out:
+            causes.append(Cause(out.where, f'Invalid value: "{out.type}": {OUT_OF_BUDGET}'))
         return causes
 
-    def _walk(self, node: _Node, value: Any, old: Any, path: list[Any], causes: list[Cause]) -> None:
+    def _walk(self, node: _Node, value: Any, old: Any, path: list[Any], causes: list[Cause], budget: Budget) -> None:
         unchanged: bool | None = None
         for rule in node.rules:
             if rule.transition and old is None:
@@ -267,22 +278,22 @@ class CelRules:
                     unchanged = _same(value, old)
                 if unchanged:
                     continue  # ratcheted, or `self == oldSelf` holding
-            self._run(rule, node.schema, value, old, path, causes)
+            self._run(rule, node.schema, value, old, path, causes, budget)
         if isinstance(value, dict):
             for k, sub in node.properties.items():
                 if k in value:
-                    self._walk(sub, value[k], old.get(k) if isinstance(old, dict) else None, [*path, k], causes)
+                    self._walk(sub, value[k], old.get(k) if isinstance(old, dict) else None, [*path, k], causes, budget)
             if node.additional is not None:
                 for k, v in value.items():
                     if k not in node.properties:
                         self._walk(node.additional, v, old.get(k) if isinstance(old, dict) else None,
-                                   [*path, k], causes)
+                                   [*path, k], causes, budget)
         elif isinstance(value, list) and node.items is not None:
             for i, v in enumerate(value):
-                self._walk(node.items, v, None, [*path, i], causes)
+                self._walk(node.items, v, None, [*path, i], causes, budget)
 
     def _run(self, rule: _Rule, schema: dict[str, Any], value: Any, old: Any, path: list[Any],
-             causes: list[Cause]) -> None:
+             causes: list[Cause], budget: Budget) -> None:
         cur_view = _escaped_view(schema, value)
         old_view = _escaped_view(schema, old) if rule.transition else None
         known = rule.memo.lookup(cur_view, old_view)
@@ -292,7 +303,9 @@ class CelRules:
         if rule.transition:
             activation["oldSelf"] = _recording(to_cel(schema, old))
         try:
-            result = rule.program.evaluate(activation)
+            result = rule.program.evaluate(activation, budget)
+        except BudgetExceeded:
+            raise _OutOfBudget(field_path(path).lstrip("."), json_type(value)) from None
         except Exception as exc:  # celpy raises for type errors and missing keys
             result = exc
         passed = result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
@@ -308,8 +321,12 @@ class CelRules:
         if isinstance(result, (Exception, CELEvalError)):
             message = f"{rule.message} (rule could not be evaluated: {result})"
         elif rule.message_program is not None:
-            with contextlib.suppress(Exception):  # keep the static message if it fails
-                message = str(rule.message_program.evaluate(activation))
+            try:
+                message = str(rule.message_program.evaluate(activation, budget))
+            except BudgetExceeded:
+                raise _OutOfBudget(field_path(path).lstrip("."), json_type(value)) from None
+            except Exception:  # noqa: BLE001 - the static message stays
+                pass
         where = field_path(path)
         if rule.field_path:
             where = (where + rule.field_path) if rule.field_path.startswith("[") else f"{where}{rule.field_path}"

@@ -62,9 +62,9 @@ def _counting(rules: CelRules) -> list[int]:
     program = rule.program
 
     class Counting:
-        def evaluate(self, activation: Any) -> Any:
+        def evaluate(self, activation: Any, budget: Any = None) -> Any:
             calls[0] += 1
-            return program.evaluate(activation)
+            return program.evaluate(activation, budget)
 
     rule.program = Counting()
     return calls
