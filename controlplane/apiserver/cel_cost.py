@@ -45,6 +45,16 @@ class Budget:
 
 
 
+def _nodes(ast: Any) -> int:
+    """The nodes of a (sub)tree, counted once and kept on it: counting them each time cost 7% of
+    a small rule's evaluation."""
+    nodes: int | None = getattr(ast, "cost_nodes", None)
+    if nodes is None:
+        nodes = sum(1 for _ in ast.iter_subtrees())
+        ast.cost_nodes = nodes  # a lark Tree takes attributes; a race only counts twice
+    return nodes
+
+
 class _CostedEvaluator(Evaluator):
     """cel-python's evaluator, paying for each evaluation of its tree (and of its macros' bodies,
     through the sub-evaluators it makes) before it runs."""
@@ -52,7 +62,7 @@ class _CostedEvaluator(Evaluator):
     def __init__(self, ast: Any, activation: Activation, budget: Budget) -> None:
         super().__init__(ast, activation)
         self.budget = budget
-        self.cost = sum(1 for _ in ast.iter_subtrees())
+        self.cost = _nodes(ast)
 
     def sub_evaluator(self, ast: Any) -> Evaluator:
         return _CostedEvaluator(ast, self.activation, self.budget)
