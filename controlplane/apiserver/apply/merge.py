@@ -40,45 +40,79 @@ def merge(live: Any, config: Any, schema: dict[str, Any] | None) -> Any:
     return copy.deepcopy(config)
 
 
-def _find(node: Any, el: str, schema: dict[str, Any] | None) -> tuple[Any, dict[str, Any] | None]:
-    """(key or index, child schema) of path element `el` in `node`, or (None, None)."""
-    if isinstance(node, dict) and el.startswith("f:"):
-        k = el[2:]
-        return (k, shapes.child(schema, k)[0]) if k in node else (None, None)
-    if isinstance(node, list):
-        kind, keys = shapes.list_type(schema)
-        defaults = shapes.key_defaults(schema)
-        for i, item in enumerate(node):
-            if item_element(item, kind, keys, i, defaults) == el:
-                return i, shapes.items(schema)
-    return None, None
-
-
 def remove(obj: dict[str, Any], paths: FieldSet, schema: dict[str, Any] | None, *, still_owned: FieldSet) -> None:
     """Remove `paths` from `obj` in place (outermost first: a list item goes whole before its
-    fields would change how it is named)."""
+    fields would change how it is named). A list's items are found through an index of their
+    path elements and leave it in one pass at the end: dropping all 8,000 entries of a set took
+    11 s when each was found by a scan and deleted by a shift."""
     owned_prefixes = {p[:n] for p in still_owned for n in range(1, len(p) + 1)}
+    lists = _Lists()
     for path in sorted(paths, key=len):
         if path not in owned_prefixes:  # something under it is still owned: only its own parts go
-            _remove(obj, path, schema, owned_prefixes)
+            _remove(obj, path, schema, owned_prefixes, lists)
+    lists.compact()
 
 
-def _remove(obj: dict[str, Any], path: Path, schema: dict[str, Any] | None, owned_prefixes: set[Path]) -> None:
-    trail: list[tuple[Any, Any, Path]] = []  # (container, key, path of the child)
+class _Lists:
+    """The lists one removal goes through: their items by path element, and the positions
+    removed from each (positions stay as they were until `compact`)."""
+
+    def __init__(self) -> None:
+        self._index: dict[int, tuple[list[Any], dict[str, list[int]]]] = {}
+        self._dropped: dict[int, set[int]] = {}
+
+    def find(self, node: list[Any], el: str, schema: dict[str, Any] | None) -> int | None:
+        """The position of the first item named `el` that is still there."""
+        entry = self._index.get(id(node))
+        if entry is None:
+            kind, keys = shapes.list_type(schema)
+            defaults = shapes.key_defaults(schema)
+            at: dict[str, list[int]] = {}
+            for i, item in enumerate(node):
+                at.setdefault(item_element(item, kind, keys, i, defaults), []).append(i)
+            entry = self._index[id(node)] = (node, at)  # the list is held: its id names it until the end
+        dropped = self._dropped.get(id(node), set())
+        return next((i for i in entry[1].get(el, ()) if i not in dropped), None)
+
+    def drop(self, node: list[Any], position: int) -> None:
+        self._dropped.setdefault(id(node), set()).add(position)
+
+    def emptied(self, node: list[Any]) -> bool:
+        return len(self._dropped.get(id(node), ())) == len(node)
+
+    def compact(self) -> None:
+        for key, dropped in self._dropped.items():
+            node = self._index[key][0]
+            node[:] = [item for i, item in enumerate(node) if i not in dropped]
+
+
+def _remove(obj: dict[str, Any], path: Path, schema: dict[str, Any] | None, owned_prefixes: set[Path],
+            lists: _Lists) -> None:
+    trail: list[tuple[Any, Any, Path]] = []  # (container, key or position, path of the child)
     node: Any = obj
     sub = schema
     for depth, el in enumerate(path):
-        key, child_schema = _find(node, el, sub)
+        key: Any = None
+        if isinstance(node, dict) and el.startswith("f:"):
+            key = el[2:] if el[2:] in node else None
+            child_schema = shapes.child(sub, el[2:])[0] if key is not None else None
+        elif isinstance(node, list):
+            key = lists.find(node, el, sub)
+            child_schema = shapes.items(sub)
         if key is None:
             return
         trail.append((node, key, path[:depth + 1]))
         node, sub = node[key], child_schema
     container, key, _ = trail.pop()
-    del container[key]
+    if isinstance(container, list):
+        lists.drop(container, key)
+    else:
+        del container[key]
     # a declared field emptied by the removal goes too, unless someone owns something under it
     while trail:
         container, key, here = trail.pop()
         value = container[key]
-        if not isinstance(container, dict) or value not in ({}, []) or here in owned_prefixes:
+        emptied = value == {} if isinstance(value, dict) else isinstance(value, list) and lists.emptied(value)
+        if not isinstance(container, dict) or not emptied or here in owned_prefixes:
             return
         del container[key]

@@ -126,6 +126,29 @@ def test_remove_takes_emptied_declared_parents_unless_owned() -> None:
     assert obj == {"spec": {"extra": {}}}
 
 
+def test_remove_goes_through_a_list_by_its_items_names_and_drops_them_together() -> None:
+    """Paths into the items of one list, removed in any order: each item found by its name (the
+    items dropped before it do not move it), an item's fields going while the item stays, an
+    item whose every field goes dropped with the list left empty only if nobody owns it."""
+    obj = {"spec": {"disks": [{"name": n, "size": "1Gi", "bus": "virtio"} for n in "abcd"], "tags": ["x", "y"]}}
+    merge.remove(obj, paths('f:spec/f:disks/k:{"name":"a"}', 'f:spec/f:disks/k:{"name":"c"}/f:size',
+                            'f:spec/f:disks/k:{"name":"b"}', 'f:spec/f:disks/k:{"name":"d"}/f:bus',
+                            'f:spec/f:disks/k:{"name":"c"}/f:bus', 'f:spec/f:tags/v:"x"', 'f:spec/f:tags/v:"y"'),
+                 SCHEMA, still_owned=paths("f:spec/f:size"))
+    assert obj == {"spec": {"disks": [{"name": "c"}, {"name": "d", "size": "1Gi"}]}}
+
+
+def test_an_applier_dropping_every_entry_of_a_long_set_removes_them_all() -> None:
+    """100,000 tags no longer applied (a 3 MiB body holds that many): found by index and dropped
+    in one pass (a scan and a shift each took 11 s for 8,000)."""
+    tags = [f"tag-{i}" for i in range(100_000)]
+    obj, entries = do_apply([], {"spec": {"size": 1}}, {"spec": {"size": 1, "tags": tags}})
+    assert obj["spec"]["tags"] == tags
+    obj, entries = do_apply(entries, obj, {"spec": {"size": 1, "tags": tags[:3]}})
+    assert obj == {"spec": {"size": 1, "tags": tags[:3]}}
+    assert len([p for p in owners(entries)["me"] if p[:2] == ("f:spec", "f:tags")]) == 3
+
+
 def entry(name: str, operation: str, *dotted: str) -> managed.Entry:
     return managed.Entry(name, operation, "example.dvp.io/v1", "", "2026-01-01T00:00:00Z", paths(*dotted))
 
