@@ -9,11 +9,14 @@ words), so one object can hold a worker thread for about a second at most, not f
 
 The unit is a syntax-tree node of a rule or of a macro's body, counted once per evaluation of
 it: close to kube's cost units (one per operation), and like them it does not depend on how
-busy the machine is, so a write is refused or taken the same way every time.
+busy the machine is, so a write is refused or taken the same way every time. What the nodes do
+not see (an operation whose cost grows with its data) is bounded by the CPU time the rules of
+one write may take (`CPU_SECONDS`), checked at each evaluation.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import celpy
@@ -24,6 +27,12 @@ REQUEST_BUDGET = 200_000
 where kube's budget of 10,000,000 units takes about a tenth of a second in Go. A
 VirtualMachinePool at its lists' `maxItems` (16 disk templates, 16 references) spends 19,000."""
 
+CPU_SECONDS = 3.0
+"""The backstop: the CPU time (of the evaluating thread, so not the time it waits for others)
+the rules of one write may take whatever their nodes. An operation's cost can grow with the
+data it works on, which nodes do not count: `self.map(x, self + self)` copies the list at each
+element (8,000 strings took 3.7 s within 40,000 nodes)."""
+
 OUT_OF_BUDGET = "validation failed due to running out of cost budget, no further validation rules will be run"
 """kube-apiserver's message for a write whose rules ran out of the budget."""
 
@@ -33,16 +42,17 @@ class BudgetExceeded(Exception):  # noqa: N818 - the name says what happened, as
 
 
 class Budget:
-    """What is left of one write's budget, spent by every evaluation of its rules."""
+    """What is left of one write's budget, spent by every evaluation of its rules; made in the
+    thread that evaluates them."""
 
-    def __init__(self, limit: int = REQUEST_BUDGET) -> None:
+    def __init__(self, limit: int = REQUEST_BUDGET, cpu_seconds: float = CPU_SECONDS) -> None:
         self.left = limit
+        self._until = time.thread_time() + cpu_seconds
 
     def spend(self, cost: int) -> None:
         self.left -= cost
-        if self.left < 0:
+        if self.left < 0 or time.thread_time() > self._until:
             raise BudgetExceeded(OUT_OF_BUDGET)
-
 
 
 def _nodes(ast: Any) -> int:

@@ -76,3 +76,12 @@ def test_a_virtual_machine_pool_at_its_lists_max_items_fits_in_the_budget() -> N
     budget = Budget()
     assert rules.evaluate(pool, None, budget) == []
     assert REQUEST_BUDGET - budget.left < REQUEST_BUDGET // 5
+
+
+def test_an_operation_whose_cost_grows_with_the_data_is_stopped_by_the_cpu_backstop() -> None:
+    """`self + self` copies the list at each of its elements: few nodes, much work. With every
+    node it wants, the rule is still stopped once the write's rules have had their CPU time."""
+    rules = CelRules(tags_schema({"rule": "self.map(x, self + self).size() > 0"}))
+    assert rules.evaluate({"tags": tags(50)}, None, Budget(10**12, cpu_seconds=1.0)) == []
+    causes = rules.evaluate({"tags": tags(5000)}, None, Budget(10**12, cpu_seconds=0.05))
+    assert [(c.field, c.message) for c in causes] == [("tags", f'Invalid value: "array": {OUT_OF_BUDGET}')]
