@@ -20,7 +20,9 @@ _TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|[^\s(),!=]+)")
 class Requirement:
     key: str
     op: str  # "=", "!=", "in", "notin", "exists", "!"
-    values: tuple[str, ...] = ()
+    values: frozenset[str] = frozenset()
+    """A set, not the tuple parsed: `in (...)` with 50,000 values over 5,000 objects was a scan
+    of the values per object."""
 
     def matches(self, labels: dict[str, str]) -> bool:
         if self.op == "exists":
@@ -63,7 +65,7 @@ class LabelSelector:
                         value, i = "", i + 2
                     else:
                         value, i = tokens[i + 2], i + 3
-                    reqs.append(Requirement(key, "!=" if nxt == "!=" else "=", (value,)))
+                    reqs.append(Requirement(key, "!=" if nxt == "!=" else "=", frozenset((value,))))
                 elif nxt in ("in", "notin"):
                     if i + 2 >= len(tokens) or tokens[i + 2] != "(":
                         raise fail(f"expected '(' after {nxt}")
@@ -74,7 +76,7 @@ class LabelSelector:
                         j += 1
                     if j >= len(tokens):
                         raise fail("missing ')'")
-                    reqs.append(Requirement(key, nxt, tuple(values)))
+                    reqs.append(Requirement(key, nxt, frozenset(values)))
                     i = j + 1
                 else:
                     raise fail(f"unexpected {nxt!r} after {key!r}")
