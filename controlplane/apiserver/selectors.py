@@ -38,7 +38,7 @@ class Requirement:
 class LabelSelector:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.requirements = self._parse(text) if text.strip() else []
+        self.requirements = _merged(self._parse(text)) if text.strip() else []
 
     def _parse(self, text: str) -> list[Requirement]:
         tokens = [t for t in _TOKEN.findall(text)]
@@ -94,6 +94,25 @@ class LabelSelector:
         return all(r.matches(labels) for r in self.requirements)
 
 
+def _merged(requirements: list[Requirement]) -> list[Requirement]:
+    """The requirements on one key and of one sense as one: `a=x,a in (x,y)` is `a in (x)` (the
+    values all allow), `a!=x,a notin (y)` is `a notin (x,y)` (those any refuses). A selector of
+    50,000 `!=` terms is then one lookup per object, not 50,000 compares."""
+    sense = {"=": "in", "!=": "notin"}
+    allowed: dict[str, set[str]] = {}
+    refused: dict[str, set[str]] = {}
+    plain: dict[tuple[str, str], Requirement] = {}
+    for r in requirements:
+        op = sense.get(r.op, r.op)
+        if op == "in":
+            allowed[r.key] = allowed[r.key] & r.values if r.key in allowed else set(r.values)
+        elif op == "notin":
+            refused.setdefault(r.key, set()).update(r.values)
+        plain.setdefault((r.key, op), r)  # in order of first mention
+    return [Requirement(key, op, frozenset(allowed[key] if op == "in" else refused[key]))
+            if op in ("in", "notin") else r for (key, op), r in plain.items()]
+
+
 def _get_path(obj: dict[str, Any], path: str) -> str:
     cur: Any = obj
     for part in path.split("."):
@@ -122,12 +141,23 @@ class FieldSelector:
                 raise errors.bad_request(f'field label not supported: {fieldname}')
             self.terms.append((fieldname, op != "!=", value))
         self._getter: Callable[[dict[str, Any], str], str] = _get_path
+        self._fields: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        """Per field, the values it must equal and those it must not: each field read once per
+        object, however many terms name it (50,000 `!=` terms were 50,000 reads and compares)."""
+        sets: dict[str, tuple[set[str], set[str]]] = {}
+        for f, eq, v in self.terms:
+            sets.setdefault(f, (set(), set()))[0 if eq else 1].add(v)
+        self._fields = {f: (frozenset(equal), frozenset(unequal)) for f, (equal, unequal) in sets.items()}
 
     def __bool__(self) -> bool:
         return bool(self.terms)
 
     def matches(self, obj: dict[str, Any]) -> bool:
-        return all((self._getter(obj, f) == v) == eq for f, eq, v in self.terms)
+        for f, (equal, unequal) in self._fields.items():
+            value = self._getter(obj, f)
+            if (equal and (len(equal) > 1 or value not in equal)) or value in unequal:
+                return False
+        return True
 
     def name_equals(self) -> str | None:
         """The object name if the selector pins one (used to answer from one key)."""

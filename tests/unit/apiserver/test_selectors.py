@@ -86,3 +86,28 @@ def test_a_set_of_fifty_thousand_values_selects_by_lookup() -> None:
     assert [o["metadata"]["labels"]["app"] for o in chosen] == [f"v{i}" for i in range(0, 5_000, 2)]
     others = [o for o in objs if outside.matches(o)]
     assert len(others) == 2_500 and all(int(o["metadata"]["labels"]["app"][1:]) % 2 for o in others)
+
+
+@pytest.mark.parametrize(("selector", "apps"), [
+    ("app=x,app in (x,y)", ["x"]),
+    ("app=x,app=y", []),
+    ("app in (x,y,z),app in (y,z),app!=z", ["y"]),
+    ("app!=x,app notin (y)", ["z", None]),
+    ("app,app!=x", ["y", "z"]),
+    ("!app,!app", [None]),
+], ids=["in-and-equal", "two-equals", "in-in-unequal", "unequal-notin", "exists-unequal", "absent-twice"])
+def test_requirements_on_one_key_hold_together(selector: str, apps: list[str | None]) -> None:
+    objs = [{"metadata": {"labels": {"app": a} if a else {}}} for a in ("x", "y", "z", None)]
+    got = [(o["metadata"]["labels"] or {}).get("app") for o in objs if LabelSelector(selector).matches(o)]
+    assert got == apps
+
+
+def test_field_selector_terms_on_one_field_hold_together() -> None:
+    objs = [{"metadata": {"name": f"vm-{i}", "namespace": "prod" if i % 2 else "dev"}} for i in range(2_000)]
+    names = ",".join(f"metadata.name!=vm-{i}" for i in range(0, 2_000, 3))
+    sel = FieldSelector(f"{names},metadata.namespace=prod", set())
+    assert [o["metadata"]["name"] for o in objs if sel.matches(o)] == [
+        f"vm-{i}" for i in range(2_000) if i % 3 and i % 2]
+    pinned = FieldSelector("metadata.name=vm-1,metadata.name!=vm-2", set())
+    assert pinned.name_equals() == "vm-1" and [o for o in objs if pinned.matches(o)] == [objs[1]]
+    assert not [o for o in objs if FieldSelector("metadata.name=vm-1,metadata.name=vm-3", set()).matches(o)]
