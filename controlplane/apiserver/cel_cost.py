@@ -5,7 +5,7 @@ cel-python interprets each evaluation (a rule, and each element a macro such as 
 nothing but the CRD's `maxItems` bounded it. kube-apiserver refuses such a CRD when it
 estimates the cost and stops any evaluation that runs out of its budget; here the CRD is taken
 and a write whose rules run out of the budget is refused (422, the field named, kube's
-words), so one object can hold a worker thread for about a second at most, not for minutes.
+words), so one object can hold a worker thread for a second or two at most, not for minutes.
 
 The unit is a syntax-tree node of a rule or of a macro's body, counted once per evaluation of
 it: close to kube's cost units (one per operation), and like them it does not depend on how

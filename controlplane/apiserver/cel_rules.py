@@ -242,6 +242,11 @@ class _OutOfBudget(Exception):  # noqa: N818 - a signal inside the walk, never s
         super().__init__(where)
         self.where, self.type = where, type_
 
+    @classmethod
+    def at(cls, path: list[Any], value: Any) -> _OutOfBudget:
+        """The rule at `path` (over `value`) ran out of the write's budget."""
+        return cls(field_path(path).lstrip("."), json_type(value))
+
 
 class CelRules:
     """All CEL rules of one schema, as a tree that mirrors the schema's shape."""
@@ -305,7 +310,7 @@ class CelRules:
         try:
             result = rule.program.evaluate(activation, budget)
         except BudgetExceeded:
-            raise _OutOfBudget(field_path(path).lstrip("."), json_type(value)) from None
+            raise _OutOfBudget.at(path, value) from None
         except Exception as exc:  # celpy raises for type errors and missing keys
             result = exc
         passed = result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
@@ -324,7 +329,7 @@ class CelRules:
             try:
                 message = str(rule.message_program.evaluate(activation, budget))
             except BudgetExceeded:
-                raise _OutOfBudget(field_path(path).lstrip("."), json_type(value)) from None
+                raise _OutOfBudget.at(path, value) from None
             except Exception:  # noqa: BLE001 - the static message stays
                 pass
         where = field_path(path)

@@ -154,7 +154,7 @@ def _merge_list(current: list[Any], patch: list[Any], key: str, merge_keys: dict
             return [copy.deepcopy({k: v for k, v in i.items() if k != "$patch"}) for i in patch if i is not item]
     out: list[Any] = [copy.deepcopy(x) for x in current]
     removed: set[int] = set()
-    at = _Positions(key)
+    at = _Positions()
     for i, x in enumerate(out):
         if isinstance(x, dict):
             at.add(x.get(key), i)
@@ -208,8 +208,7 @@ def _identity(value: Any) -> Any:
 class _Positions:
     """The positions of a list's objects by the value of their merge key, in order."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key
+    def __init__(self) -> None:
         self._at: dict[Any, list[int]] = {}
 
     def add(self, value: Any, index: int) -> None:

@@ -141,13 +141,12 @@ class FieldSelector:
                 raise errors.bad_request(f'field label not supported: {fieldname}')
             self.terms.append((fieldname, op != "!=", value))
         self._getter: Callable[[dict[str, Any], str], str] = _get_path
-        self._fields: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-        """Per field, the values it must equal and those it must not: each field read once per
-        object, however many terms name it (50,000 `!=` terms were 50,000 reads and compares)."""
         sets: dict[str, tuple[set[str], set[str]]] = {}
         for f, eq, v in self.terms:
             sets.setdefault(f, (set(), set()))[0 if eq else 1].add(v)
         self._fields = {f: (frozenset(equal), frozenset(unequal)) for f, (equal, unequal) in sets.items()}
+        """Per field, the values it must equal and those it must not: each field read once per
+        object, however many terms name it (50,000 `!=` terms were 50,000 reads and compares)."""
 
     def __bool__(self) -> bool:
         return bool(self.terms)
