@@ -11,22 +11,13 @@ import click
 
 from controlplane.common import stop_bound
 from controlplane.common.logs import setup_logging
+from controlplane.controllers.cli_options import platform_options
 
 
 @click.command("controller")
 @click.option("--kubeconfig", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
               help="Kubeconfig of the controllers' service account.")
-@click.option("--vm-cidr", "vm_cidrs", multiple=True, default=["10.66.0.0/16"], show_default=True,
-              help="virtualMachineCIDRs (repeatable).")
-@click.option("--vm-ip-hold", default=600.0, show_default=True, type=click.FloatRange(min=0))
-@click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1))
-@click.option("--node-grace", default=40.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds a node's Lease may go unrenewed before the node is Ready=Unknown (lost).")
-@click.option("--operation-ttl", default=86400.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds after its creation a finished VirtualMachineOperation or VirtualMachineSnapshotOperation "
-                   "is deleted (DVP's 24 h); of the younger ones, the newest 10 of each VM (snapshot) are kept.")
-@click.option("--mac-prefix", default="02:d8:76", show_default=True,
-              help="OUI (three octets) automatic VirtualMachineMACAddresses are allocated under.")
+@platform_options
 @click.option("--dvcr-url", default="", help="https://host:port of DVCR.")
 @click.option("--dvcr-ca", type=click.Path(exists=True, dir_okay=False), default=None, help="CA of DVCR's certificate.")
 @click.option("--dvcr-importer-auth", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -16,6 +16,7 @@ from controlplane.common import cpu_share
 from controlplane.common.cpu_share import DEFAULT_NICE, MAX_NICE, MIN_NICE
 from controlplane.common.hostport import check_host, split_host_port
 from controlplane.common.logs import setup_logging
+from controlplane.controllers.cli_options import platform_options
 
 
 def _split_listen(value: str, option: str = "--listen") -> tuple[str, int]:
@@ -104,21 +105,9 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
 @click.option("--dvcr-listen", default="127.0.0.1:5443", show_default=True,
               help="HOST:PORT of DVCR, the VM image registry (HTTPS; port 0 picks a free one; DATA_DIR/dvcr.json "
                    "records it).")
-@click.option("--vm-cidr", "vm_cidrs", multiple=True, default=["10.66.0.0/16"], show_default=True,
-              help="virtualMachineCIDRs: subnets VM addresses come from (repeatable).")
-@click.option("--vm-ip-hold", default=600.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds a released VM address stays reserved for its namespace.")
-@click.option("--upload-wait", default=900.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds an image upload URL waits for the upload to start.")
-@click.option("--node-grace", default=40.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds a node's Lease may go unrenewed before the node is Ready=Unknown (lost).")
+@platform_options
 @click.option("--event-ttl", default=3600.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds an Event is kept after its last write (kube-apiserver's --event-ttl).")
-@click.option("--operation-ttl", default=86400.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds after its creation a finished VirtualMachineOperation or VirtualMachineSnapshotOperation "
-                   "is deleted (DVP's 24 h); of the younger ones, the newest 10 of each VM (snapshot) are kept.")
-@click.option("--mac-prefix", default="02:d8:76", show_default=True,
-              help="OUI (three octets) automatic VirtualMachineMACAddresses are allocated under.")
 @click.option("--no-controllers", is_flag=True, help="Serve the API and DVCR only (controllers run elsewhere).")
 @click.option("--no-agent", is_flag=True, help="Do not run the node handler in-process (hosts run `dvp agent`).")
 @click.option("--agent-config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
