@@ -23,7 +23,7 @@ def note(event):
     with open(os.environ["STAGES_LOG"], "a") as f:
         f.write(json.dumps({"name": name, "event": event, "t": time.monotonic()}) + "\\n")
 note("start")
-time.sleep(0.3)
+time.sleep(float(os.environ.get("STAGES_DELAY_" + name, "0.3")))
 ok = name != "bad"
 note("ready" if ok else "failed")
 os.write(fd, (json.dumps({"ready": ok, "url": name, "error": "boom"}) + "\\n").encode())
@@ -61,6 +61,9 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_a_with_previous_step_starts_alongside_the_one_before_and_the_next_waits_for_both(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # b is slow to be ready, so c (started alongside) is seen starting before it even when an
+    # interpreter takes long to start on a busy machine (0.4 s more for c than for b was seen)
+    monkeypatch.setenv("STAGES_DELAY_b", "2.5")
     t, error, sup = _run(tmp_path, monkeypatch, [
         ChildSpec("a", "A"), ChildSpec("b", "B"), ChildSpec("c", "C", with_previous=True), ChildSpec("d", "D")])
     assert error == ""
