@@ -44,13 +44,15 @@ async def test_an_event_is_deleted_ttl_after_its_last_write_and_nothing_else_is(
     expiry.start()
     try:
         events = api.info("", "v1", "events")
+        born = time.monotonic()
         await api.service.create(events, "default", event("once"))
         await api.service.create(events, "default", event("bumped"))
         await api.service.create(api.configmaps, "default", {"metadata": {"name": "c"}, "data": {"k": "v"}})
         await asyncio.sleep(TTL * 0.6)
         await api.service.patch(events, "default", "bumped", "application/merge-patch+json", {"count": 2})
-        took = await wait_gone(api, "once", TTL * 2)
-        assert took > TTL * 0.2, "expired before its time"
+        await wait_gone(api, "once", TTL * 2)
+        # from before its create: a slow sleep or patch on a busy machine takes nothing off its time
+        assert time.monotonic() - born > TTL * 0.9, "expired before its time"
         assert present(api, "bumped"), "the bump gave it ttl more"
         await wait_gone(api, "bumped", TTL * 2)
         assert api.service.get(api.configmaps, "default", "c").obj["data"] == {"k": "v"}
